@@ -1,0 +1,3 @@
+from drctl.cli import main
+
+main()

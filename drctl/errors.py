@@ -1,0 +1,23 @@
+"""drctl's exception: a message a person can act on, and the exit code that goes with it."""
+
+import click
+
+from drctl.exitcodes import ExitCode
+
+
+class DrctlError(click.ClickException):
+    """An error that ends the command with a specific exit code.
+
+    `hint` is printed on its own line as what to do next.
+    """
+
+    def __init__(self, message: str, code: ExitCode = ExitCode.FAILED, hint: str | None = None):
+        super().__init__(message)
+        self.exit_code = int(code)
+        self.code = code
+        self.hint = hint
+
+    def format_message(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message

@@ -1,0 +1,267 @@
+"""Load and validate an inventory before anything remote happens.
+
+The contract (README "Inventory"): groups pg_primary (exactly one host),
+pg_standby (one or more), backup and app (optional); cluster options `drctl_*`
+(drctl/options.py) and role options (roles/*/meta/argument_specs.yml). Every
+problem found is reported at once, each with the file (and line where YAML is
+malformed) so that one edit fixes them all.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from drctl.errors import DrctlError
+from drctl.exitcodes import ExitCode
+from drctl.options import CLUSTER_OPTIONS, option_names
+from drctl.paths import project_dir
+
+PG_GROUPS = ("pg_primary", "pg_standby")
+KNOWN_GROUPS = (*PG_GROUPS, "backup", "app")
+VAULT_HEADER = "$ANSIBLE_VAULT;"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that accepts Ansible's `!vault` and `!unsafe` tags as opaque values."""
+
+
+def _opaque(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    return "<vaulted>" if node.tag == "!vault" else loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_Loader.add_constructor("!vault", _opaque)
+_Loader.add_constructor("!unsafe", _opaque)
+
+
+class InventoryError(DrctlError):
+    def __init__(self, path: Path, problems: list[str]):
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"inventory {path} is not valid ({len(problems)} problem"
+            f"{'s' if len(problems) != 1 else ''}):\n{lines}",
+            ExitCode.INVALID_INVENTORY,
+            hint="fix the inventory and run again; README.md 'Inventory' describes every option",
+        )
+        self.problems = problems
+
+
+@dataclass
+class Host:
+    name: str
+    address: str
+    groups: set[str] = field(default_factory=set)
+    vars: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Inventory:
+    path: Path
+    hosts: dict[str, Host]
+    cluster: dict[str, Any]
+
+    def group(self, name: str) -> list[Host]:
+        return [h for h in self.hosts.values() if name in h.groups]
+
+    @property
+    def primary(self) -> Host:
+        return self.group("pg_primary")[0]
+
+    @property
+    def pg_hosts(self) -> list[Host]:
+        return [h for h in self.hosts.values() if h.groups & set(PG_GROUPS)]
+
+    @property
+    def vip(self) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+        return ipaddress.ip_interface(self.cluster["drctl_vip"])
+
+    @property
+    def name(self) -> str:
+        return str(self.cluster.get("drctl_cluster_name", "main"))
+
+
+def _read_yaml(path: Path, problems: list[str]) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        problems.append(f"{path}: cannot read: {exc.strerror}")
+        return None
+    if text.lstrip().startswith(VAULT_HEADER):
+        return None  # an ansible-vault file: secrets only, checked by the roles
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problems.append(f"{where}: malformed YAML: {exc.problem or exc.context}")
+    except yaml.YAMLError as exc:
+        problems.append(f"{path}: malformed YAML: {exc}")
+    return None
+
+
+def _vars_dir(base: Path, name: str, problems: list[str]) -> dict[str, Any]:
+    """group_vars/NAME.yml, group_vars/NAME.yaml, group_vars/NAME/*.yml merged."""
+    merged: dict[str, Any] = {}
+    candidates = [base / f"{name}.yml", base / f"{name}.yaml", base / name]
+    for cand in candidates:
+        files = sorted(cand.glob("*.y*ml")) if cand.is_dir() else [cand] if cand.is_file() else []
+        for f in files:
+            data = _read_yaml(f, problems)
+            if data is None:
+                continue
+            if not isinstance(data, dict):
+                problems.append(f"{f}: expected a mapping of variables, got {type(data).__name__}")
+                continue
+            merged.update(data)
+    return merged
+
+
+def role_option_names(root: Path | None = None) -> tuple[set[str], set[str]]:
+    """(known option names, role prefixes) from roles/*/meta/argument_specs.yml."""
+    root = root or project_dir()
+    names: set[str] = set()
+    prefixes: set[str] = set()
+    for spec in sorted((root / "roles").glob("*/meta/argument_specs.yml")):
+        prefixes.add(spec.parent.parent.name + "_")
+        data = yaml.safe_load(spec.read_text()) or {}
+        for entry in (data.get("argument_specs") or {}).values():
+            names.update((entry.get("options") or {}).keys())
+    return names, prefixes
+
+
+def _walk(group: str, node: Any, parents: list[str], path: Path, problems: list[str],
+          hosts: dict[str, Host], gvars: dict[str, dict[str, Any]]) -> None:
+    if node is None:
+        return
+    if not isinstance(node, dict):
+        problems.append(f"{path}: group '{group}' must be a mapping, got {type(node).__name__}")
+        return
+    unknown = set(node) - {"hosts", "children", "vars"}
+    for key in sorted(unknown):
+        problems.append(f"{path}: group '{group}' has unknown key '{key}' "
+                        "(a group holds hosts, children and vars)")
+    gvars.setdefault(group, {}).update(node.get("vars") or {})
+    chain = [*parents, group]
+    for hname, hvars in (node.get("hosts") or {}).items():
+        host = hosts.setdefault(str(hname), Host(name=str(hname), address=str(hname)))
+        host.groups.update(chain)
+        if isinstance(hvars, dict):
+            host.vars.update(hvars)
+        elif hvars is not None:
+            problems.append(f"{path}: host '{hname}' must map to variables, got {hvars!r}")
+    for child, cnode in (node.get("children") or {}).items():
+        _walk(str(child), cnode, chain, path, problems, hosts, gvars)
+
+
+def load(path: Path | str) -> Inventory:
+    """Read and validate; raise InventoryError listing every problem found."""
+    path = Path(path)
+    problems: list[str] = []
+    if not path.exists():
+        raise InventoryError(path, [f"{path}: no such file (for the lab, run `drctl lab up`)"])
+    if path.is_dir():
+        path = next((p for p in (path / "hosts.yml", path / "hosts.yaml") if p.exists()),
+                    path / "hosts.yml")
+    data = _read_yaml(path, problems)
+    if problems:
+        raise InventoryError(path, problems)
+    if not isinstance(data, dict) or not data:
+        raise InventoryError(path, [f"{path}: expected a YAML inventory with groups"])
+
+    hosts: dict[str, Host] = {}
+    gvars: dict[str, dict[str, Any]] = {}
+    top = data["all"] if set(data) == {"all"} else {"children": data}
+    _walk("all", top, [], path, problems, hosts, gvars)
+
+    base = path.parent
+    for group in list(gvars):
+        gvars[group].update(_vars_dir(base / "group_vars", group, problems))
+    for host in hosts.values():
+        host.vars = {**host.vars, **_vars_dir(base / "host_vars", host.name, problems)}
+        host.address = str(host.vars.get("ansible_host", host.name))
+
+    cluster = {o.name: o.default for o in CLUSTER_OPTIONS}
+    cluster.update(gvars.get("all", {}))
+    inv = Inventory(path=path, hosts=hosts, cluster=cluster)
+    problems += _check_groups(inv, gvars)
+    problems += _check_addresses(inv)
+    problems += _check_options(inv, gvars)
+    if problems:
+        raise InventoryError(path, problems)
+    return inv
+
+
+def _check_groups(inv: Inventory, gvars: dict[str, dict[str, Any]]) -> list[str]:
+    problems = []
+    for group in PG_GROUPS:
+        if group not in gvars:
+            problems.append(f"missing group '{group}' (required: {', '.join(PG_GROUPS)})")
+    primaries = inv.group("pg_primary")
+    if "pg_primary" in gvars and len(primaries) != 1:
+        names = ", ".join(h.name for h in primaries) or "none"
+        problems.append(f"group 'pg_primary' must hold exactly one host, it holds {names}")
+    if "pg_standby" in gvars and not inv.group("pg_standby"):
+        problems.append("group 'pg_standby' must hold at least one host")
+    for host in primaries:
+        if "pg_standby" in host.groups:
+            problems.append(f"host '{host.name}' is in both pg_primary and pg_standby")
+    return problems
+
+
+def _check_addresses(inv: Inventory) -> list[str]:
+    problems = []
+    seen: dict[str, str] = {}
+    for host in inv.hosts.values():
+        other = seen.get(host.address)
+        if other:
+            problems.append(f"hosts '{other}' and '{host.name}' have the same address "
+                            f"{host.address}")
+        seen.setdefault(host.address, host.name)
+
+    for name in ("drctl_vip", "drctl_vip_interface"):
+        if not inv.cluster.get(name):
+            problems.append(f"missing option '{name}' (set it in group_vars/all)")
+    raw = inv.cluster.get("drctl_vip")
+    if not raw:
+        return problems
+    if "/" not in str(raw):
+        problems.append(f"drctl_vip '{raw}' needs a prefix length, e.g. {raw}/24")
+        return problems
+    try:
+        vip = ipaddress.ip_interface(str(raw))
+    except ValueError:
+        problems.append(f"drctl_vip '{raw}' is not a valid address/prefix")
+        return problems
+    for host in inv.pg_hosts:
+        try:
+            addr = ipaddress.ip_address(host.address)
+        except ValueError:
+            continue  # a DNS name: the playbook's preflight checks it on the host
+        if addr == vip.ip:
+            problems.append(f"drctl_vip {vip.ip} equals the address of host '{host.name}'")
+        elif addr not in vip.network:
+            problems.append(f"drctl_vip {vip} is outside host '{host.name}''s subnet "
+                            f"({host.address} is not in {vip.network})")
+    return problems
+
+
+def _check_options(inv: Inventory, gvars: dict[str, dict[str, Any]]) -> list[str]:
+    problems = []
+    role_names, prefixes = role_option_names()
+    known = option_names() | role_names
+    prefixes |= {"drctl_"}
+    where: list[tuple[str, dict[str, Any]]] = [(f"group '{g}'", v) for g, v in gvars.items()]
+    where += [(f"host '{h.name}'", h.vars) for h in inv.hosts.values()]
+    for place, variables in where:
+        for var in variables:
+            if var in known or not any(var.startswith(p) for p in prefixes):
+                continue
+            close = difflib.get_close_matches(var, sorted(known), n=1)
+            tip = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"unknown option '{var}' in {place}{tip}")
+    return problems

@@ -1,0 +1,444 @@
+"""The local lab: Debian 12 containers with systemd, reached over SSH like real servers.
+
+`up()` is idempotent: it installs and starts what it needs (Debian's docker.io and
+debootstrap, dockerd), builds the image once (debootstrap + docker import, cached by
+the recipe's hash), starts the containers on a dedicated network with fixed
+addresses, and writes inventories/lab/ with a generated vault. A second `up()`
+changes nothing; containers left "Exited" by a machine restart are started again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from drctl.errors import DrctlError
+from drctl.exitcodes import ExitCode
+from drctl.paths import lab_dir, lab_inventory_dir
+
+NETWORK = "drctl-lab"
+LABEL = "drctl.lab"
+PREFIX = "drctl-lab-"
+RECIPE = Path(__file__).parent / "lab_image" / "build-rootfs.sh"
+DOCKER_SOCK = "/var/run/docker.sock"
+# name, last octet, inventory group
+HOSTS: tuple[tuple[str, int, str], ...] = (
+    ("pg1", 11, "pg_primary"),
+    ("pg2", 12, "pg_standby"),
+    ("backup1", 13, "backup"),
+    ("app1", 14, "app"),
+)
+VIP_OCTET = 100
+RUN_ARGS = (
+    "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW",
+    "--cap-add", "NET_BROADCAST",
+    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+    "--cgroupns=private", "--tmpfs", "/run", "--tmpfs", "/run/lock",
+    "--stop-signal", "SIGRTMIN+3",
+)
+# Secrets the lab's vault holds; each generated once and kept across `lab up`.
+VAULT_SECRETS: dict[str, int] = {
+    "vault_pg_replication_password": 32,
+    "vault_pg_rewind_password": 32,
+    "vault_pg_app_password": 32,
+    "vault_keepalived_auth_pass": 8,  # VRRP PASS authentication uses at most 8 characters
+}
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class LabHost:
+    name: str
+    address: str
+    group: str
+
+    @property
+    def container(self) -> str:
+        return PREFIX + self.name
+
+
+def subnet() -> ipaddress.IPv4Network:
+    return ipaddress.IPv4Network(os.environ.get("DRCTL_LAB_SUBNET", "172.29.53.0/24"))
+
+
+def lab_hosts() -> list[LabHost]:
+    net = subnet()
+    return [LabHost(n, str(net.network_address + o), g) for n, o, g in HOSTS]
+
+
+def vip() -> str:
+    net = subnet()
+    return f"{net.network_address + VIP_OCTET}/{net.prefixlen}"
+
+
+def _run(cmd: list[str], *, check: bool = True, input: str | None = None,
+         capture: bool = True, timeout: float | None = 600) -> subprocess.CompletedProcess:
+    try:
+        proc = subprocess.run(cmd, input=input, text=True, capture_output=capture,
+                              timeout=timeout, check=False)
+    except FileNotFoundError as exc:
+        raise DrctlError(f"{cmd[0]} is not installed", ExitCode.ENVIRONMENT) from exc
+    if check and proc.returncode != 0:
+        err = (proc.stderr or proc.stdout or "").strip()
+        raise DrctlError(f"`{' '.join(cmd[:4])} ...` failed: {err}", ExitCode.ENVIRONMENT)
+    return proc
+
+
+def docker(*args: str, check: bool = True, input: str | None = None,
+           timeout: float | None = 600) -> subprocess.CompletedProcess:
+    return _run(["docker", *args], check=check, input=input, timeout=timeout)
+
+
+# ---------------------------------------------------------------- engine
+
+def _apt_install(packages: list[str], say: Say) -> None:
+    if os.geteuid() != 0:
+        raise DrctlError(f"{' '.join(packages)} missing and drctl is not root",
+                         ExitCode.ENVIRONMENT, hint=f"apt-get install {' '.join(packages)}")
+    say(f"installing {' '.join(packages)} (Debian packages)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise DrctlError(f"{' '.join(cmd)} failed: {proc.stderr.strip()[-500:]}",
+                             ExitCode.ENVIRONMENT)
+
+
+def _engine_answers() -> bool:
+    proc = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
+                          capture_output=True, text=True, check=False, timeout=20)
+    return proc.returncode == 0
+
+
+def ensure_engine(say: Say) -> None:
+    """docker CLI + engine + debootstrap present and the engine answering."""
+    missing = [pkg for tool, pkg in (("dockerd", "docker.io"), ("debootstrap", "debootstrap"),
+                                     ("ssh", "openssh-client"), ("iptables", "iptables"))
+               if not shutil.which(tool)]
+    if missing:
+        _apt_install(missing, say)
+    if not shutil.which("docker"):
+        raise DrctlError("no docker CLI after installing docker.io", ExitCode.ENVIRONMENT)
+    if _engine_answers():
+        return
+    say("starting dockerd (no engine was running)")
+    log = lab_dir() / "dockerd.log"
+    log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen(["dockerd"], stdout=fh, stderr=fh, start_new_session=True)
+    (lab_dir() / "dockerd.pid").write_text(str(proc.pid))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if os.path.exists(DOCKER_SOCK) and _engine_answers():
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    raise DrctlError(f"dockerd did not come up; see {log}", ExitCode.ENVIRONMENT)
+
+
+# ---------------------------------------------------------------- image
+
+def image_tag() -> str:
+    digest = hashlib.sha256(RECIPE.read_bytes()).hexdigest()[:12]
+    return f"drctl-lab:{digest}"
+
+
+def image_exists(tag: str) -> bool:
+    return docker("image", "inspect", tag, check=False).returncode == 0
+
+
+def ensure_image(say: Say) -> tuple[str, bool]:
+    """Return (tag, built_now)."""
+    tag = image_tag()
+    if image_exists(tag):
+        return tag, False
+    say(f"building lab image {tag} with debootstrap (once; about 2 minutes)")
+    workdir = Path(tempfile.mkdtemp(prefix="drctl-rootfs-", dir="/var/tmp"))
+    rootfs = workdir / "rootfs"
+    try:
+        proc = subprocess.run(["sh", str(RECIPE), str(rootfs)], capture_output=True, text=True,
+                              check=False)
+        if proc.returncode != 0:
+            raise DrctlError(f"building the lab root filesystem failed:\n{proc.stderr[-2000:]}",
+                             ExitCode.ENVIRONMENT)
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        imp = subprocess.run(["docker", "import", "--change", 'CMD ["/sbin/init"]',
+                              "-", tag], stdin=tar.stdout, capture_output=True, text=True,
+                             check=False)
+        tar.wait()
+        if imp.returncode != 0:
+            raise DrctlError(f"docker import failed: {imp.stderr}", ExitCode.ENVIRONMENT)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return tag, True
+
+
+# ---------------------------------------------------------------- network and containers
+
+def ensure_network(say: Say) -> None:
+    want = str(subnet())
+    proc = docker("network", "inspect", NETWORK, check=False)
+    if proc.returncode == 0:
+        info = json.loads(proc.stdout)[0]
+        have = [c.get("Subnet") for c in (info.get("IPAM", {}).get("Config") or [])]
+        if want in have:
+            return
+        say(f"recreating network {NETWORK} ({have} -> {want})")
+        remove_containers(say)
+        docker("network", "rm", NETWORK)
+    docker("network", "create", "--subnet", want, "--label", f"{LABEL}=1", NETWORK)
+
+
+def _container_state(name: str) -> tuple[str, str] | None:
+    """(status, image) of a container, or None."""
+    proc = docker("container", "inspect", name, check=False)
+    if proc.returncode != 0:
+        return None
+    info = json.loads(proc.stdout)[0]
+    return info["State"]["Status"], info["Config"]["Image"]
+
+
+def ensure_container(host: LabHost, tag: str, fresh: bool, say: Say) -> str:
+    """Return what was done: reused | started | created."""
+    state = _container_state(host.container)
+    if state and (fresh or state[1] != tag):
+        docker("rm", "-f", host.container)
+        state = None
+    if state and state[0] == "running":
+        return "reused"
+    if state:
+        docker("start", host.container)
+        return "started"
+    docker("run", "-d", "--name", host.container, "--hostname", host.name,
+           "--network", NETWORK, "--ip", host.address, "--label", f"{LABEL}=1",
+           *RUN_ARGS, tag, "/sbin/init")
+    return "created"
+
+
+def remove_containers(say: Say) -> list[str]:
+    proc = docker("ps", "-aq", "--filter", f"label={LABEL}", check=False)
+    ids = proc.stdout.split()
+    if ids:
+        docker("rm", "-f", *ids)
+    return ids
+
+
+def _wait_booted(host: LabHost, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    state = ""
+    while time.monotonic() < deadline:
+        proc = docker("exec", host.container, "systemctl", "is-system-running", check=False,
+                      timeout=20)
+        state = proc.stdout.strip()
+        if state in ("running", "degraded"):
+            proc = docker("exec", host.container, "cat", "/etc/ssh/ssh_host_ed25519_key.pub",
+                          check=False)
+            if proc.returncode == 0:
+                return
+        time.sleep(0.5)
+    raise DrctlError(f"lab host {host.name} did not boot (systemd says '{state}')",
+                     ExitCode.ENVIRONMENT, hint=f"docker logs {host.container}")
+
+
+def _authorize(host: LabHost, pubkey: str) -> str:
+    """Install the lab key for the `ansible` user; return the host's known_hosts line."""
+    script = ("install -d -m 0700 -o ansible -g ansible /home/ansible/.ssh && "
+              "cat > /home/ansible/.ssh/authorized_keys && "
+              "chown ansible:ansible /home/ansible/.ssh/authorized_keys && "
+              "chmod 0600 /home/ansible/.ssh/authorized_keys")
+    docker("exec", "-i", host.container, "sh", "-c", script, input=pubkey)
+    key = docker("exec", host.container, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout
+    kind, blob = key.split()[:2]
+    return f"{host.address} {kind} {blob}\n"
+
+
+# ---------------------------------------------------------------- keys, vault, inventory
+
+def ensure_ssh_key() -> Path:
+    key = lab_dir() / "id_ed25519"
+    lab_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not key.exists():
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "drctl-lab", "-f", str(key)])
+    return key
+
+
+def _vault_lib(password: str):
+    from ansible.constants import DEFAULT_VAULT_ID_MATCH
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    return VaultLib([(DEFAULT_VAULT_ID_MATCH, VaultSecret(password.encode()))])
+
+
+def ensure_vault(inv_dir: Path) -> bool:
+    """Generate the lab vault password and secrets; keep existing ones. True if written."""
+    pw_file = lab_dir() / "vault-pass"
+    if not pw_file.exists():
+        pw_file.write_text(secrets.token_urlsafe(32) + "\n")
+        pw_file.chmod(0o600)
+    vault = _vault_lib(pw_file.read_text().strip())
+    path = inv_dir / "group_vars" / "all" / "vault.yml"
+    current: dict[str, str] = {}
+    if path.exists():
+        try:
+            current = yaml.safe_load(vault.decrypt(path.read_bytes())) or {}
+        except Exception:  # wrong password (the key was regenerated): start over
+            current = {}
+    wanted = dict(current)
+    for name, length in VAULT_SECRETS.items():
+        if not wanted.get(name):
+            alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+            wanted[name] = "".join(secrets.choice(alphabet) for _ in range(length))
+    if wanted == current and path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "---\n" + yaml.safe_dump(wanted, default_flow_style=False)
+    path.write_bytes(vault.encrypt(text.encode()))
+    path.chmod(0o600)
+    return True
+
+
+def render_inventory(hosts: list[LabHost], key: Path) -> dict[str, str]:
+    """File name -> content for inventories/lab (the vault aside)."""
+    groups: dict[str, dict] = {}
+    for h in hosts:
+        groups.setdefault(h.group, {"hosts": {}})["hosts"][h.name] = {"ansible_host": h.address}
+    hosts_yml = ("---\n# Generated by `drctl lab up`; `drctl lab down` removes it.\n"
+                 + yaml.safe_dump({"all": {"children": groups}}, sort_keys=False))
+    known = lab_dir() / "known_hosts"
+    main = {
+        "drctl_cluster_name": "lab",
+        "drctl_vip": vip(),
+        "drctl_vip_interface": "eth0",
+        "drctl_app_networks": [str(subnet())],
+        "ansible_user": "ansible",
+        "ansible_become": True,
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "ansible_ssh_private_key_file": str(key),
+        "ansible_ssh_common_args": (f"-o UserKnownHostsFile={known} "
+                                    "-o StrictHostKeyChecking=yes -o ConnectTimeout=5 "
+                                    "-o ServerAliveInterval=5 -o ServerAliveCountMax=3"),
+    }
+    main_yml = ("---\n# Generated by `drctl lab up`: cluster options for the lab "
+                "(documented in inventories/example/group_vars/all/main.yml).\n"
+                + yaml.safe_dump(main, sort_keys=False))
+    return {"hosts.yml": hosts_yml, "group_vars/all/main.yml": main_yml}
+
+
+def _write_if_changed(path: Path, content: str) -> bool:
+    if path.exists() and path.read_text() == content:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    return True
+
+
+# ---------------------------------------------------------------- verbs
+
+@dataclass
+class UpResult:
+    image: str
+    image_built: bool
+    hosts: dict[str, str]  # name -> reused/started/created
+    inventory: str
+    changed: bool
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return self.__dict__
+
+
+def up(say: Say, fresh: bool = False) -> UpResult:
+    start = time.monotonic()
+    ensure_engine(say)
+    tag, built = ensure_image(say)
+    ensure_network(say)
+    hosts = lab_hosts()
+    key = ensure_ssh_key()
+    pubkey = (key.with_suffix(".pub")).read_text()
+    actions: dict[str, str] = {}
+    for h in hosts:
+        actions[h.name] = ensure_container(h, tag, fresh, say)
+        if actions[h.name] != "reused":
+            say(f"{h.name}: container {actions[h.name]} at {h.address}")
+    with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+        list(pool.map(_wait_booted, hosts))
+        known_lines = list(pool.map(lambda h: _authorize(h, pubkey), hosts))
+    inv_dir = lab_inventory_dir()
+    changed = built or any(a != "reused" for a in actions.values())
+    changed |= _write_if_changed(lab_dir() / "known_hosts", "".join(known_lines))
+    for rel, content in render_inventory(hosts, key).items():
+        changed |= _write_if_changed(inv_dir / rel, content)
+    changed |= ensure_vault(inv_dir)
+    return UpResult(tag, built, actions, str(inv_dir / "hosts.yml"), changed,
+                    round(time.monotonic() - start, 1))
+
+
+def down(say: Say, purge_image: bool = False) -> dict:
+    removed = []
+    if shutil.which("docker") and _engine_answers():
+        removed = remove_containers(say)
+        if docker("network", "inspect", NETWORK, check=False).returncode == 0:
+            docker("network", "rm", NETWORK)
+        if purge_image:
+            docker("rmi", "-f", image_tag(), check=False)
+    shutil.rmtree(lab_inventory_dir(), ignore_errors=True)
+    for name in ("id_ed25519", "id_ed25519.pub", "known_hosts", "vault-pass"):
+        (lab_dir() / name).unlink(missing_ok=True)
+    return {"containers_removed": len(removed), "inventory_removed": True}
+
+
+def ssh_answers(address: str, timeout: float = 5) -> bool:
+    """True when the host's sshd accepts the lab key and runs a command."""
+    key = lab_dir() / "id_ed25519"
+    cmd = ["ssh", "-i", str(key), "-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(timeout)}",
+           "-o", f"UserKnownHostsFile={lab_dir() / 'known_hosts'}",
+           "-o", "StrictHostKeyChecking=yes", f"ansible@{address}", "true"]
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=timeout + 5,
+                              check=False).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def status() -> list[dict]:
+    engine = shutil.which("docker") is not None and _engine_answers()
+    rows = []
+    for h in lab_hosts():
+        state = _container_state(h.container) if engine else None
+        rows.append({"host": h.name, "address": h.address, "group": h.group,
+                     "container": state[0] if state else "absent", "ssh": False})
+    with ThreadPoolExecutor(max_workers=len(rows)) as pool:
+        answers = pool.map(lambda r: r["container"] == "running" and ssh_answers(r["address"]),
+                           rows)
+        for row, ok in zip(rows, answers, strict=True):
+            row["ssh"] = ok
+    return rows
+
+
+def port_open(address: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def python() -> str:
+    return sys.executable

@@ -1,0 +1,1 @@
+"""One module per verb: preconditions, which playbook, what to verify."""

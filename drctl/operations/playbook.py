@@ -1,0 +1,60 @@
+"""Run one playbook for a command: validate the inventory, show progress, render the result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from drctl import inventory as inv_mod
+from drctl.errors import DrctlError
+from drctl.output import Progress, console, emit_json
+from drctl.runner import RunResult, run_playbook
+
+
+def run(playbook: str, inventory: Path, fmt: str, extravars: dict[str, Any] | None = None,
+        *, check: bool = False, limit: str | None = None, title: str = "",
+        job_timeout: int | None = None, render: bool = True) -> RunResult:
+    inv = inv_mod.load(inventory)
+    progress = Progress(enabled=fmt != "json")
+    if fmt != "json":
+        console(stderr=True).print(
+            f"[bold]{title or playbook}[/bold] on cluster '{inv.name}' "
+            f"({len(inv.hosts)} hosts, inventory {inv.path})" + (" [check mode]" if check else ""))
+    kwargs: dict[str, Any] = {}
+    if job_timeout:
+        kwargs["job_timeout"] = job_timeout
+    try:
+        result = run_playbook(playbook, inv.path, extravars, check=check, limit=limit,
+                              progress=progress, **kwargs)
+    finally:
+        progress.close()
+    if render:
+        show(result, fmt)
+    return result
+
+
+def show(result: RunResult, fmt: str) -> None:
+    if fmt == "json":
+        emit_json(result.as_dict())
+        return
+    con = console()
+    word = {"successful": "[green]succeeded[/green]"}.get(result.status,
+                                                          f"[red]{result.status}[/red]")
+    con.print(f"{result.playbook} {word} in {result.duration:.1f} s, "
+              f"{result.changed} change{'s' if result.changed != 1 else ''}")
+    for host, s in sorted(result.stats.items()):
+        con.print(f"  {host:<10} ok={s.get('ok', 0)} changed={s.get('changed', 0)} "
+                  f"failed={s.get('failures', 0)} unreachable={s.get('dark', 0)}")
+
+
+def raise_for(result: RunResult, what: str) -> None:
+    code = result.exit_code
+    if int(code) == 0:
+        return
+    lines = [f"{f.host}: {f.task}: {f.message}" for f in result.failures]
+    detail = ("\n  " + "\n  ".join(lines)) if lines else ""
+    hint = None
+    if result.unreachable_hosts:
+        hint = ("check that the host is up and answers SSH with the inventory's user and key "
+                f"({', '.join(result.unreachable_hosts)})")
+    raise DrctlError(f"{what} {result.status}{detail}", code, hint=hint)

@@ -1,0 +1,49 @@
+"""Cluster-wide options: the `drctl_*` variables an inventory may set.
+
+Role options are documented by each role's meta/argument_specs.yml; these are the
+few values that several roles and drctl itself read. inventories/example documents
+each one again for people who start from there.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    type: str
+    default: Any
+    description: str
+    required: bool = False
+
+
+CLUSTER_OPTIONS: tuple[Option, ...] = (
+    Option("drctl_cluster_name", "str", "main",
+           "Name of the cluster; used for the lock, journal and keepalived instance."),
+    Option("drctl_vip", "str", None,
+           "The virtual IP with its prefix (address/prefix), e.g. 10.0.0.100/24. It must lie in "
+           "the PostgreSQL hosts' subnet and differ from every host address.", required=True),
+    Option("drctl_vip_interface", "str", None,
+           "Network interface on the PostgreSQL hosts that carries the VIP, e.g. eth0.",
+           required=True),
+    Option("drctl_vrrp_router_id", "int", 51,
+           "VRRP virtual_router_id (1-255), unique per broadcast domain."),
+    Option("drctl_pg_version", "int", 15, "PostgreSQL major version (Debian's package)."),
+    Option("drctl_pg_port", "int", 5432, "PostgreSQL TCP port."),
+    Option("drctl_synchronous", "bool", False,
+           "Synchronous replication: commits wait for a standby (zero data loss on failover, "
+           "writes stall while no standby is connected)."),
+    Option("drctl_app_networks", "list", [],
+           "Extra CIDRs (besides the app hosts) allowed to reach the application database."),
+    Option("drctl_max_lag_bytes", "int", 16 * 1024 * 1024,
+           "Replication lag above which switchover/failover gates refuse."),
+    Option("drctl_slot_warn_bytes", "int", 512 * 1024 * 1024,
+           "An inactive replication slot retaining more WAL than this is reported as a problem."),
+    Option("drctl_tls_ca_dir", "str", "",
+           "Directory with ca.crt and ca.key of your own CA; empty: drctl generates a cluster CA "
+           "under the state directory."),
+)
+
+def option_names() -> set[str]:
+    return {o.name for o in CLUSTER_OPTIONS}

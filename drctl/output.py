@@ -1,0 +1,83 @@
+"""One renderer for every command: pretty (rich) for people, json for programs.
+
+Progress goes to stderr so that stdout stays clean for results; with
+`--format json` there is no progress at all and stdout holds one JSON document.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+FORMATS = ("pretty", "json")
+_MARK = {"ok": "ok", "changed": "changed", "skipped": "skipped", "failed": "FAILED",
+         "unreachable": "UNREACHABLE"}
+
+
+def console(stderr: bool = False):  # -> rich.console.Console, imported lazily
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def emit(fmt: str, data: Any, pretty: Callable[[Any], None]) -> None:
+    if fmt == "json":
+        emit_json(data)
+    else:
+        pretty(data)
+
+
+class Progress:
+    """Turns runner progress callbacks into one line per finished task.
+
+    A task's line lists each host's outcome; failures carry their message.
+    """
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.con = console(stderr=True) if enabled else None
+        self.task: str | None = None
+        self.hosts: dict[str, str] = {}
+        self.msgs: list[str] = []
+        self.count = 0
+
+    def __call__(self, kind: str, info: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        if kind == "play":
+            self._flush()
+            self.con.print(f"[bold]PLAY[/bold] {info['play']}")
+        elif kind == "task":
+            self._flush()
+            self.task = info["task"]
+        elif kind == "host":
+            self.hosts[info["host"]] = info["state"]
+            if info.get("msg"):
+                self.msgs.append(f"{info['host']}: {info['msg']}")
+
+    def _flush(self) -> None:
+        if self.task is None:
+            return
+        states = set(self.hosts.values())
+        if self.hosts and states <= {"skipped"}:
+            self.task, self.hosts, self.msgs = None, {}, []
+            return
+        self.count += 1
+        bad = states & {"failed", "unreachable"}
+        colour = "red" if bad else "yellow" if "changed" in states else "green"
+        hosts = ", ".join(f"{h} {_MARK.get(s, s)}" for h, s in sorted(self.hosts.items()))
+        self.con.print(f"  [{colour}]{'x' if bad else '-'}[/{colour}] {self.task}"
+                       + (f"  [dim]({hosts})[/dim]" if hosts else ""))
+        for m in self.msgs:
+            self.con.print(f"      [red]{m}[/red]")
+        self.task, self.hosts, self.msgs = None, {}, []
+
+    def close(self) -> None:
+        if self.enabled:
+            self._flush()

@@ -1,0 +1,227 @@
+"""The one adapter between drctl and Ansible (the ONLY module importing ansible_runner).
+
+`run_playbook()` runs a playbook through ansible_runner with an event handler,
+reduces the job events to a typed `RunResult`, shows progress a person can follow,
+and maps the runner's outcome to an `ExitCode`. It never parses ansible-playbook's
+text output: everything comes from the structured job events.
+
+Secrets: the vault password reaches ansible-playbook as a file path in its
+environment (never written by runner: `suppress_env_files`); extravars carry no
+secrets; tasks that touch secrets are `no_log`, so events and artifacts hold none.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drctl.exitcodes import ExitCode
+from drctl.paths import project_dir, state_dir
+
+# A host that does not answer must fail in seconds (ansible's connection timeout),
+# and a hung run must not sit for ansible-runner's defaults (600 s idle, no job limit).
+DEFAULT_CONNECT_TIMEOUT = 10
+DEFAULT_IDLE_TIMEOUT = 300
+DEFAULT_JOB_TIMEOUT = 1800
+
+
+@dataclass
+class TaskFailure:
+    host: str
+    task: str
+    message: str
+    unreachable: bool = False
+
+
+@dataclass
+class RunResult:
+    playbook: str
+    status: str  # successful | failed | timeout | canceled | error
+    rc: int
+    duration: float
+    stats: dict[str, dict[str, int]] = field(default_factory=dict)  # host -> ok/changed/...
+    failures: list[TaskFailure] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)  # set_stats(data) from the playbook
+    artifact_dir: str = ""
+
+    @property
+    def unreachable_hosts(self) -> list[str]:
+        return sorted({f.host for f in self.failures if f.unreachable})
+
+    @property
+    def changed(self) -> int:
+        return sum(s.get("changed", 0) for s in self.stats.values())
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.status == "successful" and not self.failures:
+            return ExitCode.OK
+        if self.status == "canceled":
+            return ExitCode.CANCELED
+        if self.status == "timeout":
+            return ExitCode.TIMEOUT
+        if self.unreachable_hosts:
+            return ExitCode.UNREACHABLE
+        return ExitCode.FAILED
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "playbook": self.playbook,
+            "status": self.status,
+            "exit_code": int(self.exit_code),
+            "rc": self.rc,
+            "duration_s": round(self.duration, 2),
+            "changed": self.changed,
+            "stats": self.stats,
+            "failures": [f.__dict__ for f in self.failures],
+            "unreachable": self.unreachable_hosts,
+            "data": self.data,
+            "artifacts": self.artifact_dir,
+        }
+
+
+class EventReducer:
+    """Folds ansible-runner job events into a RunResult and progress callbacks.
+
+    Kept free of ansible_runner so that unit tests feed it recorded events.
+    """
+
+    def __init__(self, progress: Callable[[str, dict[str, Any]], None] | None = None):
+        self.progress = progress or (lambda kind, info: None)
+        self.failures: list[TaskFailure] = []
+        self.stats: dict[str, dict[str, int]] = {}
+        self.data: dict[str, Any] = {}
+
+    def __call__(self, event: dict[str, Any]) -> bool:
+        kind = event.get("event", "")
+        ed = event.get("event_data") or {}
+        host = ed.get("host") or ed.get("remote_addr") or ""
+        task = ed.get("task") or ""
+        if kind == "playbook_on_play_start":
+            self.progress("play", {"play": ed.get("play", "")})
+        elif kind == "playbook_on_task_start":
+            self.progress("task", {"task": task, "play": ed.get("play", "")})
+        elif kind in ("runner_on_ok", "runner_on_skipped"):
+            res = ed.get("res") or {}
+            state = "skipped" if kind == "runner_on_skipped" else (
+                "changed" if res.get("changed") else "ok")
+            self.progress("host", {"host": host, "task": task, "state": state})
+        elif kind == "runner_on_failed":
+            if not ed.get("ignore_errors"):
+                msg = self._message(ed.get("res") or {})
+                self.failures.append(TaskFailure(host, task, msg))
+                self.progress("host", {"host": host, "task": task, "state": "failed", "msg": msg})
+        elif kind == "runner_on_unreachable":
+            msg = self._message(ed.get("res") or {})
+            self.failures.append(TaskFailure(host, task, msg, unreachable=True))
+            self.progress("host", {"host": host, "task": task, "state": "unreachable", "msg": msg})
+        elif kind == "playbook_on_stats":
+            for key in ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored"):
+                for h, n in (ed.get(key) or {}).items():
+                    self.stats.setdefault(h, {})[key] = n
+            self.data = ed.get("artifact_data") or {}
+        return True
+
+    @staticmethod
+    def _message(res: dict[str, Any]) -> str:
+        if res.get("censored"):
+            return res["censored"]
+        msg = res.get("msg") or res.get("stderr") or res.get("module_stderr") or ""
+        if isinstance(msg, list):
+            msg = "; ".join(str(m) for m in msg)
+        msg = str(msg).strip()
+        if len(msg) > 2000:
+            msg = msg[:2000] + " ..."
+        return msg or "failed (no message)"
+
+
+def _vault_env() -> dict[str, str]:
+    """Point ansible at the vault password without writing it anywhere."""
+    env: dict[str, str] = {}
+    for var in ("ANSIBLE_VAULT_PASSWORD_FILE", "DRCTL_VAULT_PASSWORD_FILE"):
+        if os.environ.get(var):
+            env[var] = os.environ[var]
+    return env
+
+
+def run_playbook(
+    playbook: str,
+    inventory: Path,
+    extravars: dict[str, Any] | None = None,
+    *,
+    limit: str | None = None,
+    check: bool = False,
+    diff: bool = False,
+    progress: Callable[[str, dict[str, Any]], None] | None = None,
+    idle_timeout: int = DEFAULT_IDLE_TIMEOUT,
+    job_timeout: int = DEFAULT_JOB_TIMEOUT,
+    connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+    verbosity: int = 0,
+) -> RunResult:
+    import ansible_runner  # lazily: keeps `drctl --help` fast
+
+    root = project_dir()
+    pb = root / "playbooks" / playbook
+    private = state_dir() / "runner"
+    private.mkdir(parents=True, exist_ok=True, mode=0o700)
+    reducer = EventReducer(progress)
+    canceled = {"flag": False}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        canceled["flag"] = True
+
+    old_int = signal.signal(signal.SIGINT, on_signal)
+    old_term = signal.signal(signal.SIGTERM, on_signal)
+    cmdline = []
+    if check:
+        cmdline.append("--check")
+    if diff:
+        cmdline.append("--diff")
+    envvars = {
+        "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+        "ANSIBLE_TIMEOUT": str(connect_timeout),
+        "ANSIBLE_NOCOLOR": "1",
+        **_vault_env(),
+    }
+    start = time.monotonic()
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=str(private),
+            project_dir=str(root),
+            playbook=str(pb),
+            inventory=str(Path(inventory).resolve()),
+            extravars=extravars or {},
+            limit=limit,
+            cmdline=" ".join(cmdline) or None,
+            envvars=envvars,
+            event_handler=reducer,
+            cancel_callback=lambda: canceled["flag"],
+            settings={"idle_timeout": idle_timeout, "suppress_ansible_output": True},
+            timeout=job_timeout,
+            quiet=True,
+            suppress_env_files=True,
+            suppress_output_file=True,
+            rotate_artifacts=20,
+            verbosity=verbosity or None,
+        )
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+    status = runner.status
+    if canceled["flag"]:
+        status = "canceled"
+    return RunResult(
+        playbook=playbook,
+        status=status,
+        rc=runner.rc if runner.rc is not None else -1,
+        duration=time.monotonic() - start,
+        stats=reducer.stats,
+        failures=reducer.failures,
+        data=reducer.data,
+        artifact_dir=str(runner.config.artifact_dir),
+    )
