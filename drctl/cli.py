@@ -79,12 +79,12 @@ def lab_up(fresh: bool, fmt: str) -> None:
 
     def pretty(r):
         con = console()
-        con.print(f"lab is up in {r.seconds} s (image {r.image}"
-                  f"{', built now' if r.image_built else ', cached'}); "
-                  f"{'changed' if r.changed else 'nothing changed'}")
-        for name, action in r.hosts.items():
+        con.print(f"lab is up in {r['seconds']} s (image {r['image']}"
+                  f"{', built now' if r['image_built'] else ', cached'}); "
+                  f"{'changed' if r['changed'] else 'nothing changed'}")
+        for name, action in r["hosts"].items():
             con.print(f"  {name:<8} {action}")
-        con.print(f"inventory: {r.inventory}")
+        con.print(f"inventory: {r['inventory']}")
 
     emit(fmt, result.as_dict(), pretty)
 

@@ -329,7 +329,6 @@ def render_inventory(hosts: list[LabHost], key: Path) -> dict[str, str]:
         "drctl_app_networks": [str(subnet())],
         "ansible_user": "ansible",
         "ansible_become": True,
-        "ansible_python_interpreter": "/usr/bin/python3",
         "ansible_ssh_private_key_file": str(key),
         "ansible_ssh_common_args": (f"-o UserKnownHostsFile={known} "
                                     "-o StrictHostKeyChecking=yes -o ConnectTimeout=5 "

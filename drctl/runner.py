@@ -12,8 +12,10 @@ secrets; tasks that touch secrets are `no_log`, so events and artifacts hold non
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -149,6 +151,25 @@ def _vault_env() -> dict[str, str]:
     return env
 
 
+_KEEP_ENV = ("PATH", "ANSIBLE_CONFIG", "ANSIBLE_TIMEOUT", "ANSIBLE_NOCOLOR", "HOME", "LANG")
+
+
+def _redact_command_file(artifact_dir: Path) -> None:
+    """ansible-runner records the whole environment in artifacts/<id>/command.
+
+    An operator's environment may hold secrets (PGPASSWORD, cloud tokens), so keep
+    only the variable names and the few values drctl itself set.
+    """
+    path = artifact_dir / "command"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    env = data.get("env") or {}
+    data["env"] = {k: (v if k in _KEEP_ENV else "<redacted>") for k, v in env.items()}
+    path.write_text(json.dumps(data))
+
+
 def run_playbook(
     playbook: str,
     inventory: Path,
@@ -186,6 +207,8 @@ def run_playbook(
         "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
         "ANSIBLE_TIMEOUT": str(connect_timeout),
         "ANSIBLE_NOCOLOR": "1",
+        # ansible-playbook lives next to the interpreter running drctl (the venv)
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         **_vault_env(),
     }
     start = time.monotonic()
@@ -212,6 +235,7 @@ def run_playbook(
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
+    _redact_command_file(Path(runner.config.artifact_dir))
     status = runner.status
     if canceled["flag"]:
         status = "canceled"
