@@ -64,6 +64,16 @@ class Inventory:
     path: Path
     hosts: dict[str, Host]
     cluster: dict[str, Any]
+    group_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def hostvars(self, name: str) -> dict[str, Any]:
+        """A host's variables as written: all < its groups < the host (no templating)."""
+        host = self.hosts[name]
+        merged = dict(self.group_vars.get("all", {}))
+        for group in sorted(host.groups - {"all"}):
+            merged.update(self.group_vars.get(group, {}))
+        merged.update(host.vars)
+        return merged
 
     def group(self, name: str) -> list[Host]:
         return [h for h in self.hosts.values() if name in h.groups]
@@ -187,7 +197,7 @@ def load(path: Path | str) -> Inventory:
 
     cluster = {o.name: o.default for o in CLUSTER_OPTIONS}
     cluster.update(gvars.get("all", {}))
-    inv = Inventory(path=path, hosts=hosts, cluster=cluster)
+    inv = Inventory(path=path, hosts=hosts, cluster=cluster, group_vars=gvars)
     problems += _check_groups(inv, gvars)
     problems += _check_addresses(inv)
     problems += _check_options(inv, gvars)

@@ -19,7 +19,9 @@ _MARK = {"ok": "ok", "changed": "changed", "skipped": "skipped", "failed": "FAIL
 def console(stderr: bool = False):  # -> rich.console.Console, imported lazily
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 160  # pipes and CI logs: no wrapping at 80
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 def emit_json(data: Any) -> None:

@@ -133,7 +133,10 @@ class EventReducer:
     def _message(res: dict[str, Any]) -> str:
         if res.get("censored"):
             return res["censored"]
-        msg = res.get("msg") or res.get("stderr") or res.get("module_stderr") or ""
+        msg = res.get("msg") or ""
+        detail = res.get("stderr") or res.get("module_stderr") or ""
+        if detail and (not msg or msg in ("non-zero return code", "MODULE FAILURE")):
+            msg = f"{msg}: {detail}" if msg else detail
         if isinstance(msg, list):
             msg = "; ".join(str(m) for m in msg)
         msg = str(msg).strip()

@@ -1,0 +1,77 @@
+"""Run drctl's node probe on many hosts at once over plain SSH.
+
+`drctl status` must answer in well under two seconds, which a playbook run cannot, so
+it uses the inventory's own connection settings (ansible_host, ansible_user,
+ansible_port, ansible_ssh_private_key_file, ansible_ssh_common_args) with OpenSSH
+directly, in parallel, with connection sharing. Values are read as written in the
+inventory (no Jinja templating).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from drctl.inventory import Inventory
+from drctl.paths import state_dir
+
+PROBE = "/usr/local/libexec/drctl/drctl-probe"
+
+
+@dataclass
+class ProbeResult:
+    host: str
+    ok: bool
+    data: dict[str, Any] | None
+    error: str = ""
+
+
+def ssh_command(inv: Inventory, host: str, remote: list[str], connect_timeout: int = 3) -> list[str]:
+    hv = inv.hostvars(host)
+    control = state_dir() / "ssh"
+    control.mkdir(exist_ok=True, mode=0o700)
+    cmd = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}",
+           "-o", "ControlMaster=auto", "-o", f"ControlPath={control}/%C",
+           "-o", "ControlPersist=120"]
+    if hv.get("ansible_ssh_private_key_file"):
+        cmd += ["-i", str(hv["ansible_ssh_private_key_file"])]
+    if hv.get("ansible_port"):
+        cmd += ["-p", str(hv["ansible_port"])]
+    if hv.get("ansible_ssh_common_args"):
+        cmd += shlex.split(str(hv["ansible_ssh_common_args"]))
+    user = hv.get("ansible_user")
+    target = f"{user}@{inv.hosts[host].address}" if user else inv.hosts[host].address
+    become = hv.get("ansible_become", False) and user != "root"
+    return [*cmd, target, "--", *(["sudo", "-n"] if become else []), *remote]
+
+
+def run(inv: Inventory, host: str, remote: list[str], timeout: float = 8) -> tuple[int, str, str]:
+    try:
+        proc = subprocess.run(ssh_command(inv, host, remote), capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return 255, "", f"no answer within {timeout:.0f} s"
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def probe(inv: Inventory, host: str) -> ProbeResult:
+    rc, out, err = run(inv, host, [PROBE])
+    if rc == 0:
+        try:
+            return ProbeResult(host, True, json.loads(out))
+        except ValueError:
+            return ProbeResult(host, False, None, f"probe printed no JSON: {out[:200]}")
+    if rc == 255:
+        return ProbeResult(host, False, None, f"unreachable over SSH: {err.strip()[:200]}")
+    if "No such file" in err or rc == 127 or "command not found" in err:
+        return ProbeResult(host, True, None, "not provisioned (no drctl probe on the host)")
+    return ProbeResult(host, True, None, f"probe failed (exit {rc}): {err.strip()[:200]}")
+
+
+def probe_all(inv: Inventory, hosts: list[str]) -> dict[str, ProbeResult]:
+    with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
+        return dict(zip(hosts, pool.map(lambda h: probe(inv, h), hosts), strict=True))

@@ -1,0 +1,183 @@
+"""drctl status: probe every PostgreSQL node in parallel and check the cluster's invariants.
+
+Invariants (each broken one is a line in `problems`, and the exit code is 7):
+- exactly one primary;
+- exactly one VIP holder, and it is the primary;
+- every standby streams from the primary (over TLS);
+- no inactive replication slot retains more WAL than drctl_slot_warn_bytes;
+- every node answers and runs keepalived.
+The JSON keys primary, vip_holders, healthy, problems and nodes[].host/role/timeline/
+lsn/lag_bytes/vip are a contract other commands and scripts rely on.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from drctl import inventory as inv_mod
+from drctl import sshprobe
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def _node(host: str, address: str, res: sshprobe.ProbeResult) -> dict[str, Any]:
+    d = res.data or {}
+    pg = d.get("postgres") or None
+    if not res.ok:
+        role = "unknown"
+    elif pg is None:
+        role = "down"
+    else:
+        role = "standby" if pg.get("in_recovery") else "primary"
+    vrrp = d.get("vrrp") or {}
+    receiver = (pg or {}).get("receiver") or {}
+    return {
+        "host": host,
+        "address": address,
+        "reachable": res.ok,
+        "error": res.error or d.get("postgres_error") or "",
+        "role": role,
+        "postgres_service": d.get("postgres_service"),
+        "timeline": (pg or {}).get("timeline"),
+        "lsn": (pg or {}).get("lsn"),
+        "receive_lsn": (pg or {}).get("receive_lsn"),
+        "lag_bytes": None,
+        "lag_s": None,
+        "streaming": receiver.get("status") == "streaming" if role == "standby" else None,
+        "upstream": receiver.get("sender_host"),
+        "replication_ssl": None,
+        "sync_state": None,
+        "replay_paused": (pg or {}).get("replay_paused"),
+        "slots": (pg or {}).get("slots", []),
+        "keepalived": d.get("keepalived_service"),
+        "vrrp_state": vrrp.get("state"),
+        "vrrp_since": vrrp.get("since"),
+        "vip": bool(d.get("holds_vip")),
+        "fenced": bool(d.get("fenced")),
+        "data_checksums": (pg or {}).get("data_checksums"),
+        "wal_log_hints": (pg or {}).get("wal_log_hints"),
+        "_replication": (pg or {}).get("replication", []),
+    }
+
+
+def evaluate(nodes: list[dict[str, Any]], slot_warn_bytes: int) -> tuple[str | None, list[str]]:
+    """Fill in lag from the primary's view; return (primary, problems)."""
+    problems: list[str] = []
+    primaries = [n for n in nodes if n["role"] == "primary"]
+    for n in nodes:
+        if not n["reachable"]:
+            problems.append(f"{n['host']} is unreachable: {n['error']}")
+        elif n["role"] == "down" and not n["fenced"]:
+            problems.append(f"{n['host']}: PostgreSQL is down ({n['error'] or 'no answer'})")
+        if n["reachable"] and n["keepalived"] not in (None, "active"):
+            problems.append(f"{n['host']}: keepalived is {n['keepalived']}; it cannot take over "
+                            "the VIP")
+    if not primaries:
+        problems.append("no primary: no node accepts writes")
+    elif len(primaries) > 1:
+        problems.append("SPLIT BRAIN: " + " and ".join(p["host"] for p in primaries)
+                        + " all accept writes")
+    primary = primaries[0] if len(primaries) == 1 else None
+
+    holders = [n["host"] for n in nodes if n["vip"]]
+    if len(holders) != 1:
+        problems.append(f"{len(holders)} nodes hold the VIP ({', '.join(holders) or 'none'}); "
+                        "exactly one must")
+    elif primary and holders[0] != primary["host"]:
+        problems.append(f"the VIP is on {holders[0]}, not on the primary {primary['host']}")
+    elif not primary:
+        problems.append(f"the VIP is on {holders[0]}, which is not a single writable primary")
+
+    if primary:
+        by_name = {r.get("application_name"): r for r in primary["_replication"]}
+        for n in nodes:
+            if n["role"] != "standby":
+                continue
+            r = by_name.get(_norm(n["host"]))
+            if r:
+                n["lag_bytes"] = r.get("lag_bytes")
+                n["lag_s"] = round(r["replay_lag_s"], 3) if r.get("replay_lag_s") else 0.0
+                n["replication_ssl"] = r.get("ssl")
+                n["sync_state"] = r.get("sync_state")
+            if not n["streaming"] or not r or r.get("state") != "streaming":
+                problems.append(f"{n['host']} is not streaming from the primary "
+                                f"{primary['host']}")
+            elif n["upstream"] and n["upstream"] != primary["address"]:
+                problems.append(f"{n['host']} streams from {n['upstream']}, not from the "
+                                f"primary {primary['host']}")
+            elif r.get("ssl") is False:
+                problems.append(f"{n['host']} replicates without TLS")
+        for slot in primary["slots"]:
+            if not slot.get("active") and (slot.get("retained_bytes") or 0) > slot_warn_bytes:
+                mib = slot["retained_bytes"] // (1024 * 1024)
+                problems.append(f"inactive slot {slot['slot_name']} on {primary['host']} retains "
+                                f"{mib} MiB of WAL")
+            if slot.get("wal_status") == "lost":
+                problems.append(f"slot {slot['slot_name']} on {primary['host']} lost WAL its "
+                                "standby needs: re-clone that standby")
+    for n in nodes:
+        if n["fenced"]:
+            problems.append(f"{n['host']} is fenced (it must rejoin with `drctl failback`)")
+    return (primary["host"] if primary else None), problems
+
+
+def collect(inventory: Path) -> dict[str, Any]:
+    start = time.monotonic()
+    inv = inv_mod.load(inventory)
+    hosts = [h.name for h in inv.pg_hosts]
+    results = sshprobe.probe_all(inv, hosts)
+    nodes = [_node(h, inv.hosts[h].address, results[h]) for h in hosts]
+    warn = int(inv.cluster.get("drctl_slot_warn_bytes") or 512 * 1024 * 1024)
+    primary, problems = evaluate(nodes, warn)
+    for n in nodes:
+        n.pop("_replication", None)
+    return {
+        "cluster": inv.name,
+        "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "primary": primary,
+        "vip": str(inv.vip.ip),
+        "vip_holders": [n["host"] for n in nodes if n["vip"]],
+        "healthy": not problems,
+        "problems": problems,
+        "nodes": nodes,
+        "duration_s": round(time.monotonic() - start, 3),
+    }
+
+
+def render(report: dict[str, Any], fmt: str) -> None:
+    from drctl.output import console, emit_json
+
+    if fmt == "json":
+        emit_json(report)
+        return
+    from rich.table import Table
+
+    con = console()
+    table = Table(title=f"cluster {report['cluster']}  VIP {report['vip']}", title_justify="left")
+    for col in ("node", "role", "TL", "LSN", "lag", "stream", "TLS", "slots", "keepalived",
+                "VIP"):
+        table.add_column(col)
+    for n in report["nodes"]:
+        colour = {"primary": "green", "standby": "cyan"}.get(n["role"], "red")
+        lag = "" if n["lag_bytes"] is None else f"{n['lag_bytes']} B / {n['lag_s']} s"
+        stream = "" if n["streaming"] is None else ("yes" if n["streaming"] else "[red]no[/red]")
+        tls = "" if n["replication_ssl"] is None else ("yes" if n["replication_ssl"] else "no")
+        slots = ", ".join(f"{s['slot_name']}{'*' if s['active'] else ''}" for s in n["slots"])
+        keep = f"{n['keepalived'] or '?'} {n['vrrp_state'] or ''}".strip()
+        table.add_row(n["host"], f"[{colour}]{n['role']}{' FENCED' if n['fenced'] else ''}"
+                      f"[/{colour}]", str(n["timeline"] or ""), n["lsn"] or "", lag, stream, tls,
+                      slots, keep, "[bold]VIP[/bold]" if n["vip"] else "")
+    con.print(table)
+    if report["healthy"]:
+        con.print(f"[green]healthy[/green]: primary {report['primary']}, VIP on "
+                  f"{', '.join(report['vip_holders'])} ({report['duration_s']} s)")
+    else:
+        con.print(f"[red]UNHEALTHY[/red] ({len(report['problems'])} problems):")
+        for p in report["problems"]:
+            con.print(f"  - {p}")
