@@ -38,7 +38,7 @@ demo: setup
 lint: $(VENV)/.installed
 	$(BIN)/ruff check drctl tests bench
 	$(BIN)/yamllint -s .
-	$(BIN)/ansible-lint --profile production $(LINT_PATHS) playbooks
+	$(BIN)/ansible-lint --profile production $(LINT_PATHS)
 
 unit: $(VENV)/.installed
 	$(BIN)/pytest -q tests/unit

@@ -4,6 +4,7 @@ README.md's "Exit codes" table is generated from this module's docstrings
 (tests/unit/test_exitcodes.py keeps the two in step).
 """
 
+import itertools
 from enum import IntEnum
 
 
@@ -42,7 +43,7 @@ def describe() -> list[tuple[int, str, str]]:
 
     tree = ast.parse(inspect.getsource(ExitCode))
     body = tree.body[0].body  # type: ignore[attr-defined]
-    for node, nxt in zip(body, body[1:], strict=False):
+    for node, nxt in itertools.pairwise(body):
         if isinstance(node, ast.Assign) and isinstance(nxt, ast.Expr):
             doc[node.targets[0].id] = nxt.value.value.strip()  # type: ignore[union-attr]
     return [(int(c), c.name, doc.get(c.name, "")) for c in ExitCode]

@@ -30,7 +30,8 @@ class ProbeResult:
     error: str = ""
 
 
-def ssh_command(inv: Inventory, host: str, remote: list[str], connect_timeout: int = 3) -> list[str]:
+def ssh_command(inv: Inventory, host: str, remote: list[str],
+                connect_timeout: int = 3) -> list[str]:
     hv = inv.hostvars(host)
     control = state_dir() / "ssh"
     control.mkdir(exist_ok=True, mode=0o700)
