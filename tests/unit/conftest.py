@@ -1,0 +1,36 @@
+"""Helpers that write small inventories into a temporary directory."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+GOOD_HOSTS = {
+    "all": {
+        "children": {
+            "pg_primary": {"hosts": {"pg1": {"ansible_host": "10.9.0.11"}}},
+            "pg_standby": {"hosts": {"pg2": {"ansible_host": "10.9.0.12"}}},
+            "backup": {"hosts": {"backup1": {"ansible_host": "10.9.0.13"}}},
+            "app": {"hosts": {"app1": {"ansible_host": "10.9.0.14"}}},
+        }
+    }
+}
+GOOD_VARS = {"drctl_vip": "10.9.0.100/24", "drctl_vip_interface": "eth0"}
+
+
+@pytest.fixture
+def make_inventory(tmp_path: Path):
+    """make_inventory(hosts=..., all_vars=..., raw=...) -> path of hosts.yml"""
+
+    def make(hosts=None, all_vars=None, raw: str | None = None) -> Path:
+        path = tmp_path / "hosts.yml"
+        if raw is not None:
+            path.write_text(raw)
+        else:
+            path.write_text(yaml.safe_dump(hosts if hosts is not None else GOOD_HOSTS))
+        gv = tmp_path / "group_vars" / "all"
+        gv.mkdir(parents=True, exist_ok=True)
+        (gv / "main.yml").write_text(yaml.safe_dump(GOOD_VARS if all_vars is None else all_vars))
+        return path
+
+    return make

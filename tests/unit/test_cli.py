@@ -1,0 +1,94 @@
+"""The CLI driven through click's CliRunner: exit codes and messages, abort paths included."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from drctl import cli as cli_mod
+from drctl.exitcodes import ExitCode, describe
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args):
+    return CliRunner().invoke(cli_mod.cli, list(args), standalone_mode=True)
+
+
+@pytest.fixture
+def no_remote(monkeypatch):
+    """Fail the test if anything tries to run a playbook or probe a host."""
+
+    def boom(*a, **k):
+        raise AssertionError("nothing remote may run for an invalid inventory")
+
+    monkeypatch.setattr("drctl.runner.run_playbook", boom)
+    monkeypatch.setattr("drctl.sshprobe.probe_all", boom)
+
+
+def test_help_lists_the_commands():
+    result = run("--help")
+    assert result.exit_code == 0
+    for name in ("lab", "ping", "provision", "status", "exit-codes"):
+        assert name in result.output
+
+
+def test_unknown_option_is_a_usage_error():
+    result = run("status", "--bogus")
+    assert result.exit_code == ExitCode.USAGE
+    assert "No such option" in result.output
+
+
+def test_exit_codes_command_lists_every_code():
+    result = run("exit-codes", "--format", "json")
+    assert result.exit_code == 0
+    assert '"INVALID_INVENTORY"' in result.output
+    assert len(describe()) == len(ExitCode)
+    assert all(meaning for _, _, meaning in describe())
+
+
+@pytest.mark.parametrize("command", [["status"], ["ping"], ["provision"], ["provision", "--check"]])
+def test_invalid_inventory_exits_3_before_anything_remote(make_inventory, no_remote, command):
+    path = make_inventory(all_vars={"drctl_vip": "10.8.0.1/24", "drctl_vip_interface": "eth0"})
+    result = run(*command, "-i", str(path))
+    assert result.exit_code == ExitCode.INVALID_INVENTORY, result.output
+    assert "outside host 'pg1''s subnet" in result.output
+    assert "hint:" in result.output
+
+
+def test_missing_inventory_points_at_lab_up(tmp_path, no_remote):
+    result = run("status", "-i", str(tmp_path / "missing.yml"))
+    assert result.exit_code == ExitCode.INVALID_INVENTORY
+    assert "drctl lab up" in result.output
+
+
+def test_main_maps_errors_to_exit_codes(make_inventory, no_remote):
+    path = make_inventory(raw="all: [")
+    proc = subprocess.run([sys.executable, "-m", "drctl", "status", "-i", str(path)],
+                          capture_output=True, text=True, cwd=ROOT, check=False)
+    assert proc.returncode == ExitCode.INVALID_INVENTORY
+    assert "malformed YAML" in proc.stderr
+
+
+def test_readme_documents_every_exit_code():
+    readme = (ROOT / "README.md").read_text()
+    for code, name, _meaning in describe():
+        assert f"| {code} | `{name}` |" in readme, f"README lacks exit code {code} {name}"
+
+
+def test_role_argument_specs_are_in_step_with_defaults():
+    proc = subprocess.run([sys.executable, str(ROOT / "bin" / "argspecs"), "--check"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_every_role_option_is_described():
+    import yaml
+
+    for spec in (ROOT / "roles").glob("*/meta/argument_specs.yml"):
+        options = yaml.safe_load(spec.read_text())["argument_specs"]["main"]["options"]
+        for name, entry in options.items():
+            assert not entry["description"].startswith("See defaults"), \
+                f"{spec.parent.parent.name}: document {name} in defaults/main.yml"
