@@ -1,0 +1,23 @@
+"""Last: `drctl lab down` leaves nothing behind (the cached image aside)."""
+
+import subprocess
+
+from tests.integration.conftest import INVENTORY, ROOT, drctl_json
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True,
+                          check=False).stdout.strip()
+
+
+def test_lab_down_removes_containers_network_inventory_and_keys():
+    code, result = drctl_json("lab", "down")
+    assert code == 0
+    assert result["containers_removed"] == 4
+    assert docker("ps", "-aq", "--filter", "label=drctl.lab") == ""
+    assert docker("network", "ls", "-q", "--filter", "name=^drctl-lab$") == ""
+    assert not INVENTORY.parent.exists()
+    assert not (ROOT / ".lab" / "id_ed25519").exists()
+    assert not (ROOT / ".lab" / "vault-pass").exists()
+    code, rows = drctl_json("lab", "status")
+    assert code == 4 and all(r["container"] == "absent" for r in rows)
