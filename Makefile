@@ -11,7 +11,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 SYSTEM_PACKAGES := docker.io debootstrap openssh-client iptables postgresql-client
 LINT_PATHS := playbooks roles inventories/example molecule
 
-.PHONY: all setup system demo test lint unit integration bench clean lab-down
+.PHONY: all setup system demo test lint unit integration molecule bench clean lab-down
 
 all: test
 
@@ -47,7 +47,10 @@ integration: setup
 	$(DRCTL) lab up --fresh
 	$(BIN)/pytest -q -x tests/integration
 
-test: setup lint unit integration
+molecule: setup
+	DRCTL_LAB_IMAGE=$$($(DRCTL) lab image) $(BIN)/molecule test
+
+test: setup lint unit integration molecule
 
 bench: setup
 	$(BIN)/python bench/cli_help.py

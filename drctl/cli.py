@@ -89,6 +89,16 @@ def lab_up(fresh: bool, fmt: str) -> None:
     emit(fmt, result.as_dict(), pretty)
 
 
+@lab.command("image")
+def lab_image() -> None:
+    """Build the lab image if missing and print its tag (molecule uses it)."""
+    from drctl import lab as labmod
+
+    labmod.ensure_engine(lambda m: click.echo(m, err=True))
+    tag, _ = labmod.ensure_image(lambda m: click.echo(m, err=True))
+    click.echo(tag)
+
+
 @lab.command("down")
 @click.option("--purge-image", is_flag=True, help="Also remove the cached lab image.")
 @format_option

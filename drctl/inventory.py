@@ -193,7 +193,8 @@ def load(path: Path | str) -> Inventory:
         gvars[group].update(_vars_dir(base / "group_vars", group, problems))
     for host in hosts.values():
         host.vars = {**host.vars, **_vars_dir(base / "host_vars", host.name, problems)}
-        host.address = str(host.vars.get("ansible_host", host.name))
+        host.address = str(host.vars.get("drctl_address")
+                           or host.vars.get("ansible_host", host.name))
 
     cluster = {o.name: o.default for o in CLUSTER_OPTIONS}
     cluster.update(gvars.get("all", {}))

@@ -27,6 +27,9 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
     Option("drctl_vip_interface", "str", None,
            "Network interface on the PostgreSQL hosts that carries the VIP, e.g. eth0.",
            required=True),
+    Option("drctl_address", "str", None,
+           "Per host: the address other hosts and clients use to reach it (default: "
+           "ansible_host). Set it when Ansible connects some other way."),
     Option("drctl_vrrp_router_id", "int", 51,
            "VRRP virtual_router_id (1-255), unique per broadcast domain."),
     Option("drctl_pg_version", "int", 15, "PostgreSQL major version (Debian's package)."),
