@@ -36,7 +36,7 @@ demo: setup
 	$(DRCTL) status
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check drctl tests bench
+	$(BIN)/ruff check drctl tests bench molecule bin/argspecs
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production $(LINT_PATHS)
 

@@ -1,4 +1,4 @@
-"""drctl provision: a primary, a streaming standby over TLS with scram, and the VIP on the primary."""
+"""drctl provision: a primary, a standby streaming over TLS with scram, the VIP on the primary."""
 
 import re
 import uuid
