@@ -55,6 +55,7 @@ test: setup lint unit integration molecule
 bench: setup
 	$(BIN)/python bench/cli_help.py
 	$(BIN)/python bench/lab_up.py
+	$(BIN)/python bench/provision.py
 	$(BIN)/python bench/status.py
 
 lab-down: $(VENV)/.installed

@@ -31,9 +31,10 @@ from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
 from drctl.paths import lab_dir, lab_inventory_dir
 
-NETWORK = "drctl-lab"
+# DRCTL_LAB_NAME lets two labs live side by side (a CI clone next to a developer's lab).
+NETWORK = os.environ.get("DRCTL_LAB_NAME", "drctl-lab")
 LABEL = "drctl.lab"
-PREFIX = "drctl-lab-"
+PREFIX = NETWORK + "-"
 RECIPE = Path(__file__).parent / "lab_image" / "build-rootfs.sh"
 DOCKER_SOCK = "/var/run/docker.sock"
 # name, last octet, inventory group
@@ -203,7 +204,7 @@ def ensure_network(say: Say) -> None:
         say(f"recreating network {NETWORK} ({have} -> {want})")
         remove_containers(say)
         docker("network", "rm", NETWORK)
-    docker("network", "create", "--subnet", want, "--label", f"{LABEL}=1", NETWORK)
+    docker("network", "create", "--subnet", want, "--label", f"{LABEL}={NETWORK}", NETWORK)
 
 
 def _container_state(name: str) -> tuple[str, str] | None:
@@ -227,13 +228,13 @@ def ensure_container(host: LabHost, tag: str, fresh: bool, say: Say) -> str:
         docker("start", host.container)
         return "started"
     docker("run", "-d", "--name", host.container, "--hostname", host.name,
-           "--network", NETWORK, "--ip", host.address, "--label", f"{LABEL}=1",
+           "--network", NETWORK, "--ip", host.address, "--label", f"{LABEL}={NETWORK}",
            *RUN_ARGS, tag, "/sbin/init")
     return "created"
 
 
 def remove_containers(say: Say) -> list[str]:
-    proc = docker("ps", "-aq", "--filter", f"label={LABEL}", check=False)
+    proc = docker("ps", "-aq", "--filter", f"label={LABEL}={NETWORK}", check=False)
     ids = proc.stdout.split()
     if ids:
         docker("rm", "-f", *ids)

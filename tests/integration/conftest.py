@@ -20,7 +20,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = ROOT / "inventories" / "lab" / "hosts.yml"
-PREFIX = "drctl-lab-"
+PREFIX = os.environ.get("DRCTL_LAB_NAME", "drctl-lab") + "-"
 
 
 def drctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:

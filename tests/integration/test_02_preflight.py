@@ -3,7 +3,7 @@
 import subprocess
 import time
 
-from tests.integration.conftest import drctl, drctl_json, sh
+from tests.integration.conftest import PREFIX, drctl, drctl_json, sh
 
 
 def pg_package_state() -> str:
@@ -13,7 +13,7 @@ def pg_package_state() -> str:
 
 def test_unreachable_host_fails_preflight_naming_it():
     before = pg_package_state()
-    subprocess.run(["docker", "stop", "-t", "5", "drctl-lab-app1"], check=True,
+    subprocess.run(["docker", "stop", "-t", "5", PREFIX + "app1"], check=True,
                    capture_output=True)
     try:
         start = time.monotonic()
@@ -32,7 +32,7 @@ def test_unreachable_host_fails_preflight_naming_it():
 
 
 def test_unreachable_message_for_people():
-    subprocess.run(["docker", "stop", "-t", "5", "drctl-lab-app1"], check=True,
+    subprocess.run(["docker", "stop", "-t", "5", PREFIX + "app1"], check=True,
                    capture_output=True)
     try:
         proc = drctl("ping")

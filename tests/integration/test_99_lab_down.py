@@ -1,8 +1,11 @@
 """Last: `drctl lab down` leaves nothing behind (the cached image aside)."""
 
+import os
 import subprocess
 
 from tests.integration.conftest import INVENTORY, ROOT, drctl_json
+
+NAME = os.environ.get("DRCTL_LAB_NAME", "drctl-lab")
 
 
 def docker(*args: str) -> str:
@@ -14,8 +17,8 @@ def test_lab_down_removes_containers_network_inventory_and_keys():
     code, result = drctl_json("lab", "down")
     assert code == 0
     assert result["containers_removed"] == 4
-    assert docker("ps", "-aq", "--filter", "label=drctl.lab") == ""
-    assert docker("network", "ls", "-q", "--filter", "name=^drctl-lab$") == ""
+    assert docker("ps", "-aq", "--filter", f"label=drctl.lab={NAME}") == ""
+    assert docker("network", "ls", "-q", "--filter", f"name=^{NAME}$") == ""
     assert not INVENTORY.parent.exists()
     assert not (ROOT / ".lab" / "id_ed25519").exists()
     assert not (ROOT / ".lab" / "vault-pass").exists()
