@@ -171,6 +171,95 @@ def status(inventory: Path, fmt: str) -> None:
         sys.exit(int(ExitCode.UNHEALTHY))
 
 
+def operation_options(f):
+    """--yes and --plan, shared by every operation that changes roles."""
+    f = click.option("--plan", "show_plan", is_flag=True,
+                     help="Print the ordered steps and every gate's result; change nothing.")(f)
+    return click.option("--yes", "-y", is_flag=True,
+                        help="Do not ask for confirmation (required without a terminal).")(f)
+
+
+@cli.command()
+@common
+@operation_options
+@click.option("--to", "target", metavar="HOST", help="The standby to promote (default: the "
+              "first standby).")
+def switchover(inventory: Path, fmt: str, yes: bool, show_plan: bool, target: str | None) -> None:
+    """Planned switchover with zero data loss: the primary hands over to a standby."""
+    from drctl.operations import switchover as op
+
+    op.switchover(inventory, fmt, target=target, yes=yes, show=show_plan)
+
+
+@cli.command()
+@common
+@operation_options
+@click.option("--to", "target", metavar="HOST", help="The standby to promote.")
+@click.option("--allow-data-loss", is_flag=True,
+              help="Promote even when the standby's last known lag is above the threshold or "
+                   "unknown: commits the standby never received are lost.")
+def failover(inventory: Path, fmt: str, yes: bool, show_plan: bool, target: str | None,
+             allow_data_loss: bool) -> None:
+    """The primary is gone: fence it, promote a standby, move the VIP."""
+    from drctl.operations import failover as op
+
+    op.failover(inventory, fmt, target=target, yes=yes, show=show_plan,
+                allow_data_loss=allow_data_loss)
+
+
+@cli.command()
+@common
+@operation_options
+@click.option("--node", "node", metavar="HOST",
+              help="The old primary to rejoin (default: the fenced or stopped node).")
+@click.option("--switch-back", is_flag=True,
+              help="After the rejoin, switch over so that the rejoined node is primary again.")
+def failback(inventory: Path, fmt: str, yes: bool, show_plan: bool, node: str | None,
+             switch_back: bool) -> None:
+    """The old primary returns: set its diverged data aside, pg_rewind, rejoin, switch back."""
+    from drctl.operations import failback as op
+
+    op.failback(inventory, fmt, node=node, yes=yes, show=show_plan, switch_back=switch_back)
+
+
+@cli.command()
+@common
+@click.option("--last", type=int, default=50, show_default=True, help="How many entries.")
+@click.option("--op", "op_id", help="Only the steps of one operation (its op_id).")
+def journal(inventory: Path, fmt: str, last: int, op_id: str | None) -> None:
+    """Show the journal: every step of every operation."""
+    from drctl import inventory as inv_mod
+    from drctl import journal as journal_mod
+    from drctl.output import emit
+
+    inv = inv_mod.load(inventory)
+    entries = journal_mod.read(inv.name, last=last, op_id=op_id)
+
+    def pretty(rows):
+        for e in rows:
+            extra = " ".join(f"{k}={e[k]}" for k in ("lsn", "timeline", "vip_holder")
+                             if e.get(k) is not None)
+            click.echo(f"{e['time']}  {e['operation']:<10} {e['op_id']}  {e['step']:<14} "
+                       f"{e.get('host') or '-':<8} {e['result']:<8} {extra}")
+
+    emit(fmt, entries, pretty)
+
+
+@cli.command()
+@common
+@click.option("--force", is_flag=True, help="Clear the lock even if its process looks alive.")
+def unlock(inventory: Path, fmt: str, force: bool) -> None:
+    """Clear the cluster lock left by a drctl that died mid-operation."""
+    from drctl import inventory as inv_mod
+    from drctl import lock
+    from drctl.output import emit
+
+    inv = inv_mod.load(inventory)
+    info = lock.unlock(inv.name, force=force)
+    emit(fmt, {"cleared": info}, lambda d: click.echo(
+        f"cleared: {lock.describe(info)}" if info else "no lock was held"))
+
+
 @cli.command("exit-codes")
 @format_option
 def exit_codes(fmt: str) -> None:

@@ -61,7 +61,9 @@ class RunResult:
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.status == "successful" and not self.failures:
+        if self.status == "successful":
+            # ansible-playbook exited 0: failures it recorded were ignored or rescued
+            # (e.g. failover's ignore_unreachable for a dead primary)
             return ExitCode.OK
         if self.status == "canceled":
             return ExitCode.CANCELED
@@ -93,8 +95,10 @@ class EventReducer:
     Kept free of ansible_runner so that unit tests feed it recorded events.
     """
 
-    def __init__(self, progress: Callable[[str, dict[str, Any]], None] | None = None):
+    def __init__(self, progress: Callable[[str, dict[str, Any]], None] | None = None,
+                 journal: Callable[[dict[str, Any], str | None], None] | None = None):
         self.progress = progress or (lambda kind, info: None)
+        self.journal = journal
         self.failures: list[TaskFailure] = []
         self.stats: dict[str, dict[str, int]] = {}
         self.data: dict[str, Any] = {}
@@ -108,8 +112,15 @@ class EventReducer:
             self.progress("play", {"play": ed.get("play", "")})
         elif kind == "playbook_on_task_start":
             self.progress("task", {"task": task, "play": ed.get("play", "")})
+        elif kind == "runner_item_on_ok":
+            msg = (ed.get("res") or {}).get("msg")
+            if self.journal and isinstance(msg, dict) and "drctl_journal" in msg:
+                self.journal(msg["drctl_journal"], event.get("created"))
         elif kind in ("runner_on_ok", "runner_on_skipped"):
             res = ed.get("res") or {}
+            msg = res.get("msg") if kind == "runner_on_ok" else None
+            if self.journal and isinstance(msg, dict) and "drctl_journal" in msg:
+                self.journal(msg["drctl_journal"], event.get("created"))
             state = "skipped" if kind == "runner_on_skipped" else (
                 "changed" if res.get("changed") else "ok")
             self.progress("host", {"host": host, "task": task, "state": state})
@@ -182,6 +193,7 @@ def run_playbook(
     check: bool = False,
     diff: bool = False,
     progress: Callable[[str, dict[str, Any]], None] | None = None,
+    journal: Callable[[dict[str, Any], str | None], None] | None = None,
     idle_timeout: int = DEFAULT_IDLE_TIMEOUT,
     job_timeout: int = DEFAULT_JOB_TIMEOUT,
     connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
@@ -193,7 +205,7 @@ def run_playbook(
     pb = root / "playbooks" / playbook
     private = state_dir() / "runner"
     private.mkdir(parents=True, exist_ok=True, mode=0o700)
-    reducer = EventReducer(progress)
+    reducer = EventReducer(progress, journal)
     canceled = {"flag": False}
 
     def on_signal(signum: int, frame: Any) -> None:

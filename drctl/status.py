@@ -60,6 +60,7 @@ def _node(host: str, address: str, res: sshprobe.ProbeResult) -> dict[str, Any]:
         "vrrp_since": vrrp.get("since"),
         "vip": bool(d.get("holds_vip")),
         "fenced": bool(d.get("fenced")),
+        "prepared_xacts": (pg or {}).get("prepared_xacts"),
         "data_checksums": (pg or {}).get("data_checksums"),
         "wal_log_hints": (pg or {}).get("wal_log_hints"),
         "_replication": (pg or {}).get("replication", []),
@@ -127,9 +128,27 @@ def evaluate(nodes: list[dict[str, Any]], slot_warn_bytes: int) -> tuple[str | N
     return (primary["host"] if primary else None), problems
 
 
-def collect(inventory: Path) -> dict[str, Any]:
+def snapshot_path(cluster: str) -> Path:
+    from drctl.paths import state_dir
+
+    return state_dir() / f"{cluster}-last-healthy-primary.json"
+
+
+def last_known(cluster: str) -> dict[str, Any] | None:
+    """The last report in which a primary was seen (failover's "last known lag")."""
+    import json
+
+    try:
+        return json.loads(snapshot_path(cluster).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def collect(inventory: Path | inv_mod.Inventory, save: bool = True) -> dict[str, Any]:
+    import json
+
     start = time.monotonic()
-    inv = inv_mod.load(inventory)
+    inv = inventory if isinstance(inventory, inv_mod.Inventory) else inv_mod.load(inventory)
     hosts = [h.name for h in inv.pg_hosts]
     results = sshprobe.probe_all(inv, hosts)
     nodes = [_node(h, inv.hosts[h].address, results[h]) for h in hosts]
@@ -137,7 +156,7 @@ def collect(inventory: Path) -> dict[str, Any]:
     primary, problems = evaluate(nodes, warn)
     for n in nodes:
         n.pop("_replication", None)
-    return {
+    report = {
         "cluster": inv.name,
         "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "primary": primary,
@@ -148,6 +167,9 @@ def collect(inventory: Path) -> dict[str, Any]:
         "nodes": nodes,
         "duration_s": round(time.monotonic() - start, 3),
     }
+    if save and primary:
+        snapshot_path(inv.name).write_text(json.dumps(report))
+    return report
 
 
 def render(report: dict[str, Any], fmt: str) -> None:

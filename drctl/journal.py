@@ -1,0 +1,67 @@
+"""Append-only JSON lines: every step of every operation (time, operation, step, host,
+result, LSN, timeline, VIP holder). Kept under the state directory, one file per cluster."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from drctl.paths import state_dir
+
+FIELDS = ("time", "operation", "op_id", "step", "host", "result", "lsn", "timeline",
+          "vip_holder", "detail")
+
+
+def journal_path(cluster: str) -> Path:
+    d = state_dir() / "journal"
+    d.mkdir(exist_ok=True, mode=0o700)
+    return d / f"{cluster}.jsonl"
+
+
+class Journal:
+    def __init__(self, cluster: str, operation: str):
+        self.cluster = cluster
+        self.operation = operation
+        self.op_id = uuid.uuid4().hex[:12]
+        self.path = journal_path(cluster)
+
+    def write(self, step: str, *, host: str | None = None, result: str = "ok",
+              time: str | None = None, **extra: Any) -> dict[str, Any]:
+        entry = {
+            "time": time or datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "operation": self.operation,
+            "op_id": self.op_id,
+            "step": step,
+            "host": host,
+            "result": result,
+        }
+        entry.update({k: v for k, v in extra.items() if v is not None})
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(entry, default=str) + "\n")
+        return entry
+
+    def from_playbook(self, data: dict[str, Any], created: str | None) -> None:
+        """A `drctl_journal` object a playbook step emitted (see EventReducer)."""
+        data = dict(data)
+        step = str(data.pop("step", "step"))
+        host = data.pop("host", None)
+        result = str(data.pop("result", "ok"))
+        self.write(step, host=host, result=result, time=created, **data)
+
+
+def read(cluster: str, last: int | None = None, op_id: str | None = None) -> list[dict]:
+    path = journal_path(cluster)
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text().splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            continue
+    if op_id:
+        entries = [e for e in entries if e.get("op_id") == op_id]
+    return entries[-last:] if last else entries

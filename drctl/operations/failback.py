@@ -1,0 +1,66 @@
+"""drctl failback: the old primary rejoins with pg_rewind (else a fresh clone); optionally
+the switchover back so that it serves again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from drctl.operations import ha
+from drctl.operations import switchover as switchover_op
+
+STEPS = [
+    "gates: exactly one running primary; the node to rejoin is not it and takes no writes; "
+    "wal_log_hints or data checksums on",
+    "stop PostgreSQL on the node (it is fenced) and read its control data",
+    "find the fork point in the primary's timeline history",
+    "copy the node's data directory aside (<datadir>.diverged-<time>; never deleted)",
+    "report what diverged: pg_waldump of the node's WAL past the fork point",
+    "pg_rewind from the primary under a time limit; if it fails, clone afresh",
+    "mark it a standby, lift the fence, start it, confirm it streams",
+]
+
+
+def plan(inv, report, node: str | None, switch_back: bool) -> ha.Plan:
+    primary = report["primary"]
+    candidates = [n["host"] for n in report["nodes"]
+                  if n["host"] != primary and (n["fenced"] or n["role"] in ("down",))]
+    node = node or (candidates[0] if candidates else None)
+    n = ha.node(report, node)
+    p = ha.node(report, primary)
+    gates = [
+        ha.Gate("one primary", primary is not None,
+                f"primary: {primary}" if primary else "; ".join(report["problems"][:3])),
+        ha.Gate("node answers", bool(n and n["reachable"]),
+                f"{node}: {'answers' if n and n['reachable'] else 'does not answer'}"),
+        ha.Gate("node is not the primary", bool(n and n["role"] != "primary"),
+                f"{node}: {n['role'] if n else 'no such PostgreSQL node'}"),
+        ha.Gate("rewind possible", bool(p and (p.get("wal_log_hints") or p.get("data_checksums"))),
+                f"wal_log_hints={p.get('wal_log_hints') if p else '?'}, "
+                f"data_checksums={p.get('data_checksums') if p else '?'}"),
+    ]
+    steps = list(STEPS)
+    if switch_back:
+        steps.append(f"switch over to {node} (a planned switchover, zero data loss)")
+    nothing = ""
+    if n and n["role"] == "standby" and n["streaming"] and not n["fenced"]:
+        nothing = f"{node} already streams from {primary}"
+        gates = gates[:1]
+    return ha.Plan("failback", inv.name, steps, gates, {"node": node}, target=node,
+                   nothing_to_do=nothing)
+
+
+def failback(inventory: Path, fmt: str, *, node: str | None, yes: bool, show: bool,
+             switch_back: bool) -> None:
+    inv, report = ha.load(inventory)
+    p = plan(inv, report, node, switch_back)
+    if not p.nothing_to_do or show:
+        ha.execute(p, inv, fmt, yes=yes, show=show, playbook="failback.yml",
+                   question=f"Rejoin {p.target} to cluster '{inv.name}' as a standby of "
+                            f"{report['primary']} (its data is copied aside, then rewound)?")
+        if show:
+            return
+    if switch_back:
+        inv, report = ha.load(inventory)
+        sp = switchover_op.plan(inv, report, p.target)
+        ha.execute(sp, inv, fmt, yes=True, show=False, playbook="switchover.yml",
+                   question="")

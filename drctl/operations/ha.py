@@ -1,0 +1,206 @@
+"""What switchover, failover and failback share: gates from a live probe, a plan,
+confirmation, the cluster lock, the journal, the playbook run, and the ending report.
+
+Each verb module supplies its steps, its gates and its extravars; this module runs
+them in one order:  validate inventory -> probe -> gates -> plan? -> confirm -> lock ->
+playbook (journal every step) -> status -> report.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from drctl import inventory as inv_mod
+from drctl import status as status_mod
+from drctl.errors import DrctlError
+from drctl.exitcodes import ExitCode
+from drctl.journal import Journal
+from drctl.lock import cluster_lock
+from drctl.output import Progress, console, emit_json
+
+
+@dataclass
+class Gate:
+    name: str
+    ok: bool
+    detail: str
+    overridable: bool = False  # e.g. by --allow-data-loss
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"gate": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class Plan:
+    operation: str
+    cluster: str
+    steps: list[str]
+    gates: list[Gate]
+    extravars: dict[str, Any]
+    target: str | None = None
+    notes: list[str] = field(default_factory=list)
+    nothing_to_do: str = ""
+    limit: str | None = None  # hosts the playbook may contact (skip known-dead ones)
+
+    @property
+    def ok(self) -> bool:
+        return all(g.ok for g in self.gates)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"operation": self.operation, "cluster": self.cluster, "target": self.target,
+                "steps": self.steps, "gates": [g.as_dict() for g in self.gates],
+                "would_proceed": self.ok and not self.nothing_to_do,
+                "nothing_to_do": self.nothing_to_do or None, "notes": self.notes}
+
+
+def node(report: dict[str, Any], host: str | None) -> dict[str, Any] | None:
+    return next((n for n in report["nodes"] if n["host"] == host), None)
+
+
+def confirm(yes: bool, question: str) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise DrctlError(f"{question} - refusing without a terminal to ask on",
+                         ExitCode.REFUSED, hint="pass --yes to run without a question")
+    if not click.confirm(question, default=False, err=True):
+        raise DrctlError("not confirmed; nothing was changed", ExitCode.REFUSED)
+
+
+def show_plan(plan: Plan, fmt: str) -> None:
+    if fmt == "json":
+        emit_json(plan.as_dict())
+        return
+    con = console()
+    con.print(f"[bold]{plan.operation}[/bold] plan for cluster '{plan.cluster}'"
+              + (f" -> {plan.target}" if plan.target else ""))
+    con.print("gates:")
+    for g in plan.gates:
+        mark = "[green]pass[/green]" if g.ok else "[red]FAIL[/red]"
+        con.print(f"  {mark}  {g.name}: {g.detail}")
+    if plan.nothing_to_do:
+        con.print(f"nothing to do: {plan.nothing_to_do}")
+    con.print("steps:")
+    for i, step in enumerate(plan.steps, 1):
+        con.print(f"  {i}. {step}")
+    for n in plan.notes:
+        con.print(f"note: {n}")
+
+
+def outage_from_journal(entries: list[dict[str, Any]]) -> float | None:
+    """Seconds from the old primary refusing writes to the VIP on the new one."""
+    start = end = None
+    for e in entries:
+        if e.get("step") == "promoted" and isinstance(e.get("handover"), dict):
+            times = e["handover"].get("times", {})
+            start = times.get("checkpoint") or times.get("stopped")
+        if e.get("step") in ("fenced", "write-stopped") and start is None:
+            start = e.get("time")
+        if e.get("step") == "vip-moved":
+            vip = e.get("vip") if isinstance(e.get("vip"), dict) else {}
+            end = vip.get("master_since") or vip.get("vip_at") or e.get("time")
+    if not start or not end:
+        return None
+    t0 = datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+    t1 = datetime.fromisoformat(str(end).replace("Z", "+00:00"))
+    return round((t1 - t0).total_seconds(), 3)
+
+
+def execute(plan: Plan, inventory: inv_mod.Inventory, fmt: str, *, yes: bool, show: bool,
+            question: str, playbook: str,
+            after: Callable[[dict[str, Any]], None] | None = None,
+            ok_when: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+    """Run a planned operation; returns the final report (also rendered)."""
+    from drctl.runner import run_playbook
+
+    if show:
+        show_plan(plan, fmt)
+        if not plan.ok:
+            sys.exit(int(ExitCode.REFUSED))
+        return plan.as_dict()
+    failed = [g for g in plan.gates if not g.ok]
+    if failed:
+        raise DrctlError(f"{plan.operation} refused by its gates; nothing was changed:\n  "
+                         + "\n  ".join(f"{g.name}: {g.detail}" for g in failed),
+                         ExitCode.REFUSED,
+                         hint=next((g.detail for g in failed if g.overridable), None)
+                         and "see the gate's text for the override")
+    if plan.nothing_to_do:
+        report = {"operation": plan.operation, "result": "nothing-to-do",
+                  "detail": plan.nothing_to_do, "status": status_mod.collect(inventory)}
+        render_result(report, fmt)
+        return report
+    confirm(yes, question)
+    started = time.monotonic()
+    with cluster_lock(plan.cluster, plan.operation):
+        journal = Journal(plan.cluster, plan.operation)
+        journal.write("start", host=plan.target, detail=" ".join(sys.argv[1:]) or None)
+        progress = Progress(enabled=fmt != "json")
+        try:
+            result = run_playbook(playbook, inventory.path, plan.extravars, progress=progress,
+                                  journal=journal.from_playbook, limit=plan.limit)
+        finally:
+            progress.close()
+        status = status_mod.collect(inventory)
+        journal.write("end", host=status["primary"], result=result.status,
+                      vip_holder=",".join(status["vip_holders"]) or None,
+                      timeline=next((n["timeline"] for n in status["nodes"]
+                                     if n["host"] == status["primary"]), None))
+    from drctl import journal as journal_mod
+
+    entries = journal_mod.read(plan.cluster, op_id=journal.op_id)
+    report = {
+        "operation": plan.operation,
+        "op_id": journal.op_id,
+        "target": plan.target,
+        "result": "ok" if result.exit_code == ExitCode.OK else "failed",
+        "duration_s": round(time.monotonic() - started, 2),
+        "write_outage_s": outage_from_journal(entries),
+        "playbook": result.as_dict(),
+        "journal": entries,
+        "status": status,
+    }
+    if after:
+        after(report)
+    render_result(report, fmt)
+    if result.exit_code != ExitCode.OK:
+        lines = [f"{f.host}: {f.task}: {f.message}" for f in result.failures]
+        raise DrctlError(f"{plan.operation} {result.status}:\n  " + "\n  ".join(lines),
+                         result.exit_code, hint="`drctl journal` lists every step taken")
+    good = ok_when(status) if ok_when else status["healthy"]
+    if not good:
+        raise DrctlError(f"{plan.operation} finished but the cluster is not in the expected "
+                         "state:\n  " + "\n  ".join(status["problems"]), ExitCode.UNHEALTHY)
+    return report
+
+
+def render_result(report: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        emit_json(report)
+        return
+    status_mod.render(report["status"], "pretty")
+    con = console()
+    if report.get("result") == "nothing-to-do":
+        con.print(f"{report['operation']}: nothing to do ({report['detail']})")
+        return
+    outage = report.get("write_outage_s")
+    con.print(f"{report['operation']} {report['result']} in {report['duration_s']} s"
+              + (f"; write outage as drctl observed it: {outage} s" if outage is not None
+                 else ""))
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def load(inventory: Path) -> tuple[inv_mod.Inventory, dict[str, Any]]:
+    inv = inv_mod.load(inventory)
+    return inv, status_mod.collect(inv, save=True)
