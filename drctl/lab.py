@@ -328,6 +328,7 @@ def render_inventory(hosts: list[LabHost], key: Path) -> dict[str, str]:
         "drctl_vip": vip(),
         "drctl_vip_interface": "eth0",
         "drctl_app_networks": [str(subnet())],
+        "drctl_isolation_check_address": str(subnet().network_address + 1),
         "ansible_user": "ansible",
         "ansible_become": True,
         "ansible_ssh_private_key_file": str(key),

@@ -43,6 +43,8 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
            "Replication lag above which switchover/failover gates refuse."),
     Option("drctl_slot_warn_bytes", "int", 512 * 1024 * 1024,
            "An inactive replication slot retaining more WAL than this is reported as a problem."),
+    Option("drctl_isolation_check_address", "str", "",
+           "An address (e.g. the gateway) a node must reach to hold the VIP; empty: no check."),
     Option("drctl_tls_ca_dir", "str", "",
            "Directory with ca.crt and ca.key of your own CA; empty: drctl generates a cluster CA "
            "under the state directory."),

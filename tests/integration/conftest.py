@@ -88,11 +88,19 @@ def vip_connect(**kw):
     import psycopg
 
     vip = lab_vars()["drctl_vip"].split("/")[0]
+    kw.setdefault("connect_timeout", 5)
     return psycopg.connect(host=vip, port=5432, dbname="app", user="app",
-                           password=lab_secrets()["vault_pg_app_password"],
-                           sslmode="verify-full",
-                           sslrootcert=str(ROOT / ".drctl" / "ca" / "lab" / "ca.crt"),
-                           connect_timeout=5, **kw)
+                           password=_password(), sslmode="verify-full",
+                           sslrootcert=str(ROOT / ".drctl" / "ca" / "lab" / "ca.crt"), **kw)
+
+
+_cache: dict[str, str] = {}
+
+
+def _password() -> str:
+    if "app" not in _cache:
+        _cache["app"] = lab_secrets()["vault_pg_app_password"]
+    return _cache["app"]
 
 
 @pytest.fixture(scope="session", autouse=True)
