@@ -51,16 +51,29 @@ def plan(inv, report, node: str | None, switch_back: bool) -> ha.Plan:
 
 def failback(inventory: Path, fmt: str, *, node: str | None, yes: bool, show: bool,
              switch_back: bool) -> None:
+    """With --format json and --switch-back, stdout holds one document with both reports."""
+    from drctl.output import emit_json
+
     inv, report = ha.load(inventory)
     p = plan(inv, report, node, switch_back)
-    if not p.nothing_to_do or show:
-        ha.execute(p, inv, fmt, yes=yes, show=show, playbook="failback.yml",
-                   question=f"Rejoin {p.target} to cluster '{inv.name}' as a standby of "
-                            f"{report['primary']} (its data is copied aside, then rewound)?")
-        if show:
+    combined: dict = {"operation": "failback", "node": p.target}
+    try:
+        combined["failback"] = ha.execute(
+            p, inv, fmt, yes=yes, show=show, playbook="failback.yml", render=not switch_back,
+            question=f"Rejoin {p.target} to cluster '{inv.name}' as a standby of "
+                     f"{report['primary']} (its data is copied aside, then rewound)?")
+        if show or not switch_back:
             return
-    if switch_back:
         inv, report = ha.load(inventory)
         sp = switchover_op.plan(inv, report, p.target)
-        ha.execute(sp, inv, fmt, yes=True, show=False, playbook="switchover.yml",
-                   question="")
+        combined["switchover"] = ha.execute(sp, inv, fmt, yes=True, show=False,
+                                            playbook="switchover.yml", question="",
+                                            render=False)
+    finally:
+        if switch_back and not show and fmt == "json" and "failback" in combined:
+            last = combined.get("switchover") or combined["failback"]
+            combined["status"] = last.get("status")
+            combined["journal"] = (combined["failback"].get("journal", [])
+                                   + (combined.get("switchover") or {}).get("journal", []))
+            combined["result"] = last.get("result")
+            emit_json(combined)

@@ -117,7 +117,8 @@ def outage_from_journal(entries: list[dict[str, Any]]) -> float | None:
 def execute(plan: Plan, inventory: inv_mod.Inventory, fmt: str, *, yes: bool, show: bool,
             question: str, playbook: str,
             after: Callable[[dict[str, Any]], None] | None = None,
-            ok_when: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+            ok_when: Callable[[dict[str, Any]], bool] | None = None,
+            render: bool = True) -> dict[str, Any]:
     """Run a planned operation; returns the final report (also rendered)."""
     from drctl.runner import run_playbook
 
@@ -136,7 +137,8 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, fmt: str, *, yes: bool, sh
     if plan.nothing_to_do:
         report = {"operation": plan.operation, "result": "nothing-to-do",
                   "detail": plan.nothing_to_do, "status": status_mod.collect(inventory)}
-        render_result(report, fmt)
+        if render or fmt != "json":
+            render_result(report, fmt)
         return report
     confirm(yes, question)
     started = time.monotonic()
@@ -170,7 +172,8 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, fmt: str, *, yes: bool, sh
     }
     if after:
         after(report)
-    render_result(report, fmt)
+    if render or fmt != "json":
+        render_result(report, fmt)
     if result.exit_code != ExitCode.OK:
         lines = [f"{f.host}: {f.task}: {f.message}" for f in result.failures]
         raise DrctlError(f"{plan.operation} {result.status}:\n  " + "\n  ".join(lines),
