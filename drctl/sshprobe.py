@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,7 +38,8 @@ def ssh_command(inv: Inventory, host: str, remote: list[str],
     control.mkdir(exist_ok=True, mode=0o700)
     cmd = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}",
            "-o", "ControlMaster=auto", "-o", f"ControlPath={control}/%C",
-           "-o", "ControlPersist=120"]
+           "-o", "ControlPersist=120", "-o", "ServerAliveInterval=1",
+           "-o", "ServerAliveCountMax=2"]
     if hv.get("ansible_ssh_private_key_file"):
         cmd += ["-i", str(hv["ansible_ssh_private_key_file"])]
     if hv.get("ansible_port"):
@@ -59,8 +61,33 @@ def run(inv: Inventory, host: str, remote: list[str], timeout: float = 8) -> tup
     return proc.returncode, proc.stdout, proc.stderr
 
 
+def port_answers(address: str, port: int, timeout: float = 1.5) -> bool:
+    """A dead host must cost about a second, not an SSH timeout (or a hung shared
+    connection to a host that lost power)."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def forget_connection(inv: Inventory, host: str) -> None:
+    """Close a shared SSH connection to a host that stopped answering."""
+    cmd = ssh_command(inv, host, ["true"])
+    target = cmd.index("--") - 1
+    subprocess.run([*cmd[:target], "-O", "exit", cmd[target]], capture_output=True,
+                   timeout=5, check=False)
+
+
 def probe(inv: Inventory, host: str) -> ProbeResult:
-    rc, out, err = run(inv, host, [PROBE])
+    hv = inv.hostvars(host)
+    port = int(hv.get("ansible_port") or 22)
+    proxied = "proxy" in str(hv.get("ansible_ssh_common_args", "")).lower()
+    if not proxied and not port_answers(inv.hosts[host].address, port):
+        forget_connection(inv, host)
+        return ProbeResult(host, False, None, f"unreachable: nothing answers on "
+                                              f"{inv.hosts[host].address}:{port}")
+    rc, out, err = run(inv, host, [PROBE], timeout=6)
     if rc == 0:
         try:
             return ProbeResult(host, True, json.loads(out))
