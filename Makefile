@@ -34,9 +34,12 @@ demo: setup
 	$(DRCTL) lab up
 	$(DRCTL) provision
 	$(DRCTL) status
+	$(DRCTL) switchover --to pg2 --yes
+	$(DRCTL) switchover --to pg1 --yes
+	$(BIN)/python bin/demo-cycle
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check drctl tests bench molecule bin/argspecs
+	$(BIN)/ruff check drctl tests bench molecule bin/argspecs bin/demo-cycle
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production $(LINT_PATHS)
 
@@ -57,6 +60,7 @@ bench: setup
 	$(BIN)/python bench/lab_up.py
 	$(BIN)/python bench/provision.py
 	$(BIN)/python bench/status.py
+	$(BIN)/python bench/ha.py
 
 lab-down: $(VENV)/.installed
 	$(DRCTL) lab down

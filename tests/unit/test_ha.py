@@ -1,0 +1,177 @@
+"""Gates, plans, confirmation, lock and journal of the HA verbs, without any host."""
+
+import json
+import os
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from drctl import cli as cli_mod
+from drctl import journal, lock
+from drctl.errors import DrctlError
+from drctl.exitcodes import ExitCode
+from drctl.inventory import Inventory
+from drctl.operations import failback, failover, ha, switchover
+
+
+@pytest.fixture(autouse=True)
+def state(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRCTL_STATE_DIR", str(tmp_path / "state"))
+
+
+def inv():
+    return Inventory(path=None, hosts={}, cluster={"drctl_cluster_name": "t",
+                                                   "drctl_max_lag_bytes": 1000})
+
+
+def node(host, role=None, **kw):
+    base = {"host": host, "address": host, "reachable": True, "role": role, "streaming": None,
+            "lag_bytes": None, "fenced": False, "prepared_xacts": 0, "timeline": 1,
+            "sync_state": None, "wal_log_hints": True, "data_checksums": True}
+    return {**base, **{k: v for k, v in kw.items()}}
+
+
+def report(*nodes, primary="pg1", holders=("pg1",)):
+    return {"primary": primary, "vip_holders": list(holders), "problems": [],
+            "nodes": list(nodes), "healthy": True, "checked_at": "now"}
+
+
+HEALTHY = report(node("pg1", "primary"), node("pg2", "standby", streaming=True, lag_bytes=10))
+
+
+def test_switchover_gates_pass_on_a_healthy_pair():
+    plan = switchover.plan(inv(), HEALTHY, None)
+    assert plan.target == "pg2" and plan.ok and not plan.nothing_to_do
+
+
+@pytest.mark.parametrize(("change", "gate"), [
+    ({"streaming": False}, "target streams"),
+    ({"lag_bytes": 5000}, "lag"),
+    ({"fenced": True}, "target not fenced"),
+    ({"role": "down"}, "target is a standby"),
+])
+def test_switchover_gates_refuse(change, gate):
+    standby = {"role": "standby", "streaming": True, "lag_bytes": 10, **change}
+    r = report(node("pg1", "primary"), node("pg2", **standby))
+    failed = [g.name for g in switchover.plan(inv(), r, "pg2").gates if not g.ok]
+    assert gate in failed
+
+
+def test_switchover_to_the_primary_is_nothing_to_do():
+    assert switchover.plan(inv(), HEALTHY, "pg1").nothing_to_do
+
+
+def test_failover_refuses_unknown_lag_unless_data_loss_is_allowed():
+    down = report(node("pg1", "unknown", reachable=False), node("pg2", "standby"),
+                  primary=None, holders=())
+    plan = failover.plan(inv(), down, None, allow_data_loss=False)
+    lag = next(g for g in plan.gates if g.name == "last known lag")
+    assert not lag.ok and "--allow-data-loss" in lag.detail
+    assert plan.limit == "pg2", "a dead node must not be contacted again"
+    plan = failover.plan(inv(), down, None, allow_data_loss=True)
+    assert plan.ok
+
+
+def test_failover_uses_the_last_known_lag(tmp_path):
+    from drctl import status
+
+    status.snapshot_path("t").write_text(json.dumps(HEALTHY))
+    down = report(node("pg1", "unknown", reachable=False), node("pg2", "standby"),
+                  primary=None, holders=())
+    assert failover.plan(inv(), down, None, allow_data_loss=False).ok
+    lagging = report(node("pg1", "primary"), node("pg2", "standby", lag_bytes=99999))
+    status.snapshot_path("t").write_text(json.dumps(lagging))
+    assert not failover.plan(inv(), down, None, allow_data_loss=False).ok
+    synchronous = report(node("pg1", "primary"),
+                         node("pg2", "standby", lag_bytes=99999, sync_state="quorum"))
+    status.snapshot_path("t").write_text(json.dumps(synchronous))
+    assert failover.plan(inv(), down, None, allow_data_loss=False).ok
+
+
+def test_failover_refuses_while_the_primary_lives():
+    plan = failover.plan(inv(), HEALTHY, "pg2", allow_data_loss=True)
+    gate = next(g for g in plan.gates if g.name == "no live primary elsewhere")
+    assert not gate.ok and "switchover" in gate.detail
+
+
+def test_failback_picks_the_fenced_node():
+    r = report(node("pg1", "down", fenced=True), node("pg2", "primary"), primary="pg2",
+               holders=("pg2",))
+    plan = failback.plan(inv(), r, None, switch_back=True)
+    assert plan.target == "pg1" and plan.ok
+    assert "switch over to pg1" in plan.steps[-1]
+
+
+def test_confirm_without_a_terminal_refuses(monkeypatch):
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False, raising=False)
+    with pytest.raises(DrctlError) as exc:
+        ha.confirm(False, "Switch over?")
+    assert exc.value.exit_code == ExitCode.REFUSED and "--yes" in exc.value.format_message()
+    ha.confirm(True, "Switch over?")  # --yes: no question
+
+
+def test_outage_from_journal():
+    entries = [
+        {"step": "promoted",
+         "handover": {"times": {"checkpoint": "2026-01-01T00:00:00.100+00:00"}}},
+        {"step": "vip-moved", "vip": {"master_since": "2026-01-01T00:00:00.900Z"}},
+    ]
+    assert ha.outage_from_journal(entries) == 0.8
+    assert ha.outage_from_journal([]) is None
+
+
+def test_lock_refuses_a_second_holder_and_reports_a_stale_one():
+    with lock.cluster_lock("t", "switchover"):
+        with pytest.raises(DrctlError) as exc, lock.cluster_lock("t", "failover"):
+            pass
+        assert exc.value.exit_code == ExitCode.LOCKED
+        assert f"pid {os.getpid()}" in exc.value.message
+        with pytest.raises(DrctlError):
+            lock.unlock("t")  # the holder is alive
+    assert lock.holder("t") is None
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    import socket
+
+    lock.lock_path("t").write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid,
+                                               "operation": "failover", "since": "x"}))
+    with pytest.raises(DrctlError) as exc, lock.cluster_lock("t", "switchover"):
+        pass
+    assert "stale" in exc.value.message
+    assert lock.unlock("t")["pid"] == dead.pid
+    assert lock.holder("t") is None
+
+
+def test_journal_appends_and_filters():
+    j = journal.Journal("t", "switchover")
+    j.write("start", host="pg2")
+    j.from_playbook({"step": "promoted", "host": "pg2", "lsn": "0/1", "timeline": 2},
+                    "2026-01-01T00:00:00")
+    other = journal.Journal("t", "failover")
+    other.write("start")
+    entries = journal.read("t", op_id=j.op_id)
+    assert [e["step"] for e in entries] == ["start", "promoted"]
+    assert entries[1]["lsn"] == "0/1" and entries[1]["time"] == "2026-01-01T00:00:00"
+    assert len(journal.read("t")) == 3 and len(journal.read("t", last=1)) == 1
+
+
+def test_cli_plan_and_refusal_without_yes(monkeypatch, make_inventory):
+    from drctl import inventory as inv_mod
+
+    path = make_inventory()
+    real = inv_mod.load(path)
+    monkeypatch.setattr(ha, "load", lambda p: (real, HEALTHY))
+
+    def no_playbook(*a, **k):
+        raise AssertionError("nothing may run")
+
+    monkeypatch.setattr("drctl.runner.run_playbook", no_playbook)
+    runner = CliRunner()
+    result = runner.invoke(cli_mod.cli, ["switchover", "-i", str(path), "--plan",
+                                         "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["would_proceed"] is True
+    result = runner.invoke(cli_mod.cli, ["switchover", "-i", str(path)])
+    assert result.exit_code == ExitCode.REFUSED
+    assert "--yes" in result.output
