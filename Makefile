@@ -61,6 +61,7 @@ bench: setup
 	$(BIN)/python bench/provision.py
 	$(BIN)/python bench/status.py
 	$(BIN)/python bench/ha.py
+	$(BIN)/python bench/rewind.py
 
 lab-down: $(VENV)/.installed
 	$(DRCTL) lab down

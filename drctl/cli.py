@@ -214,12 +214,15 @@ def failover(inventory: Path, fmt: str, yes: bool, show_plan: bool, target: str 
               help="The old primary to rejoin (default: the fenced or stopped node).")
 @click.option("--switch-back", is_flag=True,
               help="After the rejoin, switch over so that the rejoined node is primary again.")
+@click.option("--reclone", is_flag=True,
+              help="Skip pg_rewind and clone the node afresh (its data is still set aside).")
 def failback(inventory: Path, fmt: str, yes: bool, show_plan: bool, node: str | None,
-             switch_back: bool) -> None:
+             switch_back: bool, reclone: bool) -> None:
     """The old primary returns: set its diverged data aside, pg_rewind, rejoin, switch back."""
     from drctl.operations import failback as op
 
-    op.failback(inventory, fmt, node=node, yes=yes, show=show_plan, switch_back=switch_back)
+    op.failback(inventory, fmt, node=node, yes=yes, show=show_plan, switch_back=switch_back,
+                reclone=reclone)
 
 
 @cli.command()

@@ -20,7 +20,7 @@ STEPS = [
 ]
 
 
-def plan(inv, report, node: str | None, switch_back: bool) -> ha.Plan:
+def plan(inv, report, node: str | None, switch_back: bool, reclone: bool = False) -> ha.Plan:
     primary = report["primary"]
     candidates = [n["host"] for n in report["nodes"]
                   if n["host"] != primary and (n["fenced"] or n["role"] in ("down",))]
@@ -45,17 +45,17 @@ def plan(inv, report, node: str | None, switch_back: bool) -> ha.Plan:
     if n and n["role"] == "standby" and n["streaming"] and not n["fenced"]:
         nothing = f"{node} already streams from {primary}"
         gates = gates[:1]
-    return ha.Plan("failback", inv.name, steps, gates, {"node": node}, target=node,
-                   nothing_to_do=nothing)
+    return ha.Plan("failback", inv.name, steps, gates, {"node": node, "reclone": reclone},
+                   target=node, nothing_to_do=nothing)
 
 
 def failback(inventory: Path, fmt: str, *, node: str | None, yes: bool, show: bool,
-             switch_back: bool) -> None:
+             switch_back: bool, reclone: bool = False) -> None:
     """With --format json and --switch-back, stdout holds one document with both reports."""
     from drctl.output import emit_json
 
     inv, report = ha.load(inventory)
-    p = plan(inv, report, node, switch_back)
+    p = plan(inv, report, node, switch_back, reclone)
     combined: dict = {"operation": "failback", "node": p.target}
     try:
         combined["failback"] = ha.execute(
