@@ -32,6 +32,7 @@ system:
 
 demo: setup
 	$(DRCTL) lab up
+	$(DRCTL) ping
 	$(DRCTL) provision
 	$(DRCTL) status
 	$(DRCTL) switchover --to pg2 --yes
