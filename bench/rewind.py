@@ -38,7 +38,19 @@ def ts(entry: dict) -> float:
     return datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
 
 
+def caught_up() -> None:
+    """Kill the primary only once the standby has everything (and status recorded it)."""
+    for _ in range(120):
+        st = drctl("status")
+        lag = next(n["lag_bytes"] for n in st["nodes"] if n["host"] == "pg2")
+        if lag is not None and lag < 1024 * 1024:
+            return
+        time.sleep(1)
+    raise SystemExit("the standby did not catch up")
+
+
 def round_trip(reclone: bool) -> dict:
+    caught_up()
     subprocess.run(["docker", "kill", PREFIX + "pg1"], check=True, capture_output=True)
     drctl("failover", "--yes")
     sh("pg2", "runuser -u postgres -- psql -XAtq -d bench -c "
@@ -65,7 +77,6 @@ def main() -> None:
     size = sh("pg1", "runuser -u postgres -- psql -XAtq -c "
                      "\"select pg_size_pretty(pg_database_size('bench'))\"")
     print(f"pgbench scale {scale}: {size} in {time.monotonic() - t:.0f} s", flush=True)
-    time.sleep(5)
     rewind = round_trip(reclone=False)
     clone = round_trip(reclone=True)
     print(f"failback with pg_rewind: {rewind['failback_s']:.1f} s in all; rewind + rejoin "

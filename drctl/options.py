@@ -41,6 +41,9 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
            "Extra CIDRs (besides the app hosts) allowed to reach the application database."),
     Option("drctl_max_lag_bytes", "int", 16 * 1024 * 1024,
            "Replication lag above which switchover/failover gates refuse."),
+    Option("drctl_lag_max_age_s", "int", 60,
+           "Failover trusts the last recorded lag only when it is at most this old; older "
+           "counts as unknown (then --allow-data-loss is needed, or synchronous replication)."),
     Option("drctl_slot_warn_bytes", "int", 512 * 1024 * 1024,
            "An inactive replication slot retaining more WAL than this is reported as a problem."),
     Option("drctl_isolation_check_address", "str", "",

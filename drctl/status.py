@@ -158,7 +158,7 @@ def collect(inventory: Path | inv_mod.Inventory, save: bool = True) -> dict[str,
         n.pop("_replication", None)
     report = {
         "cluster": inv.name,
-        "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "checked_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "primary": primary,
         "vip": str(inv.vip.ip),
         "vip_holders": [n["host"] for n in nodes if n["vip"]],

@@ -34,11 +34,19 @@ def plan(inv, report, target: str | None, allow_data_loss: bool) -> ha.Plan:
     last_node = ha.node(last, target) if last.get("nodes") else None
     last_lag = last_node.get("lag_bytes") if last_node else None
     sync = bool(last_node and last_node.get("sync_state") in ("sync", "quorum"))
+    max_age = int(inv.cluster.get("drctl_lag_max_age_s") or 60)
+    age = ha.age_s(last.get("checked_at"))
+    if last_lag is not None and (age is None or age > max_age):
+        last_lag = None
+        stale = f"the last recorded lag is {age:.0f} s old (limit {max_age} s)" if age else ""
+    else:
+        stale = ""
     if sync:
         lag_ok, lag_detail = True, (f"synchronous standby at {last.get('checked_at')}: "
                                     "every acknowledged commit is on it")
     elif last_lag is None:
-        lag_ok, lag_detail = False, "unknown: no status of a healthy primary was recorded"
+        lag_ok, lag_detail = False, ("unknown: " + (stale or "no status of a healthy primary "
+                                                    "was recorded"))
     else:
         lag_ok = last_lag <= max_lag
         lag_detail = f"{last_lag} bytes at {last.get('checked_at')} (limit {max_lag})"

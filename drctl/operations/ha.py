@@ -200,6 +200,17 @@ def render_result(report: dict[str, Any], fmt: str) -> None:
                  else ""))
 
 
+def age_s(iso: str | None) -> float | None:
+    """Seconds since an ISO timestamp (None when missing or unreadable)."""
+    if not iso:
+        return None
+    try:
+        then = datetime.fromisoformat(str(iso).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (datetime.now(UTC) - then).total_seconds()
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 

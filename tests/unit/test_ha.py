@@ -33,8 +33,11 @@ def node(host, role=None, **kw):
 
 
 def report(*nodes, primary="pg1", holders=("pg1",)):
+    from datetime import UTC, datetime
+
     return {"primary": primary, "vip_holders": list(holders), "problems": [],
-            "nodes": list(nodes), "healthy": True, "checked_at": "now"}
+            "nodes": list(nodes), "healthy": True,
+            "checked_at": datetime.now(UTC).isoformat()}
 
 
 HEALTHY = report(node("pg1", "primary"), node("pg2", "standby", streaming=True, lag_bytes=10))
@@ -87,6 +90,18 @@ def test_failover_uses_the_last_known_lag(tmp_path):
                          node("pg2", "standby", lag_bytes=99999, sync_state="quorum"))
     status.snapshot_path("t").write_text(json.dumps(synchronous))
     assert failover.plan(inv(), down, None, allow_data_loss=False).ok
+
+
+def test_failover_treats_an_old_lag_record_as_unknown():
+    from drctl import status
+
+    old = {**HEALTHY, "checked_at": "2020-01-01T00:00:00+00:00"}
+    status.snapshot_path("t").write_text(json.dumps(old))
+    down = report(node("pg1", "unknown", reachable=False), node("pg2", "standby"),
+                  primary=None, holders=())
+    gate = next(g for g in failover.plan(inv(), down, None, False).gates
+                if g.name == "last known lag")
+    assert not gate.ok and "old" in gate.detail
 
 
 def test_failover_refuses_while_the_primary_lives():
