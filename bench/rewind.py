@@ -3,7 +3,7 @@ scale 70), both measured in the same run on the lab (target: rewind at least 10x
 
   python bench/rewind.py [--scale 70]
 
-Each round: power off the primary (docker kill), `drctl failover`, write a little on the
+Each round: checkpoint, power off the primary (docker kill), `drctl failover`, write a little on the
 new primary, power the old one on, `drctl failback` (once with pg_rewind, once with
 --reclone), then switch back. Prints the rewind step, the clone, and both failbacks.
 """
@@ -51,6 +51,9 @@ def caught_up() -> None:
 
 def round_trip(reclone: bool) -> dict:
     caught_up()
+    # A database, not a burst of unflushed WAL: checkpoints run every few minutes anyway,
+    # and without one pg_rewind's crash recovery replays the whole 1 GB load first.
+    sh("pg1", "runuser -u postgres -- psql -XAtq -c checkpoint")
     subprocess.run(["docker", "kill", PREFIX + "pg1"], check=True, capture_output=True)
     drctl("failover", "--yes")
     sh("pg2", "runuser -u postgres -- psql -XAtq -d bench -c "
