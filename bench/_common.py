@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import subprocess
 import sys
@@ -26,3 +27,12 @@ def report(name: str, samples: list[float], target: str = "") -> None:
     line = (f"{name}: median {med:.3f} s, min {min(samples):.3f} s, max {max(samples):.3f} s "
             f"(n={len(samples)})")
     print(line + (f"  target {target}" if target else ""), flush=True)
+
+
+def drctl_json(*args: str) -> dict:
+    """Run drctl with --format json; exit with its stderr when it fails."""
+    proc = subprocess.run([*DRCTL, *args, "--format", "json"], cwd=ROOT, capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"drctl {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return json.loads(proc.stdout)

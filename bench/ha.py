@@ -10,25 +10,18 @@ it. Needs a provisioned lab; leaves pg1 as primary.
 
 from __future__ import annotations
 
-import json
 import statistics
 import subprocess
 import sys
 import time
 
-from _common import DRCTL, ROOT
+from _common import ROOT, drctl_json
 
 sys.path.insert(0, str(ROOT))
 from tests.integration.conftest import PREFIX
 from tests.integration.writer import Writer
 
-
-def drctl(*args: str) -> dict:
-    proc = subprocess.run([*DRCTL, *args, "--format", "json"], cwd=ROOT, capture_output=True,
-                          text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"drctl {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
-    return json.loads(proc.stdout)
+drctl = drctl_json
 
 
 def spread(name: str, values: list[float], unit: str = "s") -> None:

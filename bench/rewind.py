@@ -10,13 +10,12 @@ new primary, power the old one on, `drctl failback` (once with pg_rewind, once w
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
 from datetime import datetime
 
-from _common import DRCTL, ROOT
+from _common import drctl_json
 
 PREFIX = "drctl-lab-"
 
@@ -26,12 +25,7 @@ def sh(host: str, cmd: str) -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
-def drctl(*args: str) -> dict:
-    proc = subprocess.run([*DRCTL, *args, "--format", "json"], cwd=ROOT, capture_output=True,
-                          text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"drctl {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
-    return json.loads(proc.stdout)
+drctl = drctl_json
 
 
 def ts(entry: dict) -> float:
