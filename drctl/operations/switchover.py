@@ -41,8 +41,10 @@ def plan(inv, report, target: str | None) -> ha.Plan:
     ]
     nothing = ""
     if primary and primary == target:
-        nothing = f"{target} is already the primary"
         gates = [g for g in gates if g.name == "one primary"]
+        if report["healthy"]:
+            nothing = f"{target} is already the primary"
+        # else: an interrupted switchover; the playbook finishes the rejoin
     return ha.Plan("switchover", inv.name, STEPS, gates, {"target": target}, target=target,
                    nothing_to_do=nothing)
 
