@@ -28,8 +28,7 @@ def plan(inv, report, node: str | None, switch_back: bool, reclone: bool = False
     n = ha.node(report, node)
     p = ha.node(report, primary)
     gates = [
-        ha.Gate("one primary", primary is not None,
-                f"primary: {primary}" if primary else "; ".join(report["problems"][:3])),
+        ha.one_primary_gate(report),
         ha.Gate("node answers", bool(n and n["reachable"]),
                 f"{node}: {'answers' if n and n['reachable'] else 'does not answer'}"),
         ha.Gate("node is not the primary", bool(n and n["role"] != "primary"),

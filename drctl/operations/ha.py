@@ -65,6 +65,13 @@ def node(report: dict[str, Any], host: str | None) -> dict[str, Any] | None:
     return next((n for n in report["nodes"] if n["host"] == host), None)
 
 
+def one_primary_gate(report: dict[str, Any]) -> Gate:
+    """The gate switchover and failback share: exactly one live primary."""
+    primary = report["primary"]
+    return Gate("one primary", primary is not None,
+                f"primary: {primary}" if primary else "; ".join(report["problems"][:3]))
+
+
 def confirm(yes: bool, question: str) -> None:
     if yes:
         return

@@ -27,8 +27,7 @@ def plan(inv, report, target: str | None) -> ha.Plan:
     t = ha.node(report, target)
     p = ha.node(report, primary)
     gates = [
-        ha.Gate("one primary", primary is not None,
-                f"primary: {primary}" if primary else "; ".join(report["problems"][:3])),
+        ha.one_primary_gate(report),
         ha.Gate("target is a standby", bool(t and t["role"] == "standby"),
                 f"{target}: {t['role'] if t else 'not a PostgreSQL node of the inventory'}"),
         ha.Gate("target streams", bool(t and t["streaming"]),
