@@ -225,6 +225,68 @@ def failback(inventory: Path, fmt: str, yes: bool, show_plan: bool, node: str | 
                 reclone=reclone)
 
 
+# ---------------------------------------------------------------- backups
+
+@cli.command()
+@common
+@click.option("--type", "kind", type=click.Choice(["full", "diff", "incr"]), default="incr",
+              show_default=True, help="Backup type (the first backup is always full).")
+@click.option("--from", "source", type=click.Choice(["auto", "standby", "primary"]),
+              default="auto", show_default=True,
+              help="Copy from the standby (auto: when one is healthy) or the primary.")
+def backup(inventory: Path, fmt: str, kind: str, source: str) -> None:
+    """Take a pgBackRest backup and print what it took (type, size, time, WAL range)."""
+    from drctl.operations import backup as op
+
+    op.backup(inventory, fmt, kind, source)
+
+
+@cli.command()
+@common
+def backups(inventory: Path, fmt: str) -> None:
+    """List the backups and the recoverable window (earliest and latest restorable time)."""
+    from drctl.operations import backup as op
+
+    op.backups(inventory, fmt)
+
+
+@cli.command()
+@common
+@click.option("--to", "to", metavar="HOST",
+              help="Where to restore: a repository host (default: the first of group backup); "
+                   "cluster members are refused.")
+@click.option("--target-time", metavar="TIME", help="Recover to this time (ISO 8601; UTC if "
+              "no zone is given).")
+@click.option("--target-lsn", metavar="LSN", help="Recover to this LSN (e.g. 0/3000060).")
+@click.option("--latest", is_flag=True, help="Recover to the end of the archived WAL.")
+@click.option("--name", default="restore", show_default=True,
+              help="Name of the scratch instance.")
+@click.option("--replace", is_flag=True, help="Replace a scratch instance of the same name.")
+@click.option("--drop", is_flag=True, help="Stop and remove the scratch instance instead.")
+def restore(inventory: Path, fmt: str, to: str | None, target_time: str | None,
+            target_lsn: str | None, latest: bool, name: str, replace: bool,
+            drop: bool) -> None:
+    """Point-in-time restore into a scratch instance, started so that it can be checked."""
+    from drctl.operations import backup as op
+
+    op.restore(inventory, fmt, to=to, target_time=target_time, target_lsn=target_lsn,
+               latest=latest, name=name, replace=replace, drop=drop)
+
+
+@cli.command("verify-backup")
+@common
+@click.option("--sql", default="", help="A check query: it passes when its first value is "
+              "not false, 0 or empty.")
+@click.option("--database", default="postgres", show_default=True,
+              help="Database the --sql check runs in.")
+def verify_backup(inventory: Path, fmt: str, sql: str, database: str) -> None:
+    """Prove the latest backup: restore it into a scratch instance, start it, read every
+    table, run the --sql check, remove it."""
+    from drctl.operations import backup as op
+
+    op.verify(inventory, fmt, sql=sql, database=database)
+
+
 @cli.command()
 @common
 @click.option("--last", type=int, default=50, show_default=True, help="How many entries.")
