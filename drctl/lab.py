@@ -227,9 +227,12 @@ def ensure_container(host: LabHost, tag: str, fresh: bool, say: Say) -> str:
     if state:
         docker("start", host.container)
         return "started"
+    # The lab's stand-in for DNS: every container resolves the others' inventory names
+    # (pgBackRest verifies TLS peers by DNS name), and docker keeps these across restarts.
+    names = [f"--add-host={h.name}:{h.address}" for h in lab_hosts() if h.name != host.name]
     docker("run", "-d", "--name", host.container, "--hostname", host.name,
            "--network", NETWORK, "--ip", host.address, "--label", f"{LABEL}={NETWORK}",
-           *RUN_ARGS, tag, "/sbin/init")
+           *names, *RUN_ARGS, tag, "/sbin/init")
     return "created"
 
 

@@ -48,6 +48,12 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
            "An inactive replication slot retaining more WAL than this is reported as a problem."),
     Option("drctl_isolation_check_address", "str", "",
            "An address (e.g. the gateway) a node must reach to hold the VIP; empty: no check."),
+    Option("drctl_backup_max_age_h", "int", 26,
+           "`drctl status` warns when the last backup is older than this many hours (the "
+           "default schedule backs up every night)."),
+    Option("drctl_archive_ready_warn", "int", 16,
+           "WAL segments waiting to be archived on the primary above which status reports "
+           "archiving falling behind."),
     Option("drctl_tls_ca_dir", "str", "",
            "Directory with ca.crt and ca.key of your own CA; empty: drctl generates a cluster CA "
            "under the state directory."),

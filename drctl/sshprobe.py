@@ -79,7 +79,7 @@ def forget_connection(inv: Inventory, host: str) -> None:
                    timeout=5, check=False)
 
 
-def probe(inv: Inventory, host: str) -> ProbeResult:
+def probe(inv: Inventory, host: str, command: list[str] | None = None) -> ProbeResult:
     hv = inv.hostvars(host)
     port = int(hv.get("ansible_port") or 22)
     proxied = "proxy" in str(hv.get("ansible_ssh_common_args", "")).lower()
@@ -87,7 +87,7 @@ def probe(inv: Inventory, host: str) -> ProbeResult:
         forget_connection(inv, host)
         return ProbeResult(host, False, None, f"unreachable: nothing answers on "
                                               f"{inv.hosts[host].address}:{port}")
-    rc, out, err = run(inv, host, [PROBE], timeout=6)
+    rc, out, err = run(inv, host, command or [PROBE], timeout=6)
     if rc == 0:
         try:
             return ProbeResult(host, True, json.loads(out))
@@ -100,6 +100,10 @@ def probe(inv: Inventory, host: str) -> ProbeResult:
     return ProbeResult(host, True, None, f"probe failed (exit {rc}): {err.strip()[:200]}")
 
 
-def probe_all(inv: Inventory, hosts: list[str]) -> dict[str, ProbeResult]:
+def probe_all(inv: Inventory, hosts: list[str],
+              commands: dict[str, list[str]] | None = None) -> dict[str, ProbeResult]:
+    """Probe hosts in parallel: drctl's node probe, or the command given for a host."""
+    commands = commands or {}
     with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
-        return dict(zip(hosts, pool.map(lambda h: probe(inv, h), hosts), strict=True))
+        return dict(zip(hosts, pool.map(lambda h: probe(inv, h, commands.get(h)), hosts),
+                        strict=True))

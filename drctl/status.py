@@ -21,6 +21,8 @@ from typing import Any
 from drctl import inventory as inv_mod
 from drctl import sshprobe
 
+BACKUP_TOOL = "/usr/local/libexec/drctl/drctl-backup"
+
 
 def _norm(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
@@ -64,7 +66,65 @@ def _node(host: str, address: str, res: sshprobe.ProbeResult) -> dict[str, Any]:
         "data_checksums": (pg or {}).get("data_checksums"),
         "wal_log_hints": (pg or {}).get("wal_log_hints"),
         "_replication": (pg or {}).get("replication", []),
+        "_archiver": {"mode": (pg or {}).get("archive_mode"),
+                      "ready": (pg or {}).get("archive_ready"),
+                      **((pg or {}).get("archiver") or {})},
     }
+
+
+def backup_state(repo: str | None, res: sshprobe.ProbeResult | None,
+                 primary: dict[str, Any] | None, now: float, max_age_h: float,
+                 ready_warn: int) -> tuple[dict[str, Any] | None, list[str], list[str]]:
+    """The backup part of the report: (state, problems, warnings)."""
+    if repo is None or res is None:
+        return None, [], []
+    problems: list[str] = []
+    warnings: list[str] = []
+    state: dict[str, Any] = {"repo_host": repo, "reachable": res.ok and res.data is not None,
+                             "error": res.error, "last_backup": None, "last_backup_time": None,
+                             "age_s": None, "backups": 0, "window": None, "archiving": None}
+    if not state["reachable"]:
+        problems.append(f"repository host {repo}: {res.error or 'no answer'}")
+    else:
+        d = res.data or {}
+        good = [b for b in d.get("backups", []) if not b.get("error")]
+        state["backups"] = len(good)
+        state["window"] = {k: v for k, v in (d.get("window") or {}).items()
+                           if not k.endswith("_epoch")}
+        if not d.get("exists", False):
+            problems.append(f"stanza '{d.get('stanza')}' does not exist on {repo}")
+        elif not good:
+            warnings.append("no backup yet: nothing can be restored (run `drctl backup`)")
+        else:
+            last = good[-1]
+            state.update(last_backup=last["label"], last_backup_time=last["stop"],
+                         age_s=round(now - last["stop_epoch"]))
+            if state["age_s"] > max_age_h * 3600:
+                warnings.append(f"the last backup ({last['label']}) is "
+                                f"{state['age_s'] / 3600:.0f} h old (more than {max_age_h:g} h)")
+    if primary is not None:
+        a = primary.get("_archiver") or {}
+        failing = bool(a.get("failed_count")) and (
+            not a.get("last_archived_time")
+            or (a.get("last_failed_time") or "") > (a.get("last_archived_time") or ""))
+        state["archiving"] = {
+            "node": primary["host"], "mode": a.get("mode"), "ok": not failing,
+            "last_archived_wal": a.get("last_archived_wal"),
+            "last_archived_time": a.get("last_archived_time"),
+            "failed_count": a.get("failed_count"), "last_failed_wal": a.get("last_failed_wal"),
+            "last_failed_time": a.get("last_failed_time"), "ready_segments": a.get("ready")}
+        if a.get("mode") == "off":
+            problems.append(f"WAL archiving is off on the primary {primary['host']} "
+                            "(re-run `drctl provision`)")
+        elif failing:
+            problems.append(f"WAL archiving FAILS on the primary {primary['host']} since "
+                            f"{a.get('last_failed_time')} (last archived "
+                            f"{a.get('last_archived_wal') or 'none'}); {a.get('ready') or 0} "
+                            "segments wait in pg_wal")
+        elif (a.get("ready") or 0) > ready_warn:
+            problems.append(f"{a.get('ready')} WAL segments wait to be archived on "
+                            f"{primary['host']} (archiving falls behind)")
+    return state, problems, warnings
 
 
 def evaluate(nodes: list[dict[str, Any]], slot_warn_bytes: int) -> tuple[str | None, list[str]]:
@@ -150,12 +210,21 @@ def collect(inventory: Path | inv_mod.Inventory, save: bool = True) -> dict[str,
     start = time.monotonic()
     inv = inventory if isinstance(inventory, inv_mod.Inventory) else inv_mod.load(inventory)
     hosts = [h.name for h in inv.pg_hosts]
-    results = sshprobe.probe_all(inv, hosts)
+    repo = next((h.name for h in inv.group("backup")), None)
+    commands = {repo: [BACKUP_TOOL, "info"]} if repo else {}
+    results = sshprobe.probe_all(inv, hosts + ([repo] if repo else []), commands)
     nodes = [_node(h, inv.hosts[h].address, results[h]) for h in hosts]
     warn = int(inv.cluster.get("drctl_slot_warn_bytes") or 512 * 1024 * 1024)
     primary, problems = evaluate(nodes, warn)
+    backup, b_problems, warnings = backup_state(
+        repo, results.get(repo) if repo else None,
+        next((n for n in nodes if n["host"] == primary), None), time.time(),
+        float(inv.cluster.get("drctl_backup_max_age_h") or 26),
+        int(inv.cluster.get("drctl_archive_ready_warn") or 16))
+    problems += b_problems
     for n in nodes:
         n.pop("_replication", None)
+        n.pop("_archiver", None)
     report = {
         "cluster": inv.name,
         "checked_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -164,7 +233,9 @@ def collect(inventory: Path | inv_mod.Inventory, save: bool = True) -> dict[str,
         "vip_holders": [n["host"] for n in nodes if n["vip"]],
         "healthy": not problems,
         "problems": problems,
+        "warnings": warnings,
         "nodes": nodes,
+        "backup": backup,
         "duration_s": round(time.monotonic() - start, 3),
     }
     if save and primary:
@@ -196,6 +267,20 @@ def render(report: dict[str, Any], fmt: str) -> None:
                       f"[/{colour}]", str(n["timeline"] or ""), n["lsn"] or "", lag, stream, tls,
                       slots, keep, "[bold]VIP[/bold]" if n["vip"] else "")
     con.print(table)
+    b = report.get("backup")
+    if b:
+        arch = b.get("archiving") or {}
+        last = (f"last backup {b['last_backup']} ({b['age_s'] // 60} min ago)"
+                if b.get("last_backup") else "no backup yet")
+        arch_text = ("archiving ok" if arch.get("ok") else "[red]archiving FAILING[/red]"
+                     ) if arch else "archiving unknown (no primary)"
+        if arch.get("last_archived_wal"):
+            arch_text += f", last {arch['last_archived_wal']}"
+        if arch.get("ready_segments"):
+            arch_text += f", {arch['ready_segments']} waiting"
+        con.print(f"backups on {b['repo_host']}: {last}; {arch_text}")
+    for w in report.get("warnings", []):
+        con.print(f"[yellow]warning[/yellow]: {w}")
     if report["healthy"]:
         con.print(f"[green]healthy[/green]: primary {report['primary']}, VIP on "
                   f"{', '.join(report['vip_holders'])} ({report['duration_s']} s)")

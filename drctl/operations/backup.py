@@ -123,7 +123,8 @@ def parse_time(text: str) -> datetime:
         dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise DrctlError(f"cannot read '{text}' as a time", ExitCode.USAGE,
-                         hint="use ISO 8601, e.g. 2026-11-26T13:05:00Z (no zone means UTC)")
+                         hint="use ISO 8601, e.g. 2026-11-26T13:05:00Z (no zone means UTC)"
+                         ) from None
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
