@@ -1,5 +1,6 @@
 # Two set-up commands on a fresh Debian 12 machine, as root:
-#   make demo   - the lab of containers, a provisioned primary + standby with a VIP, status
+#   make demo   - the lab of containers, a provisioned primary + standby with a VIP, status,
+#                 a backup proved by a restore, switchovers, the failover/failback cycle
 #   make test   - lint, unit tests, and integration tests against the lab
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -35,6 +36,8 @@ demo: setup
 	$(DRCTL) ping
 	$(DRCTL) provision
 	$(DRCTL) status
+	$(DRCTL) backup --type full
+	$(DRCTL) verify-backup
 	$(DRCTL) switchover --to pg2 --yes
 	$(DRCTL) switchover --to pg1 --yes
 	$(BIN)/python bin/demo-cycle
@@ -63,6 +66,7 @@ bench: setup
 	$(BIN)/python bench/status.py
 	$(BIN)/python bench/ha.py
 	$(BIN)/python bench/rewind.py
+	$(BIN)/python bench/backup.py
 
 lab-down: $(VENV)/.installed
 	$(DRCTL) lab down

@@ -54,6 +54,9 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
     Option("drctl_archive_ready_warn", "int", 16,
            "WAL segments waiting to be archived on the primary above which status reports "
            "archiving falling behind."),
+    Option("drctl_archive_stall_s", "int", 120,
+           "A WAL segment waiting longer than this many seconds to be archived makes status "
+           "report archiving as stuck (a hung archive_command records no failure)."),
     Option("drctl_tls_ca_dir", "str", "",
            "Directory with ca.crt and ca.key of your own CA; empty: drctl generates a cluster CA "
            "under the state directory."),

@@ -68,13 +68,15 @@ def _node(host: str, address: str, res: sshprobe.ProbeResult) -> dict[str, Any]:
         "_replication": (pg or {}).get("replication", []),
         "_archiver": {"mode": (pg or {}).get("archive_mode"),
                       "ready": (pg or {}).get("archive_ready"),
+                      "oldest_ready_s": (pg or {}).get("archive_oldest_ready_s"),
                       **((pg or {}).get("archiver") or {})},
     }
 
 
 def backup_state(repo: str | None, res: sshprobe.ProbeResult | None,
                  primary: dict[str, Any] | None, now: float, max_age_h: float,
-                 ready_warn: int) -> tuple[dict[str, Any] | None, list[str], list[str]]:
+                 ready_warn: int, stall_s: float = 120,
+                 ) -> tuple[dict[str, Any] | None, list[str], list[str]]:
     """The backup part of the report: (state, problems, warnings)."""
     if repo is None or res is None:
         return None, [], []
@@ -112,7 +114,10 @@ def backup_state(repo: str | None, res: sshprobe.ProbeResult | None,
             "last_archived_wal": a.get("last_archived_wal"),
             "last_archived_time": a.get("last_archived_time"),
             "failed_count": a.get("failed_count"), "last_failed_wal": a.get("last_failed_wal"),
-            "last_failed_time": a.get("last_failed_time"), "ready_segments": a.get("ready")}
+            "last_failed_time": a.get("last_failed_time"), "ready_segments": a.get("ready"),
+            "oldest_waiting_s": a.get("oldest_ready_s")}
+        stalled = (a.get("oldest_ready_s") or 0) > stall_s
+        state["archiving"]["ok"] = not failing and not stalled
         if a.get("mode") == "off":
             problems.append(f"WAL archiving is off on the primary {primary['host']} "
                             "(re-run `drctl provision`)")
@@ -121,6 +126,12 @@ def backup_state(repo: str | None, res: sshprobe.ProbeResult | None,
                             f"{a.get('last_failed_time')} (last archived "
                             f"{a.get('last_archived_wal') or 'none'}); {a.get('ready') or 0} "
                             "segments wait in pg_wal")
+        elif stalled:
+            # an archive_command that hangs (a repository host gone without a reset) records
+            # no failure until it times out: the age of the oldest waiting segment shows it
+            problems.append(f"WAL archiving is stuck on the primary {primary['host']}: the "
+                            f"oldest of {a.get('ready')} waiting segments has waited "
+                            f"{a['oldest_ready_s']:.0f} s")
         elif (a.get("ready") or 0) > ready_warn:
             problems.append(f"{a.get('ready')} WAL segments wait to be archived on "
                             f"{primary['host']} (archiving falls behind)")
@@ -220,7 +231,8 @@ def collect(inventory: Path | inv_mod.Inventory, save: bool = True) -> dict[str,
         repo, results.get(repo) if repo else None,
         next((n for n in nodes if n["host"] == primary), None), time.time(),
         float(inv.cluster.get("drctl_backup_max_age_h") or 26),
-        int(inv.cluster.get("drctl_archive_ready_warn") or 16))
+        int(inv.cluster.get("drctl_archive_ready_warn") or 16),
+        float(inv.cluster.get("drctl_archive_stall_s") or 120))
     problems += b_problems
     for n in nodes:
         n.pop("_replication", None)

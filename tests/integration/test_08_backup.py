@@ -168,12 +168,17 @@ def test_unreachable_repository_fails_the_backup_but_not_the_primary(repository_
         conn.commit()
     psql(primary(), "select pg_switch_wal()")
 
+    code, st = drctl_json("status")
+    assert code == 7 and any("repository host backup1" in p for p in st["problems"])
+
     def archiving_reported_failing():
         code, st = drctl_json("status")
-        return code == 7 and any("archiving FAILS" in p for p in st["problems"]) and any(
-            "repository host backup1" in p for p in st["problems"])
-    wait_for("status to report archiving failing", archiving_reported_failing, timeout=90,
-             interval=2)
+        return code == 7 and not st["backup"]["archiving"]["ok"] and any(
+            "archiving FAILS" in p or "archiving is stuck" in p for p in st["problems"])
+    # a failure shows once archive-push gives up (pgBackRest's io-timeout, 60 s); a hung one
+    # once the oldest waiting segment is older than drctl_archive_stall_s (120 s)
+    wait_for("status to report archiving failing", archiving_reported_failing, timeout=240,
+             interval=3)
 
 
 def test_archiving_recovers_and_follows_a_failover():
