@@ -55,7 +55,8 @@ integration: setup
 	$(BIN)/pytest -q -x tests/integration
 
 molecule: setup
-	DRCTL_LAB_IMAGE=$$($(DRCTL) lab image) $(BIN)/molecule test
+	DRCTL_LAB_IMAGE=$$($(DRCTL) lab image) $(BIN)/molecule test -s default
+	DRCTL_LAB_IMAGE=$$($(DRCTL) lab image) $(BIN)/molecule test -s failover
 
 test: setup lint unit integration molecule
 

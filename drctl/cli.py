@@ -287,6 +287,33 @@ def verify_backup(inventory: Path, fmt: str, sql: str, database: str) -> None:
     op.verify(inventory, fmt, sql=sql, database=database)
 
 
+# ---------------------------------------------------------------- drill
+
+@cli.command()
+@common
+@click.option("--scenario", type=click.Choice(["switchover", "failover", "failback-cycle"]),
+              default="switchover", show_default=True, help="What happens during the drill.")
+@click.option("--duration", type=float, default=20, show_default=True,
+              help="Seconds the workload runs at least (longer if the operation takes longer).")
+@click.option("--rate", type=float, default=100, show_default=True,
+              help="SQL writes per second through the VIP.")
+@click.option("--app-rate", type=float, default=2, show_default=True,
+              help="Registrations (each followed by a login) per second through the app.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Directory for the JSON and HTML reports (default: the state directory's "
+                   "drills/).")
+@click.option("--yes", "-y", is_flag=True,
+              help="Do not ask for confirmation (required without a terminal).")
+def drill(inventory: Path, fmt: str, scenario: str, duration: float, rate: float,
+          app_rate: float, out_dir: Path | None, yes: bool) -> None:
+    """Measure what the business sees during an operation: write outage, app errors,
+    writes lost; writes a JSON and a self-contained HTML report."""
+    from drctl.operations import drill as op
+
+    op.drill(inventory, fmt, scenario=scenario, duration=duration, rate=rate,
+             app_rate=app_rate, out_dir=out_dir, yes=yes)
+
+
 @cli.command()
 @common
 @click.option("--last", type=int, default=50, show_default=True, help="How many entries.")

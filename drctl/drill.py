@@ -1,0 +1,262 @@
+"""drctl drill: run a workload through the VIP and the demo application while an operation
+runs, then measure from the client side what the business saw: the write outage, the
+application's error window, the acknowledged writes lost (RPO), each step's time, and the
+topology before and after. Writes a JSON report and a self-contained HTML report.
+
+Scenarios:
+  switchover      a planned switchover to the standby
+  failover        the primary loses power (lab: docker kill; elsewhere: its PostgreSQL and
+                  keepalived are killed over SSH), then `drctl failover`
+  failback-cycle  failover as above, the old primary powers on again, then
+                  `drctl failback --switch-back`: the cluster ends where it started
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from drctl import inventory as inv_mod
+from drctl.errors import DrctlError
+from drctl.exitcodes import ExitCode
+
+SCENARIOS = ("switchover", "failover", "failback-cycle")
+BIN_S = 0.1
+
+
+def _secrets(inv: inv_mod.Inventory) -> dict[str, str]:
+    """The vault's secrets, decrypted in memory with ansible.cfg's vault password client."""
+    import yaml
+    from ansible.constants import DEFAULT_VAULT_ID_MATCH
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    from drctl.paths import project_dir
+
+    pw = subprocess.run([str(project_dir() / "bin" / "vault-password")], capture_output=True,
+                        text=True, check=True).stdout.strip()
+    vault = VaultLib([(DEFAULT_VAULT_ID_MATCH, VaultSecret(pw.encode()))])
+    out: dict[str, str] = {}
+    for path in sorted(inv.path.parent.glob("group_vars/all/*.yml")):
+        raw = path.read_bytes()
+        if raw.startswith(b"$ANSIBLE_VAULT"):
+            out.update(yaml.safe_load(vault.decrypt(raw)) or {})
+    return out
+
+
+def _connector(inv: inv_mod.Inventory):
+    import psycopg
+
+    from drctl.paths import project_dir
+
+    password = _secrets(inv).get("vault_pg_app_password")
+    if not password:
+        raise DrctlError("the vault holds no vault_pg_app_password", ExitCode.INVALID_INVENTORY)
+    ca_dir = inv.cluster.get("drctl_tls_ca_dir") or project_dir() / ".drctl" / "ca" / inv.name
+    port = int(inv.cluster.get("drctl_pg_port") or 5432)
+
+    def connect(connect_timeout: int = 5):
+        return psycopg.connect(host=str(inv.vip.ip), port=port, dbname="app", user="app",
+                               password=password, sslmode="verify-full",
+                               sslrootcert=str(Path(ca_dir) / "ca.crt"),
+                               connect_timeout=connect_timeout, application_name="drctl-drill")
+    return connect
+
+
+def _drctl(args: list[str], inventory: Path, timeout: float = 1800) -> tuple[int, dict]:
+    proc = subprocess.run([sys.executable, "-m", "drctl", *args, "-i", str(inventory),
+                           "--format", "json", "--yes"], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    try:
+        return proc.returncode, json.loads(proc.stdout)
+    except ValueError:
+        return proc.returncode, {"error": proc.stderr.strip()[-2000:]}
+
+
+def _power_off(inv: inv_mod.Inventory, host: str, lab: bool) -> str:
+    if lab:
+        from drctl.lab import PREFIX
+
+        subprocess.run(["docker", "kill", PREFIX + host], check=True, capture_output=True)
+        return f"docker kill {host} (power loss)"
+    from drctl import sshprobe
+
+    sshprobe.run(inv, host, ["sh", "-c", "systemctl kill -s SIGKILL keepalived; "
+                             "systemctl kill -s SIGKILL 'postgresql@*'"], timeout=20)
+    return f"kill -9 of PostgreSQL and keepalived on {host}"
+
+
+def _power_on(inv: inv_mod.Inventory, host: str, lab: bool) -> None:
+    if lab:
+        from drctl.lab import PREFIX
+
+        subprocess.run(["docker", "start", PREFIX + host], check=True, capture_output=True)
+    # elsewhere the node's services come back through failback (it is fenced meanwhile)
+
+
+def _wait_ssh(inv: inv_mod.Inventory, host: str, timeout: float = 120) -> None:
+    from drctl import sshprobe
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sshprobe.forget_connection(inv, host)
+        _rc, out, _ = sshprobe.run(inv, host, ["systemctl", "is-system-running"], timeout=5)
+        if out.strip() in ("running", "degraded"):
+            return
+        time.sleep(1)
+    raise DrctlError(f"{host} did not come back within {timeout:.0f} s", ExitCode.TIMEOUT)
+
+
+def _topology(st: dict[str, Any]) -> dict[str, Any]:
+    return {"primary": st.get("primary"), "vip_holders": st.get("vip_holders"),
+            "healthy": st.get("healthy"), "problems": st.get("problems", []),
+            "nodes": {n["host"]: n["role"] + (" fenced" if n.get("fenced") else "")
+                      for n in st.get("nodes", [])}}
+
+
+def _gaps(times: list[float]) -> float:
+    return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
+def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rate: float,
+        out_dir: Path | None, say) -> dict[str, Any]:
+    from drctl import status as st_mod
+    from drctl.paths import state_dir
+    from drctl.workload import AppProbe, SqlWriter
+
+    inv = inv_mod.load(inventory)
+    lab = inv.path.resolve().parent.name == "lab" and inv.path.resolve().parent.parent.name \
+        == "inventories"
+    before = st_mod.collect(inv)
+    if not before["healthy"]:
+        raise DrctlError("the cluster is not healthy: a drill starts from a healthy cluster\n  - "
+                         + "\n  - ".join(before["problems"]), ExitCode.UNHEALTHY,
+                         hint="`drctl status` shows what to fix")
+    primary = before["primary"]
+    standby = next(n["host"] for n in before["nodes"] if n["role"] == "standby")
+    apps = [h.address for h in inv.group("app")]
+    port = int(inv.cluster.get("drctl_demo_app_port") or 8080)
+    connect = _connector(inv)
+    writer = SqlWriter(connect, rate=rate)
+    writer.prepare()
+    probe = AppProbe(f"http://{apps[0]}:{port}", rate=app_rate) if apps else None
+    t0 = time.monotonic()
+    started_at = datetime.now(UTC)
+    writer.start()
+    if probe:
+        probe.start()
+    ops: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+
+    def mark(label: str) -> None:
+        events.append({"t": round(time.monotonic() - t0, 3), "label": label})
+        say(f"{time.monotonic() - t0:6.1f} s  {label}")
+
+    def op(args: list[str]) -> None:
+        mark("drctl " + " ".join(args) + " starts")
+        t = time.monotonic()
+        code, report = _drctl(args, inv.path)
+        ops.append({"command": "drctl " + " ".join(args), "exit_code": code,
+                    "start_s": round(t - t0, 3), "duration_s": round(time.monotonic() - t, 3),
+                    "write_outage_s": report.get("write_outage_s"),
+                    "error": report.get("error") or report.get("message"),
+                    "journal": [{"step": e.get("step"), "host": e.get("host"),
+                                 "result": e.get("result"), "time": e.get("time")}
+                                for e in report.get("journal", [])]})
+        for e in report.get("journal", []):
+            try:
+                when = datetime.fromisoformat(e["time"].replace("Z", "+00:00"))
+            except (KeyError, ValueError):
+                continue
+            events.append({"t": round((when - started_at).total_seconds(), 3),
+                           "label": f"{e.get('step')} {e.get('host') or ''}".strip(),
+                           "journal": True})
+        mark("drctl " + " ".join(args) + f" exits {code}")
+        if code != 0:
+            raise DrctlError(f"drill: drctl {' '.join(args)} exited {code}: "
+                             f"{report.get('error') or ''}", ExitCode(code)
+                             if code in {int(c) for c in ExitCode} else ExitCode.FAILED)
+
+    failure: DrctlError | None = None
+    try:
+        time.sleep(3)
+        mark("steady state measured")
+        if scenario == "switchover":
+            op(["switchover", "--to", standby])
+        else:
+            mark(_power_off(inv, primary, lab))
+            op(["failover", "--to", standby])
+            if scenario == "failback-cycle":
+                _power_on(inv, primary, lab)
+                _wait_ssh(inv, primary)
+                mark(f"{primary} is back (fenced)")
+                op(["failback", "--node", primary, "--switch-back"])
+        remaining = duration - (time.monotonic() - t0)
+        time.sleep(max(3.0, remaining))
+    except DrctlError as exc:
+        failure = exc
+    finally:
+        writer.stop()
+        if probe:
+            probe.stop()
+    total = time.monotonic() - t0
+    after = st_mod.collect(inv)
+    lost = writer.missing(connect)
+    acked_times = [t - t0 for t, _ in writer.acked]
+    registered_missing: list[str] = []
+    if probe and probe.registered:
+        with connect() as conn:
+            have = {r[0] for r in conn.execute(
+                "select username from app.users where username = any(%s)",
+                (probe.registered,)).fetchall()}
+        registered_missing = sorted(set(probe.registered) - have)
+    app_results = probe.results if probe else []
+    failed = [r for r in app_results if not r["ok"]]
+    bins = int(total / BIN_S) + 1
+    series = {"writes": [0] * bins, "write_errors": [0] * bins, "app_ok": [0] * bins,
+              "app_errors": [0] * bins}
+    for t in acked_times:
+        series["writes"][min(bins - 1, int(t / BIN_S))] += 1
+    for t, _ in writer.errors:
+        series["write_errors"][min(bins - 1, int((t - t0) / BIN_S))] += 1
+    for r in app_results:
+        key = "app_ok" if r["ok"] else "app_errors"
+        series[key][min(bins - 1, int((r["t"] - t0) / BIN_S))] += 1
+    report: dict[str, Any] = {
+        "scenario": scenario,
+        "cluster": inv.name,
+        "started_at": started_at.isoformat(timespec="milliseconds"),
+        "duration_s": round(total, 3),
+        "ok": failure is None and not lost and not registered_missing,
+        "error": str(failure) if failure else None,
+        "sql": {"rate": rate, "acknowledged": len(writer.acked), "errors": len(writer.errors),
+                "write_outage_s": round(_gaps(acked_times), 3), "lost": len(lost),
+                "lost_ids": lost[:100]},
+        "app": {"url": probe.base if probe else None, "rate": app_rate,
+                "requests": len(app_results), "failed": len(failed),
+                "error_window_s": round(failed[-1]["t"] - failed[0]["t"], 3) if failed else 0.0,
+                "first_error_s": round(failed[0]["t"] - t0, 3) if failed else None,
+                "registered": len(probe.registered) if probe else 0,
+                "registrations_missing": registered_missing,
+                "max_latency_ms": max((r["ms"] for r in app_results), default=None)},
+        "operations": ops,
+        "events": sorted(events, key=lambda e: e["t"]),
+        "topology_before": _topology(before),
+        "topology_after": _topology(after),
+        "series": {"bin_s": BIN_S, **series},
+    }
+    out_dir = out_dir or state_dir() / "drills"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{inv.name}-{scenario}-{started_at.strftime('%Y%m%dT%H%M%SZ')}"
+    report["json_path"] = str((out_dir / f"{stem}.json").resolve())
+    report["html_path"] = str((out_dir / f"{stem}.html").resolve())
+    Path(report["json_path"]).write_text(json.dumps(report, indent=1))
+    from drctl.drill_html import render
+
+    Path(report["html_path"]).write_text(render(report))
+    return report

@@ -1,0 +1,122 @@
+"""The drill's HTML report: one self-contained file (inline CSS and SVG, no scripts, no
+fonts or anything else fetched), readable offline and printable."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+W, H, LEFT, TOP, PLOT_H = 1100, 330, 56, 30, 200
+
+
+def _chart(report: dict[str, Any]) -> str:
+    s = report["series"]
+    n = len(s["writes"])
+    bin_s = s["bin_s"]
+    total = n * bin_s
+    width = W - LEFT - 20
+    peak = max(max(s["writes"], default=0), 1)
+    x = lambda t: LEFT + width * (t / total if total else 0)  # noqa: E731
+    bar_w = max(width / max(n, 1), 0.5)
+    parts = [f'<svg id="timeline" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" '
+             f'role="img" aria-label="acknowledged writes per 100 ms">',
+             f'<rect x="{LEFT}" y="{TOP}" width="{width}" height="{PLOT_H}" fill="#fafafa" '
+             'stroke="#ccc"/>']
+    for i, v in enumerate(s["writes"]):
+        if v:
+            h = PLOT_H * v / peak
+            parts.append(f'<rect class="w" x="{LEFT + i * bar_w:.1f}" y="{TOP + PLOT_H - h:.1f}" '
+                         f'width="{bar_w:.2f}" height="{h:.1f}" fill="#2b7bb9"/>')
+    for i, v in enumerate(s["app_errors"]):
+        if v:
+            parts.append(f'<rect class="e" x="{LEFT + i * bar_w:.1f}" y="{TOP + PLOT_H + 4}" '
+                         f'width="{max(bar_w, 2):.2f}" height="10" fill="#d62728">'
+                         f'<title>{v} failed app request(s)</title></rect>')
+    for i, v in enumerate(s["write_errors"]):
+        if v:
+            parts.append(f'<rect x="{LEFT + i * bar_w:.1f}" y="{TOP + PLOT_H + 16}" '
+                         f'width="{max(bar_w, 2):.2f}" height="6" fill="#ff9f1c"/>')
+    step = 1 if total <= 20 else 5 if total <= 120 else 30
+    t = 0
+    while t <= total:
+        parts.append(f'<line x1="{x(t):.1f}" y1="{TOP + PLOT_H}" x2="{x(t):.1f}" '
+                     f'y2="{TOP + PLOT_H + 26}" stroke="#999"/><text x="{x(t):.1f}" '
+                     f'y="{TOP + PLOT_H + 40}" font-size="11" text-anchor="middle">{t}s</text>')
+        t += step
+    for k, e in enumerate(report["events"]):
+        if e["t"] < 0 or e["t"] > total:
+            continue
+        colour = "#555" if e.get("journal") else "#000"
+        y = TOP + 12 + (k % 6) * 14
+        parts.append(f'<line x1="{x(e["t"]):.1f}" y1="{TOP}" x2="{x(e["t"]):.1f}" '
+                     f'y2="{TOP + PLOT_H}" stroke="{colour}" stroke-dasharray="3,3"/>'
+                     f'<text x="{x(e["t"]) + 3:.1f}" y="{y}" font-size="10" fill="{colour}">'
+                     f'{html.escape(e["label"])}</text>')
+    parts.append(f'<text x="8" y="{TOP + 10}" font-size="11">{peak}</text>'
+                 f'<text x="8" y="{TOP + PLOT_H}" font-size="11">0</text>'
+                 f'<text x="{LEFT}" y="{H - 8}" font-size="11">blue: acknowledged writes per '
+                 f'100 ms; red: failed app requests; orange: failed SQL writes; dashed: '
+                 f'operation steps</text></svg>')
+    return "".join(parts)
+
+
+def _row(k: str, v: Any) -> str:
+    return f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+
+
+def render(report: dict[str, Any]) -> str:
+    sql, app = report["sql"], report["app"]
+    verdict = ("PASSED: nothing acknowledged was lost" if report["ok"] else
+               "FAILED: " + (report["error"] or f"{sql['lost']} acknowledged writes lost"))
+    summary = "".join(_row(k, v) for k, v in [
+        ("scenario", report["scenario"]), ("cluster", report["cluster"]),
+        ("started", report["started_at"]), ("duration", f"{report['duration_s']} s"),
+        ("write outage (longest gap between acknowledged writes)",
+         f"{sql['write_outage_s']} s"),
+        ("acknowledged writes / failed attempts", f"{sql['acknowledged']} / {sql['errors']}"),
+        ("acknowledged writes lost (RPO)", sql["lost"]),
+        ("app requests / failed", f"{app['requests']} / {app['failed']}"),
+        ("app error window (first to last failed request)", f"{app['error_window_s']} s"),
+        ("users registered / missing afterwards",
+         f"{app['registered']} / {len(app['registrations_missing'])}"),
+        ("slowest app request", f"{app['max_latency_ms']} ms"),
+    ])
+    ops = "".join(
+        f"<tr><td>{html.escape(o['command'])}</td><td>{o['start_s']} s</td>"
+        f"<td>{o['duration_s']} s</td><td>{o['exit_code']}</td>"
+        f"<td>{o.get('write_outage_s') if o.get('write_outage_s') is not None else ''}</td></tr>"
+        for o in report["operations"])
+    steps = "".join(f"<tr><td>{e['t']} s</td><td>{html.escape(e['label'])}</td></tr>"
+                    for e in report["events"])
+
+    def topo(t: dict[str, Any]) -> str:
+        nodes = ", ".join(f"{h}: {r}" for h, r in t["nodes"].items())
+        return (f"primary <b>{html.escape(str(t['primary']))}</b>, VIP on "
+                f"{html.escape(', '.join(t['vip_holders'] or []) or 'nobody')}; "
+                f"{html.escape(nodes)}; {'healthy' if t['healthy'] else 'UNHEALTHY'}")
+
+    colour = "#1a7f37" if report["ok"] else "#c62828"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>drctl drill: {html.escape(report['scenario'])} on {html.escape(report['cluster'])}</title>
+<style>
+body{{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1140px;
+color:#222}}
+h1{{font-size:1.5rem}} .verdict{{color:{colour};font-weight:600;font-size:1.15rem}}
+table{{border-collapse:collapse;margin:.5rem 0 1.5rem}} th,td{{border:1px solid #ddd;
+padding:.3rem .6rem;text-align:left;vertical-align:top}} th{{background:#f4f4f4;font-weight:500}}
+svg{{width:100%;height:auto;border:1px solid #eee}}
+</style></head><body>
+<h1>drctl drill: {html.escape(report['scenario'])} on cluster {html.escape(report['cluster'])}</h1>
+<p class="verdict" id="verdict">{html.escape(verdict)}</p>
+<h2>Timeline</h2>
+{_chart(report)}
+<h2>Summary</h2><table id="summary">{summary}</table>
+<h2>Topology</h2><p>before: {topo(report['topology_before'])}</p>
+<p>after: {topo(report['topology_after'])}</p>
+<h2>Operations</h2><table><tr><th>command</th><th>started at</th><th>took</th><th>exit</th>
+<th>write outage (drctl)</th></tr>{ops}</table>
+<h2>Steps</h2><table>{steps}</table>
+<p>JSON: {html.escape(report['json_path'])}</p>
+</body></html>
+"""

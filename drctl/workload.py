@@ -1,0 +1,156 @@
+"""Client-side workloads for `drctl drill`: a SQL writer through the VIP and an application
+probe through the demo application. Each records every outcome with a monotonic timestamp;
+nothing here trusts the server's word for what was acknowledged."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import re
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from typing import Any
+
+
+class SqlWriter:
+    """Inserts unique ids through the VIP; an id counts only once its commit returned."""
+
+    def __init__(self, connect, table: str = "app.drill_writes", rate: float = 100.0):
+        self.connect = connect
+        self.table = table
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.run_id = int(time.time() * 1000) * 1000
+        self.next_id = self.run_id
+        self.acked: list[tuple[float, int]] = []
+        self.errors: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="sql-writer")
+
+    def prepare(self) -> None:
+        with self.connect() as conn:
+            conn.execute(f"create table if not exists {self.table} "
+                         "(id bigint primary key, at timestamptz default now())")
+            conn.commit()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        conn = None
+        while not self._stop.is_set():
+            i = self.next_id
+            self.next_id += 1  # never reuse an id whose outcome may be unknown
+            try:
+                if conn is None:
+                    conn = self.connect(connect_timeout=2)
+                conn.execute(f"insert into {self.table} (id) values (%s)", (i,))
+                conn.commit()
+                self.acked.append((time.monotonic(), i))
+                time.sleep(self.interval)
+            except Exception as exc:  # any failure: reconnect, the VIP may have moved
+                self.errors.append((time.monotonic(), type(exc).__name__))
+                try:
+                    if conn is not None:
+                        conn.close()
+                except Exception:
+                    pass
+                conn = None
+                time.sleep(0.05)
+
+    def missing(self, connect) -> list[int]:
+        ids = {i for _, i in self.acked}
+        if not ids:
+            return []
+        with connect() as conn:
+            rows = conn.execute(f"select id from {self.table} where id between %s and %s",
+                                (min(ids), max(ids))).fetchall()
+        return sorted(ids - {r[0] for r in rows})
+
+
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+_KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
+
+
+class AppProbe:
+    """Registers a new unique user and logs in, at a steady rate, through the app."""
+
+    def __init__(self, base_url: str, rate: float = 2.0, timeout: float = 10.0):
+        self.base = base_url.rstrip("/")
+        self.interval = 1.0 / rate if rate > 0 else 1.0
+        self.timeout = timeout
+        self.prefix = "drill" + uuid.uuid4().hex[:8]
+        self.results: list[dict[str, Any]] = []  # t, action, ok, status, ms, user
+        self.registered: list[str] = []
+        self._n = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="app-probe")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _opener(self):
+        return urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def _call(self, opener, path: str, form: dict[str, str] | None = None) -> tuple[int, str]:
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        try:
+            with opener.open(self.base + path, data=data, timeout=self.timeout) as resp:
+                return resp.status, resp.read().decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
+        except (urllib.error.URLError, OSError) as exc:
+            return 0, str(exc)
+
+    def _record(self, t0: float, action: str, status: int, ok: bool, user: str) -> None:
+        self.results.append({"t": t0, "action": action, "status": status, "ok": ok,
+                             "ms": round((time.monotonic() - t0) * 1000, 1), "user": user})
+
+    def cycle(self) -> None:
+        """One user: GET the form, register, log out, log in again."""
+        self._n += 1
+        user = f"{self.prefix}_{self._n}"
+        password = uuid.uuid4().hex
+        opener = self._opener()
+        t0 = time.monotonic()
+        status, body = self._call(opener, "/register")
+        m, k = _CSRF.search(body), _KEY.search(body)
+        if status != 200 or not m or not k:
+            self._record(t0, "register", status, False, user)
+            return
+        status, body = self._call(opener, "/register", {
+            "csrf": m.group(1), "idempotency_key": k.group(1), "username": user,
+            "password": password})
+        ok = status == 200 and f'id="username">{user}<' in body
+        self._record(t0, "register", status, ok, user)
+        if not ok:
+            return
+        self.registered.append(user)
+        opener = self._opener()  # a fresh browser: log in from scratch
+        t0 = time.monotonic()
+        status, body = self._call(opener, "/login")
+        m = _CSRF.search(body)
+        if status != 200 or not m:
+            self._record(t0, "login", status, False, user)
+            return
+        status, body = self._call(opener, "/login", {"csrf": m.group(1), "username": user,
+                                                      "password": password})
+        self._record(t0, "login", status, status == 200 and f'id="username">{user}<' in body,
+                     user)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            start = time.monotonic()
+            self.cycle()
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - start)))

@@ -1,0 +1,323 @@
+"""drctl's demo application: register, log in, log out, a private profile, /health.
+
+It reaches PostgreSQL through the VIP over TLS (verify-full) as its own least-privileged
+role, with a fresh connection per request, so a new primary needs no restart. A request
+whose connection breaks is retried within a bounded budget; a registration carries an
+idempotency key, so a retry after an unknown commit outcome neither registers twice nor
+tells its own user that the name is taken. Sessions are signed cookies: they survive a
+database failover. Configuration comes from the environment (the systemd unit's
+EnvironmentFile): DEMO_DB_HOST, DEMO_DB_PORT, DEMO_DB_NAME, DEMO_DB_USER, DEMO_DB_PASSWORD,
+DEMO_DB_CA, DEMO_SECRET_KEY, DEMO_RETRY_BUDGET_S.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHash, VerificationError
+from flask import Flask, abort, jsonify, redirect, request, session
+
+log = logging.getLogger("drctl-demo-app")
+USERNAME_RE = re.compile(r"^[a-z0-9_.-]{3,32}$")
+RETRY_BUDGET_S = float(os.environ.get("DEMO_RETRY_BUDGET_S", "5"))
+SCHEMA = """
+create table if not exists app.users (
+  id bigserial primary key,
+  username text not null unique,
+  password_hash text not null,
+  idempotency_key uuid not null unique,
+  created_at timestamptz not null default now()
+)"""
+
+app = Flask(__name__)
+app.config.update(
+    SECRET_KEY=os.environ.get("DEMO_SECRET_KEY", ""),
+    SESSION_COOKIE_HTTPONLY=True,
+    SESSION_COOKIE_SAMESITE="Lax",
+    MAX_CONTENT_LENGTH=16 * 1024,
+)
+hasher = PasswordHasher()
+_failures: dict[str, tuple[int, float]] = {}
+_failures_lock = threading.Lock()
+_schema_ready = threading.Event()
+
+
+class Unavailable(Exception):
+    """The database stayed unreachable for the whole retry budget."""
+
+
+def connect() -> psycopg.Connection:
+    return psycopg.connect(
+        host=os.environ["DEMO_DB_HOST"], port=int(os.environ.get("DEMO_DB_PORT", "5432")),
+        dbname=os.environ.get("DEMO_DB_NAME", "app"), user=os.environ.get("DEMO_DB_USER", "app"),
+        password=os.environ["DEMO_DB_PASSWORD"], sslmode="verify-full",
+        sslrootcert=os.environ["DEMO_DB_CA"], connect_timeout=2,
+        application_name="drctl-demo-app")
+
+
+def with_db(work: Callable[[psycopg.Connection], Any]) -> Any:
+    """Run `work` in a transaction on the primary; retry on a broken or read-only connection
+    until the budget is spent. `work` must be safe to repeat (see register)."""
+    deadline = time.monotonic() + RETRY_BUDGET_S
+    delay = 0.1
+    while True:
+        try:
+            with connect() as conn:
+                if not _schema_ready.is_set():
+                    conn.execute(SCHEMA)
+                    conn.commit()
+                    _schema_ready.set()
+                result = work(conn)
+                conn.commit()
+                return result
+        except (psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction,
+                psycopg.errors.AdminShutdown) as exc:
+            if time.monotonic() + delay > deadline:
+                log.warning("database unavailable after %.1f s: %s", RETRY_BUDGET_S, exc)
+                raise Unavailable(str(exc)) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.8)
+
+
+# --- pages ----------------------------------------------------------------------------------
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;color:#222}
+form{display:grid;gap:.6rem}input,button{font-size:1rem;padding:.45rem}
+.err{background:#fde8e8;border:1px solid #e99;padding:.6rem}
+.ok{background:#e8f6ea;border:1px solid #9c9;padding:.6rem}nav a{margin-right:1rem}"""
+
+
+def page(title: str, body: str, status: int = 200):
+    user = session.get("user")
+    nav = ('<nav><a href="/">home</a>'
+           + (f'<a href="/profile">profile</a><form method="post" action="/logout" '
+              f'style="display:inline"><input type="hidden" name="csrf" value="{csrf_token()}">'
+              f'<button id="logout">log out {html.escape(user)}</button></form>' if user else
+              '<a href="/register">register</a><a href="/login">log in</a>') + "</nav>")
+    doc = (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+           f"<style>{STYLE}</style></head><body>{nav}<h1>{html.escape(title)}</h1>{body}"
+           "</body></html>")
+    return doc, status, {"Content-Type": "text/html; charset=utf-8",
+                         "Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'",
+                         "X-Frame-Options": "DENY"}
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(24)
+    return session["csrf"]
+
+
+def check_csrf() -> None:
+    sent = request.form.get("csrf", "")
+    if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+        abort(400, "the form expired or did not come from this site: reload it and try again")
+
+
+def error(msg: str) -> str:
+    return f'<p class="err" role="alert">{html.escape(msg)}</p>'
+
+
+def unavailable_page():
+    return page("Please try again", error("The service is briefly unavailable (the database is "
+                                          "switching servers). Nothing was lost: please try "
+                                          "again in a few seconds."), 503)
+
+
+def register_form(msg: str = "", username: str = "") -> str:
+    return (f"{msg}<form method=post action=/register>"
+            f'<input type="hidden" name="csrf" value="{csrf_token()}">'
+            f'<input type="hidden" name="idempotency_key" value="{uuid.uuid4()}">'
+            f'<label>Username <input name="username" value="{html.escape(username)}" '
+            'autocomplete="username" required></label>'
+            '<label>Password <input name="password" type="password" '
+            'autocomplete="new-password" required></label>'
+            '<button id="register">Register</button></form>'
+            "<p>3 to 32 characters: lower-case letters, digits, _ . -; a password of 8 to 128 "
+            "characters.</p>")
+
+
+def login_form(msg: str = "") -> str:
+    return (f"{msg}<form method=post action=/login>"
+            f'<input type="hidden" name="csrf" value="{csrf_token()}">'
+            '<label>Username <input name="username" autocomplete="username" required></label>'
+            '<label>Password <input name="password" type="password" '
+            'autocomplete="current-password" required></label>'
+            '<button id="login">Log in</button></form>')
+
+
+@app.get("/")
+def home():
+    user = session.get("user")
+    body = (f'<p class="ok">Logged in as <b>{html.escape(user)}</b>.</p>' if user else
+            '<p>A demo of an application that keeps serving while its PostgreSQL primary '
+            'fails over. <a href="/register">Register</a> or <a href="/login">log in</a>.</p>')
+    return page("drctl demo", body)
+
+
+@app.get("/register")
+def register_get():
+    return page("Register", register_form())
+
+
+@app.post("/register")
+def register_post():
+    check_csrf()
+    username = request.form.get("username", "").strip().lower()
+    password = request.form.get("password", "")
+    key = request.form.get("idempotency_key", "")
+    try:
+        key = str(uuid.UUID(key))
+    except ValueError:
+        return page("Register", register_form(error("The form is incomplete: reload it.")), 400)
+    if not USERNAME_RE.match(username):
+        return page("Register", register_form(error(
+            "Username: 3 to 32 characters, lower-case letters, digits, _ . - only."),
+            username[:32]), 400)
+    if not 8 <= len(password) <= 128:
+        return page("Register", register_form(error(
+            "Password: 8 to 128 characters."), username), 400)
+    pw_hash = hasher.hash(password)
+
+    def work(conn):
+        row = conn.execute(
+            "insert into app.users (username, password_hash, idempotency_key) "
+            "values (%s, %s, %s) on conflict do nothing returning id",
+            (username, pw_hash, key)).fetchone()
+        if row:
+            return "created"
+        # nothing inserted: either this very request committed before a broken connection
+        # (its key is there), or the name belongs to someone else
+        mine = conn.execute("select username from app.users where idempotency_key = %s",
+                            (key,)).fetchone()
+        if mine and mine[0] == username:
+            return "created"
+        return "taken"
+
+    try:
+        outcome = with_db(work)
+    except Unavailable:
+        return unavailable_page()
+    if outcome == "taken":
+        return page("Register", register_form(error("That username is taken."), username), 409)
+    session.clear()
+    session["user"] = username
+    return redirect("/profile", code=303)
+
+
+def _slow_down(who: str) -> None:
+    with _failures_lock:
+        count, _ = _failures.get(who, (0, 0.0))
+    if count >= 3:
+        time.sleep(min(0.5 * (count - 2), 3.0))
+
+
+def _record(who: str, failed: bool) -> None:
+    with _failures_lock:
+        if failed:
+            count, _ = _failures.get(who, (0, 0.0))
+            _failures[who] = (count + 1, time.time())
+            if len(_failures) > 10000:
+                _failures.clear()
+        else:
+            _failures.pop(who, None)
+
+
+@app.get("/login")
+def login_get():
+    return page("Log in", login_form())
+
+
+@app.post("/login")
+def login_post():
+    check_csrf()
+    username = request.form.get("username", "").strip().lower()[:64]
+    password = request.form.get("password", "")[:256]
+    who = f"{request.remote_addr}/{username}"
+    _slow_down(who)
+    try:
+        row = with_db(lambda conn: conn.execute(
+            "select password_hash from app.users where username = %s", (username,)).fetchone())
+    except Unavailable:
+        return unavailable_page()
+    ok = False
+    if row:
+        try:
+            ok = hasher.verify(row[0], password)
+        except (VerificationError, InvalidHash):
+            ok = False
+    else:
+        hasher.hash(password)  # same work either way: timing says nothing about the name
+    _record(who, not ok)
+    if not ok:
+        return page("Log in", login_form(error("Wrong username or password.")), 401)
+    session.clear()
+    session["user"] = username
+    return redirect("/profile", code=303)
+
+
+@app.post("/logout")
+def logout():
+    check_csrf()
+    session.clear()
+    return redirect("/", code=303)
+
+
+@app.get("/profile")
+def profile():
+    user = session.get("user")
+    if not user:
+        return redirect("/login", code=303)
+    try:
+        row = with_db(lambda conn: conn.execute(
+            "select username, created_at from app.users where username = %s",
+            (user,)).fetchone())
+    except Unavailable:
+        return unavailable_page()
+    if not row:
+        session.clear()
+        return redirect("/login", code=303)
+    return page("Profile", f'<p class="ok">Username: <b id="username">{html.escape(row[0])}'
+                           f"</b></p><p>Registered {row[1]:%Y-%m-%d %H:%M:%S %Z}.</p>")
+
+
+@app.get("/health")
+def health():
+    start = time.monotonic()
+    try:
+        with connect() as conn:
+            server, in_recovery = conn.execute(
+                "select host(inet_server_addr()), pg_is_in_recovery()").fetchone()
+        return jsonify(ok=not in_recovery, database="reachable", server=server,
+                       writable=not in_recovery,
+                       latency_ms=round((time.monotonic() - start) * 1000, 1))
+    except psycopg.Error as exc:
+        return jsonify(ok=False, database="unreachable", error=str(exc).splitlines()[0][:200],
+                       latency_ms=round((time.monotonic() - start) * 1000, 1)), 503
+
+
+@app.errorhandler(400)
+def bad_request(exc):
+    return page("Bad request", error(getattr(exc, "description", "Bad request")), 400)
+
+
+@app.errorhandler(500)
+def server_error(exc):
+    return page("Error", error("Something went wrong; nothing was changed. Please try again."),
+                500)
+
+
+if not app.config["SECRET_KEY"]:
+    raise SystemExit("DEMO_SECRET_KEY is not set")

@@ -1,0 +1,153 @@
+"""The demo application on app1 (through the VIP) and `drctl drill`, as a user meets them."""
+
+import copy
+import http.cookiejar
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import drctl_json, psql, sh
+
+APP = "http://172.29.53.14:8080"
+
+
+class Browser:
+    """A cookie-keeping HTTP client that fills forms the way a browser would."""
+
+    def __init__(self, cookies=()):
+        self.jar = http.cookiejar.CookieJar()
+        for c in cookies:
+            self.jar.set_cookie(copy.copy(c))
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def clone(self):
+        """Another client with this one's cookies as they are now."""
+        return Browser(list(self.jar))
+
+    def get(self, path):
+        return self._open(path, None)
+
+    def post(self, path, form):
+        return self._open(path, urllib.parse.urlencode(form).encode())
+
+    def _open(self, path, data):
+        try:
+            with self.opener.open(APP + path, data=data, timeout=15) as r:
+                return r.status, r.read().decode(), r.url
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(), exc.url
+
+    def form(self, path):
+        status, body, _ = self.get(path)
+        assert status == 200, body
+        fields = dict(re.findall(r'name="(csrf|idempotency_key)" value="([^"]+)"', body))
+        assert "csrf" in fields, body
+        return fields
+
+    def register(self, username, password, fields=None):
+        fields = fields or self.form("/register")
+        return self.post("/register", {**fields, "username": username, "password": password})
+
+    def login(self, username, password):
+        return self.post("/login", {**self.form("/login"), "username": username,
+                                    "password": password})
+
+
+def new_name():
+    return "u" + uuid.uuid4().hex[:12]
+
+
+def test_health_reaches_the_writable_primary_through_the_vip():
+    with urllib.request.urlopen(APP + "/health", timeout=10) as r:
+        data = json.loads(r.read())
+    assert data["ok"] and data["writable"] and data["database"] == "reachable"
+    assert data["server"] == "172.29.53.100", "the app must reach the database via the VIP"
+
+
+def test_register_profile_logout_login():
+    b, name = Browser(), new_name()
+    status, body, url = b.register(name, "correct horse battery")
+    assert status == 200 and url.endswith("/profile") and f'id="username">{name}<' in body
+    status, body, _ = b.post("/logout", {"csrf": b.form("/login")["csrf"]})
+    assert status == 200
+    status, body, url = b.get("/profile")
+    assert url.endswith("/login"), "the profile is only for its logged-in owner"
+    status, body, _ = b.login(name, "wrong password!")
+    assert status == 401 and "Wrong username or password." in body
+    status, body, _ = b.login("nobody-" + name, "wrong password!")
+    assert status == 401 and "Wrong username or password." in body  # says nothing more
+    status, body, url = b.login(name, "correct horse battery")
+    assert status == 200 and f'id="username">{name}<' in body
+    stored = psql("pg1", f"select password_hash from app.users where username = '{name}'",
+                  db="app", check=False) or psql(
+        "pg2", f"select password_hash from app.users where username = '{name}'", db="app")
+    assert stored.startswith("$argon2"), "passwords are stored only as argon2 hashes"
+    assert "correct horse" not in sh("app1", "journalctl -u drctl-demo-app --no-pager")
+
+
+@pytest.mark.parametrize("username,password,status,message", [
+    ("", "long enough pw", 400, "Username: 3 to 32 characters"),
+    ("x" * 33, "long enough pw", 400, "Username: 3 to 32 characters"),
+    ("bob'; drop table app.users; --", "long enough pw", 400, "Username: 3 to 32"),
+    ("okname", "short", 400, "Password: 8 to 128 characters."),
+])
+def test_bad_registrations_get_clear_errors(username, password, status, message):
+    code, body, _ = Browser().register(username, password)
+    assert code == status and message in body and "Traceback" not in body
+
+
+def test_taken_username_and_forged_form():
+    name = new_name()
+    assert Browser().register(name, "first password")[0] == 200
+    code, body, _ = Browser().register(name, "second password")
+    assert code == 409 and "That username is taken." in body
+    code, body, _ = Browser().post("/register", {"csrf": "forged", "idempotency_key":
+                                                 str(uuid.uuid4()), "username": new_name(),
+                                                 "password": "long enough pw"})
+    assert code == 400 and "did not come from this site" in body
+
+
+def test_a_retried_registration_neither_duplicates_nor_says_taken():
+    b, name = Browser(), new_name()
+    fields = b.form("/register")
+    lost_response = b.clone()  # as if the first answer never reached the browser
+    first = b.register(name, "same password!", fields)
+    again = lost_response.register(name, "same password!", fields)  # the same POST again
+    assert first[0] == 200 and again[0] == 200, again[1]
+    assert f'id="username">{name}<' in again[1]
+
+
+def test_drill_switchover_loses_nothing_and_reports_consistently(tmp_path):
+    b, name = Browser(), new_name()
+    assert b.register(name, "survives the drill")[0] == 200
+    code, report = drctl_json("drill", "--scenario", "switchover", "--duration", "15",
+                              "--out", str(tmp_path), "--yes", timeout=900)
+    assert code == 0, report
+    sql, app = report["sql"], report["app"]
+    assert sql["lost"] == 0 and sql["acknowledged"] > 100
+    assert 0 <= sql["write_outage_s"] <= report["duration_s"]
+    assert sum(report["series"]["writes"]) == sql["acknowledged"]
+    assert sum(report["series"]["app_ok"]) + sum(report["series"]["app_errors"]) == \
+        app["requests"]
+    assert app["requests"] > 0 and app["registrations_missing"] == []
+    assert report["topology_before"]["primary"] != report["topology_after"]["primary"]
+    assert report["topology_after"]["vip_holders"] == [report["topology_after"]["primary"]]
+    assert [o["exit_code"] for o in report["operations"]] == [0]
+    html = Path(report["html_path"]).read_text()
+    assert "<svg" in html and "<script" not in html and "http://" not in html.split("<svg")[0]
+    assert json.loads(Path(report["json_path"]).read_text())["sql"] == sql
+    # the session of the user logged in before the drill survived it
+    status, body, _ = b.get("/profile")
+    assert status == 200 and f'id="username">{name}<' in body
+    # and the user registered before the drill logs in afterwards, on the new primary
+    status, body, _ = Browser().login(name, "survives the drill")
+    assert status == 200 and f'id="username">{name}<' in body
+    code, back = drctl_json("switchover", "--to", report["topology_before"]["primary"],
+                            "--yes", timeout=600)
+    assert code == 0, back
