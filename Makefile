@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 DRCTL := $(BIN)/drctl
 export PATH := $(abspath $(BIN)):$(PATH)
 # Debian packages the control machine needs (docker engine, image build, ssh, browser tests)
-SYSTEM_PACKAGES := docker.io debootstrap openssh-client iptables postgresql-client
+SYSTEM_PACKAGES := docker.io debootstrap openssh-client iptables postgresql-client chromium chromium-driver
 LINT_PATHS := playbooks roles inventories/example molecule
 
 .PHONY: all setup system demo test lint unit integration molecule bench clean lab-down
