@@ -41,6 +41,7 @@ demo: setup
 	$(DRCTL) switchover --to pg2 --yes
 	$(DRCTL) switchover --to pg1 --yes
 	$(BIN)/python bin/demo-cycle
+	$(DRCTL) drill --scenario failback-cycle --yes
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check drctl tests bench molecule bin/argspecs bin/demo-cycle
@@ -68,6 +69,7 @@ bench: setup
 	$(BIN)/python bench/ha.py
 	$(BIN)/python bench/rewind.py
 	$(BIN)/python bench/backup.py
+	$(BIN)/python bench/drill.py
 
 lab-down: $(VENV)/.installed
 	$(DRCTL) lab down

@@ -11,10 +11,14 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.integration.conftest import ROOT, drctl_json, psql, sh
+from tests.integration.conftest import INVENTORY, ROOT, drctl_json, lab_vars, psql, sh
 
-APP = "http://172.29.53.14:8080"
+_HOSTS = yaml.safe_load(INVENTORY.read_text()) if INVENTORY.exists() else {}
+APP = "http://{}:8080".format(
+    _HOSTS.get("all", {}).get("children", {}).get("app", {}).get("hosts", {})
+    .get("app1", {}).get("ansible_host", "172.29.53.14"))
 
 
 class Browser:
@@ -67,7 +71,8 @@ def test_health_reaches_the_writable_primary_through_the_vip():
     with urllib.request.urlopen(APP + "/health", timeout=10) as r:
         data = json.loads(r.read())
     assert data["ok"] and data["writable"] and data["database"] == "reachable"
-    assert data["server"] == "172.29.53.100", "the app must reach the database via the VIP"
+    vip = lab_vars()["drctl_vip"].split("/")[0]
+    assert data["server"] == vip, "the app must reach the database through the VIP"
 
 
 def test_register_profile_logout_login():

@@ -1,0 +1,66 @@
+"""drctl drill, each scenario several times on the lab: medians and spread of the write
+outage, the app error window, failed app requests, acknowledged writes lost, total time.
+
+  python bench/drill.py [--runs 5] [--scenario switchover --scenario failover ...]
+
+Targets (from the issue): switchover write outage under 1 s with 0 lost and 0 failed app
+requests; failover (primary power loss, then drctl failover) app error window under 6 s with
+0 lost in synchronous mode. After each failover run the old primary is powered on and
+failed back with --switch-back (not measured), so every run starts from the same topology.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import time
+
+from _common import drctl_json
+
+PREFIX = "drctl-lab-"
+
+
+def restore_topology(report: dict) -> None:
+    before = report["topology_before"]["primary"]
+    after = report["topology_after"]["primary"]
+    if report["scenario"] == "failover":
+        subprocess.run(["docker", "start", PREFIX + before], check=True, capture_output=True)
+        time.sleep(8)
+        drctl_json("failback", "--node", before, "--switch-back", "--yes")
+    elif after != before:
+        drctl_json("switchover", "--to", before, "--yes")
+
+
+def spread(name: str, values: list[float], unit: str = "s") -> str:
+    return (f"{name} median {statistics.median(values):.2f} {unit} "
+            f"(min {min(values):.2f}, max {max(values):.2f})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--scenario", action="append",
+                    choices=["switchover", "failover", "failback-cycle"])
+    args = ap.parse_args()
+    for scenario in args.scenario or ["switchover", "failover", "failback-cycle"]:
+        rows = []
+        for i in range(args.runs):
+            r = drctl_json("drill", "--scenario", scenario, "--duration", "15", "--yes")
+            rows.append(r)
+            print(f"{scenario} run {i + 1}: outage {r['sql']['write_outage_s']:.2f} s, app "
+                  f"errors {r['app']['failed']} in {r['app']['error_window_s']:.2f} s, lost "
+                  f"{r['sql']['lost']}, total {r['duration_s']:.1f} s  ({r['html_path']})",
+                  flush=True)
+            restore_topology(r)
+        print(f"{scenario} (n={args.runs}): "
+              + "; ".join([
+                  spread("write outage", [r["sql"]["write_outage_s"] for r in rows]),
+                  spread("app error window", [r["app"]["error_window_s"] for r in rows]),
+                  spread("failed app requests", [r["app"]["failed"] for r in rows], ""),
+                  f"lost {sum(r['sql']['lost'] for r in rows)} in all",
+                  spread("total", [r["duration_s"] for r in rows])]), flush=True)
+
+
+if __name__ == "__main__":
+    main()
