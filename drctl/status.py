@@ -62,6 +62,7 @@ def _node(host: str, address: str, res: sshprobe.ProbeResult) -> dict[str, Any]:
         "vrrp_since": vrrp.get("since"),
         "vip": bool(d.get("holds_vip")),
         "fenced": bool(d.get("fenced")),
+        "set_aside": d.get("set_aside") or [],
         "prepared_xacts": (pg or {}).get("prepared_xacts"),
         "data_checksums": (pg or {}).get("data_checksums"),
         "wal_log_hints": (pg or {}).get("wal_log_hints"),
@@ -234,6 +235,12 @@ def collect(inventory: Path | inv_mod.Inventory, save: bool = True) -> dict[str,
         int(inv.cluster.get("drctl_archive_ready_warn") or 16),
         float(inv.cluster.get("drctl_archive_stall_s") or 120))
     problems += b_problems
+    for n in nodes:
+        if n["set_aside"]:
+            warnings.append(f"{n['host']} keeps {len(n['set_aside'])} diverged data "
+                            f"director{'ies' if len(n['set_aside']) > 1 else 'y'} set aside by "
+                            f"failback ({', '.join(n['set_aside'][-3:])}): review and remove "
+                            "them, they use disk")
     for n in nodes:
         n.pop("_replication", None)
         n.pop("_archiver", None)
