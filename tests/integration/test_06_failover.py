@@ -165,4 +165,9 @@ def test_partition_then_failback_reports_and_keeps_the_diverged_writes():
     code, report = drctl_json("switchover", "--to", "pg1", "--yes", timeout=600)
     assert code == 0, report
     healthy_with("pg1")
+    code, st = drctl_json("status")
+    assert any("pg1 keeps" in w and aside.rsplit("/", 1)[-1] in w for w in st["warnings"]), \
+        "status reminds the operator of the set-aside directory"
     sh("pg1", f"rm -rf {aside}")
+    code, st = drctl_json("status")
+    assert not any("pg1 keeps" in w for w in st["warnings"])
