@@ -41,6 +41,9 @@ demo: setup
 	$(DRCTL) switchover --to pg2 --yes
 	$(DRCTL) switchover --to pg1 --yes
 	$(BIN)/python bin/demo-cycle
+	$(DRCTL) auto enable
+	$(DRCTL) drill --scenario auto-failover --yes
+	$(DRCTL) auto disable --yes
 	$(DRCTL) drill --scenario failback-cycle --yes
 
 lint: $(VENV)/.installed
@@ -70,6 +73,7 @@ bench: setup
 	$(BIN)/python bench/rewind.py
 	$(BIN)/python bench/backup.py
 	$(BIN)/python bench/drill.py
+	$(BIN)/python bench/auto.py
 
 lab-down: $(VENV)/.installed
 	$(DRCTL) lab down

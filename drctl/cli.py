@@ -225,6 +225,56 @@ def failback(inventory: Path, fmt: str, yes: bool, show_plan: bool, node: str | 
                 reclone=reclone)
 
 
+# ---------------------------------------------------------------- automatic failover
+
+@cli.group()
+def auto() -> None:
+    """Automatic failover with repmgrd and a witness: enable, disable, pause, resume, status.
+
+    Armed, a standby promotes itself about 4 s after it and the witness (on the backup
+    host) have both lost the primary, through drctl's checks: not fenced, same location
+    as the primary, last known lag within drctl_max_lag_bytes. switchover and failback
+    pause it while they run; failover pauses it first.
+    """
+
+
+AUTO_HELP = {
+    "enable": "Arm automatic failover: repmgr on every node (registered as they are, no "
+              "restart), a witness instance on the backup host, repmgrd under systemd.",
+    "disable": "Disarm and remove automatic failover: repmgrd, the witness, the metadata.",
+    "pause": "Pause automatic failover (maintenance): repmgrd stops everywhere until resume.",
+    "resume": "Resume automatic failover: repmgr's records follow the live roles, repmgrd "
+              "starts again.",
+}
+
+
+def _auto_change(action: str):
+    @auto.command(action, help=AUTO_HELP[action])
+    @common
+    @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+    def command(inventory: Path, fmt: str, yes: bool) -> None:
+        from drctl.operations import auto as op
+
+        op.change(inventory, fmt, action, yes)
+
+    return command
+
+
+for _action in ("enable", "disable", "pause", "resume"):
+    _auto_change(_action)
+
+
+@auto.command("status")
+@common
+def auto_status(inventory: Path, fmt: str) -> None:
+    """armed, paused, disabled or impossible, and why; exits 7 when impossible."""
+    from drctl.operations import auto as op
+
+    out = op.status(inventory, fmt)
+    if out["state"] == "impossible":
+        sys.exit(int(ExitCode.UNHEALTHY))
+
+
 # ---------------------------------------------------------------- backups
 
 @cli.command()
@@ -291,7 +341,8 @@ def verify_backup(inventory: Path, fmt: str, sql: str, database: str) -> None:
 
 @cli.command()
 @common
-@click.option("--scenario", type=click.Choice(["switchover", "failover", "failback-cycle"]),
+@click.option("--scenario", type=click.Choice(["switchover", "failover", "failback-cycle",
+                                                 "auto-failover"]),
               default="switchover", show_default=True, help="What happens during the drill.")
 @click.option("--duration", type=float, default=20, show_default=True,
               help="Seconds the workload runs at least (longer if the operation takes longer).")

@@ -9,6 +9,10 @@ Scenarios:
                   keepalived are killed over SSH), then `drctl failover`
   failback-cycle  failover as above, the old primary powers on again, then
                   `drctl failback --switch-back`: the cluster ends where it started
+  auto-failover   automatic failover armed (`drctl auto enable`): the primary loses power
+                  and nobody runs a command until the standby has promoted itself and
+                  holds the VIP; then the old primary powers on and `drctl failback
+                  --switch-back` restores the start
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from drctl import inventory as inv_mod
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
 
-SCENARIOS = ("switchover", "failover", "failback-cycle")
+SCENARIOS = ("switchover", "failover", "failback-cycle", "auto-failover")
 BIN_S = 0.1
 
 
@@ -112,6 +116,47 @@ def _wait_ssh(inv: inv_mod.Inventory, host: str, timeout: float = 120) -> None:
     raise DrctlError(f"{host} did not come back within {timeout:.0f} s", ExitCode.TIMEOUT)
 
 
+TIMELINE_SQL = ("select ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))"
+                "::bit(32)::int")
+
+
+def _timeline(connect) -> int:
+    with connect(connect_timeout=5) as conn:
+        return conn.execute(TIMELINE_SQL).fetchone()[0]
+
+
+def _wait_new_timeline(connect, before: int, host: str, timeout: float) -> None:
+    """Until the VIP leads to a writable primary on a newer timeline (nothing is run)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with connect(connect_timeout=2) as conn:
+                if conn.execute(TIMELINE_SQL).fetchone()[0] > before:
+                    return
+        except Exception:  # any failure means "not yet"
+            pass
+        time.sleep(0.2)
+    raise DrctlError(f"no automatic promotion of {host} within {timeout:.0f} s",
+                     ExitCode.FAILED, hint="`drctl auto status` says why")
+
+
+def _auto_events(inv: inv_mod.Inventory, host: str, since: datetime) -> list[dict[str, Any]]:
+    """drctl-auto's decisions on `host` during the drill, on the report's time axis."""
+    from drctl import sshprobe
+
+    res = sshprobe.probe_all(inv, [host]).get(host)
+    found = []
+    for e in (((res.data or {}).get("auto") or {}).get("events") or []) if res else []:
+        try:
+            when = datetime.fromisoformat(e["at"].replace("Z", "+00:00"))
+        except (KeyError, ValueError):
+            continue
+        if when >= since and e.get("step") in ("auto-validate", "promoted"):
+            found.append({"t": round((when - since).total_seconds(), 3),
+                          "label": f"{e['step']} {host} (repmgrd)", "journal": True})
+    return found
+
+
 def _topology(st: dict[str, Any]) -> dict[str, Any]:
     return {"primary": st.get("primary"), "vip_holders": st.get("vip_holders"),
             "healthy": st.get("healthy"), "problems": st.get("problems", []),
@@ -137,6 +182,11 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
         raise DrctlError("the cluster is not healthy: a drill starts from a healthy cluster\n  - "
                          + "\n  - ".join(before["problems"]), ExitCode.UNHEALTHY,
                          hint="`drctl status` shows what to fix")
+    if scenario == "auto-failover" and (before.get("auto") or {}).get("state") != "armed":
+        auto = before.get("auto") or {"state": "unknown", "reasons": []}
+        raise DrctlError(f"automatic failover is {auto['state']}: "
+                         + ("; ".join(auto["reasons"]) or "it must be armed for this drill"),
+                         ExitCode.REFUSED, hint="`drctl auto enable`, then `drctl auto status`")
     primary = before["primary"]
     standby = next(n["host"] for n in before["nodes"] if n["role"] == "standby")
     apps = [h.address for h in inv.group("app")]
@@ -188,6 +238,22 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
         mark("steady state measured")
         if scenario == "switchover":
             op(["switchover", "--to", standby])
+        elif scenario == "auto-failover":
+            timeline = _timeline(connect)
+            mark(_power_off(inv, primary, lab))
+            t = time.monotonic()
+            _wait_new_timeline(connect, timeline, standby, timeout=120)
+            mark(f"{standby} promoted by itself and holds the VIP (no command run)")
+            ops.append({"command": "(none: repmgrd promoted the standby)", "exit_code": 0,
+                        "start_s": round(t - t0, 3),
+                        "duration_s": round(time.monotonic() - t, 3),
+                        "write_outage_s": None, "error": None, "journal": []})
+            for e in _auto_events(inv, standby, started_at):
+                events.append(e)
+            _power_on(inv, primary, lab)
+            _wait_ssh(inv, primary)
+            mark(f"{primary} is back (fenced)")
+            op(["failback", "--node", primary, "--switch-back"])
         else:
             mark(_power_off(inv, primary, lab))
             op(["failover", "--to", standby])

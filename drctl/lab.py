@@ -59,6 +59,7 @@ VAULT_SECRETS: dict[str, int] = {
     "vault_pg_app_password": 32,
     "vault_keepalived_auth_pass": 8,  # VRRP PASS authentication uses at most 8 characters
     "vault_demo_app_secret_key": 40,
+    "vault_pg_repmgr_password": 32,
 }
 
 Say = Callable[[str], None]

@@ -57,6 +57,13 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
     Option("drctl_archive_stall_s", "int", 120,
            "A WAL segment waiting longer than this many seconds to be archived makes status "
            "report archiving as stuck (a hung archive_command records no failure)."),
+    Option("drctl_auto_failover", "bool", False,
+           "Automatic failover with repmgrd and a witness on the backup host (provision arms "
+           "it; `drctl auto enable` does the same on a running cluster). Off by default: an "
+           "automatic promotion is a decision taken without a human, see the README."),
+    Option("drctl_location", "str", "default",
+           "Per host: its site. A standby in another site than the first primary is never "
+           "promoted automatically, only by `drctl failover`."),
     Option("drctl_tls_ca_dir", "str", "",
            "Directory with ca.crt and ca.key of your own CA; empty: drctl generates a cluster CA "
            "under the state directory."),

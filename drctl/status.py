@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from drctl import auto as auto_mod
 from drctl import inventory as inv_mod
 from drctl import sshprobe
 
@@ -67,6 +68,7 @@ def _node(host: str, address: str, res: sshprobe.ProbeResult) -> dict[str, Any]:
         "data_checksums": (pg or {}).get("data_checksums"),
         "wal_log_hints": (pg or {}).get("wal_log_hints"),
         "_replication": (pg or {}).get("replication", []),
+        "_auto": d.get("auto"),
         "_archiver": {"mode": (pg or {}).get("archive_mode"),
                       "ready": (pg or {}).get("archive_ready"),
                       "oldest_ready_s": (pg or {}).get("archive_oldest_ready_s"),
@@ -241,9 +243,13 @@ def collect(inventory: Path | inv_mod.Inventory, save: bool = True) -> dict[str,
                             f"director{'ies' if len(n['set_aside']) > 1 else 'y'} set aside by "
                             f"failback ({', '.join(n['set_aside'][-3:])}): review and remove "
                             "them, they use disk")
+    auto = auto_mod.summarize(nodes, primary)
+    if auto["state"] == "impossible":
+        warnings.append(auto_mod.describe(auto))
     for n in nodes:
         n.pop("_replication", None)
         n.pop("_archiver", None)
+        n.pop("_auto", None)
     report = {
         "cluster": inv.name,
         "checked_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -255,6 +261,7 @@ def collect(inventory: Path | inv_mod.Inventory, save: bool = True) -> dict[str,
         "warnings": warnings,
         "nodes": nodes,
         "backup": backup,
+        "auto": auto,
         "duration_s": round(time.monotonic() - start, 3),
     }
     if save and primary:
@@ -298,6 +305,10 @@ def render(report: dict[str, Any], fmt: str) -> None:
         if arch.get("ready_segments"):
             arch_text += f", {arch['ready_segments']} waiting"
         con.print(f"backups on {b['repo_host']}: {last}; {arch_text}")
+    a = report.get("auto")
+    if a and a["state"] != "impossible":  # impossible is listed with the warnings
+        colour = {"armed": "green", "paused": "yellow"}.get(a["state"], "dim")
+        con.print(f"[{colour}]{auto_mod.describe(a)}[/{colour}]")
     for w in report.get("warnings", []):
         con.print(f"[yellow]warning[/yellow]: {w}")
     if report["healthy"]:

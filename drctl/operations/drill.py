@@ -19,7 +19,9 @@ def drill(inventory: Path, fmt: str, *, scenario: str, duration: float, rate: fl
     what = {"switchover": "switch the primary over to the standby",
             "failover": "POWER OFF the primary and fail over to the standby",
             "failback-cycle": "POWER OFF the primary, fail over, then fail back and switch "
-                              "back"}[scenario]
+                              "back",
+            "auto-failover": "POWER OFF the primary and let automatic failover promote the "
+                             "standby, then fail back and switch back"}[scenario]
     confirm(yes, f"Drill on cluster '{inv.name}': {what}, under a write load?")
     err = console(stderr=True)
     say = (lambda m: err.print(f"[dim]drill:[/dim] {m}")) if fmt != "json" else (lambda m: None)

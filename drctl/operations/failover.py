@@ -24,9 +24,11 @@ def plan(inv, report, target: str | None, allow_data_loss: bool) -> ha.Plan:
     max_lag = int(inv.cluster.get("drctl_max_lag_bytes") or 16 * 1024 * 1024)
     nodes = report["nodes"]
     standbys = [n["host"] for n in nodes if n["role"] == "standby" and not n["fenced"]]
-    target = target or (standbys[0] if standbys else None)
-    t = ha.node(report, target)
     live_primaries = [n["host"] for n in nodes if n["role"] == "primary"]
+    # no standby left but one live primary (e.g. automatic failover already promoted it)
+    target = target or (standbys[0] if standbys else
+                        live_primaries[0] if len(live_primaries) == 1 else None)
+    t = ha.node(report, target)
     others_writable = [h for h in live_primaries if h != target]
     unreachable = [n["host"] for n in nodes if not n["reachable"]]
 
@@ -70,6 +72,11 @@ def plan(inv, report, target: str | None, allow_data_loss: bool) -> ha.Plan:
     nothing = ""
     if live_primaries == [target] and target in report["vip_holders"]:
         nothing = f"{target} is already the primary and holds the VIP"
+        auto = (report.get("auto") or {}).get("last_promotion") or {}
+        if auto.get("host") == target:
+            nothing += (f": automatic failover promoted it at {auto.get('at')} (timeline "
+                        f"{auto.get('timeline')}); the old primary stays fenced until "
+                        "`drctl failback`")
         gates = []
     extravars = {"target": target, "allow_data_loss": True}  # drctl's gates decided above
     if last_lag is not None:

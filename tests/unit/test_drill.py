@@ -43,3 +43,21 @@ def test_failed_drill_says_why():
 def test_write_outage_is_the_longest_gap():
     assert _gaps([0.0, 0.1, 0.9, 1.0]) == 0.8
     assert _gaps([]) == 0.0
+
+
+def test_auto_failover_drill_refuses_unless_armed(make_inventory, monkeypatch, tmp_path):
+    import pytest
+
+    from drctl import drill, status
+    from drctl.errors import DrctlError
+    from drctl.exitcodes import ExitCode
+
+    monkeypatch.setenv("DRCTL_STATE_DIR", str(tmp_path / "state"))
+    healthy = {"healthy": True, "problems": [], "primary": "pg1", "nodes": [],
+               "auto": {"state": "paused", "reasons": ["pg2: paused since T (maintenance)"]}}
+    monkeypatch.setattr(status, "collect", lambda inv, save=True: healthy)
+    with pytest.raises(DrctlError) as err:
+        drill.run(make_inventory(), scenario="auto-failover", duration=1, rate=1, app_rate=0,
+                  out_dir=tmp_path, say=print)
+    assert err.value.code == ExitCode.REFUSED
+    assert "paused" in str(err.value) and "maintenance" in str(err.value)

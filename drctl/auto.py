@@ -1,0 +1,129 @@
+"""Automatic failover's state, from the node probes: armed, paused, disabled or impossible.
+
+Pure functions over the probe data (drctl-probe's `auto` section on each PostgreSQL node),
+so the rules are unit-tested without a cluster:
+
+- disabled:   no node has repmgr configured (`drctl auto enable` was never run, or undone);
+- paused:     a node carries the pause marker (`drctl auto pause`, or an operation running);
+- impossible: armed, but no standby could promote itself now, with every reason: repmgrd
+              not running, a node unreachable, no primary, the witness not visible (no
+              quorum), a standby not streaming, lagging above the limit, fenced, or in
+              another location than the primary (a disaster-recovery site);
+- armed:      otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+STATES = ("armed", "paused", "disabled", "impossible")
+# repmgrd normally sees its upstream every monitor interval (1 s)
+UPSTREAM_SEEN_LIMIT_S = 5
+
+
+def last_promotion(nodes: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest promotion repmgrd made through drctl-auto, on any node."""
+    found = [e for n in nodes for e in _events(n, "last_promoted")
+             if e.get("step") == "promoted" and e.get("by") == "repmgrd"]
+    return max(found, key=lambda e: e.get("at", "")) if found else None
+
+
+def _events(n: dict[str, Any], newest: str) -> list[dict[str, Any]]:
+    """A node's recent events plus the newest event of one kind, however old."""
+    a = n.get("_auto") or {}
+    return list(a.get("events") or []) + ([a[newest]] if a.get(newest) else [])
+
+
+def last_refusal(nodes: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest promotion drctl-auto refused (why a standby did not take over)."""
+    found = [e for n in nodes for e in _events(n, "last_refused")
+             if e.get("step") == "auto-validate" and e.get("result") == "refused"]
+    return max(found, key=lambda e: e.get("at", "")) if found else None
+
+
+def summarize(nodes: list[dict[str, Any]], primary: str | None) -> dict[str, Any]:
+    configured = [n for n in nodes if n.get("_auto")]
+    result: dict[str, Any] = {"state": "disabled", "reasons": [], "nodes": {},
+                              "last_promotion": last_promotion(nodes),
+                              "last_refusal": last_refusal(nodes)}
+    if not configured:
+        result["reasons"] = ["automatic failover is not enabled (`drctl auto enable`)"]
+        return result
+    for n in configured:
+        a = n["_auto"]
+        result["nodes"][n["host"]] = {
+            "repmgrd": a.get("repmgrd"), "paused": bool(a.get("paused")),
+            "location": a.get("location"), "witness_visible": a.get("witness_visible"),
+            "lag_sample": a.get("lag_sample")}
+    paused = [n for n in configured if n["_auto"].get("paused")]
+    if paused:
+        result["state"] = "paused"
+        for n in paused:
+            p = n["_auto"]["paused"]
+            result["reasons"].append(f"{n['host']}: paused since {p.get('since', '?')} "
+                                     f"({p.get('reason', 'no reason given')})")
+        return result
+    reasons: list[str] = []
+    for n in nodes:
+        if not n.get("reachable"):
+            reasons.append(f"{n['host']} is unreachable")
+        elif n not in configured and n.get("role") in ("primary", "standby"):
+            reasons.append(f"{n['host']} has no repmgr configuration (`drctl auto enable`)")
+        elif n in configured and n["_auto"].get("repmgrd") != "active" and n["role"] != "down":
+            reasons.append(f"repmgrd is {n['_auto'].get('repmgrd')} on {n['host']}")
+    if primary is None:
+        reasons.append("no primary: nothing to fail over from")
+    standbys = [n for n in configured if n.get("role") == "standby"]
+    if primary is not None and not standbys:
+        reasons.append("no standby to promote")
+    eligible = []
+    for n in standbys:
+        a = n["_auto"]
+        why = []
+        if n.get("fenced"):
+            why.append("fenced")
+        if a.get("location") != a.get("primary_location"):
+            why.append(f"in location '{a.get('location')}', not the primary's "
+                       f"'{a.get('primary_location')}' (only `drctl failover` promotes it)")
+        if a.get("witness_visible") is False:
+            why.append("cannot reach the witness (no quorum: "
+                       f"{a.get('witness_error') or 'no answer'})")
+        if n.get("streaming") is False:
+            why.append("not streaming from the primary")
+        seen = a.get("upstream_last_seen_s")
+        if seen is not None and (seen < 0 or seen > UPSTREAM_SEEN_LIMIT_S):
+            why.append("repmgrd has not seen the primary "
+                       + ("yet" if seen < 0 else f"for {seen} s")
+                       + " (degraded monitoring: it will not start a failover)")
+        lag = n.get("lag_bytes")
+        limit = a.get("max_lag_bytes")
+        if lag is None and a.get("lag_sample"):
+            lag = a["lag_sample"].get("lag_bytes")
+        if lag is not None and limit is not None and lag > limit:
+            why.append(f"lag {lag} bytes above the limit {limit}")
+        if why:
+            reasons.append(f"{n['host']} cannot promote itself: " + "; ".join(why))
+        else:
+            eligible.append(n["host"])
+    result["eligible"] = eligible
+    blocking = [r for r in reasons if "cannot promote itself" not in r]
+    result["state"] = "armed" if eligible and not blocking else "impossible"
+    result["reasons"] = reasons
+    return result
+
+
+def describe(summary: dict[str, Any]) -> str:
+    """One line for `drctl status`."""
+    state = summary["state"]
+    text = f"automatic failover: {state}"
+    if state == "armed":
+        text += f" (would promote {', '.join(summary.get('eligible') or [])})"
+    if summary["reasons"] and state != "disabled":
+        text += ": " + "; ".join(summary["reasons"])
+    lr = summary.get("last_refusal")
+    if lr and state != "armed":
+        text += f"; last refused promotion: {lr.get('host')} at {lr.get('at')}: {lr.get('detail')}"
+    lp = summary.get("last_promotion")
+    if lp:
+        text += f"; last automatic promotion: {lp.get('host')} at {lp.get('at')}"
+    return text

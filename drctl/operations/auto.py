@@ -1,0 +1,111 @@
+"""drctl auto enable|disable|pause|resume|status: automatic failover (repmgrd + witness).
+
+The changes run playbooks/auto.yml (-e auto=ACTION) under the cluster lock and are
+journalled; status reads the node probes (drctl/auto.py decides the state).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from drctl import auto as auto_mod
+from drctl import inventory as inv_mod
+from drctl import status as status_mod
+from drctl.errors import DrctlError
+from drctl.exitcodes import ExitCode
+from drctl.journal import Journal
+from drctl.lock import cluster_lock
+from drctl.output import Progress, console, emit_json
+
+WHAT = {
+    "enable": "arm automatic failover (repmgr on every node, a witness on the backup host, "
+              "repmgrd under systemd)",
+    "disable": "disarm and remove automatic failover (repmgrd, witness, metadata)",
+    "pause": "pause automatic failover (repmgrd stopped everywhere until resume)",
+    "resume": "resume automatic failover (records corrected to the live roles, repmgrd "
+              "started)",
+}
+EXPECTED = {"enable": ("armed",), "resume": ("armed",), "pause": ("paused",),
+            "disable": ("disabled",)}
+
+
+def change(inventory: Path, fmt: str, action: str, yes: bool) -> dict[str, Any]:
+    from drctl.operations.ha import confirm
+    from drctl.runner import run_playbook
+
+    inv = inv_mod.load(inventory)
+    if not inv.group("backup"):
+        raise DrctlError("automatic failover needs a witness: the inventory has no `backup` "
+                         "host", ExitCode.INVALID_INVENTORY,
+                         hint="add a host to the backup group (it also holds the backups)")
+    if action in ("disable",):
+        confirm(yes, f"{WHAT[action].capitalize()} on cluster '{inv.name}'?")
+    started = time.monotonic()
+    with cluster_lock(inv.name, f"auto-{action}"):
+        journal = Journal(inv.name, f"auto-{action}")
+        journal.write("start", detail=WHAT[action])
+        if fmt != "json":
+            console(stderr=True).print(f"[bold]auto {action}[/bold] on cluster '{inv.name}': "
+                                       f"{WHAT[action]}")
+        progress = Progress(enabled=fmt != "json")
+        try:
+            result = run_playbook("auto.yml", inv.path, {"auto": action}, progress=progress,
+                                  journal=journal.from_playbook)
+        finally:
+            progress.close()
+        report = status_mod.collect(inv)
+        journal.write("end", result=result.status, detail=report["auto"]["state"])
+    out = {"action": action, "result": "ok" if result.exit_code == ExitCode.OK else "failed",
+           "duration_s": round(time.monotonic() - started, 2), "auto": report["auto"],
+           "playbook": result.as_dict()}
+    render(out, fmt)
+    if result.exit_code != ExitCode.OK:
+        lines = [f"{f.host}: {f.task}: {f.message}" for f in result.failures]
+        raise DrctlError(f"auto {action} {result.status}:\n  " + "\n  ".join(lines),
+                         result.exit_code, hint="`drctl auto status` says where it stands")
+    if report["auto"]["state"] not in EXPECTED[action]:
+        raise DrctlError(f"auto {action} finished but automatic failover is "
+                         f"{report['auto']['state']}: " + "; ".join(report["auto"]["reasons"]),
+                         ExitCode.UNHEALTHY)
+    return out
+
+
+def status(inventory: Path, fmt: str) -> dict[str, Any]:
+    report = status_mod.collect(inventory)
+    out = {"cluster": report["cluster"], "primary": report["primary"], **report["auto"]}
+    if fmt == "json":
+        emit_json(out)
+    else:
+        con = console()
+        colour = {"armed": "green", "paused": "yellow", "impossible": "red"}.get(
+            out["state"], "dim")
+        con.print(f"automatic failover on cluster '{out['cluster']}': "
+                  f"[{colour}]{out['state']}[/{colour}]")
+        if out.get("eligible"):
+            con.print(f"  would promote: {', '.join(out['eligible'])}")
+        for r in out["reasons"]:
+            con.print(f"  - {r}")
+        for host, n in out["nodes"].items():
+            lag = n.get("lag_sample") or {}
+            con.print(f"  {host:<10} repmgrd {n['repmgrd']}, location {n['location']}, "
+                      f"witness {'visible' if n['witness_visible'] else 'NOT visible'}"
+                      + (f", lag {lag['lag_bytes']} B ({lag['age_s']} s ago)" if lag else ""))
+        lr = out.get("last_refusal")
+        if lr:
+            con.print(f"  last refused promotion: {lr['host']} at {lr['at']}: {lr.get('detail')}")
+        lp = out.get("last_promotion")
+        if lp:
+            con.print(f"  last automatic promotion: {lp['host']} at {lp['at']} "
+                      f"(timeline {lp.get('timeline')})")
+    return out
+
+
+def render(out: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        emit_json(out)
+        return
+    con = console()
+    con.print(f"auto {out['action']} {out['result']} in {out['duration_s']} s; "
+              + auto_mod.describe(out["auto"]))

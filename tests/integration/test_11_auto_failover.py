@@ -1,0 +1,206 @@
+"""Automatic failover with repmgrd and the witness on backup1, against real faults.
+
+Every test starts and ends with pg1 primary, pg2 streaming, automatic failover armed.
+"""
+
+import subprocess
+import time
+
+import pytest
+
+from tests.integration.conftest import (
+    PREFIX,
+    drctl,
+    drctl_json,
+    psql,
+    sh,
+    vip_connect,
+    vip_holders,
+    wait_for,
+)
+from tests.integration.test_06_failover import assert_fenced_and_harmless, healthy_with
+from tests.integration.writer import Writer
+
+#  repmgrd needs about 4 s to give the primary up, then votes; 25 s is several elections.
+NO_PROMOTION_WINDOW = 25
+
+
+def auto_state() -> dict:
+    code, out = drctl_json("auto", "status")
+    assert code in (0, 7), out
+    return out
+
+
+def armed_with(primary: str) -> None:
+    healthy_with(primary)
+    wait_for("automatic failover to be armed", lambda: auto_state()["state"] == "armed",
+             timeout=60, interval=2)
+
+
+def cluster_show(host: str = "pg2") -> str:
+    return sh(host, "runuser -u postgres -- env PGPASSFILE=/var/lib/postgresql/.pgpass-repmgr "
+              "repmgr -f /etc/repmgr.conf cluster show --compact", check=False)
+
+
+def in_recovery(host: str) -> str:
+    return psql(host, "select pg_is_in_recovery()", check=False)
+
+
+def power_on(host: str) -> None:
+    subprocess.run(["docker", "start", PREFIX + host], check=True, capture_output=True)
+    wait_for(f"{host} to boot", lambda: sh(host, "systemctl is-system-running", check=False)
+             in ("running", "degraded"), timeout=90)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def enabled():
+    healthy_with("pg1")
+    assert auto_state()["state"] == "disabled", "the lab starts with automatic failover off"
+    code, out = drctl_json("auto", "enable", timeout=900)
+    assert code == 0, out
+    yield
+    code, out = drctl_json("auto", "disable", "--yes", timeout=900)
+    assert code == 0, out
+    assert out["auto"]["state"] == "disabled"
+    assert sh("backup1", "test -e /etc/postgresql/15/witness && echo left", check=False) == ""
+    assert sh("pg2", "systemctl is-active drctl-repmgrd", check=False) != "active"
+    healthy_with("pg1")
+
+
+def test_enable_registers_the_running_cluster_and_is_idempotent():
+    armed_with("pg1")
+    show = cluster_show()
+    assert "pg1" in show and "primary" in show and "witness" in show, show
+    assert sh("pg1", "systemctl is-active drctl-repmgrd") == "active"
+    assert sh("backup1", "systemctl is-active drctl-repmgrd") == "active"
+    code, out = drctl_json("auto", "enable", timeout=900)
+    assert code == 0, out
+    assert out["playbook"]["changed"] == 0, "a second enable changes nothing"
+    st = auto_state()
+    assert st["state"] == "armed" and st["eligible"] == ["pg2"], st
+
+
+def test_switchover_pauses_and_resumes_without_a_spurious_failover():
+    promoted_before = auto_state()["last_promotion"]
+    code, report = drctl_json("switchover", "--to", "pg2", "--yes", timeout=600)
+    assert code == 0, report
+    steps = [e["step"] for e in report["journal"]]
+    assert "auto-paused" in steps and "auto-resumed" in steps, steps
+    armed_with("pg2")
+    time.sleep(8)  # repmgrd would have acted by now on a primary it thought lost
+    assert vip_holders() == ["pg2"] and in_recovery("pg1") == "t"
+    assert auto_state()["last_promotion"] == promoted_before, "repmgrd promoted nothing"
+    code, report = drctl_json("switchover", "--to", "pg1", "--yes", timeout=600)
+    assert code == 0, report
+    armed_with("pg1")
+    assert auto_state()["eligible"] == ["pg2"]
+
+
+def test_replication_link_cut_does_not_promote():
+    promoted_before = auto_state()["last_promotion"]
+    pg1 = sh("pg1", "hostname -i").split()[0]
+    sh("pg2", f"iptables -I INPUT -s {pg1} -j DROP && iptables -I OUTPUT -d {pg1} -j DROP")
+    try:
+        # a silently dropped TCP stream ends after wal_receiver_timeout (60 s)
+        wait_for("status to report the broken replication", lambda: any(
+            "pg2 is not streaming" in p for p in drctl_json("status")[1]["problems"]),
+            timeout=100, interval=2)
+        time.sleep(NO_PROMOTION_WINDOW)
+        assert in_recovery("pg2") == "t", "the witness still sees pg1: no promotion"
+        assert vip_holders() == ["pg1"]
+        with vip_connect() as conn:
+            conn.execute("select 1")
+    finally:
+        sh("pg2", "iptables -D INPUT 1 && iptables -D OUTPUT 1")
+    armed_with("pg1")
+    assert auto_state()["last_promotion"] == promoted_before
+
+
+def test_power_loss_promotes_the_standby_by_itself_losing_nothing():
+    promoted_before = auto_state()["last_promotion"]
+    # synchronous for this test: every acknowledged commit is on pg2 before it returns
+    psql("pg1", "alter system set synchronous_standby_names = 'pg2'")
+    psql("pg1", "alter system set synchronous_commit = 'on'")
+    psql("pg1", "select pg_reload_conf()")
+    wait_for("pg2 to be the synchronous standby", lambda: psql(
+        "pg1", "select sync_state from pg_stat_replication") == "sync", timeout=20)
+    with Writer(start_id=7_000_000) as w:
+        w.wait_for_acks(100)
+        subprocess.run(["docker", "kill", PREFIX + "pg1"], check=True, capture_output=True)
+        killed = time.monotonic()
+        before = len(w.acked)
+        wait_for("an acknowledged write after the power loss",
+                 lambda: len(w.acked) > before + 5, timeout=90, interval=0.1)
+        first = next(t for t, _ in w.acked[before:] if t > killed)
+        w.wait_for_acks(50)
+        w.stop()
+    print(f"automatic failover: power loss to first acknowledged write "
+          f"{first - killed:.2f} s, {w.errors} client errors")
+    assert in_recovery("pg2") == "f"
+    assert vip_holders(("pg2",)) == ["pg2"]
+    assert w.missing_on("pg2") == [], "no acknowledged commit may be lost"
+    st = auto_state()
+    assert st["last_promotion"] != promoted_before and st["last_promotion"]["host"] == "pg2", st
+    # the operator arrives late: drctl failover sees the job done and changes nothing
+    proc = drctl("failover", "--yes")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "automatic failover promoted it" in proc.stdout + proc.stderr
+    power_on("pg1")
+    assert_fenced_and_harmless("pg1")
+    code, report = drctl_json("failback", "--node", "pg1", "--switch-back", "--yes", timeout=900)
+    assert code == 0, report
+    for host in ("pg1", "pg2"):
+        psql(host, "alter system reset synchronous_standby_names")
+        psql(host, "alter system reset synchronous_commit")
+        psql(host, "select pg_reload_conf()")
+    armed_with("pg1")
+    show = cluster_show("pg1")
+    assert "pg1" in show and "pg2" in show, show
+
+
+def test_no_quorum_without_the_witness_but_manual_failover_works():
+    sh("backup1", "systemctl stop postgresql@15-witness")
+    try:
+        wait_for("status to say the witness is gone", lambda: auto_state()["state"]
+                 == "impossible", timeout=30, interval=2)
+        assert any("no quorum" in r for r in auto_state()["reasons"])
+        subprocess.run(["docker", "kill", PREFIX + "pg1"], check=True, capture_output=True)
+        time.sleep(NO_PROMOTION_WINDOW)
+        assert in_recovery("pg2") == "t", "no witness, no quorum: no automatic promotion"
+        assert vip_holders(("pg2",)) == []
+        code, report = drctl_json("failover", "--yes", timeout=600)
+        assert code == 0, report
+        assert report["status"]["primary"] == "pg2"
+    finally:
+        sh("backup1", "systemctl start postgresql@15-witness")
+    power_on("pg1")
+    assert_fenced_and_harmless("pg1")
+    code, report = drctl_json("failback", "--node", "pg1", "--switch-back", "--yes", timeout=900)
+    assert code == 0, report
+    armed_with("pg1")
+
+
+def test_a_lagging_standby_does_not_promote_itself():
+    # the standby stops receiving (its walreceiver points at a closed local port) while
+    # the primary keeps writing: drctl-guard's samples show the lag growing
+    psql("pg2", "alter system set primary_conninfo = 'host=127.0.0.1 port=1'")
+    psql("pg2", "select pg_reload_conf()")
+    try:
+        psql("pg1", "create table lagging as select generate_series(1, 600000) as x", db="app")
+        wait_for("pg2's lag sample above 16 MiB", lambda: (
+            (auto_state()["nodes"]["pg2"].get("lag_sample") or {}).get("lag_bytes", 0)
+            > 16 * 1024 * 1024), timeout=30, interval=1)
+        st = auto_state()
+        assert st["state"] == "impossible" and any("pg2" in r for r in st["reasons"]), st
+        subprocess.run(["docker", "kill", PREFIX + "pg1"], check=True, capture_output=True)
+        time.sleep(NO_PROMOTION_WINDOW)
+        assert in_recovery("pg2") == "t", "too far behind: no automatic promotion"
+        refusal = auto_state()["last_refusal"]
+        assert refusal and "lag" in refusal["detail"], refusal
+    finally:
+        psql("pg2", "alter system reset primary_conninfo")
+        psql("pg2", "select pg_reload_conf()")
+        power_on("pg1")
+    healthy_with("pg1")
+    psql("pg1", "drop table if exists lagging", db="app")
+    armed_with("pg1")
