@@ -67,9 +67,9 @@ def summarize(nodes: list[dict[str, Any]], primary: str | None) -> dict[str, Any
     for n in nodes:
         if not n.get("reachable"):
             reasons.append(f"{n['host']} is unreachable")
-        elif n not in configured and n.get("role") in ("primary", "standby"):
+        elif not n.get("_auto") and n.get("role") in ("primary", "standby"):
             reasons.append(f"{n['host']} has no repmgr configuration (`drctl auto enable`)")
-        elif n in configured and n["_auto"].get("repmgrd") != "active" and n["role"] != "down":
+        elif n["_auto"].get("repmgrd") != "active" and n["role"] != "down":
             reasons.append(f"repmgrd is {n['_auto'].get('repmgrd')} on {n['host']}")
     if primary is None:
         reasons.append("no primary: nothing to fail over from")
