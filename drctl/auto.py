@@ -69,7 +69,7 @@ def summarize(nodes: list[dict[str, Any]], primary: str | None) -> dict[str, Any
             reasons.append(f"{n['host']} is unreachable")
         elif not n.get("_auto") and n.get("role") in ("primary", "standby"):
             reasons.append(f"{n['host']} has no repmgr configuration (`drctl auto enable`)")
-        elif n["_auto"].get("repmgrd") != "active" and n["role"] != "down":
+        elif n.get("_auto") and n["_auto"].get("repmgrd") != "active" and n["role"] != "down":
             reasons.append(f"repmgrd is {n['_auto'].get('repmgrd')} on {n['host']}")
     if primary is None:
         reasons.append("no primary: nothing to fail over from")

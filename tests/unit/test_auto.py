@@ -93,3 +93,8 @@ def test_auto_without_a_backup_host_is_refused(make_inventory, tmp_path, monkeyp
     res = CliRunner().invoke(cli_mod.cli, ["auto", "enable", "-i", str(make_inventory(hosts))])
     assert res.exit_code == 3, res.output
     assert "witness" in res.output
+
+
+def test_a_down_node_without_repmgr_data_does_not_break_the_summary():
+    nodes = [node("pg1", "down", _auto=None), node("pg2", "standby", _auto=probe())]
+    assert auto.summarize(nodes, None)["state"] == "impossible"
