@@ -1,0 +1,342 @@
+"""Every HA decision drctl takes, as functions of the facts and the policy.
+
+- assess_data_loss: may this standby be promoted without losing acknowledged work?
+- choose_candidate: which standby a failover promotes when none is named.
+- failover, switchover, failback, auto_promotion: the gates of each operation.
+
+Each returns a verdict with its reasons in words; callers act on it and print it.
+Unknown is never taken for zero: a candidate that cannot be compared with anything
+another host saw the primary write is refused unless the operator accepts the loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from drctl.rules import lsn
+from drctl.rules.facts import ClusterFacts, NodeFacts, Sighting, app_name
+from drctl.rules.policy import Policy
+
+SYNC_COMMIT_WAITS = ("on", "remote_write", "remote_apply")
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str
+    ok: bool
+    detail: str
+    overridable: bool = False  # by --allow-data-loss (and only that)
+
+
+@dataclass(frozen=True)
+class DataLoss:
+    verdict: Literal["none", "within-limit", "loss", "unknown"]
+    sentence: str
+    missing_bytes: int | None = None  # a lower bound; None when it cannot be measured
+    evidence: tuple[str, ...] = ()
+
+    @property
+    def safe(self) -> bool:
+        return self.verdict in ("none", "within-limit")
+
+
+@dataclass(frozen=True)
+class Decision:
+    operation: str
+    target: str | None
+    gates: tuple[Gate, ...]
+    why_target: str = ""
+    data_loss: DataLoss | None = None
+    data_loss_accepted: bool = False
+    nothing_to_do: str = ""
+    notes: tuple[str, ...] = ()
+
+    @property
+    def proceed(self) -> bool:
+        return all(g.ok for g in self.gates)
+
+    @property
+    def failed(self) -> list[Gate]:
+        return [g for g in self.gates if not g.ok]
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["proceed"] = self.proceed
+        return d
+
+
+# ------------------------------------------------------------------ data loss
+
+
+def _candidate_sighting(s: Sighting, candidate: NodeFacts) -> bool:
+    return s.primary != candidate.host
+
+
+def _covers_the_end(s: Sighting, policy: Policy) -> bool:
+    """The watcher was watching when the primary went: alive now, and it lost the primary
+    within watch_gap_s of its last sighting (no gap in which more could be written)."""
+    return (s.watcher_age_s <= policy.watch_max_age_s and s.lost_after_s is not None
+            and s.lost_after_s <= policy.watch_gap_s)
+
+
+def assess_data_loss(cluster: ClusterFacts, candidate: NodeFacts, policy: Policy) -> DataLoss:
+    """Does `candidate` hold every acknowledged commit? From what the watchers saw the
+    primary write and what the other standbys hold, compared with what it holds now."""
+    name = candidate.host
+    if candidate.position is None or candidate.timeline is None:
+        return DataLoss("unknown", f"{name} does not report how much WAL it holds "
+                        f"({candidate.error or 'no position'}): unknown is not zero")
+    sightings = [w.sighting for w in cluster.watchers
+                 if w.sighting and _candidate_sighting(w.sighting, candidate)]
+    evidence: list[str] = []
+    newer = [s for s in sightings if s.timeline > candidate.timeline]
+    if newer:
+        s = max(newer, key=lambda x: x.timeline)
+        return DataLoss("loss", f"{name} follows timeline {candidate.timeline}, but "
+                        f"{s.watcher} saw {s.primary} writing on timeline {s.timeline} at "
+                        f"{s.seen_at}: {name} lacks everything written on timeline "
+                        f"{s.timeline}", None, (f"{s.watcher}: {s.primary} timeline "
+                                               f"{s.timeline} at {s.seen_at}",))
+    same = [s for s in sightings if s.timeline == candidate.timeline]
+    # (position, where it was seen, when) of every copy of the primary's WAL we know of
+    known: list[tuple[int, str, str]] = [
+        (s.position, f"seen by {s.watcher}", f"written up to {s.seen_at}") for s in same]
+    for other in cluster.nodes:
+        if (other.host != name and other.role == "standby" and other.position is not None
+                and other.timeline == candidate.timeline):
+            known.append((other.position, f"held by {other.host}", "received"))
+    for s in same:
+        evidence.append(f"{s.watcher} saw {s.primary} at {lsn.fmt(s.position)} "
+                        f"({s.seen_at}, {s.age_s:.0f} s ago"
+                        + (f", lost {s.lost_after_s:.1f} s later" if s.lost_after_s is not None
+                           else ", still answering") + ")")
+    evidence.append(f"{name} holds {lsn.fmt(candidate.position)} on timeline "
+                    f"{candidate.timeline}")
+    covering = [s for s in same if _covers_the_end(s, policy)]
+    sync = next((s for s in covering
+                 if s.sync_states.get(app_name(name)) == "sync"
+                 and s.synchronous_commit in SYNC_COMMIT_WAITS), None)
+    if sync:
+        return DataLoss("none", f"{name} was the synchronous standby of {sync.primary} when "
+                        f"{sync.watcher} last saw it ({sync.seen_at}): every acknowledged "
+                        "commit is on it", 0, tuple(evidence))
+    ahead = max(known, default=None)
+    missing = (ahead[0] - candidate.position) if ahead else 0
+    if ahead and missing > policy.max_loss_bytes:
+        return DataLoss("loss", f"{name} lacks at least {lsn.size(missing)} of WAL "
+                        f"{ahead[2]} ({ahead[1]})", missing, tuple(evidence))
+    if not covering:
+        if not cluster.watchers:
+            why = "no watcher observes the primary (a backup host runs one)"
+        elif not same:
+            why = "; ".join(w.error or (f"{w.watcher} saw no primary on timeline "
+                                        f"{candidate.timeline}") for w in cluster.watchers)
+        else:
+            why = "; ".join(_why_not_covering(s, policy) for s in same)
+        return DataLoss("unknown", f"cannot establish what {name} is missing: {why}; "
+                        "unknown is not zero", None, tuple(evidence))
+    best = max(covering, key=lambda s: s.position)
+    if missing <= 0:
+        return DataLoss("none", f"{name} holds all the WAL {best.watcher} saw "
+                        f"{best.primary} write (up to {best.seen_at})", 0, tuple(evidence))
+    return DataLoss("within-limit", f"{name} lacks {lsn.size(missing)} of WAL {ahead[2]} "
+                    f"({ahead[1]}), within drctl_max_loss_bytes "
+                    f"({lsn.size(policy.max_loss_bytes)}): commits in it are lost",
+                    missing, tuple(evidence))
+
+
+def _why_not_covering(s: Sighting, policy: Policy) -> str:
+    if s.watcher_age_s > policy.watch_max_age_s:
+        return (f"{s.watcher}'s watcher has not checked for {s.watcher_age_s:.0f} s "
+                f"(limit {policy.watch_max_age_s:g} s)")
+    if s.lost_after_s is None:
+        return f"{s.watcher} still sees {s.primary} writing"
+    return (f"{s.watcher} lost {s.primary} {s.lost_after_s:.0f} s after it last saw it "
+            f"(limit {policy.watch_gap_s:g} s): it was not watching when {s.primary} went")
+
+
+# ------------------------------------------------------------------ candidate choice
+
+
+def choose_candidate(cluster: ClusterFacts) -> tuple[str | None, str]:
+    """The standby a failover promotes when none is named: the one holding the most WAL
+    on the newest timeline (inventory order breaks ties)."""
+    eligible = [n for n in cluster.nodes
+                if n.reachable and n.role == "standby" and not n.fenced]
+    if not eligible:
+        return None, "no reachable, unfenced standby"
+    ranked = sorted(enumerate(eligible),
+                    key=lambda i: (-(i[1].timeline or 0), -(i[1].position or -1), i[0]))
+    best = ranked[0][1]
+    if len(eligible) == 1:
+        return best.host, f"{best.host} is the only reachable, unfenced standby"
+    rest = ", ".join(f"{n.host} {lsn.fmt(n.position)}" for _, n in ranked[1:])
+    return best.host, (f"{best.host} holds the most WAL ({lsn.fmt(best.position)} on "
+                       f"timeline {best.timeline}; {rest})")
+
+
+# ------------------------------------------------------------------ operations
+
+
+def _target_gate(cluster: ClusterFacts, target: str | None) -> Gate | None:
+    if target and cluster.node(target) is None:
+        names = ", ".join(n.host for n in cluster.nodes)
+        return Gate("target is a PostgreSQL node", False,
+                    f"'{target}' is not a PostgreSQL node of the inventory ({names})")
+    return None
+
+
+def failover(cluster: ClusterFacts, policy: Policy, target: str | None = None,
+             allow_data_loss: bool = False) -> Decision:
+    bad = _target_gate(cluster, target)
+    if bad:
+        return Decision("failover", target, (bad,))
+    live = cluster.primaries
+    why = f"{target} was named" if target else ""
+    if not target:
+        target, why = choose_candidate(cluster)
+        if target is None and len(live) == 1:
+            target, why = live[0].host, f"{live[0].host} is already the only primary"
+    t = cluster.node(target)
+    if t and [p.host for p in live] == [t.host] and t.holds_vip:
+        return Decision("failover", target, (), why,
+                        nothing_to_do=f"{target} is already the primary and holds the VIP")
+    others = [p.host for p in live if p.host != target]
+    down = [n.host for n in cluster.nodes if not n.reachable or n.role == "down"]
+    still_seen = [w.sighting for w in cluster.watchers
+                  if w.sighting and w.sighting.still_seen and w.sighting.primary != target
+                  and w.sighting.watcher_age_s <= policy.watch_max_age_s]
+    gates = [
+        Gate("target answers and is a standby", bool(t and t.role == "standby"),
+             f"{target}: {t.role if t else 'none chosen'}"
+             + (f" ({t.error})" if t and t.error else "")),
+        Gate("target not fenced", bool(t and not t.fenced),
+             f"{target} is fenced" if t and t.fenced else f"{target}"),
+        Gate("no live primary elsewhere", not others,
+             f"{', '.join(others)} still accepts writes: use `drctl switchover`" if others
+             else f"primary down or unreachable ({', '.join(down) or 'none answers'})"),
+    ]
+    for s in still_seen:
+        gates.append(Gate("the primary is gone for the watchers too", False,
+                          f"{s.primary} still answers {s.watcher} ({s.age_s:.1f} s ago, at "
+                          f"{lsn.fmt(s.position)}): it is not gone; restore the network "
+                          "or use `drctl switchover`"))
+    loss = None
+    accepted = False
+    if t and t.role == "standby":
+        loss = assess_data_loss(cluster, t, policy)
+        ok = loss.safe
+        detail = loss.sentence
+        if not ok and allow_data_loss:
+            ok = accepted = True
+            detail += "; accepted with --allow-data-loss: those commits are lost"
+        elif not ok:
+            detail += "; --allow-data-loss promotes anyway"
+        gates.append(Gate("no acknowledged commit lost", ok, detail, overridable=True))
+    notes = tuple(f"{h} does not answer: it is recorded as unfenced and fences itself "
+                  "when it returns" for h in down if h != target)
+    return Decision("failover", target, tuple(gates), why, loss, accepted, notes=notes)
+
+
+def switchover(cluster: ClusterFacts, policy: Policy, target: str | None = None) -> Decision:
+    bad = _target_gate(cluster, target)
+    if bad:
+        return Decision("switchover", target, (bad,))
+    live = cluster.primaries
+    primary = live[0] if len(live) == 1 else None
+    why = f"{target} was named" if target else ""
+    if not target:
+        streaming = [n for n in cluster.nodes if n.role == "standby" and not n.fenced]
+        target = streaming[0].host if streaming else None
+        why = f"{target} is the first standby" if target else "no standby"
+    t = cluster.node(target)
+    one = Gate("one primary", primary is not None,
+               f"primary: {primary.host}" if primary else
+               f"{len(live)} writable nodes ({', '.join(p.host for p in live) or 'none'})")
+    if primary and primary.host == target:
+        return Decision("switchover", target, (one,), why,
+                        nothing_to_do=f"{target} is already the primary")
+    r = cluster.replica(target) if target else None
+    lag = r.lag_bytes if r else None
+    gates = (
+        one,
+        Gate("target is a standby", bool(t and t.role == "standby"),
+             f"{target}: {t.role if t else 'none'}"),
+        Gate("target streams", bool(t and t.streaming and r and r.state == "streaming"),
+             f"{target} streaming: {bool(t and t.streaming)}"),
+        Gate("lag", lag is not None and lag <= policy.max_lag_bytes,
+             f"{'unknown' if lag is None else lsn.size(lag)} (limit "
+             f"{lsn.size(policy.max_lag_bytes)})"),
+        Gate("no prepared transactions", bool(primary and not primary.prepared_xacts),
+             f"{primary.prepared_xacts if primary else '?'} on "
+             f"{primary.host if primary else '?'}"),
+        Gate("target not fenced", bool(t and not t.fenced), f"{target}"),
+    )
+    return Decision("switchover", target, gates, why)
+
+
+def failback(cluster: ClusterFacts, node: str | None = None) -> Decision:
+    bad = _target_gate(cluster, node)
+    if bad:
+        return Decision("failback", node, (bad,))
+    live = cluster.primaries
+    primary = live[0] if len(live) == 1 else None
+    if not node:
+        waiting = [n.host for n in cluster.nodes
+                   if n is not primary and (n.fenced or n.role == "down")]
+        node = waiting[0] if waiting else None
+    n = cluster.node(node)
+    one = Gate("one primary", primary is not None,
+               f"primary: {primary.host}" if primary else
+               f"{len(live)} writable nodes ({', '.join(p.host for p in live) or 'none'})")
+    if n and n.role == "standby" and n.streaming and not n.fenced and primary:
+        return Decision("failback", node, (one,),
+                        nothing_to_do=f"{node} already streams from {primary.host}")
+    gates = (
+        one,
+        Gate("node answers", bool(n and n.reachable),
+             f"{node}: {'answers' if n and n.reachable else 'does not answer'}"),
+        Gate("node is not the primary", bool(n and n.role != "primary"),
+             f"{node}: {n.role if n else 'none'}"),
+        Gate("rewind possible", bool(primary and primary.rewind_possible),
+             "wal_log_hints or data checksums on the primary: "
+             f"{primary.rewind_possible if primary else '?'}"),
+    )
+    return Decision("failback", node, gates)
+
+
+@dataclass(frozen=True)
+class LocalAuto:
+    """What a standby knows of itself when repmgrd asks it to take over."""
+
+    fenced: bool
+    paused: bool
+    location: str
+    primary_location: str
+    witness_error: str = ""  # empty: the witness answered (quorum)
+
+
+def auto_promotion(cluster: ClusterFacts, candidate: str, policy: Policy,
+                   local: LocalAuto) -> Decision:
+    """repmgrd's validation: may this standby promote itself now? No override exists."""
+    t = cluster.node(candidate)
+    gates = [
+        Gate("not fenced", not local.fenced, "this node is fenced" if local.fenced else "ok"),
+        Gate("not paused", not local.paused,
+             "automatic failover is paused" if local.paused else "ok"),
+        Gate("same location as the primary", local.location == local.primary_location,
+             f"this node is in location '{local.location}', the primary's is "
+             f"'{local.primary_location}': only `drctl failover` promotes it"
+             if local.location != local.primary_location else local.location),
+        Gate("quorum (the witness answers)", not local.witness_error,
+             f"no quorum: the witness does not answer ({local.witness_error})"
+             if local.witness_error else "ok"),
+    ]
+    loss = None
+    if t is None or t.role != "standby":
+        gates.append(Gate("a standby", False, f"{candidate}: {t.role if t else 'unknown'}"))
+    else:
+        loss = assess_data_loss(cluster, t, policy)
+        gates.append(Gate("no acknowledged commit lost", loss.safe, loss.sentence))
+    return Decision("auto-promotion", candidate, tuple(gates), data_loss=loss)

@@ -1,0 +1,38 @@
+"""The limits the rules apply, from the inventory's drctl_* options (drctl/options.py
+documents each; the defaults here are the production defaults)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Policy:
+    # Replication lag (bytes) above which a switchover refuses (it waits for the rest).
+    max_lag_bytes: int = 16 * MiB
+    # WAL (bytes) a failover's candidate may lack of what another host saw the primary
+    # write, and still be promoted without --allow-data-loss. 0: none at all; anything
+    # more is a standing consent to lose the commits in those bytes.
+    max_loss_bytes: int = 0
+    # A watcher that has not checked the nodes for longer than this is stale: what it
+    # saw still proves WAL exists, but it no longer proves nothing more was written.
+    watch_max_age_s: float = 10.0
+    # A watcher's view covers the primary's end only if it lost the primary at most this
+    # long after it last saw it (it was watching, not restarting or cut off, when the
+    # primary went).
+    watch_gap_s: float = 5.0
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Policy:
+        def pick(name: str, default: float) -> float:
+            value = options.get(name)
+            return default if value in (None, "") else float(value)
+
+        return cls(max_lag_bytes=int(pick("drctl_max_lag_bytes", cls.max_lag_bytes)),
+                   max_loss_bytes=int(pick("drctl_max_loss_bytes", cls.max_loss_bytes)),
+                   watch_max_age_s=pick("drctl_watch_max_age_s", cls.watch_max_age_s),
+                   watch_gap_s=pick("drctl_watch_gap_s", cls.watch_gap_s))

@@ -1,0 +1,117 @@
+"""Every SQL statement drctl runs to learn a node's state or to change its role.
+
+Defined once here; the probe (`drctl status`), the watcher, the node steps and
+automatic failover all import them, so a query has one definition to fix.
+"""
+
+from __future__ import annotations
+
+# The timeline a primary writes on: the first 8 hex digits of its current WAL file.
+TIMELINE = "('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
+
+# Settings and counters every node answers, primary or standby.
+QUERY_COMMON = """
+select json_build_object(
+  'in_recovery', pg_is_in_recovery(),
+  'server_version', current_setting('server_version'),
+  'ssl', current_setting('ssl') = 'on',
+  'synchronous_standby_names', current_setting('synchronous_standby_names'),
+  'synchronous_commit', current_setting('synchronous_commit'),
+  'wal_log_hints', current_setting('wal_log_hints') = 'on',
+  'data_checksums', current_setting('data_checksums') = 'on',
+  'prepared_xacts', (select count(*) from pg_prepared_xacts),
+  'checkpoint_timeline', (select timeline_id from pg_control_checkpoint()),
+  'now_epoch', extract(epoch from now())
+)"""
+
+# A primary: its WAL position and timeline, its standbys, slots and archiver.
+QUERY_PRIMARY = f"""
+select json_build_object(
+  'lsn', pg_current_wal_lsn()::text,
+  'timeline', {TIMELINE},
+  'replication', coalesce((select json_agg(json_build_object(
+      'application_name', r.application_name,
+      'client_addr', host(r.client_addr),
+      'state', r.state,
+      'sync_state', r.sync_state,
+      'sent_lsn', r.sent_lsn::text,
+      'flush_lsn', r.flush_lsn::text,
+      'replay_lsn', r.replay_lsn::text,
+      'lag_bytes', pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)::bigint,
+      'replay_lag_s', extract(epoch from r.replay_lag),
+      'ssl', coalesce(s.ssl, false),
+      'ssl_version', s.version))
+    from pg_stat_replication r left join pg_stat_ssl s on s.pid = r.pid), '[]'::json),
+  'slots', coalesce((select json_agg(json_build_object(
+      'slot_name', slot_name, 'active', active, 'wal_status', wal_status,
+      'restart_lsn', restart_lsn::text,
+      'retained_bytes', case when restart_lsn is null then 0
+                        else pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint end))
+    from pg_replication_slots where slot_type = 'physical'), '[]'::json),
+  'archive_mode', current_setting('archive_mode'),
+  'archiver', (select json_build_object(
+      'archived_count', archived_count, 'last_archived_wal', last_archived_wal,
+      'last_archived_time', last_archived_time, 'failed_count', failed_count,
+      'last_failed_wal', last_failed_wal, 'last_failed_time', last_failed_time)
+    from pg_stat_archiver),
+  'archive_ready', (select count(*) from pg_ls_archive_statusdir() where name like '%.ready'),
+  'archive_oldest_ready_s', (select extract(epoch from now() - min(modification))
+                             from pg_ls_archive_statusdir() where name like '%.ready')
+)"""
+
+# A standby: how much WAL it holds (received and flushed to its disk, and replayed),
+# on which timeline, and when it last heard from its upstream.
+QUERY_STANDBY = """
+select json_build_object(
+  'lsn', pg_last_wal_replay_lsn()::text,
+  'receive_lsn', pg_last_wal_receive_lsn()::text,
+  'replay_paused', pg_is_wal_replay_paused(),
+  'last_replay_age_s', extract(epoch from now() - pg_last_xact_replay_timestamp()),
+  'timeline', coalesce((select received_tli from pg_stat_wal_receiver),
+                       (select timeline_id from pg_control_checkpoint())),
+  'receiver', (select json_build_object(
+      'status', status, 'sender_host', sender_host, 'slot_name', slot_name,
+      'flushed_lsn', flushed_lsn::text, 'received_tli', received_tli,
+      'last_msg_age_s', extract(epoch from now() - last_msg_receipt_time),
+      'ssl', conninfo like '%sslmode=verify%' or conninfo like '%sslmode=require%',
+      'conninfo_sslmode', substring(conninfo from 'sslmode=([a-z-]+)'))
+    from pg_stat_wal_receiver)
+)"""
+
+# What the watcher asks every node every second (a role with pg_monitor suffices).
+QUERY_WATCH = f"""
+select json_build_object(
+  'in_recovery', pg_is_in_recovery(),
+  'lsn', case when pg_is_in_recovery()
+              then coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text
+              else pg_current_wal_lsn()::text end,
+  'timeline', case when pg_is_in_recovery()
+                   then (select received_tli from pg_stat_wal_receiver)
+                   else {TIMELINE} end,
+  'synchronous_commit', current_setting('synchronous_commit'),
+  'synchronous_standby_names', current_setting('synchronous_standby_names'),
+  'standbys', coalesce((select json_object_agg(application_name, json_build_object(
+      'sync_state', sync_state, 'state', state, 'flush_lsn', flush_lsn::text))
+    from pg_stat_replication), '{{}}'::json)
+)"""
+
+# A peer's role as fence-check and the guard ask it: 'standby', or 'primary|TL|LSN'.
+QUERY_PEER_ROLE = (
+    "select case when pg_is_in_recovery() then 'standby' else 'primary|' || "
+    f"{TIMELINE} || '|' || pg_current_wal_lsn() end")
+
+IN_RECOVERY = "select pg_is_in_recovery()"
+CURRENT_POSITION = f"select pg_current_wal_lsn(), {TIMELINE}"
+REPLAY_POSITIONS = "select pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()"
+REPLAY_LSN = "select pg_last_wal_replay_lsn()"
+PREPARED_XACTS = "select count(*) from pg_prepared_xacts"
+
+
+def promote(wait_s: int) -> str:
+    """The promotion: pg_promote(), waiting up to wait_s seconds for it to finish."""
+    return f"select pg_promote(true, {int(wait_s)})"
+
+
+def relax_synchronous() -> list[str]:
+    """Stop waiting for a synchronous standby that is gone (failback restores it)."""
+    return ["alter system set synchronous_standby_names = ''", "select pg_reload_conf()"]

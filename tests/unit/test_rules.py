@@ -1,0 +1,330 @@
+"""The rules core, fed with node and watcher facts as the probes would report them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from drctl.rules import decide, lsn
+from drctl.rules.facts import ClusterFacts, NodeFacts, WatcherFacts
+from drctl.rules.policy import Policy
+
+MB = 1_000_000
+POLICY = Policy(max_lag_bytes=16 * 1024 * 1024, watch_max_age_s=10, watch_gap_s=5)
+NOW = 1_800_000_000.0
+
+
+def primary_probe(at: str = "0/5000000", tl: int = 1, standbys: dict | None = None) -> dict:
+    return {"fenced": False, "holds_vip": True, "postgres": {
+        "in_recovery": False, "lsn": at, "timeline": tl, "prepared_xacts": 0,
+        "wal_log_hints": True, "data_checksums": True,
+        "replication": [{"application_name": k, "state": "streaming", "sync_state": v,
+                         "lag_bytes": 0, "ssl": True}
+                        for k, v in (standbys or {"pg2": "async"}).items()]}}
+
+
+def standby_probe(received: str | None = "0/5000000", tl: int = 1, fenced: bool = False,
+                  replayed: str | None = None, status: str | None = "streaming") -> dict:
+    return {"fenced": fenced, "holds_vip": False, "postgres": {
+        "in_recovery": True, "lsn": replayed or received, "receive_lsn": received,
+        "timeline": tl, "prepared_xacts": 0,
+        "receiver": {"status": status, "flushed_lsn": received, "last_msg_age_s": 0.2}
+        if status else None}}
+
+
+def watch(lsn_text: str = "0/5000000", tl: int = 1, host: str = "pg1",
+          age: float = 20.0, lost_after: float | None = 1.0, checked_ago: float = 0.5,
+          sync: dict | None = None, commit: str = "on") -> dict:
+    at = NOW - age
+    return {"now": NOW, "checked_at": NOW - checked_ago, "primary": {
+        "host": host, "timeline": tl, "lsn": lsn_text, "at": at,
+        "lost_at": None if lost_after is None else at + lost_after,
+        "synchronous_commit": commit,
+        "standbys": {k: {"sync_state": v} for k, v in (sync or {"pg2": "async"}).items()}}}
+
+
+def cluster(nodes: dict[str, dict | None], watchers: dict[str, dict | None] | None = None,
+            ) -> ClusterFacts:
+    ns = tuple(NodeFacts.from_probe(h, d, reachable=d is not None,
+                                    error="" if d is not None else "unreachable")
+               for h, d in nodes.items())
+    ws = tuple(WatcherFacts.from_json(h, d, reachable=d is not None)
+               for h, d in (watchers or {}).items())
+    return ClusterFacts(ns, ws)
+
+
+def failover(c: ClusterFacts, **kw: Any) -> decide.Decision:
+    return decide.failover(c, POLICY, **kw)
+
+
+# ------------------------------------------------------------------ lsn
+
+
+def test_lsn_round_trip_and_sizes() -> None:
+    assert lsn.parse("16/B374D848") == (0x16 << 32) + 0xB374D848
+    assert lsn.fmt(lsn.parse("16/B374D848")) == "16/B374D848"
+    assert lsn.parse(None) is None and lsn.parse("") is None
+    with pytest.raises(ValueError):
+        lsn.parse("garbage")
+    assert lsn.size(0) == "0 B" and lsn.size(1_200_000) == "1.2 MB"
+
+
+# ------------------------------------------------------------------ data loss
+
+
+def test_the_issue_scenario_refuses_and_names_what_is_missing() -> None:
+    """Stream cut, 1.2 MB written and seen by the watcher, primary killed."""
+    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000", status="waiting")},
+                {"backup1": watch("0/5124F80", lost_after=1.0)})
+    d = failover(c)
+    assert not d.proceed
+    gate = d.failed[0]
+    assert gate.name == "no acknowledged commit lost" and gate.overridable
+    assert "pg2 lacks at least 1.2 MB of WAL written up to" in gate.detail
+    assert "seen by backup1" in gate.detail
+    assert d.data_loss and d.data_loss.verdict == "loss"
+    assert d.data_loss.missing_bytes == 0x124F80
+
+
+def test_allow_data_loss_proceeds_and_still_says_what_is_lost() -> None:
+    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/5124F80")})
+    d = failover(c, allow_data_loss=True)
+    assert d.proceed and d.data_loss_accepted
+    assert "lacks at least 1.2 MB" in d.gates[-1].detail
+    assert "accepted with --allow-data-loss" in d.gates[-1].detail
+
+
+def test_holding_everything_the_watcher_saw_passes() -> None:
+    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/5000000")})
+    d = failover(c)
+    assert d.proceed, d.failed
+    assert d.data_loss and d.data_loss.verdict == "none"
+    assert d.target == "pg2"
+
+
+def test_any_missing_byte_refuses_by_default() -> None:
+    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/5000400")})
+    d = failover(c)
+    assert not d.proceed
+    assert d.data_loss and d.data_loss.verdict == "loss"
+    assert "lacks at least 1.0 kB" in d.data_loss.sentence
+
+
+def test_small_gap_within_a_configured_limit_passes_and_says_so() -> None:
+    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/5000400")})
+    d = decide.failover(c, Policy(max_loss_bytes=4096))
+    assert d.proceed
+    assert d.data_loss and d.data_loss.verdict == "within-limit"
+    assert "1.0 kB" in d.data_loss.sentence and "drctl_max_loss_bytes" in d.data_loss.sentence
+
+
+def test_no_watcher_is_unknown_not_zero() -> None:
+    d = failover(cluster({"pg1": None, "pg2": standby_probe()}))
+    assert not d.proceed
+    assert d.data_loss and d.data_loss.verdict == "unknown"
+    assert "no watcher" in d.data_loss.sentence
+
+
+def test_watcher_that_does_not_answer_is_unknown() -> None:
+    d = failover(cluster({"pg1": None, "pg2": standby_probe()}, {"backup1": None}))
+    assert d.data_loss and d.data_loss.verdict == "unknown"
+    assert not d.proceed
+
+
+def test_stale_watcher_proves_nothing_more_was_written_never() -> None:
+    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/5000000", checked_ago=60)})
+    d = failover(c)
+    assert d.data_loss and d.data_loss.verdict == "unknown"
+    assert "has not checked for 60 s" in d.data_loss.sentence
+
+
+def test_stale_watcher_still_proves_missing_wal() -> None:
+    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/9000000", checked_ago=600)})
+    d = failover(c)
+    assert d.data_loss and d.data_loss.verdict == "loss"
+
+
+def test_watcher_with_a_gap_before_the_loss_is_unknown() -> None:
+    """It lost the primary 120 s after it last saw it: it was not watching at the end."""
+    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/5000000", age=200, lost_after=120)})
+    d = failover(c)
+    assert d.data_loss and d.data_loss.verdict == "unknown"
+    assert "not watching" in d.data_loss.sentence
+
+
+def test_primary_still_seen_by_a_watcher_refuses() -> None:
+    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/5000000", age=0.3, lost_after=None)})
+    d = failover(c, allow_data_loss=True)
+    assert not d.proceed
+    assert any("still answers backup1" in g.detail for g in d.failed)
+
+
+def test_synchronous_standby_is_safe_although_the_primary_wrote_ahead() -> None:
+    """Sync mode: the cut blocks commits, WAL still grows on the primary, none acknowledged."""
+    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/7000000", sync={"pg2": "sync"})})
+    d = failover(c)
+    assert d.proceed
+    assert d.data_loss and d.data_loss.verdict == "none"
+    assert "synchronous standby" in d.data_loss.sentence
+
+
+def test_synchronous_commit_local_does_not_count_as_synchronous() -> None:
+    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/7000000", sync={"pg2": "sync"}, commit="local")})
+    assert failover(c).data_loss.verdict == "loss"  # type: ignore[union-attr]
+
+
+def test_quorum_standby_is_not_taken_as_holding_every_commit() -> None:
+    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/7000000", sync={"pg2": "quorum"})})
+    assert failover(c).data_loss.verdict == "loss"  # type: ignore[union-attr]
+
+
+def test_candidate_on_an_older_timeline_lacks_the_newer_one() -> None:
+    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000", tl=2)},
+                {"backup1": watch("0/5000000", tl=3)})
+    d = failover(c)
+    assert d.data_loss and d.data_loss.verdict == "loss"
+    assert "timeline 3" in d.data_loss.sentence
+
+
+def test_sightings_of_an_older_timeline_are_history() -> None:
+    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000", tl=3)},
+                {"backup1": watch("0/9000000", tl=2)})
+    d = failover(c)
+    assert d.data_loss and d.data_loss.verdict == "unknown"
+
+
+def test_candidate_without_a_position_is_unknown() -> None:
+    probe = standby_probe(None, status=None)
+    probe["postgres"]["lsn"] = None
+    c = cluster({"pg1": None, "pg2": probe}, {"backup1": watch()})
+    assert failover(c).data_loss.verdict == "unknown"  # type: ignore[union-attr]
+
+
+def test_contradictory_watchers_the_most_advanced_counts() -> None:
+    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/5000000"), "witness1": watch("0/8000000", checked_ago=99)})
+    d = failover(c)
+    assert d.data_loss and d.data_loss.verdict == "loss"
+    assert "seen by witness1" in d.data_loss.sentence
+
+
+# ------------------------------------------------------------------ several standbys
+
+
+def test_failover_picks_the_standby_holding_the_most_wal() -> None:
+    c = cluster({"pg1": None, "pg2": standby_probe("0/4000000"),
+                 "pg3": standby_probe("0/5000000")}, {"backup1": watch("0/5000000")})
+    d = failover(c)
+    assert d.target == "pg3"
+    assert "pg3 holds the most WAL" in d.why_target and "pg2 0/4000000" in d.why_target
+    assert d.proceed
+
+
+def test_naming_a_standby_behind_another_is_a_data_loss() -> None:
+    c = cluster({"pg1": None, "pg2": standby_probe("0/4000000"),
+                 "pg3": standby_probe("0/6000000")}, {"backup1": watch("0/5000000")})
+    d = failover(c, target="pg2")
+    assert not d.proceed
+    assert "held by pg3" in d.failed[0].detail
+
+
+def test_fenced_standby_is_never_chosen() -> None:
+    c = cluster({"pg1": None, "pg2": standby_probe("0/6000000", fenced=True),
+                 "pg3": standby_probe("0/5000000")}, {"backup1": watch("0/5000000")})
+    assert failover(c).target == "pg3"
+
+
+# ------------------------------------------------------------------ other failover gates
+
+
+def test_unknown_target_is_one_line() -> None:
+    d = failover(cluster({"pg1": None, "pg2": standby_probe()}), target="backup1")
+    assert len(d.gates) == 1
+    assert "'backup1' is not a PostgreSQL node of the inventory (pg1, pg2)" in d.gates[0].detail
+
+
+def test_live_primary_elsewhere_refuses() -> None:
+    c = cluster({"pg1": primary_probe(), "pg2": standby_probe()}, {"backup1": watch()})
+    d = failover(c, target="pg2", allow_data_loss=True)
+    assert any(g.name == "no live primary elsewhere" and not g.ok for g in d.gates)
+
+
+def test_already_promoted_is_nothing_to_do() -> None:
+    c = cluster({"pg1": None, "pg2": primary_probe(standbys={})})
+    d = failover(c)
+    assert d.nothing_to_do and d.target == "pg2"
+
+
+def test_unreachable_nodes_are_noted_as_unfenced() -> None:
+    c = cluster({"pg1": None, "pg2": standby_probe()}, {"backup1": watch()})
+    assert any("pg1 does not answer" in n for n in failover(c).notes)
+
+
+# ------------------------------------------------------------------ switchover / failback
+
+
+def test_switchover_gates() -> None:
+    c = cluster({"pg1": primary_probe(), "pg2": standby_probe()})
+    d = decide.switchover(c, POLICY, "pg2")
+    assert d.proceed, d.failed
+    lagging = primary_probe()
+    lagging["postgres"]["replication"][0]["lag_bytes"] = 100 * MB
+    d = decide.switchover(cluster({"pg1": lagging, "pg2": standby_probe()}), POLICY, "pg2")
+    assert [g.name for g in d.failed] == ["lag"]
+    assert decide.switchover(c, POLICY, "pg1").nothing_to_do
+    assert not decide.switchover(c, POLICY, "nosuch").proceed
+
+
+def test_failback_gates() -> None:
+    down = {"fenced": True, "postgres": None}
+    c = cluster({"pg1": down, "pg2": primary_probe(standbys={})})
+    d = decide.failback(c)
+    assert d.target == "pg1" and d.proceed
+    c = cluster({"pg1": standby_probe(), "pg2": primary_probe(standbys={})})
+    assert decide.failback(c, "pg1").nothing_to_do
+
+
+# ------------------------------------------------------------------ automatic promotion
+
+
+def local(**kw: Any) -> decide.LocalAuto:
+    base: dict[str, Any] = {"fenced": False, "paused": False, "location": "dc1",
+                            "primary_location": "dc1", "witness_error": ""}
+    return decide.LocalAuto(**{**base, **kw})
+
+
+def test_auto_promotion_uses_the_same_data_loss_rule() -> None:
+    c = cluster({"pg2": standby_probe("0/5000000")}, {"backup1": watch("0/5124F80")})
+    d = decide.auto_promotion(c, "pg2", POLICY, local())
+    assert not d.proceed and "lacks at least 1.2 MB" in d.failed[0].detail
+    c = cluster({"pg2": standby_probe("0/5000000")}, {"backup1": watch("0/5000000")})
+    assert decide.auto_promotion(c, "pg2", POLICY, local()).proceed
+
+
+@pytest.mark.parametrize(("kw", "words"), [
+    ({"fenced": True}, "fenced"), ({"paused": True}, "paused"),
+    ({"location": "dc2"}, "only `drctl failover` promotes it"),
+    ({"witness_error": "timeout"}, "no quorum"),
+])
+def test_auto_promotion_refusals(kw: dict[str, Any], words: str) -> None:
+    c = cluster({"pg2": standby_probe()}, {"backup1": watch()})
+    d = decide.auto_promotion(c, "pg2", POLICY, local(**kw))
+    assert not d.proceed and words in d.failed[0].detail
+
+
+def test_policy_from_options() -> None:
+    p = Policy.from_options({"drctl_max_lag_bytes": "1000", "drctl_watch_gap_s": 3})
+    assert p.max_lag_bytes == 1000 and p.watch_gap_s == 3 and p.watch_max_age_s == 10
+    assert p.max_loss_bytes == 0  # the production default: no commit lost without consent
