@@ -196,8 +196,9 @@ def switchover(inventory: Path, fmt: str, yes: bool, show_plan: bool, target: st
 @operation_options
 @click.option("--to", "target", metavar="HOST", help="The standby to promote.")
 @click.option("--allow-data-loss", is_flag=True,
-              help="Promote even when the standby's last known lag is above the threshold or "
-                   "unknown: commits the standby never received are lost.")
+              help="Promote even when the standby lacks WAL a watcher saw the primary write, "
+                   "or nobody can tell what it lacks: those commits are lost (drctl says how "
+                   "much before it asks).")
 def failover(inventory: Path, fmt: str, yes: bool, show_plan: bool, target: str | None,
              allow_data_loss: bool) -> None:
     """The primary is gone: fence it, promote a standby, move the VIP."""

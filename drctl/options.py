@@ -40,10 +40,19 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
     Option("drctl_app_networks", "list", [],
            "Extra CIDRs (besides the app hosts) allowed to reach the application database."),
     Option("drctl_max_lag_bytes", "int", 16 * 1024 * 1024,
-           "Replication lag above which switchover/failover gates refuse."),
-    Option("drctl_lag_max_age_s", "int", 60,
-           "Failover trusts the last recorded lag only when it is at most this old; older "
-           "counts as unknown (then --allow-data-loss is needed, or synchronous replication)."),
+           "Replication lag above which a switchover refuses."),
+    Option("drctl_max_loss_bytes", "int", 0,
+           "WAL (bytes) a failover's candidate may lack of what a watcher saw the primary "
+           "write and still be promoted without --allow-data-loss. 0: not one commit."),
+    Option("drctl_watch_max_age_s", "int", 10,
+           "A watcher that has not checked the nodes for longer than this (seconds) is stale: "
+           "it can no longer prove that a standby holds everything."),
+    Option("drctl_watch_gap_s", "int", 5,
+           "A watcher's record covers the primary's end only if it lost the primary at most "
+           "this many seconds after it last saw it (it was watching when the primary went)."),
+    Option("drctl_watch_settle_s", "int", 4,
+           "At a failover, wait up to this long for the watchers to conclude that the "
+           "primary is gone (a check of a dying host may still be in flight)."),
     Option("drctl_slot_warn_bytes", "int", 512 * 1024 * 1024,
            "An inactive replication slot retaining more WAL than this is reported as a problem."),
     Option("drctl_isolation_check_address", "str", "",

@@ -202,31 +202,18 @@ def evaluate(nodes: list[dict[str, Any]], slot_warn_bytes: int) -> tuple[str | N
     return (primary["host"] if primary else None), problems
 
 
-def snapshot_path(cluster: str) -> Path:
-    from drctl.paths import state_dir
-
-    return state_dir() / f"{cluster}-last-healthy-primary.json"
-
-
-def last_known(cluster: str) -> dict[str, Any] | None:
-    """The last report in which a primary was seen (failover's "last known lag")."""
-    import json
-
-    try:
-        return json.loads(snapshot_path(cluster).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def collect(inventory: Path | inv_mod.Inventory, save: bool = True) -> dict[str, Any]:
-    import json
-
+def collect(inventory: Path | inv_mod.Inventory,
+            raw: dict[str, sshprobe.ProbeResult] | None = None) -> dict[str, Any]:
+    """Probe every node now and check the invariants. `raw`, when given, receives each
+    host's probe result as it came (the rules core parses those for decisions)."""
     start = time.monotonic()
     inv = inventory if isinstance(inventory, inv_mod.Inventory) else inv_mod.load(inventory)
     hosts = [h.name for h in inv.pg_hosts]
     repo = next((h.name for h in inv.group("backup")), None)
     commands = {repo: [BACKUP_TOOL, "info"]} if repo else {}
     results = sshprobe.probe_all(inv, hosts + ([repo] if repo else []), commands)
+    if raw is not None:
+        raw.update(results)
     nodes = [_node(h, inv.hosts[h].address, results[h]) for h in hosts]
     warn = int(inv.cluster.get("drctl_slot_warn_bytes") or 512 * 1024 * 1024)
     primary, problems = evaluate(nodes, warn)
@@ -264,8 +251,6 @@ def collect(inventory: Path | inv_mod.Inventory, save: bool = True) -> dict[str,
         "auto": auto,
         "duration_s": round(time.monotonic() - start, 3),
     }
-    if save and primary:
-        snapshot_path(inv.name).write_text(json.dumps(report))
     return report
 
 

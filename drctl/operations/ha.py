@@ -25,6 +25,8 @@ from drctl.exitcodes import ExitCode
 from drctl.journal import Journal
 from drctl.lock import cluster_lock
 from drctl.output import Progress, console, emit_json
+from drctl.rules import decide as rules_decide
+from drctl.rules import facts as rules_facts
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     nothing_to_do: str = ""
     limit: str | None = None  # hosts the playbook may contact (skip known-dead ones)
+    data_loss: dict[str, Any] | None = None  # the rules core's verdict, when one was made
 
     @property
     def ok(self) -> bool:
@@ -58,7 +61,8 @@ class Plan:
         return {"operation": self.operation, "cluster": self.cluster, "target": self.target,
                 "steps": self.steps, "gates": [g.as_dict() for g in self.gates],
                 "would_proceed": self.ok and not self.nothing_to_do,
-                "nothing_to_do": self.nothing_to_do or None, "notes": self.notes}
+                "nothing_to_do": self.nothing_to_do or None, "notes": self.notes,
+                "data_loss": self.data_loss}
 
 
 def node(report: dict[str, Any], host: str | None) -> dict[str, Any] | None:
@@ -177,6 +181,8 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, fmt: str, *, yes: bool, sh
         "journal": entries,
         "status": status,
     }
+    if plan.data_loss:
+        report["data_loss"] = plan.data_loss
     if after:
         after(report)
     if render or fmt != "json":
@@ -201,6 +207,20 @@ def render_result(report: dict[str, Any], fmt: str) -> None:
     if report.get("result") == "nothing-to-do":
         con.print(f"{report['operation']}: nothing to do ({report['detail']})")
         return
+    for e in report.get("journal") or []:
+        d = e.get("divergence") if e.get("step") == "diverged" else None
+        if isinstance(d, dict) and d.get("commits"):
+            con.print(f"[yellow]set aside[/yellow]: {e.get('host')} had {d['commits']} "
+                      "commits the cluster does not have"
+                      + (f" ({d.get('first_commit_at')} to {d.get('last_commit_at')})"
+                         if d.get("first_commit_at") else "")
+                      + f"; its data directory was copied to {e.get('set_aside')}")
+        elif isinstance(d, dict) and e.get("set_aside"):
+            con.print(f"set aside: {e.get('host')}: {d.get('summary')}; copy at "
+                      f"{e.get('set_aside')}")
+    loss = report.get("data_loss") or {}
+    if loss.get("verdict") in ("loss", "unknown", "within-limit"):
+        con.print(f"[red]data loss accepted[/red]: {loss['sentence']}")
     outage = report.get("write_outage_s")
     con.print(f"{report['operation']} {report['result']} in {report['duration_s']} s"
               + (f"; write outage as drctl observed it: {outage} s" if outage is not None
@@ -224,4 +244,37 @@ def now() -> str:
 
 def load(inventory: Path) -> tuple[inv_mod.Inventory, dict[str, Any]]:
     inv = inv_mod.load(inventory)
-    return inv, status_mod.collect(inv, save=True)
+    return inv, status_mod.collect(inv)
+
+
+NODE_COMMAND = "/usr/local/libexec/drctl/drctl-node"
+
+
+def gather(inv: inv_mod.Inventory, settle_s: float = 0.0,
+           ) -> tuple[dict[str, Any], rules_facts.ClusterFacts]:
+    """The status report and the rules core's facts, both from probes made now: every
+    PostgreSQL node's probe and every watcher's record (waiting up to settle_s for the
+    watchers to conclude that a dying primary is gone)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from drctl import sshprobe
+
+    watchers = [h.name for h in inv.group("backup")]
+    command = [NODE_COMMAND, "watch", "--show", "--settle", f"{settle_s:g}"]
+    raw: dict[str, sshprobe.ProbeResult] = {}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(sshprobe.probe_all, inv, watchers,
+                              dict.fromkeys(watchers, command))
+        report = status_mod.collect(inv, raw=raw)
+        seen = pending.result() if watchers else {}
+    nodes = tuple(rules_facts.NodeFacts.from_probe(
+        h.name, raw[h.name].data, raw[h.name].ok and raw[h.name].data is not None,
+        raw[h.name].error) for h in inv.pg_hosts)
+    watching = tuple(rules_facts.WatcherFacts.from_json(
+        w, seen[w].data, seen[w].ok and seen[w].data is not None, seen[w].error)
+        for w in watchers)
+    return report, rules_facts.ClusterFacts(nodes, watching)
+
+
+def gates_from(decision: rules_decide.Decision) -> list[Gate]:
+    return [Gate(g.name, g.ok, g.detail, g.overridable) for g in decision.gates]

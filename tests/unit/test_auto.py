@@ -77,10 +77,13 @@ def test_last_promotion_is_the_newest_repmgrd_promotion():
 
 
 def test_failover_after_an_automatic_promotion_changes_nothing():
+    from tests.unit.test_rules import cluster, primary_probe
+
     rep = report(node("pg1", "unknown", reachable=False), node("pg2", "primary"),
                  primary="pg2", holders=("pg2",))
     rep["auto"] = {"last_promotion": {"host": "pg2", "at": "T", "timeline": 3}}
-    p = failover.plan(inv(), rep, None, False)
+    facts = cluster({"pg1": None, "pg2": primary_probe(standbys={})})
+    p = failover.plan(inv(), rep, facts, None, False)
     assert p.target == "pg2"
     assert "automatic failover promoted it" in p.nothing_to_do
     assert p.ok

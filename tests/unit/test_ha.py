@@ -65,47 +65,44 @@ def test_switchover_to_the_primary_is_nothing_to_do():
     assert switchover.plan(inv(), HEALTHY, "pg1").nothing_to_do
 
 
-def test_failover_refuses_unknown_lag_unless_data_loss_is_allowed():
-    down = report(node("pg1", "unknown", reachable=False), node("pg2", "standby"),
-                  primary=None, holders=())
-    plan = failover.plan(inv(), down, None, allow_data_loss=False)
-    lag = next(g for g in plan.gates if g.name == "last known lag")
-    assert not lag.ok and "--allow-data-loss" in lag.detail
-    assert plan.limit == "pg2", "a dead node must not be contacted again"
-    plan = failover.plan(inv(), down, None, allow_data_loss=True)
-    assert plan.ok
+def facts(nodes, watchers=None):
+    """The rules core's facts, as ha.gather would build them from probes."""
+    from tests.unit.test_rules import cluster
+
+    return cluster(nodes, watchers)
 
 
-def test_failover_uses_the_last_known_lag(tmp_path):
-    from drctl import status
+def test_failover_plan_carries_the_rules_decision_and_skips_dead_hosts():
+    from tests.unit.test_rules import standby_probe, watch
 
-    status.snapshot_path("t").write_text(json.dumps(HEALTHY))
-    down = report(node("pg1", "unknown", reachable=False), node("pg2", "standby"),
-                  primary=None, holders=())
-    assert failover.plan(inv(), down, None, allow_data_loss=False).ok
-    lagging = report(node("pg1", "primary"), node("pg2", "standby", lag_bytes=99999))
-    status.snapshot_path("t").write_text(json.dumps(lagging))
-    assert not failover.plan(inv(), down, None, allow_data_loss=False).ok
-    synchronous = report(node("pg1", "primary"),
-                         node("pg2", "standby", lag_bytes=99999, sync_state="quorum"))
-    status.snapshot_path("t").write_text(json.dumps(synchronous))
-    assert failover.plan(inv(), down, None, allow_data_loss=False).ok
+    f = facts({"pg1": None, "pg2": standby_probe("0/5000000")},
+              {"backup1": watch("0/5124F80")})
+    plan = failover.plan(inv(), {}, f, None, allow_data_loss=False)
+    gate = next(g for g in plan.gates if g.name == "no acknowledged commit lost")
+    assert not gate.ok and gate.overridable and "lacks at least 1.2 MB" in gate.detail
+    assert plan.limit == "pg2,backup1", "a dead node must not be contacted again"
+    assert plan.data_loss and plan.data_loss["verdict"] == "loss"
+    assert plan.extravars["allow_data_loss"] is False, "the playbook decides again itself"
+    plan = failover.plan(inv(), {}, f, None, allow_data_loss=True)
+    assert plan.ok and plan.data_loss and plan.data_loss["accepted"]
+    assert plan.extravars["allow_data_loss"] is True
 
 
-def test_failover_treats_an_old_lag_record_as_unknown():
-    from drctl import status
+def test_failover_plan_names_why_its_target():
+    from tests.unit.test_rules import standby_probe, watch
 
-    old = {**HEALTHY, "checked_at": "2020-01-01T00:00:00+00:00"}
-    status.snapshot_path("t").write_text(json.dumps(old))
-    down = report(node("pg1", "unknown", reachable=False), node("pg2", "standby"),
-                  primary=None, holders=())
-    gate = next(g for g in failover.plan(inv(), down, None, False).gates
-                if g.name == "last known lag")
-    assert not gate.ok and "old" in gate.detail
+    f = facts({"pg1": None, "pg2": standby_probe("0/4000000"),
+               "pg3": standby_probe("0/5000000")}, {"backup1": watch("0/5000000")})
+    plan = failover.plan(inv(), {}, f, None, allow_data_loss=False)
+    assert plan.target == "pg3" and plan.ok
+    assert plan.notes[0].startswith("target: pg3 holds the most WAL")
 
 
 def test_failover_refuses_while_the_primary_lives():
-    plan = failover.plan(inv(), HEALTHY, "pg2", allow_data_loss=True)
+    from tests.unit.test_rules import primary_probe, standby_probe
+
+    f = facts({"pg1": primary_probe(), "pg2": standby_probe()})
+    plan = failover.plan(inv(), {}, f, "pg2", allow_data_loss=True)
     gate = next(g for g in plan.gates if g.name == "no live primary elsewhere")
     assert not gate.ok and "switchover" in gate.detail
 

@@ -1,0 +1,144 @@
+"""drctl's side of repmgrd's automatic failover, run by repmgrd as the postgres user.
+
+repmgrd detects that the primary is gone and holds the vote; these commands decide
+whether this standby may really take over (drctl.rules.decide.auto_promotion: the same
+data-loss rule as `drctl failover`, from the same watcher's record, read from the
+witness) and promote it the way drctl does, writing every decision to drctl's event
+log (one JSON object a line) that `drctl status` and `drctl auto status` read.
+
+  validate NODE_ID VISIBLE TOTAL   failover_validation_command: exit 0 to promote
+  promote                 promote_command: pg_promote(), repmgr's records, relax sync
+  follow NODE_ID          follow_command: `repmgr standby follow`
+  event NODE_ID EVENT OK DETAILS   event_notification_command: log the event
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from drctl.node import probe, watch
+from drctl.node.common import Config, now_iso, psql, read_json, run
+from drctl.rules import decide, sql
+from drctl.rules.facts import ClusterFacts, NodeFacts, WatcherFacts
+from drctl.rules.policy import Policy
+
+
+def log(c: Config, s: Mapping[str, Any], **event: Any) -> None:
+    event = {"at": now_iso(), "host": c.name, **event}
+    with open(s["event_log"], "a") as fh:
+        fh.write(json.dumps(event) + "\n")
+    print(json.dumps(event), flush=True)
+
+
+def witness_records(s: Mapping[str, Any]) -> tuple[list[WatcherFacts], str]:
+    """Every watcher's record as the witness holds it; (records, witness error)."""
+    rc, out, err = run(["psql", "-XAtq", s["witness_conninfo"], "-c", watch.witness_query()],
+                       timeout=10, env={**os.environ, "PGPASSFILE": s["passfile"]})
+    if rc != 0:
+        return [], (err.splitlines() or ["?"])[-1][:160]
+    rows = json.loads(out) if out else None
+    return [WatcherFacts.from_json(str(r.get("watcher")), r) for r in rows or []], ""
+
+
+def decision(c: Config, s: Mapping[str, Any]) -> decide.Decision:
+    """Facts gathered now: this node's WAL, the watchers' record, fence/pause/location."""
+    try:
+        pg: dict[str, Any] | None = probe.postgres_state(c, as_user=None)
+        error = ""
+    except (RuntimeError, ValueError) as exc:
+        pg, error = None, str(exc)
+    me = NodeFacts.from_probe(c.name, {"postgres": pg, "fenced": os.path.exists(c.fence_file)},
+                              error=error)
+    watchers, witness_error = witness_records(s)
+    local = decide.LocalAuto(fenced=me.fenced, paused=os.path.exists(c.auto_paused),
+                             location=str(s.get("location")),
+                             primary_location=str(s.get("primary_location")),
+                             witness_error=witness_error)
+    return decide.auto_promotion(ClusterFacts((me,), tuple(watchers)), c.name,
+                                 Policy.from_options(s.get("policy") or {}), local)
+
+
+def cmd_validate(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
+    node_id, visible, total = [*args, "?", "?", "?"][:3]
+    d = decision(c, s)
+    why = [g.detail for g in d.failed]
+    log(c, s, step="auto-validate", result="passed" if d.proceed else "refused",
+        detail="; ".join(why) or (d.data_loss.sentence if d.data_loss else "")
+        + f" (visible nodes {visible} of {total})", node_id=node_id,
+        evidence=list(d.data_loss.evidence) if d.data_loss else [])
+    return 0 if d.proceed else 1
+
+
+def cmd_promote(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
+    start = time.monotonic()
+    if os.path.exists(c.fence_file):
+        log(c, s, step="auto-promote", result="refused", detail="this node is fenced")
+        return 1
+    # pg_promote() itself, then repmgr's records as `repmgr standby promote` would leave
+    # them, without its checks of the other nodes (repmgrd just made them: a dead primary
+    # would cost a connection timeout here)
+    try:
+        done = psql(c.pg_port, sql.promote(60), timeout=70, as_user=None)
+    except RuntimeError as exc:
+        log(c, s, step="auto-promote", result="failed", detail=str(exc)[-300:])
+        return 1
+    if done != "t":
+        log(c, s, step="auto-promote", result="failed", detail=done[-300:])
+        return 1
+    node_id = int(s["node_id"])
+    try:
+        psql(c.pg_port, "begin; update repmgr.nodes set active = false where type = 'primary' "
+                        f"and node_id <> {node_id}; update repmgr.nodes set type = 'primary',"
+                        f" upstream_node_id = null, active = true where node_id = {node_id};"
+                        " commit", db="repmgr", as_user=None, timeout=30)
+    except RuntimeError as exc:
+        log(c, s, step="auto-promote", result="warning",
+            detail="promoted, but repmgr's records were not updated: " + str(exc)[-200:])
+    # A synchronous standby that is gone would make every commit wait: relax until
+    # `drctl failback` restores the configured value (as `drctl failover` does).
+    names = psql(c.pg_port, "show synchronous_standby_names", as_user=None)
+    if names:
+        for statement in sql.relax_synchronous():
+            psql(c.pg_port, statement, as_user=None)
+    row = psql(c.pg_port, sql.CURRENT_POSITION, as_user=None)
+    position, _, tl = row.partition("|")
+    log(c, s, step="promoted", result="ok", lsn=position, timeline=int(tl or 0), by="repmgrd",
+        relaxed_synchronous=bool(names), seconds=round(time.monotonic() - start, 3))
+    return 0
+
+
+def cmd_follow(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
+    rc, out, err = run(["repmgr", "-f", s["repmgr_conf"], "standby", "follow",
+                        f"--upstream-node-id={args[0]}", "--log-level=NOTICE"], timeout=120)
+    log(c, s, step="auto-follow", result="ok" if rc == 0 else "failed",
+        detail=(err or out)[-300:], upstream_node_id=args[0])
+    return rc
+
+
+def cmd_event(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
+    node_id, event, ok, detail = [*args, "", "", "", ""][:4]
+    log(c, s, step="repmgr-event", result="ok" if ok == "1" else "failed", event=event,
+        node_id=node_id, detail=detail[:300])
+    return 0
+
+
+COMMANDS = {"validate": cmd_validate, "promote": cmd_promote, "follow": cmd_follow,
+            "event": cmd_event}
+
+
+def main(c: Config, args: list[str]) -> int:
+    if not args or args[0] not in COMMANDS:
+        print(__doc__, file=sys.stderr)
+        return 2
+    s = read_json(c.auto_settings)
+    if not isinstance(s, dict):
+        print(f"drctl-auto: {c.auto_settings} is missing: automatic failover is not set up",
+              file=sys.stderr)
+        return 2
+    os.environ["PGPASSFILE"] = s["passfile"]
+    return COMMANDS[args[0]](c, s, args[1:])

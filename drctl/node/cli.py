@@ -1,0 +1,58 @@
+"""`drctl-node`: the one entry point of drctl's node programs.
+
+  drctl-node [--config PATH] probe
+  drctl-node [--config PATH] STEP ...        (see drctl.node.steps)
+  drctl-node [--config PATH] auto validate|promote|follow|event ...
+  drctl-node [--watch-config PATH] watch [--show]
+
+The wrappers the drctl_node role installs (drctl-node, drctl-probe, drctl-auto) call
+main() with the configuration paths the role's variables name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+from drctl.node import auto, common, probe, steps, watch
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="drctl-node")
+    p.add_argument("--config", default=common.DEFAULT_CONFIG)
+    p.add_argument("--watch-config", default=watch.DEFAULT_CONFIG)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("probe")
+    s = sub.add_parser("watch")
+    s.add_argument("--show", action="store_true", help="print the record and exit")
+    s.add_argument("--settle", type=float, default=0.0,
+                   help="with --show: wait up to this long for a dying primary to be lost")
+    s = sub.add_parser("auto")
+    s.add_argument("args", nargs=argparse.REMAINDER)
+    steps.add_parsers(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    if a.cmd == "watch":
+        return watch.main(a.watch_config, a)
+    c = common.Config.load(a.config)
+    if a.cmd == "probe":
+        return probe.main(c)
+    if a.cmd == "auto":
+        return auto.main(c, a.args)
+    try:
+        steps.COMMANDS[a.cmd](c, a)
+    except common.StepFailed as exc:
+        common.emit(ok=False, error=str(exc), **exc.data)
+        return 1
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        common.emit(ok=False, error=str(exc))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

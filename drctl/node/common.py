@@ -1,0 +1,148 @@
+"""What every node program shares: its configuration, commands, psql, pg_controldata."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+DEFAULT_CONFIG = "/etc/drctl/node.json"
+
+
+@dataclass(frozen=True)
+class Config:
+    """/etc/drctl/node.json as the drctl_node role writes it."""
+
+    name: str
+    address: str = ""
+    pg_version: int = 15
+    pg_port: int = 5432
+    vip: str = ""
+    vip_interface: str = ""
+    rewind_user: str = "drctl_rewind"
+    ca_file: str = "/etc/postgresql-common/drctl-tls/ca.crt"
+    peers: tuple[Mapping[str, str], ...] = ()
+    passfile: str = "/var/lib/postgresql/.pgpass"
+    data_dir: str = ""
+    bin_dir: str = ""
+    fence_file: str = "/etc/drctl/fenced"
+    hold_file: str = "/run/drctl/vip-hold"
+    vrrp_state_file: str = "/run/drctl/vrrp-state"
+    lag_file: str = "/run/drctl/lag.json"
+    auto_settings: str = "/etc/drctl/auto.json"
+    auto_paused: str = "/etc/drctl/auto-paused"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def unit(self) -> str:
+        return f"postgresql@{self.pg_version}-main"
+
+    @property
+    def datadir(self) -> str:
+        return self.data_dir or f"/var/lib/postgresql/{self.pg_version}/main"
+
+    @property
+    def bindir(self) -> str:
+        return self.bin_dir or f"/usr/lib/postgresql/{self.pg_version}/bin"
+
+    @classmethod
+    def load(cls, path: str = DEFAULT_CONFIG) -> Config:
+        with open(path) as fh:
+            raw = json.load(fh)
+        known = {k for k in cls.__dataclass_fields__ if k != "extra"}
+        values = {k: v for k, v in raw.items() if k in known}
+        values["peers"] = tuple(raw.get("peers") or ())
+        return cls(**values, extra={k: v for k, v in raw.items() if k not in known})
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def emit(**data: Any) -> None:
+    json.dump(data, sys.stdout)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+class StepFailed(Exception):
+    """A step that cannot go on: printed as {"ok": false, "error": ...}, exit 1."""
+
+    def __init__(self, message: str, **data: Any) -> None:
+        super().__init__(message)
+        self.data = data
+
+
+def fail(message: str, **data: Any) -> NoReturn:
+    raise StepFailed(message, **data)
+
+
+def run(args: list[str], timeout: float = 60,
+        env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
+    try:
+        p = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False,
+                           env=dict(env) if env is not None else None)
+    except OSError as exc:
+        return 255, "", str(exc)
+    return p.returncode, p.stdout.strip(), p.stderr.strip()
+
+
+def psql(port: int, sql: str, timeout: float = 10, db: str = "postgres",
+         as_user: str | None = "postgres") -> str:
+    """One statement on the local server over its socket; stdout, or RuntimeError."""
+    cmd = ["psql", "-XAtq", "-p", str(port), "-d", db, "-c", sql]
+    if as_user:
+        cmd = ["runuser", "-u", as_user, "--", *cmd]
+    rc, out, err = run(cmd, timeout=timeout)
+    if rc != 0:
+        raise RuntimeError(err or f"psql exited {rc}")
+    return out
+
+
+def psql_json(port: int, sql: str, timeout: float = 10,
+              as_user: str | None = "postgres") -> dict[str, Any]:
+    value = json.loads(psql(port, sql, timeout=timeout, as_user=as_user))
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object")
+    return value
+
+
+def controldata(c: Config, datadir: str | None = None) -> dict[str, str]:
+    rc, out, err = run([f"{c.bindir}/pg_controldata", datadir or c.datadir])
+    if rc != 0:
+        raise RuntimeError(err)
+    fields: dict[str, str] = {}
+    for line in out.splitlines():
+        if ":" in line:
+            key, value = line.split(":", 1)
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def read_json(path: str) -> Any:
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def write_json_atomic(path: str, data: Any, mode: int = 0o644) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(data, fh)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def holds_address(interface: str, address: str) -> bool:
+    ip = address.split("/")[0]
+    rc, out, _ = run(["ip", "-o", "addr", "show", "dev", interface], timeout=5)
+    return rc == 0 and any(len(ln.split()) > 3 and ln.split()[3].split("/")[0] == ip
+                           for ln in out.splitlines())

@@ -1,0 +1,436 @@
+"""The node-side steps of switchover, failover and failback, and fencing.
+
+Each prints one JSON object, so a step costs one Ansible task and its result is data.
+
+  hold-vip SECONDS        keep this node's VIP check passing while PostgreSQL stops
+                          (expires by itself; a forgotten hold cannot pin the VIP)
+  release-vip             drop the hold and stop keepalived: the peers take the VIP now
+  stop-primary            CHECKPOINT, stop PostgreSQL cleanly, prove it (pg_controldata)
+  handover --target-address A   the critical window of a switchover, run on the old
+                          primary: hold VIP, stop cleanly, target replays past the
+                          shutdown checkpoint, promote it, release the VIP
+  promote [--after-lsn L] wait until WAL up to L is replayed, promote, wait for keepalived
+                          to see this node as eligible (BACKUP/MASTER)
+  wait-vip                wait until this node holds the VIP
+  fence --reason R        mark this node fenced and stop PostgreSQL: it must not serve
+  unfence                 remove the mark (drctl failback does this after a rejoin)
+  fence-check             systemd ExecStartPre of PostgreSQL: refuse to start when fenced,
+                          or when starting as a primary while a peer is a newer primary
+  guard [--once]          loop: fence this node if it is a writable primary while a peer
+                          is a writable primary on a newer timeline (a healed partition);
+                          on a standby, record its lag behind the primary (lag file)
+  divergence --fork-lsn L summary of this node's WAL past the fork point (pg_waldump)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import select
+import subprocess
+import sys
+import time
+from typing import Any
+
+from drctl.node.common import (
+    Config,
+    controldata,
+    emit,
+    fail,
+    holds_address,
+    now_iso,
+    psql,
+    run,
+    write_json_atomic,
+)
+from drctl.rules import lsn, sql
+
+
+def vrrp_state(c: Config) -> str | None:
+    try:
+        with open(c.vrrp_state_file) as fh:
+            return fh.read().split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _pos(text: str) -> int:
+    value = lsn.parse(text)
+    if value is None:
+        raise RuntimeError("no WAL position")
+    return value
+
+
+def _write_hold(c: Config, seconds: int) -> int:
+    until = int(time.time()) + seconds
+    os.makedirs(os.path.dirname(c.hold_file), exist_ok=True)
+    with open(c.hold_file, "w") as fh:
+        fh.write(str(until))
+    os.chmod(c.hold_file, 0o644)
+    return until
+
+
+def _drop_hold(c: Config) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(c.hold_file)
+
+
+# ------------------------------------------------------------------ VIP hand-over
+
+
+def cmd_hold_vip(c: Config, a: argparse.Namespace) -> None:
+    until = _write_hold(c, a.seconds)
+    emit(ok=True, host=c.name, hold_until=until, at=now_iso())
+
+
+def cmd_release_vip(c: Config, a: argparse.Namespace) -> None:
+    _drop_hold(c)
+    rc, _, e = run(["systemctl", "stop", "keepalived"])
+    if rc != 0:
+        fail(f"could not stop keepalived: {e}")
+    emit(ok=True, host=c.name, released_at=now_iso())
+
+
+# ------------------------------------------------------------------ switchover / promotion
+
+
+def cmd_stop_primary(c: Config, a: argparse.Namespace) -> None:
+    start = time.monotonic()
+    if psql(c.pg_port, sql.IN_RECOVERY) != "f":
+        fail("this node is not a primary")
+    prepared = int(psql(c.pg_port, sql.PREPARED_XACTS))
+    if prepared:
+        fail(f"{prepared} prepared transactions would block a clean switchover")
+    psql(c.pg_port, "checkpoint", timeout=a.timeout)
+    rc, _, e = run(["systemctl", "stop", c.unit], timeout=a.timeout)
+    if rc != 0:
+        fail(f"stopping PostgreSQL failed: {e}")
+    cd = controldata(c)
+    state = cd.get("Database cluster state")
+    if state != "shut down":
+        fail(f"PostgreSQL did not shut down cleanly (state: {state})", state=state)
+    emit(ok=True, host=c.name, clean=True, state=state,
+         checkpoint_lsn=cd["Latest checkpoint location"],
+         timeline=int(cd["Latest checkpoint's TimeLineID"]),
+         stopped_at=now_iso(), seconds=round(time.monotonic() - start, 3))
+
+
+def current_position(c: Config) -> tuple[str, int]:
+    row = psql(c.pg_port, sql.CURRENT_POSITION)
+    pos, _, tl = row.partition("|")
+    return pos, int(tl)
+
+
+def cmd_promote(c: Config, a: argparse.Namespace) -> None:
+    start = time.monotonic()
+    if psql(c.pg_port, sql.IN_RECOVERY) != "t":
+        fail("this node is not in recovery (already a primary?)")
+    deadline = time.monotonic() + a.timeout
+    if a.after_lsn:
+        while True:
+            replay = psql(c.pg_port, sql.REPLAY_LSN)
+            if replay and _pos(replay) > _pos(a.after_lsn):
+                break
+            if time.monotonic() > deadline:
+                fail(f"replay reached {replay}, not past {a.after_lsn}: refusing to promote "
+                     "(an acknowledged commit could be lost)", replay_lsn=replay)
+            time.sleep(0.02)
+    if a.catch_up:
+        while time.monotonic() <= deadline:
+            recv, _, replay = psql(c.pg_port, sql.REPLAY_POSITIONS).partition("|")
+            if not recv or not replay or _pos(replay) >= _pos(recv):
+                break
+            time.sleep(0.02)
+    replayed = time.monotonic() - start
+    psql(c.pg_port, sql.promote(60), timeout=70)
+    promoted_at = now_iso()
+    position, tl = current_position(c)
+    state = vrrp_state(c)
+    vrrp_deadline = time.monotonic() + a.vrrp_wait
+    while state not in ("BACKUP", "MASTER") and time.monotonic() < vrrp_deadline:
+        time.sleep(0.02)
+        state = vrrp_state(c)
+    emit(ok=True, host=c.name, promoted_at=promoted_at, lsn=position, timeline=tl,
+         replay_wait_s=round(replayed, 3), vrrp_state=state,
+         seconds=round(time.monotonic() - start, 3))
+
+
+def cmd_wait_vip(c: Config, a: argparse.Namespace) -> None:
+    start = time.monotonic()
+    while not holds_address(c.vip_interface, c.vip):
+        if time.monotonic() - start > a.timeout:
+            fail(f"this node did not get the VIP within {a.timeout} s", vrrp_state=vrrp_state(c))
+        time.sleep(0.02)
+    since = None
+    try:
+        with open(c.vrrp_state_file) as fh:
+            parts = fh.read().split()
+            if parts and parts[0] == "MASTER" and len(parts) > 1:
+                since = parts[1]
+    except OSError:
+        pass
+    emit(ok=True, host=c.name, vip_at=now_iso(), master_since=since,
+         waited_s=round(time.monotonic() - start, 3))
+
+
+def peer_connect(c: Config, address: str) -> Any:
+    import psycopg2  # type: ignore[import-not-found]  # python3-psycopg2 on every node
+
+    return psycopg2.connect(host=address, port=c.pg_port, dbname="postgres",
+                            user=c.rewind_user, sslmode="verify-full",
+                            sslrootcert=c.ca_file, connect_timeout=3, passfile=c.passfile)
+
+
+def cmd_handover(c: Config, a: argparse.Namespace) -> None:
+    """The whole critical window of a switchover, driven from the old primary.
+
+    hold the VIP -> stop cleanly -> target replays past the shutdown checkpoint ->
+    promote the target -> wait for its keepalived to be eligible -> give the VIP up.
+    Any failure before the promotion restarts this node as primary and releases the hold.
+    """
+    t: dict[str, str] = {}
+    start = time.monotonic()
+
+    def mark(name: str) -> None:
+        t[name] = now_iso()
+
+    peer = peer_connect(c, a.target_address)
+    peer.autocommit = True
+    cur = peer.cursor()
+    cur.execute(sql.IN_RECOVERY)
+    if cur.fetchone()[0] is not True:
+        fail(f"target {a.target_address} is not a standby")
+    if psql(c.pg_port, sql.IN_RECOVERY) != "f":
+        fail("this node is not a primary")
+    prepared = int(psql(c.pg_port, sql.PREPARED_XACTS))
+    if prepared:
+        fail(f"{prepared} prepared transactions would block a clean switchover")
+    _write_hold(c, 60)
+    mark("hold")
+
+    def abort(msg: str) -> None:
+        run(["systemctl", "start", c.unit], timeout=120)
+        _drop_hold(c)
+        fail(f"switchover aborted, this node is primary again: {msg}", times=t)
+
+    psql(c.pg_port, "checkpoint", timeout=120)
+    mark("checkpoint")
+    rc, _, e = run(["systemctl", "stop", c.unit], timeout=120)
+    mark("stopped")
+    cd = controldata(c)
+    if rc != 0 or cd.get("Database cluster state") != "shut down":
+        abort(f"no clean shutdown ({cd.get('Database cluster state')}; {e})")
+    ckpt = cd["Latest checkpoint location"]
+    deadline = time.monotonic() + a.timeout
+    while True:
+        cur.execute(sql.REPLAY_LSN)
+        replay = cur.fetchone()[0]
+        if replay and _pos(replay) > _pos(ckpt):
+            break
+        if time.monotonic() > deadline:
+            abort(f"target replayed only up to {replay}, not past {ckpt}")
+        time.sleep(0.01)
+    mark("replayed")
+    cur.execute(sql.promote(30))
+    if cur.fetchone()[0] is not True:
+        abort("pg_promote on the target did not finish")
+    mark("promoted")
+    cur.execute("listen drctl_vrrp")
+    state = None
+    wait_until = time.monotonic() + a.vrrp_wait
+    while state is None and time.monotonic() < wait_until:
+        if select.select([peer], [], [], 0.05) != ([], [], []):
+            peer.poll()
+            for note in peer.notifies:
+                if note.payload in ("BACKUP", "MASTER"):
+                    state = note.payload
+            peer.notifies.clear()
+    mark("target_eligible")
+    _drop_hold(c)
+    run(["systemctl", "stop", "keepalived"])
+    mark("released")
+    cur.execute(sql.CURRENT_POSITION)
+    position, tl = cur.fetchone()
+    emit(ok=True, host=c.name, target=a.target_address, checkpoint_lsn=ckpt,
+         target_lsn=position, timeline=tl, target_vrrp=state or "unconfirmed", times=t,
+         seconds=round(time.monotonic() - start, 3))
+
+
+# ------------------------------------------------------------------ fencing
+
+
+def fence(c: Config, reason: str, by: str | None = None) -> None:
+    os.makedirs(os.path.dirname(c.fence_file), exist_ok=True)
+    with open(c.fence_file, "w") as fh:
+        json.dump({"reason": reason, "since": now_iso(), **({"by": by} if by else {})}, fh)
+    run(["systemctl", "stop", c.unit], timeout=120)
+
+
+def cmd_fence(c: Config, a: argparse.Namespace) -> None:
+    fence(c, a.reason)
+    emit(ok=True, host=c.name, fenced=True, reason=a.reason, at=now_iso())
+
+
+def cmd_unfence(c: Config, a: argparse.Namespace) -> None:
+    existed = os.path.exists(c.fence_file)
+    if existed:
+        os.unlink(c.fence_file)
+    emit(ok=True, host=c.name, was_fenced=existed)
+
+
+def peer_role(c: Config, peer: dict[str, str]) -> tuple[bool, int | None, str | None] | None:
+    """(writable, timeline, lsn) of a peer, or None when it does not answer."""
+    conninfo = (f"host={peer['address']} port={c.pg_port} dbname=postgres "
+                f"user={c.rewind_user} sslmode=verify-full sslrootcert={c.ca_file} "
+                "connect_timeout=2")
+    env = {**os.environ, "PGPASSFILE": c.passfile}
+    rc, o, _ = run(["psql", "-XAtq", conninfo, "-c", sql.QUERY_PEER_ROLE], timeout=5, env=env)
+    if rc != 0:
+        return None
+    if o.startswith("primary|"):
+        parts = o.split("|")
+        return True, int(parts[1]), parts[2]
+    return False, None, None
+
+
+def sample_lag(c: Config) -> None:
+    """On a standby: how far behind the primary's WAL it is, written to the lag file
+    (status shows it; the watcher on another host is what decisions rely on)."""
+    recv = psql(c.pg_port, "select coalesce(pg_last_wal_receive_lsn(), "
+                           "pg_last_wal_replay_lsn())")
+    for peer in c.peers:
+        answer = peer_role(c, dict(peer))
+        if answer and answer[0] and answer[2] and recv:
+            write_json_atomic(c.lag_file, {
+                "at": time.time(), "primary": peer["name"], "primary_lsn": answer[2],
+                "receive_lsn": recv, "lag_bytes": max(0, _pos(answer[2]) - _pos(recv))})
+            return
+
+
+def newer_primary(c: Config, my_timeline: int) -> tuple[str, int] | None:
+    for peer in c.peers:
+        answer = peer_role(c, dict(peer))
+        if answer and answer[0] and answer[1] is not None and answer[1] > my_timeline:
+            return peer["name"], answer[1]
+    return None
+
+
+def cmd_fence_check(c: Config, a: argparse.Namespace) -> None:
+    if os.path.exists(c.fence_file):
+        with open(c.fence_file) as fh:
+            why = fh.read().strip()
+        print(f"drctl: this node is fenced ({why}); it rejoins with `drctl failback`",
+              file=sys.stderr)
+        sys.exit(1)
+    if os.path.exists(os.path.join(c.datadir, "standby.signal")):
+        sys.exit(0)  # starting as a standby is always safe
+    try:
+        my_tl = int(controldata(c)["Latest checkpoint's TimeLineID"])
+    except (RuntimeError, KeyError, ValueError):
+        sys.exit(0)
+    newer = newer_primary(c, my_tl)
+    if newer:
+        reason = (f"{newer[0]} became primary on timeline {newer[1]} while this node "
+                  f"(timeline {my_tl}) was away")
+        os.makedirs(os.path.dirname(c.fence_file), exist_ok=True)
+        with open(c.fence_file, "w") as fh:
+            json.dump({"reason": reason, "since": now_iso(), "by": "fence-check"}, fh)
+        print(f"drctl: refusing to start as a primary: {reason}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(0)
+
+
+def cmd_guard(c: Config, a: argparse.Namespace) -> None:
+    while True:
+        try:
+            in_recovery = psql(c.pg_port, sql.IN_RECOVERY)
+            if in_recovery == "t":
+                sample_lag(c)
+            if not os.path.exists(c.fence_file) and in_recovery == "f":
+                my_tl = current_position(c)[1]
+                newer = newer_primary(c, my_tl)
+                if newer:
+                    reason = (f"{newer[0]} is primary on timeline {newer[1]}, newer than "
+                              f"this node's {my_tl}")
+                    fence(c, reason)
+                    print(f"drctl-guard: fenced this node: {reason}", flush=True)
+        except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError):
+            pass
+        if a.once:
+            return
+        time.sleep(a.interval)
+
+
+# ------------------------------------------------------------------ failback
+
+
+COMMIT_TIME = re.compile(r"COMMIT (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \w+)")
+
+
+def summarize_waldump(lines: list[str]) -> dict[str, Any]:
+    """Records, commits and their time range from pg_waldump's output."""
+    records = [ln for ln in lines if ln.startswith("rmgr:")]
+    commits = [ln for ln in records if "COMMIT" in ln and "Transaction" in ln]
+    times = [m.group(1) for ln in commits for m in [COMMIT_TIME.search(ln)] if m]
+    xids = sorted({m.group(1) for ln in records for m in [re.search(r"tx:\s+(\d+)", ln)]
+                   if m and m.group(1) != "0"}, key=int)
+    by_rmgr: dict[str, int] = {}
+    for ln in records:
+        name = ln.split()[1]
+        by_rmgr[name] = by_rmgr.get(name, 0) + 1
+    m = re.search(r"lsn: ([0-9A-F]+/[0-9A-F]+)", records[-1]) if records else None
+    return {"records": len(records), "commits": len(commits), "xids": xids[:50],
+            "by_rmgr": by_rmgr, "last_lsn": m.group(1) if m else None,
+            "first_commit_at": times[0] if times else None,
+            "last_commit_at": times[-1] if times else None,
+            "commit_samples": [ln[:200] for ln in commits[:20]]}
+
+
+def cmd_divergence(c: Config, a: argparse.Namespace) -> None:
+    pg_wal = os.path.join(a.pgdata or c.datadir, "pg_wal")
+    _, o, e = run([f"{c.bindir}/pg_waldump", "--path", pg_wal, "--start", a.fork_lsn,
+                   "--timeline", str(a.timeline)], timeout=120)
+    summary = summarize_waldump(o.splitlines())
+    nothing = not summary["records"] and "could not find a valid record" in e
+    emit(ok=True, host=c.name, fork_lsn=a.fork_lsn, **summary,
+         summary=("nothing diverged: no WAL past the fork point" if nothing else
+                  f"{summary['records']} WAL records, {summary['commits']} commits past "
+                  "the fork point"),
+         waldump_error="" if nothing or summary["records"] else e[:300])
+
+
+def add_parsers(sub: Any) -> None:
+    s = sub.add_parser("hold-vip")
+    s.add_argument("seconds", type=int)
+    sub.add_parser("release-vip")
+    s = sub.add_parser("stop-primary")
+    s.add_argument("--timeout", type=int, default=120)
+    s = sub.add_parser("promote")
+    s.add_argument("--after-lsn")
+    s.add_argument("--catch-up", action="store_true")
+    s.add_argument("--timeout", type=float, default=30)
+    s.add_argument("--vrrp-wait", type=float, default=3)
+    s = sub.add_parser("handover")
+    s.add_argument("--target-address", required=True)
+    s.add_argument("--timeout", type=float, default=30)
+    s.add_argument("--vrrp-wait", type=float, default=2.5)
+    s = sub.add_parser("wait-vip")
+    s.add_argument("--timeout", type=float, default=15)
+    s = sub.add_parser("fence")
+    s.add_argument("--reason", required=True)
+    sub.add_parser("unfence")
+    sub.add_parser("fence-check")
+    s = sub.add_parser("guard")
+    s.add_argument("--once", action="store_true")
+    s.add_argument("--interval", type=float, default=2)
+    s = sub.add_parser("divergence")
+    s.add_argument("--fork-lsn", required=True)
+    s.add_argument("--timeline", type=int, required=True)
+    s.add_argument("--pgdata")
+
+
+COMMANDS = {name.removeprefix("cmd_").replace("_", "-"): fn
+            for name, fn in dict(globals()).items() if name.startswith("cmd_")}

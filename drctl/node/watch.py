@@ -1,0 +1,193 @@
+"""The watcher: every PostgreSQL node's WAL position, every second, seen from outside.
+
+Runs on a host that is not a PostgreSQL node (the backup host; drctl_watch role), one
+thread per node with its own connection (TLS client certificate, pg_monitor). It
+records, in a state file that survives a restart of the watcher:
+- per node: when it last answered, since when it fails, its role, timeline, position;
+- the newest writable primary it saw: host, timeline, position, when, its synchronous
+  standbys and synchronous_commit, and `lost_at`, its first failed check after that.
+A failover reads this at decision time (`drctl-node watch --show`); automatic
+failover reads the same record from the witness database, where the watcher copies it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from drctl.node.common import emit, read_json, run, write_json_atomic
+from drctl.rules import sql
+
+DEFAULT_CONFIG = "/etc/drctl/watch.json"
+WITNESS_TABLE = "drctl_watch"
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    name: str
+    nodes: tuple[Mapping[str, str], ...]
+    state_file: str = "/var/lib/drctl/watch.json"
+    pg_port: int = 5432
+    user: str = "drctl_watch"
+    sslcert: str = ""
+    sslkey: str = ""
+    ca_file: str = ""
+    interval_s: float = 1.0
+    connect_timeout_s: int = 2
+    witness_port: int | None = None
+    witness_db: str = "repmgr"
+
+    @classmethod
+    def load(cls, path: str) -> WatchConfig:
+        with open(path) as fh:
+            raw = json.load(fh)
+        raw["nodes"] = tuple(raw.get("nodes") or ())
+        return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
+
+
+def record_ok(state: dict[str, Any], host: str, answer: Mapping[str, Any], at: float) -> None:
+    """A node answered: note it, and take it as the primary if it is the newest writer."""
+    state["nodes"][host] = {"ok_at": at, "failed_since": None, "error": None,
+                            "in_recovery": answer.get("in_recovery"),
+                            "lsn": answer.get("lsn"), "timeline": answer.get("timeline")}
+    primary = state.get("primary")
+    if answer.get("in_recovery"):
+        if primary and primary.get("host") == host and primary.get("lost_at") is None:
+            primary["lost_at"] = at  # demoted: no longer a writer
+        return
+    tl = int(answer.get("timeline") or 0)
+    if primary and primary.get("host") != host and tl < int(primary.get("timeline") or 0):
+        return  # an old primary on an older timeline (fenced soon) is not the newest writer
+    state["primary"] = {
+        "host": host, "timeline": tl, "lsn": answer.get("lsn"), "at": at, "lost_at": None,
+        "synchronous_commit": answer.get("synchronous_commit"),
+        "synchronous_standby_names": answer.get("synchronous_standby_names"),
+        "standbys": answer.get("standbys") or {}}
+
+
+def record_failure(state: dict[str, Any], host: str, error: str, at: float) -> None:
+    node = state["nodes"].setdefault(host, {"ok_at": None, "failed_since": None})
+    if node.get("failed_since") is None:
+        node["failed_since"] = at
+    node["error"] = error[:200]
+    primary = state.get("primary")
+    if primary and primary.get("host") == host and primary.get("lost_at") is None:
+        primary["lost_at"] = at
+
+
+class Watcher:
+    def __init__(self, cfg: WatchConfig) -> None:
+        self.cfg = cfg
+        self.lock = threading.Lock()
+        old = read_json(cfg.state_file)
+        self.state: dict[str, Any] = {
+            "watcher": cfg.name, "interval_s": cfg.interval_s, "checked_at": None,
+            "nodes": {}, "primary": old.get("primary") if isinstance(old, dict) else None}
+
+    def connect(self, address: str) -> Any:
+        import psycopg2  # type: ignore[import-not-found]  # python3-psycopg2 on the host
+        import psycopg2.extras  # type: ignore[import-not-found]
+
+        conn = psycopg2.connect(
+            host=address, port=self.cfg.pg_port, dbname="postgres", user=self.cfg.user,
+            sslmode="verify-full", sslrootcert=self.cfg.ca_file, sslcert=self.cfg.sslcert,
+            sslkey=self.cfg.sslkey, connect_timeout=self.cfg.connect_timeout_s,
+            keepalives=1, keepalives_idle=1, keepalives_interval=1, keepalives_count=2,
+            tcp_user_timeout=int(self.cfg.connect_timeout_s * 1000),
+            application_name="drctl_watch",
+            options=f"-c statement_timeout={int(self.cfg.connect_timeout_s * 1000)}")
+        conn.autocommit = True
+        return conn
+
+    def watch_node(self, node: Mapping[str, str]) -> None:
+        conn = None
+        while True:
+            started = time.time()
+            try:
+                if conn is None:
+                    conn = self.connect(node["address"])
+                with conn.cursor() as cur:
+                    cur.execute(sql.QUERY_WATCH)
+                    answer = cur.fetchone()[0]
+                if isinstance(answer, str):
+                    answer = json.loads(answer)
+                with self.lock:
+                    record_ok(self.state, node["name"], answer, time.time())
+            except Exception as exc:  # any failure of a check is a failed check
+                with self.lock:
+                    record_failure(self.state, node["name"], str(exc).strip(), time.time())
+                if conn is not None:
+                    with contextlib.suppress(Exception):  # it is dead anyway
+                        conn.close()
+                conn = None
+            time.sleep(max(0.05, self.cfg.interval_s - (time.time() - started)))
+
+    def publish(self) -> None:
+        with self.lock:
+            self.state["checked_at"] = time.time()
+            snapshot = json.loads(json.dumps(self.state))
+        write_json_atomic(self.cfg.state_file, snapshot)
+        if self.cfg.witness_port:
+            self.to_witness(snapshot)
+
+    def to_witness(self, snapshot: dict[str, Any]) -> None:
+        """Copy the record into the witness database, where repmgrd's validation on a
+        standby reads it (best effort: the witness may not exist)."""
+        text = json.dumps(snapshot).replace("$drctl$", "")
+        statement = (
+            f"create table if not exists {WITNESS_TABLE} (watcher text primary key, "
+            "state jsonb not null, updated_at timestamptz not null default now()); "
+            f"grant select on {WITNESS_TABLE} to public; "
+            f"insert into {WITNESS_TABLE} (watcher, state) values "
+            f"($drctl${self.cfg.name}$drctl$, $drctl${text}$drctl$) on conflict (watcher) "
+            "do update set state = excluded.state, updated_at = now()")
+        run(["runuser", "-u", "postgres", "--", "psql", "-XAtq", "-p",
+             str(self.cfg.witness_port), "-d", self.cfg.witness_db, "-c", statement],
+            timeout=5)
+
+    def run_forever(self) -> None:
+        for node in self.cfg.nodes:
+            threading.Thread(target=self.watch_node, args=(node,), daemon=True).start()
+        while True:
+            time.sleep(self.cfg.interval_s)
+            self.publish()
+
+
+def witness_query() -> str:
+    """What a standby asks the witness for: every watcher's record, with the witness's
+    clock (the watcher's own host) so ages are measured on one clock."""
+    return (f"select json_agg(state || jsonb_build_object('now', extract(epoch from now()))) "
+            f"from {WITNESS_TABLE}")
+
+
+def settled(state: Any) -> bool:
+    """Nothing more to learn by waiting: no primary recorded, or the watcher lost it."""
+    if not isinstance(state, dict) or not isinstance(state.get("primary"), dict):
+        return True
+    return state["primary"].get("lost_at") is not None
+
+
+def show(cfg: WatchConfig, settle_s: float = 0.0) -> dict[str, Any]:
+    """The record; with settle_s, wait up to that long for the watcher to conclude that
+    the primary is gone (a check of a dying host may still be in flight)."""
+    deadline = time.monotonic() + settle_s
+    state = read_json(cfg.state_file)
+    while not settled(state) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        state = read_json(cfg.state_file)
+    return state if isinstance(state, dict) else {"watcher": cfg.name}
+
+
+def main(config_path: str, a: argparse.Namespace) -> int:
+    cfg = WatchConfig.load(config_path)
+    if a.show:
+        emit(**show(cfg, a.settle), now=time.time())
+        return 0
+    Watcher(cfg).run_forever()
+    return 0  # pragma: no cover - runs until stopped
