@@ -11,6 +11,7 @@ another host saw the primary write is refused unless the operator accepts the lo
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -69,6 +70,25 @@ class Decision:
 # ------------------------------------------------------------------ data loss
 
 
+def quorum_needs_every_name(names: str) -> bool:
+    """synchronous_standby_names 'ANY k (a, b, ...)' with k equal to the number of names:
+    every listed standby confirms every commit."""
+    m = re.fullmatch(r"\s*ANY\s+(\d+)\s*\((.*)\)\s*", names, re.IGNORECASE)
+    if not m:
+        return False
+    listed = [n.strip() for n in m.group(2).split(",") if n.strip()]
+    return "*" not in listed and int(m.group(1)) >= len(listed)
+
+
+def holds_every_commit(s: Sighting, host: str) -> bool:
+    """At that sighting, every commit the primary acknowledged waited for `host`."""
+    if s.synchronous_commit not in SYNC_COMMIT_WAITS:
+        return False
+    state = s.sync_states.get(app_name(host))
+    return state == "sync" or (state == "quorum"
+                               and quorum_needs_every_name(s.synchronous_standby_names))
+
+
 def _candidate_sighting(s: Sighting, candidate: NodeFacts) -> bool:
     return s.primary != candidate.host
 
@@ -114,9 +134,7 @@ def assess_data_loss(cluster: ClusterFacts, candidate: NodeFacts, policy: Policy
     evidence.append(f"{name} holds {lsn.fmt(candidate.position)} on timeline "
                     f"{candidate.timeline}")
     covering = [s for s in same if _covers_the_end(s, policy)]
-    sync = next((s for s in covering
-                 if s.sync_states.get(app_name(name)) == "sync"
-                 and s.synchronous_commit in SYNC_COMMIT_WAITS), None)
+    sync = next((s for s in covering if holds_every_commit(s, name)), None)
     if sync:
         return DataLoss("none", f"{name} was the synchronous standby of {sync.primary} when "
                         f"{sync.watcher} last saw it ({sync.seen_at}): every acknowledged "

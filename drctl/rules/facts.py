@@ -126,6 +126,7 @@ class Sighting:
     lost_after_s: float | None  # from that sighting to the watcher's first failure; None: not lost
     watcher_age_s: float  # since the watcher last tried (its liveness)
     synchronous_commit: str = ""
+    synchronous_standby_names: str = ""
     sync_states: Mapping[str, str] = field(default_factory=dict)  # application_name -> state
 
     @property
@@ -165,6 +166,7 @@ class WatcherFacts:
             age_s=max(0.0, now - at), lost_after_s=None if lost is None else lost - at,
             watcher_age_s=max(0.0, now - checked),
             synchronous_commit=str(p.get("synchronous_commit") or ""),
+            synchronous_standby_names=str(p.get("synchronous_standby_names") or ""),
             sync_states={str(k): str((v or {}).get("sync_state"))
                          for k, v in (p.get("standbys") or {}).items()}))
 

@@ -84,7 +84,7 @@ select json_build_object(
   'in_recovery', pg_is_in_recovery(),
   'lsn', case when pg_is_in_recovery()
               then coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text
-              else pg_current_wal_lsn()::text end,
+              else pg_current_wal_flush_lsn()::text end,
   'timeline', case when pg_is_in_recovery()
                    then (select received_tli from pg_stat_wal_receiver)
                    else {TIMELINE} end,

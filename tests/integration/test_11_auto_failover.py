@@ -196,7 +196,9 @@ def test_a_lagging_standby_does_not_promote_itself():
         time.sleep(NO_PROMOTION_WINDOW)
         assert in_recovery("pg2") == "t", "too far behind: no automatic promotion"
         refusal = auto_state()["last_refusal"]
-        assert refusal and "lag" in refusal["detail"], refusal
+        # the same rule as `drctl failover`, from the watcher's record in the witness
+        assert refusal and "pg2 lacks at least" in refusal["detail"], refusal
+        assert "seen by backup1" in refusal["detail"], refusal
     finally:
         psql("pg2", "alter system reset primary_conninfo")
         psql("pg2", "select pg_reload_conf()")

@@ -185,9 +185,21 @@ def test_synchronous_commit_local_does_not_count_as_synchronous() -> None:
 
 
 def test_quorum_standby_is_not_taken_as_holding_every_commit() -> None:
-    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000")},
-                {"backup1": watch("0/7000000", sync={"pg2": "quorum"})})
+    w = watch("0/7000000", sync={"pg2": "quorum", "pg3": "quorum"})
+    w["primary"]["synchronous_standby_names"] = "ANY 1 (pg2, pg3)"
+    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000")}, {"backup1": w})
     assert failover(c).data_loss.verdict == "loss"  # type: ignore[union-attr]
+
+
+def test_quorum_of_every_listed_standby_holds_every_commit() -> None:
+    """The lab's synchronous mode: ANY 1 (pg2) - pg2 confirms every commit."""
+    w = watch("0/7000000", sync={"pg2": "quorum"})
+    w["primary"]["synchronous_standby_names"] = "ANY 1 (pg2)"
+    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000")}, {"backup1": w})
+    assert failover(c).data_loss.verdict == "none"  # type: ignore[union-attr]
+    assert decide.quorum_needs_every_name("any 2 (a, b)")
+    assert not decide.quorum_needs_every_name("ANY 1 (*)")
+    assert not decide.quorum_needs_every_name("FIRST 1 (a)")
 
 
 def test_candidate_on_an_older_timeline_lacks_the_newer_one() -> None:

@@ -1,0 +1,229 @@
+"""drctl.node: the programs that run on the hosts, with fake commands on PATH."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from drctl.node import cli, common, steps, watch
+from drctl.rules.facts import NodeFacts, WatcherFacts
+
+
+@pytest.fixture
+def node_config(tmp_path: Path) -> Path:
+    cfg = {"name": "pg2", "address": "10.0.0.12", "pg_version": 15, "pg_port": 5432,
+           "vip": "10.0.0.100/24", "vip_interface": "eth0",
+           "vrrp_state_file": str(tmp_path / "vrrp-state"),
+           "fence_file": str(tmp_path / "fenced"), "hold_file": str(tmp_path / "hold"),
+           "lag_file": str(tmp_path / "lag.json"),
+           "auto_settings": str(tmp_path / "auto.json"),
+           "auto_paused": str(tmp_path / "auto-paused"),
+           "peers": [{"name": "pg1", "address": "10.0.0.11"}], "future_key": 1}
+    path = tmp_path / "node.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def fake(bin_dir: Path, name: str, script: str) -> None:
+    bin_dir.mkdir(exist_ok=True)
+    path = bin_dir / name
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+@pytest.fixture
+def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    bin_dir = tmp_path / "bin"
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return bin_dir
+
+
+def test_config_keeps_unknown_keys_apart(node_config: Path) -> None:
+    c = common.Config.load(str(node_config))
+    assert c.name == "pg2" and c.unit == "postgresql@15-main"
+    assert c.datadir == "/var/lib/postgresql/15/main"
+    assert c.peers[0]["name"] == "pg1" and c.extra == {"future_key": 1}
+
+
+def test_probe_of_a_standby_parses_into_the_rules_facts(node_config: Path, fake_bin: Path,
+                                                        capsys: pytest.CaptureFixture[str],
+                                                        ) -> None:
+    """A fake psql answers the probe's two queries as a standby would."""
+    common_answer = {"in_recovery": True, "wal_log_hints": True, "data_checksums": True,
+                     "prepared_xacts": 0}
+    standby_answer = {"lsn": "0/3000000", "receive_lsn": "0/3000100", "timeline": 2,
+                      "receiver": {"status": "streaming", "flushed_lsn": "0/3000100"}}
+    fake(fake_bin, "runuser", 'shift 3; exec "$@"\n')
+    fake(fake_bin, "psql", f"""case "$*" in
+  *server_version*) echo '{json.dumps(common_answer)}' ;;
+  *receive_lsn*) echo '{json.dumps(standby_answer)}' ;;
+  *) exit 3 ;;
+esac
+""")
+    fake(fake_bin, "systemctl", "echo active\n")
+    fake(fake_bin, "ip", "echo '2: eth0    inet 10.0.0.12/24 brd 10.0.0.255 scope global eth0'\n")
+    assert cli.main(["--config", str(node_config), "probe"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["host"] == "pg2" and out["holds_vip"] is False and out["fenced"] is False
+    f = NodeFacts.from_probe("pg2", out)
+    assert f.role == "standby" and f.timeline == 2 and f.position == 0x3000100
+
+
+def test_probe_of_a_stopped_server_says_down(node_config: Path, fake_bin: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    fake(fake_bin, "runuser", 'shift 3; exec "$@"\n')
+    fake(fake_bin, "psql", "echo 'could not connect to server' >&2; exit 2\n")
+    fake(fake_bin, "systemctl", "echo inactive\n")
+    fake(fake_bin, "ip", "true\n")
+    Path(json.loads(node_config.read_text())["fence_file"]).write_text("{}")
+    cli.main(["--config", str(node_config), "probe"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["postgres"] is None and "could not connect" in out["postgres_error"]
+    f = NodeFacts.from_probe("pg2", out)
+    assert f.role == "down" and f.fenced
+
+
+def test_a_failing_step_prints_ok_false_and_exits_1(node_config: Path, fake_bin: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    fake(fake_bin, "runuser", 'shift 3; exec "$@"\n')
+    fake(fake_bin, "psql", "echo f\n")  # not in recovery
+    assert cli.main(["--config", str(node_config), "promote"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"ok": False, "error": "this node is not in recovery (already a primary?)"}
+
+
+def test_fence_and_unfence(node_config: Path, fake_bin: Path,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    fake(fake_bin, "systemctl", "true\n")
+    c = common.Config.load(str(node_config))
+    assert cli.main(["--config", str(node_config), "fence", "--reason", "test"]) == 0
+    assert json.loads(Path(c.fence_file).read_text())["reason"] == "test"
+    assert cli.main(["--config", str(node_config), "unfence"]) == 0
+    assert not Path(c.fence_file).exists()
+    lines = capsys.readouterr().out.splitlines()
+    assert json.loads(lines[-1])["was_fenced"] is True
+
+
+def test_waldump_summary_counts_commits_and_their_times() -> None:
+    lines = [
+        "rmgr: Heap        len (rec/tot):     54/   254, tx:        741, lsn: 0/03000060, "
+        "prev 0/03000028, desc: INSERT off 2",
+        "rmgr: Transaction len (rec/tot):     34/    34, tx:        741, lsn: 0/03000158, "
+        "prev 0/03000060, desc: COMMIT 2026-11-26 21:14:29.123456 UTC",
+        "rmgr: Transaction len (rec/tot):     34/    34, tx:        742, lsn: 0/03000180, "
+        "prev 0/03000158, desc: COMMIT 2026-11-26 21:14:31.000001 UTC",
+    ]
+    s = steps.summarize_waldump(lines)
+    assert s["records"] == 3 and s["commits"] == 2 and s["xids"] == ["741", "742"]
+    assert s["first_commit_at"] == "2026-11-26 21:14:29.123456 UTC"
+    assert s["last_commit_at"] == "2026-11-26 21:14:31.000001 UTC"
+    assert s["last_lsn"] == "0/03000180"
+
+
+# ------------------------------------------------------------------ the watcher
+
+
+def answer(lsn: str, in_recovery: bool = False, tl: int = 1, **kw: Any) -> dict[str, Any]:
+    return {"in_recovery": in_recovery, "lsn": lsn, "timeline": tl,
+            "synchronous_commit": "on", "standbys": {"pg2": {"sync_state": "async"}}, **kw}
+
+
+def fresh_state() -> dict[str, Any]:
+    return {"nodes": {}, "primary": None}
+
+
+def test_watcher_records_the_primary_and_when_it_lost_it() -> None:
+    state = fresh_state()
+    watch.record_ok(state, "pg1", answer("0/5000000"), at=100.0)
+    watch.record_ok(state, "pg2", answer("0/4FFFF00", in_recovery=True), at=100.1)
+    watch.record_ok(state, "pg1", answer("0/5124F80"), at=101.0)
+    watch.record_failure(state, "pg1", "server closed the connection", at=101.6)
+    watch.record_failure(state, "pg1", "timeout", at=104.0)  # the first failure counts
+    p = state["primary"]
+    assert p["host"] == "pg1" and p["lsn"] == "0/5124F80" and p["at"] == 101.0
+    assert p["lost_at"] == 101.6
+    assert state["nodes"]["pg1"]["failed_since"] == 101.6
+    w = WatcherFacts.from_json("backup1", {**state, "checked_at": 104.5, "now": 105.0})
+    assert w.sighting and w.sighting.lost_after_s == pytest.approx(0.6)
+    assert w.sighting.age_s == pytest.approx(4.0)
+
+
+def test_watcher_follows_a_switchover_and_ignores_an_old_timeline() -> None:
+    state = fresh_state()
+    watch.record_ok(state, "pg1", answer("0/5000000", tl=1), at=100.0)
+    watch.record_ok(state, "pg1", answer("0/5000100", in_recovery=True, tl=2), at=101.0)
+    assert state["primary"]["lost_at"] == 101.0  # demoted: no longer a writer
+    watch.record_ok(state, "pg2", answer("0/5000200", tl=2), at=101.2)
+    assert state["primary"]["host"] == "pg2" and state["primary"]["lost_at"] is None
+    watch.record_ok(state, "pg1", answer("0/6000000", tl=1), at=102.0)  # split brain, old TL
+    assert state["primary"]["host"] == "pg2"
+
+
+def test_watcher_show_waits_for_a_dying_primary_to_be_lost(tmp_path: Path) -> None:
+    state_file = tmp_path / "watch.json"
+    cfg = watch.WatchConfig(name="backup1", nodes=(), state_file=str(state_file))
+    state = fresh_state()
+    watch.record_ok(state, "pg1", answer("0/5000000"), at=100.0)
+    state_file.write_text(json.dumps(state))
+    assert watch.show(cfg, settle_s=0.3)["primary"]["lost_at"] is None  # it gave up waiting
+    watch.record_failure(state, "pg1", "gone", at=101.0)
+    state_file.write_text(json.dumps(state))
+    assert watch.show(cfg, settle_s=5)["primary"]["lost_at"] == 101.0
+    assert watch.settled({"nodes": {}, "primary": None})
+
+
+def test_watcher_keeps_its_record_across_a_restart(tmp_path: Path) -> None:
+    state_file = tmp_path / "watch.json"
+    state = fresh_state()
+    watch.record_ok(state, "pg1", answer("0/5000000"), at=100.0)
+    state_file.write_text(json.dumps(state))
+    w = watch.Watcher(watch.WatchConfig(name="backup1", nodes=(), state_file=str(state_file)))
+    assert w.state["primary"]["lsn"] == "0/5000000"
+
+
+def test_cli_parses_every_subcommand() -> None:
+    p = cli.parser()
+    for argv in (["probe"], ["watch", "--show", "--settle", "2"], ["auto", "validate", "1"],
+                 ["fence", "--reason", "x"], ["divergence", "--fork-lsn", "0/1",
+                                              "--timeline", "1"], ["guard", "--once"]):
+        assert p.parse_args(argv).cmd == argv[0]
+    assert set(steps.COMMANDS) >= {"promote", "handover", "fence-check", "guard"}
+
+
+# ------------------------------------------------------------------ the action plugin
+
+
+def test_gate_plugin_gathers_from_registered_results() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "drctl_gate", Path(__file__).parents[2] / "playbooks/action_plugins/drctl_gate.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    standby = {"postgres": {"in_recovery": True, "lsn": "0/5000000", "timeline": 1,
+                            "receive_lsn": "0/5000000"}}
+    state = fresh_state()
+    watch.record_ok(state, "pg1", answer("0/5124F80"), at=100.0)
+    watch.record_failure(state, "pg1", "gone", at=100.5)
+    hostvars = {
+        "pg1": {"probe": {"unreachable": True, "msg": "no route"}},
+        "pg2": {"probe": {"stdout": json.dumps(standby), "rc": 0}},
+        "backup1": {"w": {"stdout": json.dumps({**state, "checked_at": 101, "now": 101.2})}},
+    }
+    facts = mod.gather(hostvars, ["pg1", "pg2"], ["backup1"], "probe", "w")
+    assert [n.reachable for n in facts.nodes] == [False, True]
+    assert facts.watchers[0].sighting.position == 0x5124F80
+    from drctl.rules import decide
+    from drctl.rules.policy import Policy
+
+    d = decide.failover(facts, Policy())
+    assert not d.proceed and "lacks at least 1.2 MB" in d.failed[0].detail
+    # an unregistered (skipped) result is not a reachable node
+    assert mod._parsed(SimpleNamespace())[0] is False
