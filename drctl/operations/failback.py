@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from drctl import inventory as inv_mod
 from drctl.operations import ha
 from drctl.operations import switchover as switchover_op
+from drctl.rules import decide
+from drctl.rules.facts import ClusterFacts
 
 STEPS = [
     "gates: exactly one running primary; the node to rejoin is not it and takes no writes; "
@@ -20,32 +23,15 @@ STEPS = [
 ]
 
 
-def plan(inv, report, node: str | None, switch_back: bool, reclone: bool = False) -> ha.Plan:
-    primary = report["primary"]
-    candidates = [n["host"] for n in report["nodes"]
-                  if n["host"] != primary and (n["fenced"] or n["role"] in ("down",))]
-    node = node or (candidates[0] if candidates else None)
-    n = ha.node(report, node)
-    p = ha.node(report, primary)
-    gates = [
-        ha.one_primary_gate(report),
-        ha.Gate("node answers", bool(n and n["reachable"]),
-                f"{node}: {'answers' if n and n['reachable'] else 'does not answer'}"),
-        ha.Gate("node is not the primary", bool(n and n["role"] != "primary"),
-                f"{node}: {n['role'] if n else 'no such PostgreSQL node'}"),
-        ha.Gate("rewind possible", bool(p and (p.get("wal_log_hints") or p.get("data_checksums"))),
-                f"wal_log_hints={p.get('wal_log_hints') if p else '?'}, "
-                f"data_checksums={p.get('data_checksums') if p else '?'}"),
-    ]
+def plan(inv: inv_mod.Inventory, facts: ClusterFacts, node: str | None, switch_back: bool,
+         reclone: bool = False) -> ha.Plan:
+    d = decide.failback(facts, node)
     steps = list(STEPS)
     if switch_back:
-        steps.append(f"switch over to {node} (a planned switchover, zero data loss)")
-    nothing = ""
-    if n and n["role"] == "standby" and n["streaming"] and not n["fenced"]:
-        nothing = f"{node} already streams from {primary}"
-        gates = gates[:1]
-    return ha.Plan("failback", inv.name, steps, gates, {"node": node, "reclone": reclone},
-                   target=node, nothing_to_do=nothing)
+        steps.append(f"switch over to {d.target} (a planned switchover, zero data loss)")
+    return ha.Plan("failback", inv.name, steps, ha.gates_from(d),
+                   {"node": d.target, "reclone": reclone}, target=d.target,
+                   nothing_to_do=d.nothing_to_do)
 
 
 def failback(inventory: Path, fmt: str, *, node: str | None, yes: bool, show: bool,
@@ -53,8 +39,9 @@ def failback(inventory: Path, fmt: str, *, node: str | None, yes: bool, show: bo
     """With --format json and --switch-back, stdout holds one document with both reports."""
     from drctl.output import emit_json
 
-    inv, report = ha.load(inventory)
-    p = plan(inv, report, node, switch_back, reclone)
+    inv = inv_mod.load(inventory)
+    report, facts = ha.gather(inv)
+    p = plan(inv, facts, node, switch_back, reclone)
     combined: dict = {"operation": "failback", "node": p.target}
     try:
         combined["failback"] = ha.execute(
@@ -63,8 +50,8 @@ def failback(inventory: Path, fmt: str, *, node: str | None, yes: bool, show: bo
                      f"{report['primary']} (its data is copied aside, then rewound)?")
         if show or not switch_back:
             return
-        inv, report = ha.load(inventory)
-        sp = switchover_op.plan(inv, report, p.target)
+        report, facts = ha.gather(inv)
+        sp = switchover_op.plan(inv, facts, p.target)
         combined["switchover"] = ha.execute(sp, inv, fmt, yes=True, show=False,
                                             playbook="switchover.yml", question="",
                                             render=False)

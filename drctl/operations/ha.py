@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import click
@@ -63,17 +62,6 @@ class Plan:
                 "would_proceed": self.ok and not self.nothing_to_do,
                 "nothing_to_do": self.nothing_to_do or None, "notes": self.notes,
                 "data_loss": self.data_loss}
-
-
-def node(report: dict[str, Any], host: str | None) -> dict[str, Any] | None:
-    return next((n for n in report["nodes"] if n["host"] == host), None)
-
-
-def one_primary_gate(report: dict[str, Any]) -> Gate:
-    """The gate switchover and failback share: exactly one live primary."""
-    primary = report["primary"]
-    return Gate("one primary", primary is not None,
-                f"primary: {primary}" if primary else "; ".join(report["problems"][:3]))
 
 
 def confirm(yes: bool, question: str) -> None:
@@ -240,11 +228,6 @@ def age_s(iso: str | None) -> float | None:
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def load(inventory: Path) -> tuple[inv_mod.Inventory, dict[str, Any]]:
-    inv = inv_mod.load(inventory)
-    return inv, status_mod.collect(inv)
 
 
 NODE_COMMAND = "/usr/local/libexec/drctl/drctl-node"

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from drctl import inventory as inv_mod
 from drctl.operations import ha
+from drctl.rules import decide
+from drctl.rules.facts import ClusterFacts
+from drctl.rules.policy import Policy
 
 STEPS = [
     "gates: exactly one primary; the target streams from it; lag under the threshold; "
@@ -19,38 +23,18 @@ STEPS = [
 ]
 
 
-def plan(inv, report, target: str | None) -> ha.Plan:
-    max_lag = int(inv.cluster.get("drctl_max_lag_bytes") or 16 * 1024 * 1024)
-    primary = report["primary"]
-    standbys = [n["host"] for n in report["nodes"] if n["role"] == "standby"]
-    target = target or (standbys[0] if standbys else None)
-    t = ha.node(report, target)
-    p = ha.node(report, primary)
-    gates = [
-        ha.one_primary_gate(report),
-        ha.Gate("target is a standby", bool(t and t["role"] == "standby"),
-                f"{target}: {t['role'] if t else 'not a PostgreSQL node of the inventory'}"),
-        ha.Gate("target streams", bool(t and t["streaming"]),
-                f"{target} streaming: {t['streaming'] if t else None}"),
-        ha.Gate("lag", bool(t and t["lag_bytes"] is not None and t["lag_bytes"] <= max_lag),
-                f"{t['lag_bytes'] if t else None} bytes (limit {max_lag})"),
-        ha.Gate("no prepared transactions", bool(p and not p.get("prepared_xacts")),
-                f"{p.get('prepared_xacts') if p else '?'} on {primary}"),
-        ha.Gate("target not fenced", bool(t and not t["fenced"]), f"{target}"),
-    ]
-    nothing = ""
-    if primary and primary == target:
-        gates = [g for g in gates if g.name == "one primary"]
-        if report["healthy"]:
-            nothing = f"{target} is already the primary"
-        # else: an interrupted switchover; the playbook finishes the rejoin
-    return ha.Plan("switchover", inv.name, STEPS, gates, {"target": target}, target=target,
-                   nothing_to_do=nothing)
+def plan(inv: inv_mod.Inventory, facts: ClusterFacts, target: str | None) -> ha.Plan:
+    d = decide.switchover(facts, Policy.from_options(inv.cluster), target)
+    return ha.Plan("switchover", inv.name, STEPS, ha.gates_from(d), {"target": d.target},
+                   target=d.target, nothing_to_do=d.nothing_to_do)
 
 
 def switchover(inventory: Path, fmt: str, *, target: str | None, yes: bool, show: bool) -> None:
-    inv, report = ha.load(inventory)
-    p = plan(inv, report, target)
+    inv = inv_mod.load(inventory)
+    report, facts = ha.gather(inv)
+    p = plan(inv, facts, target)
+    if not report["healthy"] and p.nothing_to_do:
+        p.nothing_to_do = ""  # an interrupted switchover: the playbook finishes the rejoin
     ha.execute(p, inv, fmt, yes=yes, show=show, playbook="switchover.yml",
                question=f"Switch over cluster '{inv.name}' from {report['primary']} to "
                         f"{p.target}?")

@@ -43,26 +43,18 @@ def report(*nodes, primary="pg1", holders=("pg1",)):
 HEALTHY = report(node("pg1", "primary"), node("pg2", "standby", streaming=True, lag_bytes=10))
 
 
-def test_switchover_gates_pass_on_a_healthy_pair():
-    plan = switchover.plan(inv(), HEALTHY, None)
+def test_switchover_plan_from_the_rules():
+    from tests.unit.test_rules import primary_probe, standby_probe
+
+    plan = switchover.plan(inv(), facts({"pg1": primary_probe(), "pg2": standby_probe()}), None)
     assert plan.target == "pg2" and plan.ok and not plan.nothing_to_do
-
-
-@pytest.mark.parametrize(("change", "gate"), [
-    ({"streaming": False}, "target streams"),
-    ({"lag_bytes": 5000}, "lag"),
-    ({"fenced": True}, "target not fenced"),
-    ({"role": "down"}, "target is a standby"),
-])
-def test_switchover_gates_refuse(change, gate):
-    standby = {"role": "standby", "streaming": True, "lag_bytes": 10, **change}
-    r = report(node("pg1", "primary"), node("pg2", **standby))
-    failed = [g.name for g in switchover.plan(inv(), r, "pg2").gates if not g.ok]
-    assert gate in failed
-
-
-def test_switchover_to_the_primary_is_nothing_to_do():
-    assert switchover.plan(inv(), HEALTHY, "pg1").nothing_to_do
+    lagging = primary_probe()
+    lagging["postgres"]["replication"][0]["lag_bytes"] = 5000
+    plan = switchover.plan(inv(), facts({"pg1": lagging, "pg2": standby_probe()}), "pg2")
+    assert [g.name for g in plan.gates if not g.ok] == ["lag"]
+    plan = switchover.plan(inv(), facts({"pg1": primary_probe(), "pg2": standby_probe()}),
+                           "pg1")
+    assert plan.nothing_to_do
 
 
 def facts(nodes, watchers=None):
@@ -108,9 +100,10 @@ def test_failover_refuses_while_the_primary_lives():
 
 
 def test_failback_picks_the_fenced_node():
-    r = report(node("pg1", "down", fenced=True), node("pg2", "primary"), primary="pg2",
-               holders=("pg2",))
-    plan = failback.plan(inv(), r, None, switch_back=True)
+    from tests.unit.test_rules import primary_probe
+
+    f = facts({"pg1": {"fenced": True, "postgres": None}, "pg2": primary_probe(standbys={})})
+    plan = failback.plan(inv(), f, None, switch_back=True)
     assert plan.target == "pg1" and plan.ok
     assert "switch over to pg1" in plan.steps[-1]
 
@@ -169,11 +162,12 @@ def test_journal_appends_and_filters():
 
 
 def test_cli_plan_and_refusal_without_yes(monkeypatch, make_inventory):
-    from drctl import inventory as inv_mod
-
     path = make_inventory()
-    real = inv_mod.load(path)
-    monkeypatch.setattr(ha, "load", lambda p: (real, HEALTHY))
+    from tests.unit.test_rules import primary_probe, standby_probe
+
+    healthy = facts({"pg1": primary_probe(), "pg2": standby_probe()})
+    monkeypatch.setattr(ha, "gather", lambda i, settle_s=0: ({**HEALTHY, "healthy": True},
+                                                             healthy))
 
     def no_playbook(*a, **k):
         raise AssertionError("nothing may run")
