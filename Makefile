@@ -47,7 +47,7 @@ demo: setup
 	$(DRCTL) drill --scenario failback-cycle --yes
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check drctl tests bench molecule bin/argspecs bin/demo-cycle
+	$(BIN)/ruff check drctl tests bench molecule playbooks/action_plugins bin/argspecs bin/demo-cycle
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production $(LINT_PATHS)
 

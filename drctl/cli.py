@@ -234,7 +234,8 @@ def auto() -> None:
 
     Armed, a standby promotes itself about 4 s after it and the witness (on the backup
     host) have both lost the primary, through drctl's checks: not fenced, same location
-    as the primary, last known lag within drctl_max_lag_bytes. switchover and failback
+    as the primary, and it holds every commit the watcher saw the primary write (the same
+    data-loss rule as `drctl failover`). switchover and failback
     pause it while they run; failover pauses it first.
     """
 

@@ -2,7 +2,9 @@
 
 import json
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +19,7 @@ from tests.integration.conftest import (
     vip_holders,
     wait_for,
 )
-from tests.integration.writer import Writer
+from tests.integration.writer import Writer, ensure_table
 
 MAIN_VARS = INVENTORY.parent / "group_vars" / "all" / "main.yml"
 
@@ -134,6 +136,9 @@ def test_a_standby_that_missed_acknowledged_commits_is_refused_then_promoted_by_
     """The issue's scenario: asynchronous replication, the link to the standby breaks,
     the primary acknowledges commits the standby never gets, then loses power."""
     healthy_with("pg1")
+    ensure_table()
+    wait_for("the table on pg2", lambda: psql(
+        "pg2", "select to_regclass('app.ha_writes') is not null", db="app") == "t")
     wait_for("the watcher to see pg1", lambda: watcher_sees("pg1"), timeout=20)
     cut_replication()
     try:
@@ -156,7 +161,8 @@ def test_a_standby_that_missed_acknowledged_commits_is_refused_then_promoted_by_
 
     # the playbook alone (ansible-playbook, AWX) refuses with the same rule
     play = subprocess.run(
-        ["ansible-playbook", "-i", str(INVENTORY), "playbooks/failover.yml"],
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY),
+         "playbooks/failover.yml"],
         cwd=INVENTORY.parents[2], capture_output=True, text=True, timeout=600, check=False)
     assert play.returncode != 0, play.stdout[-3000:]
     assert "pg2 lacks at least" in play.stdout, play.stdout[-3000:]
