@@ -29,6 +29,7 @@ from typing import Any
 from drctl import inventory as inv_mod
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
+from drctl.rules import sql as rules_sql
 
 SCENARIOS = ("switchover", "failover", "failback-cycle", "auto-failover")
 BIN_S = 0.1
@@ -116,8 +117,7 @@ def _wait_ssh(inv: inv_mod.Inventory, host: str, timeout: float = 120) -> None:
     raise DrctlError(f"{host} did not come back within {timeout:.0f} s", ExitCode.TIMEOUT)
 
 
-TIMELINE_SQL = ("select ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))"
-                "::bit(32)::int")
+TIMELINE_SQL = f"select {rules_sql.TIMELINE}"
 
 
 def _timeline(connect) -> int:

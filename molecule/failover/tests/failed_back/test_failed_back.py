@@ -2,7 +2,9 @@
 
 import pytest
 
-TIMELINE = "select ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
+from drctl.rules import sql
+
+TIMELINE = f"select {sql.TIMELINE}"
 RECEIVER = "select status || ' ' || sender_host || ' ' || received_tli from pg_stat_wal_receiver"
 SENDERS = ("select r.application_name || ' ' || r.state || ' ' || s.ssl "
            "from pg_stat_replication r join pg_stat_ssl s using (pid)")

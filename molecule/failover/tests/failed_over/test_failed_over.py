@@ -1,6 +1,8 @@
 """After the primary was killed and failover.yml ran: mol-fo-pg2 is the writable primary."""
 
-TIMELINE = "select ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
+from drctl.rules import sql
+
+TIMELINE = f"select {sql.TIMELINE}"
 LAST_FAILOVER = "select node || ' ' || timeline from drctl_failover_log order by at desc limit 1"
 APP_WRITE = ("create table if not exists fo_app_probe (at timestamptz default now()); "
              "insert into fo_app_probe default values; "
