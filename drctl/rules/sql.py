@@ -60,15 +60,20 @@ select json_build_object(
 )"""
 
 # A standby: how much WAL it holds (received and flushed to its disk, and replayed),
-# on which timeline, and when it last heard from its upstream.
+# on which timeline, and when it last heard from its upstream. The timeline is the
+# newest it knows: its receiver's, else the newest history file it holds (the last
+# restartpoint's alone can be a timeline behind once the receiver has stopped).
 QUERY_STANDBY = """
 select json_build_object(
   'lsn', pg_last_wal_replay_lsn()::text,
   'receive_lsn', pg_last_wal_receive_lsn()::text,
   'replay_paused', pg_is_wal_replay_paused(),
   'last_replay_age_s', extract(epoch from now() - pg_last_xact_replay_timestamp()),
-  'timeline', coalesce((select received_tli from pg_stat_wal_receiver),
-                       (select timeline_id from pg_control_checkpoint())),
+  'timeline', greatest(
+      (select received_tli from pg_stat_wal_receiver),
+      (select timeline_id from pg_control_checkpoint()),
+      (select max(('x' || substr(name, 1, 8))::bit(32)::int) from pg_ls_waldir()
+        where name ~ '^[0-9A-F]{8}[.]history$')),
   'receiver', (select json_build_object(
       'status', status, 'sender_host', sender_host, 'slot_name', slot_name,
       'flushed_lsn', flushed_lsn::text, 'received_tli', received_tli,
