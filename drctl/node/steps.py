@@ -19,6 +19,7 @@ Each prints one JSON object, so a step costs one Ansible task and its result is 
   guard [--once]          loop: fence this node if it is a writable primary while a peer
                           is a writable primary on a newer timeline (a healed partition);
                           on a standby, record its lag behind the primary (lag file)
+  prove-write [--node N]  on a new primary: write a row, read its timeline's switch point
   divergence --fork-lsn L summary of this node's WAL past the fork point (pg_waldump)
 """
 
@@ -259,6 +260,20 @@ def cmd_handover(c: Config, a: argparse.Namespace) -> None:
          seconds=round(time.monotonic() - start, 3))
 
 
+def parse_history(text: str) -> dict[str, Any]:
+    """'TL' then a timeline history file -> the timeline and where it forked off."""
+    lines = [ln.split() for ln in text.splitlines() if ln.strip()]
+    timeline = int(lines[0][0]) if lines else None
+    forks = [ln for ln in lines[1:] if len(ln) >= 2 and ln[0].isdigit()]
+    return {"timeline": timeline, "parent_timeline": int(forks[-1][0]) if forks else None,
+            "switch_point": forks[-1][1] if forks else None}
+
+
+def cmd_prove_write(c: Config, a: argparse.Namespace) -> None:
+    out = psql(c.pg_port, sql.failover_proof(a.node or c.name), timeout=30)
+    emit(ok=True, host=c.name, written_at=now_iso(), **parse_history(out))
+
+
 # ------------------------------------------------------------------ fencing
 
 
@@ -426,6 +441,8 @@ def add_parsers(sub: Any) -> None:
     s = sub.add_parser("guard")
     s.add_argument("--once", action="store_true")
     s.add_argument("--interval", type=float, default=2)
+    s = sub.add_parser("prove-write")
+    s.add_argument("--node")
     s = sub.add_parser("divergence")
     s.add_argument("--fork-lsn", required=True)
     s.add_argument("--timeline", type=int, required=True)

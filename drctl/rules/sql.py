@@ -120,3 +120,17 @@ def promote(wait_s: int) -> str:
 def relax_synchronous() -> list[str]:
     """Stop waiting for a synchronous standby that is gone (failback restores it)."""
     return ["alter system set synchronous_standby_names = ''", "select pg_reload_conf()"]
+
+
+def failover_proof(node: str) -> str:
+    """Write a row on the new primary and read back its timeline and that timeline's
+    history file (the switch point): one line 'TL', then the history's lines."""
+    if not node.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ValueError(f"not a host name: {node!r}")
+    return (
+        "create table if not exists drctl_failover_log (at timestamptz default now(), "
+        "node text, timeline int); "
+        f"insert into drctl_failover_log (node, timeline) values ('{node}', {TIMELINE}); "
+        "select timeline || E'\\n' || coalesce((select pg_read_file('pg_wal/' || "
+        "upper(lpad(to_hex(timeline), 8, '0')) || '.history')), '') "
+        "from drctl_failover_log order by at desc limit 1")

@@ -7,12 +7,13 @@ decisions are written. It fails, naming every failed gate, when the operation mu
 go on; otherwise it returns the decision (target, data-loss verdict, notes).
 
 Options:
-  operation        failover (the gates of the other operations follow)
+  operation        failover, switchover or failback
   nodes            the PostgreSQL hosts (inventory names)
   watchers         the hosts that run a watcher
   probe_var        the variable each node's probe was registered in
   watch_var        the variable each watcher's record was registered in
-  target           the standby to promote (default: the one holding the most WAL)
+  target           failover/switchover: the standby to promote (failover's default: the
+                   one holding the most WAL); failback: the node to rejoin
   allow_data_loss  the operator's consent to lose what the candidate lacks
   policy           the drctl_* options of drctl.rules.policy.Policy
 """
@@ -34,7 +35,7 @@ except ImportError:  # run from the repository without drctl installed (plain an
 from drctl.rules.facts import ClusterFacts, NodeFacts, WatcherFacts
 from drctl.rules.policy import Policy
 
-OPERATIONS = ("failover",)
+OPERATIONS = ("failover", "switchover", "failback")
 
 
 def _parsed(result: Any) -> tuple[bool, dict[str, Any] | None, str]:
@@ -80,8 +81,13 @@ class ActionModule(ActionBase):
                        list(args.get("watchers") or []), args.get("probe_var", "drctl_probe"),
                        args.get("watch_var", "drctl_watch"))
         policy = Policy.from_options(args.get("policy") or {})
-        d = decide.failover(facts, policy, args.get("target") or None,
-                            bool(args.get("allow_data_loss")))
+        target = args.get("target") or None
+        if operation == "failover":
+            d = decide.failover(facts, policy, target, bool(args.get("allow_data_loss")))
+        elif operation == "switchover":
+            d = decide.switchover(facts, policy, target)
+        else:
+            d = decide.failback(facts, target)
         result.update(changed=False, decision=d.as_dict(), target=d.target,
                       nothing_to_do=d.nothing_to_do,
                       answering=[n.host for n in facts.nodes if n.reachable],

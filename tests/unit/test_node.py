@@ -227,3 +227,15 @@ def test_gate_plugin_gathers_from_registered_results() -> None:
     assert not d.proceed and "lacks at least 1.2 MB" in d.failed[0].detail
     # an unregistered (skipped) result is not a reachable node
     assert mod._parsed(SimpleNamespace())[0] is False
+
+
+def test_prove_write_reads_the_switch_point() -> None:
+    from drctl.rules import sql
+
+    text = "3\n1\t0/3000000\tno recovery target specified\n2\t0/5000000\tno recovery\n"
+    assert steps.parse_history(text) == {"timeline": 3, "parent_timeline": 2,
+                                         "switch_point": "0/5000000"}
+    assert steps.parse_history("1\n")["switch_point"] is None
+    assert "values ('pg-2.a', " in sql.failover_proof("pg-2.a")
+    with pytest.raises(ValueError):
+        sql.failover_proof("pg2'); drop table x; --")
