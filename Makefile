@@ -48,6 +48,8 @@ demo: setup
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check drctl tests bench molecule playbooks/action_plugins bin/argspecs bin/demo-cycle
+	$(BIN)/mypy
+	$(BIN)/mypy --strict -p drctl.rules -p drctl.node
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production $(LINT_PATHS)
 

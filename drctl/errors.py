@@ -13,7 +13,8 @@ class DrctlError(click.ClickException):
 
     def __init__(self, message: str, code: ExitCode = ExitCode.FAILED, hint: str | None = None):
         super().__init__(message)
-        self.exit_code = int(code)
+        # click declares exit_code on the class; each error carries its own
+        self.exit_code = int(code)  # type: ignore[misc]
         self.code = code
         self.hint = hint
 

@@ -37,13 +37,14 @@ class ExitCode(IntEnum):
 
 def describe() -> list[tuple[int, str, str]]:
     """(code, NAME, meaning) for every exit code, in order."""
-    doc = {}
+    doc: dict[str, str] = {}
     import ast
     import inspect
 
-    tree = ast.parse(inspect.getsource(ExitCode))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    for node, nxt in itertools.pairwise(body):
-        if isinstance(node, ast.Assign) and isinstance(nxt, ast.Expr):
-            doc[node.targets[0].id] = nxt.value.value.strip()  # type: ignore[union-attr]
+    cls = ast.parse(inspect.getsource(ExitCode)).body[0]
+    assert isinstance(cls, ast.ClassDef)
+    for node, nxt in itertools.pairwise(cls.body):
+        if (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)):
+            doc[node.targets[0].id] = str(nxt.value.value).strip()
     return [(int(c), c.name, doc.get(c.name, "")) for c in ExitCode]

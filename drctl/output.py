@@ -16,7 +16,7 @@ _MARK = {"ok": "ok", "changed": "changed", "skipped": "skipped", "failed": "FAIL
          "unreachable": "UNREACHABLE"}
 
 
-def console(stderr: bool = False):  # -> rich.console.Console, imported lazily
+def console(stderr: bool = False) -> Any:  # a rich.console.Console, imported lazily
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
@@ -35,6 +35,13 @@ def emit(fmt: str, data: Any, pretty: Callable[[Any], None]) -> None:
         pretty(data)
 
 
+class _Silent:
+    """Where progress goes when it is off."""
+
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
 class Progress:
     """Turns runner progress callbacks into one line per finished task.
 
@@ -43,7 +50,7 @@ class Progress:
 
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
-        self.con = console(stderr=True) if enabled else None
+        self.con = console(stderr=True) if enabled else _Silent()
         self.task: str | None = None
         self.hosts: dict[str, str] = {}
         self.msgs: list[str] = []

@@ -178,7 +178,7 @@ def cmd_wait_vip(c: Config, a: argparse.Namespace) -> None:
 
 
 def peer_connect(c: Config, address: str) -> Any:
-    import psycopg2  # type: ignore[import-not-found]  # python3-psycopg2 on every node
+    import psycopg2  # python3-psycopg2 on every node
 
     return psycopg2.connect(host=address, port=c.pg_port, dbname="postgres",
                             user=c.rewind_user, sslmode="verify-full",

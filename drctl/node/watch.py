@@ -91,8 +91,7 @@ class Watcher:
             "nodes": {}, "primary": old.get("primary") if isinstance(old, dict) else None}
 
     def connect(self, address: str) -> Any:
-        import psycopg2  # type: ignore[import-not-found]  # python3-psycopg2 on the host
-        import psycopg2.extras  # type: ignore[import-not-found]
+        import psycopg2  # python3-psycopg2 on the host
 
         conn = psycopg2.connect(
             host=address, port=self.cfg.pg_port, dbname="postgres", user=self.cfg.user,

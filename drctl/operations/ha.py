@@ -104,7 +104,8 @@ def outage_from_journal(entries: list[dict[str, Any]]) -> float | None:
         if e.get("step") in ("fenced", "write-stopped") and start is None:
             start = e.get("time")
         if e.get("step") == "vip-moved":
-            vip = e.get("vip") if isinstance(e.get("vip"), dict) else {}
+            raw = e.get("vip")
+            vip: dict[str, Any] = raw if isinstance(raw, dict) else {}
             end = vip.get("master_since") or vip.get("vip_at") or e.get("time")
     if not start or not end:
         return None
@@ -134,11 +135,12 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, fmt: str, *, yes: bool, sh
                          hint=next((g.detail for g in failed if g.overridable), None)
                          and "see the gate's text for the override")
     if plan.nothing_to_do:
-        report = {"operation": plan.operation, "result": "nothing-to-do",
-                  "detail": plan.nothing_to_do, "status": status_mod.collect(inventory)}
+        done: dict[str, Any] = {"operation": plan.operation, "result": "nothing-to-do",
+                                "detail": plan.nothing_to_do,
+                                "status": status_mod.collect(inventory)}
         if render or fmt != "json":
-            render_result(report, fmt)
-        return report
+            render_result(done, fmt)
+        return done
     confirm(yes, question)
     started = time.monotonic()
     with cluster_lock(plan.cluster, plan.operation):
@@ -158,7 +160,7 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, fmt: str, *, yes: bool, sh
     from drctl import journal as journal_mod
 
     entries = journal_mod.read(plan.cluster, op_id=journal.op_id)
-    report = {
+    report: dict[str, Any] = {
         "operation": plan.operation,
         "op_id": journal.op_id,
         "target": plan.target,

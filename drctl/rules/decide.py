@@ -155,7 +155,7 @@ def assess_data_loss(cluster: ClusterFacts, candidate: NodeFacts, policy: Policy
         return DataLoss("unknown", f"cannot establish what {name} is missing: {why}; "
                         "unknown is not zero", None, tuple(evidence))
     best = max(covering, key=lambda s: s.position)
-    if missing <= 0:
+    if ahead is None or missing <= 0:
         return DataLoss("none", f"{name} holds all the WAL {best.watcher} saw "
                         f"{best.primary} write (up to {best.seen_at})", 0, tuple(evidence))
     return DataLoss("within-limit", f"{name} lacks {lsn.size(missing)} of WAL {ahead[2]} "

@@ -90,7 +90,8 @@ class NodeFacts:
                        holds_vip=bool(d.get("holds_vip")),
                        error=error or str(d.get("postgres_error") or ""))
         standby = bool(pg.get("in_recovery"))
-        receiver = pg.get("receiver") if isinstance(pg.get("receiver"), Mapping) else {}
+        raw_receiver = pg.get("receiver")
+        receiver: Mapping[str, Any] = raw_receiver if isinstance(raw_receiver, Mapping) else {}
         if standby:
             held = [p for p in (_pos(pg.get("receive_lsn")), _pos(receiver.get("flushed_lsn")),
                                 _pos(pg.get("lsn"))) if p is not None]
