@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -179,6 +181,41 @@ def operation_options(f):
                         help="Do not ask for confirmation (required without a terminal).")(f)
 
 
+def interaction(yes: bool, fmt: str) -> Any:
+    """How operations reach the person at the terminal: a question when there is a
+    terminal to ask on, progress on stderr unless the output is JSON."""
+    from drctl.operations.ha import Interaction
+    from drctl.output import Progress
+
+    ask = ((lambda q: click.confirm(q, default=False, err=True))
+           if sys.stdin.isatty() else None)
+    return Interaction(yes=yes, ask=ask, progress=Progress() if fmt != "json" else None)
+
+
+def run_prepared(prepared: Any, fmt: str, yes: bool, show_plan: bool,
+                 run: Callable[[Any], dict[str, Any]] | None = None) -> None:
+    """--plan, or run the prepared operation and render what it returns (also when it
+    ended badly: the report rides on the error)."""
+    from drctl import views
+
+    if show_plan:
+        views.show_plan(prepared.plan, fmt)
+        if not prepared.plan.ok:
+            sys.exit(int(ExitCode.REFUSED))
+        return
+    ui = interaction(yes, fmt)
+    try:
+        report = (run or prepared.run)(ui)
+    except DrctlError as exc:
+        if exc.report:
+            views.render_result(exc.report, fmt)
+        raise
+    finally:
+        if ui.progress is not None:
+            ui.progress.close()
+    views.render_result(report, fmt)
+
+
 @cli.command()
 @common
 @operation_options
@@ -188,13 +225,14 @@ def switchover(inventory: Path, fmt: str, yes: bool, show_plan: bool, target: st
     """Planned switchover with zero data loss: the primary hands over to a standby."""
     from drctl.operations import switchover as op
 
-    op.switchover(inventory, fmt, target=target, yes=yes, show=show_plan)
+    run_prepared(op.prepare(inventory, target), fmt, yes, show_plan)
 
 
 @cli.command()
 @common
 @operation_options
-@click.option("--to", "target", metavar="HOST", help="The standby to promote.")
+@click.option("--to", "target", metavar="HOST",
+              help="The standby to promote (default: the one holding the most WAL).")
 @click.option("--allow-data-loss", is_flag=True,
               help="Promote even when the standby lacks WAL a watcher saw the primary write, "
                    "or nobody can tell what it lacks: those commits are lost (drctl says how "
@@ -204,8 +242,7 @@ def failover(inventory: Path, fmt: str, yes: bool, show_plan: bool, target: str 
     """The primary is gone: fence it, promote a standby, move the VIP."""
     from drctl.operations import failover as op
 
-    op.failover(inventory, fmt, target=target, yes=yes, show=show_plan,
-                allow_data_loss=allow_data_loss)
+    run_prepared(op.prepare(inventory, target, allow_data_loss), fmt, yes, show_plan)
 
 
 @cli.command()
@@ -219,11 +256,14 @@ def failover(inventory: Path, fmt: str, yes: bool, show_plan: bool, target: str 
               help="Skip pg_rewind and clone the node afresh (its data is still set aside).")
 def failback(inventory: Path, fmt: str, yes: bool, show_plan: bool, node: str | None,
              switch_back: bool, reclone: bool) -> None:
-    """The old primary returns: set its diverged data aside, pg_rewind, rejoin, switch back."""
+    """The old primary returns: set its diverged data aside, pg_rewind, rejoin, switch back.
+
+    With --format json and --switch-back, stdout holds one document with both reports."""
     from drctl.operations import failback as op
 
-    op.failback(inventory, fmt, node=node, yes=yes, show=show_plan, switch_back=switch_back,
-                reclone=reclone)
+    prepared = op.prepare(inventory, node, switch_back, reclone)
+    run_prepared(prepared, fmt, yes, show_plan,
+                 run=lambda ui: op.run(prepared, ui, switch_back))
 
 
 # ---------------------------------------------------------------- automatic failover
@@ -257,7 +297,12 @@ def _auto_change(action: str):
     def command(inventory: Path, fmt: str, yes: bool) -> None:
         from drctl.operations import auto as op
 
-        op.change(inventory, fmt, action, yes)
+        ui = interaction(yes, fmt)
+        try:
+            op.change(inventory, fmt, action, ui)
+        finally:
+            if ui.progress is not None:
+                ui.progress.close()
 
     return command
 
@@ -346,12 +391,13 @@ def verify_backup(inventory: Path, fmt: str, sql: str, database: str) -> None:
 @click.option("--scenario", type=click.Choice(["switchover", "failover", "failback-cycle",
                                                  "auto-failover"]),
               default="switchover", show_default=True, help="What happens during the drill.")
-@click.option("--duration", type=float, default=20, show_default=True,
+@click.option("--duration", type=click.FloatRange(5, 3600), default=20, show_default=True,
               help="Seconds the workload runs at least (longer if the operation takes longer).")
-@click.option("--rate", type=float, default=100, show_default=True,
+@click.option("--rate", type=click.FloatRange(1, 5000), default=100, show_default=True,
               help="SQL writes per second through the VIP.")
-@click.option("--app-rate", type=float, default=2, show_default=True,
-              help="Registrations (each followed by a login) per second through the app.")
+@click.option("--app-rate", type=click.FloatRange(0, 100), default=2, show_default=True,
+              help="Registrations (each followed by a login) per second through the app "
+                   "(0: no app load).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Directory for the JSON and HTML reports (default: the state directory's "
                    "drills/).")
@@ -361,10 +407,20 @@ def drill(inventory: Path, fmt: str, scenario: str, duration: float, rate: float
           app_rate: float, out_dir: Path | None, yes: bool) -> None:
     """Measure what the business sees during an operation: write outage, app errors,
     writes lost; writes a JSON and a self-contained HTML report."""
+    from drctl import views
     from drctl.operations import drill as op
+    from drctl.output import console
 
-    op.drill(inventory, fmt, scenario=scenario, duration=duration, rate=rate,
-             app_rate=app_rate, out_dir=out_dir, yes=yes)
+    err = console(stderr=True)
+    report = op.drill(inventory, scenario=scenario, duration=duration, rate=rate,
+                      app_rate=app_rate, out_dir=out_dir, ui=interaction(yes, "json"),
+                      say=(lambda m: err.print(f"[dim]drill:[/dim] {m}")) if fmt != "json"
+                      else None)
+    views.render_drill(report, fmt)
+    if not report["ok"]:
+        raise DrctlError(f"drill {scenario} failed: "
+                         f"{report['error'] or str(report['sql']['lost']) + ' writes lost'}",
+                         ExitCode.FAILED, hint=f"see {report['html_path']}")
 
 
 @cli.command()

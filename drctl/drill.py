@@ -20,8 +20,8 @@ from __future__ import annotations
 import itertools
 import json
 import subprocess
-import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,34 @@ from typing import Any
 from drctl import inventory as inv_mod
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
+from drctl.operations.ha import Interaction
 from drctl.rules import sql as rules_sql
 
 SCENARIOS = ("switchover", "failover", "failback-cycle", "auto-failover")
+
+
+def _switchover(inventory: Path, args: list[str], ui: Interaction) -> dict[str, Any]:
+    from drctl.operations import switchover
+
+    return switchover.prepare(inventory, args[1]).run(ui)  # ["--to", HOST]
+
+
+def _failover(inventory: Path, args: list[str], ui: Interaction) -> dict[str, Any]:
+    from drctl.operations import failover
+
+    return failover.prepare(inventory, args[1], allow_data_loss=False).run(ui)
+
+
+def _failback(inventory: Path, args: list[str], ui: Interaction) -> dict[str, Any]:
+    from drctl.operations import failback
+
+    switch_back = "--switch-back" in args
+    return failback.run(failback.prepare(inventory, args[1], switch_back), ui, switch_back)
+
+
+# The operations a drill runs, called in this process with the drill's arguments.
+OPERATIONS: dict[str, Callable[[Path, list[str], Interaction], dict[str, Any]]] = {
+    "switchover": _switchover, "failover": _failover, "failback": _failback}
 BIN_S = 0.1
 
 
@@ -73,14 +98,12 @@ def _connector(inv: inv_mod.Inventory):
     return connect
 
 
-def _drctl(args: list[str], inventory: Path, timeout: float = 1800) -> tuple[int, dict]:
-    proc = subprocess.run([sys.executable, "-m", "drctl", *args, "-i", str(inventory),
-                           "--format", "json", "--yes"], capture_output=True, text=True,
-                          timeout=timeout, check=False)
+def _in_process(run: Callable[[], dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+    """An operation called in this process: (exit code, its report)."""
     try:
-        return proc.returncode, json.loads(proc.stdout)
-    except ValueError:
-        return proc.returncode, {"error": proc.stderr.strip()[-2000:]}
+        return 0, run()
+    except DrctlError as exc:
+        return exc.exit_code, {**(exc.report or {}), "error": exc.format_message()}
 
 
 def _power_off(inv: inv_mod.Inventory, host: str, lab: bool) -> str:
@@ -207,10 +230,12 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
         events.append({"t": round(time.monotonic() - t0, 3), "label": label})
         say(f"{time.monotonic() - t0:6.1f} s  {label}")
 
+    ui = Interaction(yes=True)
+
     def op(args: list[str]) -> None:
         mark("drctl " + " ".join(args) + " starts")
         t = time.monotonic()
-        code, report = _drctl(args, inv.path)
+        code, report = _in_process(lambda: OPERATIONS[args[0]](inv.path, args[1:], ui))
         ops.append({"command": "drctl " + " ".join(args), "exit_code": code,
                     "start_s": round(t - t0, 3), "duration_s": round(time.monotonic() - t, 3),
                     "write_outage_s": report.get("write_outage_s"),

@@ -17,7 +17,8 @@ from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
 from drctl.journal import Journal
 from drctl.lock import cluster_lock
-from drctl.output import Progress, console, emit_json
+from drctl.operations.ha import Interaction
+from drctl.output import console, emit_json
 
 WHAT = {
     "enable": "arm automatic failover (repmgr on every node, a witness on the backup host, "
@@ -31,8 +32,7 @@ EXPECTED = {"enable": ("armed",), "resume": ("armed",), "pause": ("paused",),
             "disable": ("disabled",)}
 
 
-def change(inventory: Path, fmt: str, action: str, yes: bool) -> dict[str, Any]:
-    from drctl.operations.ha import confirm
+def change(inventory: Path, fmt: str, action: str, ui: Interaction) -> dict[str, Any]:
     from drctl.runner import run_playbook
 
     inv = inv_mod.load(inventory)
@@ -41,7 +41,7 @@ def change(inventory: Path, fmt: str, action: str, yes: bool) -> dict[str, Any]:
                          "host", ExitCode.INVALID_INVENTORY,
                          hint="add a host to the backup group (it also holds the backups)")
     if action in ("disable",):
-        confirm(yes, f"{WHAT[action].capitalize()} on cluster '{inv.name}'?")
+        ui.confirm(f"{WHAT[action].capitalize()} on cluster '{inv.name}'?")
     started = time.monotonic()
     with cluster_lock(inv.name, f"auto-{action}"):
         journal = Journal(inv.name, f"auto-{action}")
@@ -49,12 +49,8 @@ def change(inventory: Path, fmt: str, action: str, yes: bool) -> dict[str, Any]:
         if fmt != "json":
             console(stderr=True).print(f"[bold]auto {action}[/bold] on cluster '{inv.name}': "
                                        f"{WHAT[action]}")
-        progress = Progress(enabled=fmt != "json")
-        try:
-            result = run_playbook("auto.yml", inv.path, {"auto": action}, progress=progress,
-                                  journal=journal.from_playbook)
-        finally:
-            progress.close()
+        result = run_playbook("auto.yml", inv.path, {"auto": action}, progress=ui.progress,
+                              journal=journal.from_playbook)
         report = status_mod.collect(inv)
         journal.write("end", result=result.status, detail=report["auto"]["state"])
     out = {"action": action, "result": "ok" if result.exit_code == ExitCode.OK else "failed",

@@ -4,8 +4,10 @@ the switchover back so that it serves again."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from drctl import inventory as inv_mod
+from drctl.errors import DrctlError
 from drctl.operations import ha
 from drctl.operations import switchover as switchover_op
 from drctl.rules import decide
@@ -34,32 +36,40 @@ def plan(inv: inv_mod.Inventory, facts: ClusterFacts, node: str | None, switch_b
                    nothing_to_do=d.nothing_to_do)
 
 
-def failback(inventory: Path, fmt: str, *, node: str | None, yes: bool, show: bool,
-             switch_back: bool, reclone: bool = False) -> None:
-    """With --format json and --switch-back, stdout holds one document with both reports."""
-    from drctl.output import emit_json
-
+def prepare(inventory: Path, node: str | None, switch_back: bool,
+            reclone: bool = False) -> ha.Prepared:
     inv = inv_mod.load(inventory)
     report, facts = ha.gather(inv)
     p = plan(inv, facts, node, switch_back, reclone)
-    combined: dict = {"operation": "failback", "node": p.target}
+    return ha.Prepared(inv, p, "failback.yml",
+                       f"Rejoin {p.target} to cluster '{inv.name}' as a standby of "
+                       f"{report['primary']} (its data is copied aside, then rewound)?")
+
+
+def run(prepared: ha.Prepared, ui: ha.Interaction, switch_back: bool) -> dict[str, Any]:
+    """The failback; with switch_back, then a switchover to the rejoined node: one report
+    holding both (keys failback, switchover; status, journal and result of the whole)."""
+    first = prepared.run(ui)
+    if not switch_back:
+        return first
+    combined: dict[str, Any] = {"operation": "failback", "node": prepared.plan.target,
+                                "failback": first, "result": first.get("result"),
+                                "status": first.get("status"),
+                                "journal": list(first.get("journal", []))}
+    _, facts = ha.gather(prepared.inventory)
+    sp = switchover_op.plan(prepared.inventory, facts, prepared.plan.target)
     try:
-        combined["failback"] = ha.execute(
-            p, inv, fmt, yes=yes, show=show, playbook="failback.yml", render=not switch_back,
-            question=f"Rejoin {p.target} to cluster '{inv.name}' as a standby of "
-                     f"{report['primary']} (its data is copied aside, then rewound)?")
-        if show or not switch_back:
-            return
-        report, facts = ha.gather(inv)
-        sp = switchover_op.plan(inv, facts, p.target)
-        combined["switchover"] = ha.execute(sp, inv, fmt, yes=True, show=False,
-                                            playbook="switchover.yml", question="",
-                                            render=False)
-    finally:
-        if switch_back and not show and fmt == "json" and "failback" in combined:
-            last = combined.get("switchover") or combined["failback"]
-            combined["status"] = last.get("status")
-            combined["journal"] = (combined["failback"].get("journal", [])
-                                   + (combined.get("switchover") or {}).get("journal", []))
-            combined["result"] = last.get("result")
-            emit_json(combined)
+        second = ha.execute(sp, prepared.inventory, ha.Interaction(yes=True,
+                                                                   progress=ui.progress),
+                            question="", playbook="switchover.yml")
+    except DrctlError as exc:
+        if exc.report:
+            combined.update(switchover=exc.report, result=exc.report.get("result"),
+                            status=exc.report.get("status"))
+            combined["journal"] += exc.report.get("journal", [])
+        exc.report = combined
+        raise
+    combined.update(switchover=second, result=second.get("result"),
+                    status=second.get("status"))
+    combined["journal"] += second.get("journal", [])
+    return combined

@@ -56,8 +56,9 @@ def plan(inv: inv_mod.Inventory, report: dict, facts: ClusterFacts, target: str 
                    limit=",".join(answering + watchers) if unreachable else None)
 
 
-def failover(inventory: Path, fmt: str, *, target: str | None, yes: bool, show: bool,
-             allow_data_loss: bool) -> None:
+def prepare(inventory: Path, target: str | None, allow_data_loss: bool) -> ha.Prepared:
+    """Facts gathered now, decided by the rules: the plan, and the question that states
+    what is at stake."""
     inv = inv_mod.load(inventory)
     settle = float(inv.cluster.get("drctl_watch_settle_s") or 4)
     report, facts = ha.gather(inv, settle_s=settle)
@@ -65,7 +66,11 @@ def failover(inventory: Path, fmt: str, *, target: str | None, yes: bool, show: 
     stake = ""
     if p.data_loss and p.data_loss["accepted"]:
         stake = f" {p.data_loss['sentence']}: those commits will be lost."
-    ha.execute(p, inv, fmt, yes=yes, show=show, playbook="failover.yml",
-               question=f"Fail over cluster '{inv.name}' to {p.target}? The old primary "
-                        f"will be fenced until `drctl failback`.{stake}",
-               ok_when=lambda st: st["primary"] == p.target and st["vip_holders"] == [p.target])
+    target_name = p.target
+
+    def ok_when(st: dict) -> bool:
+        return bool(st["primary"] == target_name and st["vip_holders"] == [target_name])
+
+    return ha.Prepared(inv, p, "failover.yml",
+                       f"Fail over cluster '{inv.name}' to {p.target}? The old primary will "
+                       f"be fenced until `drctl failback`.{stake}", ok_when)

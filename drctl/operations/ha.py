@@ -1,9 +1,12 @@
-"""What switchover, failover and failback share: gates from a live probe, a plan,
-confirmation, the cluster lock, the journal, the playbook run, and the ending report.
+"""What switchover, failover and failback share: facts from a live probe, the rules
+core's gates as a plan, confirmation, the cluster lock, the journal, the playbook run, and
+the ending report.
 
-Each verb module supplies its steps, its gates and its extravars; this module runs
-them in one order:  validate inventory -> probe -> gates -> plan? -> confirm -> lock ->
-playbook (journal every step) -> status -> report.
+Each verb module prepares its plan (steps, gates from drctl.rules, extravars); this module
+runs it in one order:  gates -> confirm -> lock -> playbook (journal every step) ->
+status -> report. Nothing here prints: results go back to the caller (drctl's CLI renders
+them with drctl.views; a drill reads them), questions and progress go through the
+Interaction the caller passes.
 """
 
 from __future__ import annotations
@@ -15,15 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import click
-
 from drctl import inventory as inv_mod
 from drctl import status as status_mod
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
 from drctl.journal import Journal
 from drctl.lock import cluster_lock
-from drctl.output import Progress, console, emit_json
 from drctl.rules import decide as rules_decide
 from drctl.rules import facts as rules_facts
 
@@ -64,34 +64,23 @@ class Plan:
                 "data_loss": self.data_loss}
 
 
-def confirm(yes: bool, question: str) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise DrctlError(f"{question} - refusing without a terminal to ask on",
-                         ExitCode.REFUSED, hint="pass --yes to run without a question")
-    if not click.confirm(question, default=False, err=True):
-        raise DrctlError("not confirmed; nothing was changed", ExitCode.REFUSED)
+@dataclass
+class Interaction:
+    """How an operation reaches whoever runs it - drctl's CLI, a drill, a test: whether to
+    go on without asking, how to ask, and where progress goes. Operations never print."""
 
+    yes: bool = False
+    ask: Callable[[str], bool] | None = None  # None: nobody to ask (no terminal)
+    progress: Callable[[str, dict[str, Any]], None] | None = None
 
-def show_plan(plan: Plan, fmt: str) -> None:
-    if fmt == "json":
-        emit_json(plan.as_dict())
-        return
-    con = console()
-    con.print(f"[bold]{plan.operation}[/bold] plan for cluster '{plan.cluster}'"
-              + (f" -> {plan.target}" if plan.target else ""))
-    con.print("gates:")
-    for g in plan.gates:
-        mark = "[green]pass[/green]" if g.ok else "[red]FAIL[/red]"
-        con.print(f"  {mark}  {g.name}: {g.detail}")
-    if plan.nothing_to_do:
-        con.print(f"nothing to do: {plan.nothing_to_do}")
-    con.print("steps:")
-    for i, step in enumerate(plan.steps, 1):
-        con.print(f"  {i}. {step}")
-    for n in plan.notes:
-        con.print(f"note: {n}")
+    def confirm(self, question: str) -> None:
+        if self.yes:
+            return
+        if self.ask is None:
+            raise DrctlError(f"{question} - refusing without a terminal to ask on",
+                             ExitCode.REFUSED, hint="pass --yes to run without a question")
+        if not self.ask(question):
+            raise DrctlError("not confirmed; nothing was changed", ExitCode.REFUSED)
 
 
 def outage_from_journal(entries: list[dict[str, Any]]) -> float | None:
@@ -114,44 +103,28 @@ def outage_from_journal(entries: list[dict[str, Any]]) -> float | None:
     return round((t1 - t0).total_seconds(), 3)
 
 
-def execute(plan: Plan, inventory: inv_mod.Inventory, fmt: str, *, yes: bool, show: bool,
-            question: str, playbook: str,
-            after: Callable[[dict[str, Any]], None] | None = None,
-            ok_when: Callable[[dict[str, Any]], bool] | None = None,
-            render: bool = True) -> dict[str, Any]:
-    """Run a planned operation; returns the final report (also rendered)."""
+def execute(plan: Plan, inventory: inv_mod.Inventory, ui: Interaction, *, question: str,
+            playbook: str,
+            ok_when: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+    """Run a planned operation and return its report; DrctlError when refused or when it
+    ended badly (the report then rides on the error)."""
     from drctl.runner import run_playbook
 
-    if show:
-        show_plan(plan, fmt)
-        if not plan.ok:
-            sys.exit(int(ExitCode.REFUSED))
-        return plan.as_dict()
     failed = [g for g in plan.gates if not g.ok]
     if failed:
         raise DrctlError(f"{plan.operation} refused by its gates; nothing was changed:\n  "
                          + "\n  ".join(f"{g.name}: {g.detail}" for g in failed),
-                         ExitCode.REFUSED,
-                         hint=next((g.detail for g in failed if g.overridable), None)
-                         and "see the gate's text for the override")
+                         ExitCode.REFUSED)
     if plan.nothing_to_do:
-        done: dict[str, Any] = {"operation": plan.operation, "result": "nothing-to-do",
-                                "detail": plan.nothing_to_do,
-                                "status": status_mod.collect(inventory)}
-        if render or fmt != "json":
-            render_result(done, fmt)
-        return done
-    confirm(yes, question)
+        return {"operation": plan.operation, "result": "nothing-to-do",
+                "detail": plan.nothing_to_do, "status": status_mod.collect(inventory)}
+    ui.confirm(question)
     started = time.monotonic()
     with cluster_lock(plan.cluster, plan.operation):
         journal = Journal(plan.cluster, plan.operation)
         journal.write("start", host=plan.target, detail=" ".join(sys.argv[1:]) or None)
-        progress = Progress(enabled=fmt != "json")
-        try:
-            result = run_playbook(playbook, inventory.path, plan.extravars, progress=progress,
-                                  journal=journal.from_playbook, limit=plan.limit)
-        finally:
-            progress.close()
+        result = run_playbook(playbook, inventory.path, plan.extravars, progress=ui.progress,
+                              journal=journal.from_playbook, limit=plan.limit)
         status = status_mod.collect(inventory)
         journal.write("end", host=status["primary"], result=result.status,
                       vip_holder=",".join(status["vip_holders"]) or None,
@@ -173,48 +146,17 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, fmt: str, *, yes: bool, sh
     }
     if plan.data_loss:
         report["data_loss"] = plan.data_loss
-    if after:
-        after(report)
-    if render or fmt != "json":
-        render_result(report, fmt)
     if result.exit_code != ExitCode.OK:
         lines = [f"{f.host}: {f.task}: {f.message}" for f in result.failures]
         raise DrctlError(f"{plan.operation} {result.status}:\n  " + "\n  ".join(lines),
-                         result.exit_code, hint="`drctl journal` lists every step taken")
+                         result.exit_code, hint="`drctl journal` lists every step taken",
+                         report=report)
     good = ok_when(status) if ok_when else status["healthy"]
     if not good:
         raise DrctlError(f"{plan.operation} finished but the cluster is not in the expected "
-                         "state:\n  " + "\n  ".join(status["problems"]), ExitCode.UNHEALTHY)
+                         "state:\n  " + "\n  ".join(status["problems"]), ExitCode.UNHEALTHY,
+                         report=report)
     return report
-
-
-def render_result(report: dict[str, Any], fmt: str) -> None:
-    if fmt == "json":
-        emit_json(report)
-        return
-    status_mod.render(report["status"], "pretty")
-    con = console()
-    if report.get("result") == "nothing-to-do":
-        con.print(f"{report['operation']}: nothing to do ({report['detail']})")
-        return
-    for e in report.get("journal") or []:
-        d = e.get("divergence") if e.get("step") == "diverged" else None
-        if isinstance(d, dict) and d.get("commits"):
-            con.print(f"[yellow]set aside[/yellow]: {e.get('host')} had {d['commits']} "
-                      "commits the cluster does not have"
-                      + (f" ({d.get('first_commit_at')} to {d.get('last_commit_at')})"
-                         if d.get("first_commit_at") else "")
-                      + f"; its data directory was copied to {e.get('set_aside')}")
-        elif isinstance(d, dict) and e.get("set_aside"):
-            con.print(f"set aside: {e.get('host')}: {d.get('summary')}; copy at "
-                      f"{e.get('set_aside')}")
-    loss = report.get("data_loss") or {}
-    if loss.get("verdict") in ("loss", "unknown", "within-limit"):
-        con.print(f"[red]data loss accepted[/red]: {loss['sentence']}")
-    outage = report.get("write_outage_s")
-    con.print(f"{report['operation']} {report['result']} in {report['duration_s']} s"
-              + (f"; write outage as drctl observed it: {outage} s" if outage is not None
-                 else ""))
 
 
 def age_s(iso: str | None) -> float | None:
@@ -259,6 +201,21 @@ def gather(inv: inv_mod.Inventory, settle_s: float = 0.0,
         w, seen[w].data, seen[w].ok and seen[w].data is not None, seen[w].error)
         for w in watchers)
     return report, rules_facts.ClusterFacts(nodes, watching)
+
+
+@dataclass
+class Prepared:
+    """An operation planned from facts gathered now, ready to run."""
+
+    inventory: inv_mod.Inventory
+    plan: Plan
+    playbook: str
+    question: str
+    ok_when: Callable[[dict[str, Any]], bool] | None = None
+
+    def run(self, ui: Interaction) -> dict[str, Any]:
+        return execute(self.plan, self.inventory, ui, question=self.question,
+                       playbook=self.playbook, ok_when=self.ok_when)
 
 
 def gates_from(decision: rules_decide.Decision) -> list[Gate]:

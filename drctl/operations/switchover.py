@@ -29,12 +29,12 @@ def plan(inv: inv_mod.Inventory, facts: ClusterFacts, target: str | None) -> ha.
                    target=d.target, nothing_to_do=d.nothing_to_do)
 
 
-def switchover(inventory: Path, fmt: str, *, target: str | None, yes: bool, show: bool) -> None:
+def prepare(inventory: Path, target: str | None) -> ha.Prepared:
     inv = inv_mod.load(inventory)
     report, facts = ha.gather(inv)
     p = plan(inv, facts, target)
     if not report["healthy"] and p.nothing_to_do:
         p.nothing_to_do = ""  # an interrupted switchover: the playbook finishes the rejoin
-    ha.execute(p, inv, fmt, yes=yes, show=show, playbook="switchover.yml",
-               question=f"Switch over cluster '{inv.name}' from {report['primary']} to "
-                        f"{p.target}?")
+    return ha.Prepared(inv, p, "switchover.yml",
+                       f"Switch over cluster '{inv.name}' from {report['primary']} to "
+                       f"{p.target}?")

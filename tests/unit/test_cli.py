@@ -92,3 +92,11 @@ def test_every_role_option_is_described():
         for name, entry in options.items():
             assert not entry["description"].startswith("See defaults"), \
                 f"{spec.parent.parent.name}: document {name} in defaults/main.yml"
+
+
+@pytest.mark.parametrize("args", [["--rate", "-5"], ["--rate", "0"], ["--duration", "1"],
+                                  ["--app-rate", "-1"]])
+def test_drill_rejects_numbers_out_of_range_before_anything_runs(args, no_remote):
+    res = CliRunner().invoke(cli_mod.cli, ["drill", "--yes", *args])
+    assert res.exit_code == ExitCode.USAGE, res.output
+    assert "range" in res.output

@@ -108,12 +108,56 @@ def test_failback_picks_the_fenced_node():
     assert "switch over to pg1" in plan.steps[-1]
 
 
-def test_confirm_without_a_terminal_refuses(monkeypatch):
-    monkeypatch.setattr("sys.stdin.isatty", lambda: False, raising=False)
+def test_confirm_without_a_terminal_refuses():
     with pytest.raises(DrctlError) as exc:
-        ha.confirm(False, "Switch over?")
+        ha.Interaction(yes=False, ask=None).confirm("Switch over?")
     assert exc.value.exit_code == ExitCode.REFUSED and "--yes" in exc.value.format_message()
-    ha.confirm(True, "Switch over?")  # --yes: no question
+    ha.Interaction(yes=True).confirm("Switch over?")  # --yes: no question
+    asked = []
+    with pytest.raises(DrctlError) as exc:
+        ha.Interaction(ask=lambda q: asked.append(q) or False).confirm("Switch over?")
+    assert asked == ["Switch over?"] and "not confirmed" in exc.value.message
+    ha.Interaction(ask=lambda q: True).confirm("Switch over?")
+
+
+def test_a_refused_plan_raises_before_anything_runs(monkeypatch):
+    from tests.unit.test_rules import standby_probe, watch
+
+    f = facts({"pg1": None, "pg2": standby_probe("0/5000000")},
+              {"backup1": watch("0/5124F80")})
+    plan = failover.plan(inv(), {}, f, None, allow_data_loss=False)
+
+    def no_playbook(*a, **k):
+        raise AssertionError("nothing may run")
+
+    monkeypatch.setattr("drctl.runner.run_playbook", no_playbook)
+    with pytest.raises(DrctlError) as exc:
+        ha.execute(plan, inv(), ha.Interaction(yes=True), question="?",
+                   playbook="failover.yml")
+    assert exc.value.exit_code == ExitCode.REFUSED
+    assert "pg2 lacks at least 1.2 MB" in exc.value.message
+
+
+def test_the_drill_runs_operations_in_process(monkeypatch):
+    from drctl import drill
+
+    seen = []
+
+    def fake_switchover(inventory, args, ui):
+        seen.append((args, ui.yes))
+        return {"journal": [], "write_outage_s": 0.5}
+
+    def refusing(inventory, args, ui):
+        raise DrctlError("failover refused", ExitCode.REFUSED)
+
+    monkeypatch.setitem(drill.OPERATIONS, "switchover", fake_switchover)
+    monkeypatch.setitem(drill.OPERATIONS, "failover", refusing)
+    assert drill._in_process(lambda: drill.OPERATIONS["switchover"](
+        None, ["--to", "pg2"], ha.Interaction(yes=True))) == (
+        0, {"journal": [], "write_outage_s": 0.5})
+    assert seen == [(["--to", "pg2"], True)]
+    code, report = drill._in_process(lambda: drill.OPERATIONS["failover"](None, [], None))
+    assert code == ExitCode.REFUSED and "refused" in report["error"]
 
 
 def test_outage_from_journal():

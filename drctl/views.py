@@ -1,0 +1,98 @@
+"""What drctl's CLI prints for the results operations return (only the CLI prints)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drctl import status as status_mod
+from drctl.operations.ha import Plan
+from drctl.output import console, emit_json
+
+
+def show_plan(plan: Plan, fmt: str) -> None:
+    if fmt == "json":
+        emit_json(plan.as_dict())
+        return
+    con = console()
+    con.print(f"[bold]{plan.operation}[/bold] plan for cluster '{plan.cluster}'"
+              + (f" -> {plan.target}" if plan.target else ""))
+    con.print("gates:")
+    for g in plan.gates:
+        mark = "[green]pass[/green]" if g.ok else "[red]FAIL[/red]"
+        con.print(f"  {mark}  {g.name}: {g.detail}")
+    if plan.nothing_to_do:
+        con.print(f"nothing to do: {plan.nothing_to_do}")
+    con.print("steps:")
+    for i, step in enumerate(plan.steps, 1):
+        con.print(f"  {i}. {step}")
+    for n in plan.notes:
+        con.print(f"note: {n}")
+
+
+def render_result(report: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        emit_json(report)
+        return
+    if "failback" in report and report.get("operation") == "failback":
+        for part in ("failback", "switchover"):  # failback --switch-back: both reports
+            if report.get(part):
+                render_result(report[part], fmt)
+        return
+    status_mod.render(report["status"], "pretty")
+    con = console()
+    if report.get("result") == "nothing-to-do":
+        con.print(f"{report['operation']}: nothing to do ({report['detail']})")
+        return
+    for e in report.get("journal") or []:
+        d = e.get("divergence") if e.get("step") == "diverged" else None
+        if isinstance(d, dict) and d.get("commits"):
+            con.print(f"[yellow]set aside[/yellow]: {e.get('host')} had {d['commits']} "
+                      "commits the cluster does not have"
+                      + (f" ({d.get('first_commit_at')} to {d.get('last_commit_at')})"
+                         if d.get("first_commit_at") else "")
+                      + f"; its data directory was copied to {e.get('set_aside')}")
+        elif isinstance(d, dict) and e.get("set_aside"):
+            con.print(f"set aside: {e.get('host')}: {d.get('summary')}; copy at "
+                      f"{e.get('set_aside')}")
+    loss = report.get("data_loss") or {}
+    if loss.get("verdict") in ("loss", "unknown", "within-limit"):
+        con.print(f"[red]data loss accepted[/red]: {loss['sentence']}")
+    outage = report.get("write_outage_s")
+    con.print(f"{report['operation']} {report['result']} in {report['duration_s']} s"
+              + (f"; write outage as drctl observed it: {outage} s" if outage is not None
+                 else ""))
+
+
+def render_drill(report: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        emit_json(report)
+    else:
+        from rich.table import Table
+
+        sql, app = report["sql"], report["app"]
+        table = Table(title=f"drill {report['scenario']} on '{report.get('cluster', '')}'",
+                      title_justify="left")
+        table.add_column("measure")
+        table.add_column("value")
+        for k, v in [
+            ("write outage (longest gap between acknowledged writes)",
+             f"{sql['write_outage_s']} s"),
+            ("acknowledged writes lost (RPO)", str(sql["lost"])),
+            ("acknowledged writes / failed attempts",
+             f"{sql['acknowledged']} / {sql['errors']}"),
+            ("app requests / failed", f"{app['requests']} / {app['failed']}"),
+            ("app error window", f"{app['error_window_s']} s"),
+            ("users registered / missing after", f"{app['registered']} / "
+                                                 f"{len(app['registrations_missing'])}"),
+            ("primary before -> after", f"{report['topology_before']['primary']} -> "
+                                        f"{report['topology_after']['primary']}"),
+            ("total", f"{report['duration_s']} s"),
+        ]:
+            table.add_row(k, v)
+        con = console()
+        con.print(table)
+        for o in report["operations"]:
+            con.print(f"  {o['command']}: exit {o['exit_code']}, {o['duration_s']} s")
+        con.print(f"report: {report['html_path']}\n        {report['json_path']}")
+        con.print("[green]PASSED[/green]" if report["ok"] else
+                  f"[red]FAILED[/red]: {report['error'] or 'acknowledged writes lost'}")
