@@ -6,9 +6,9 @@ so the rules are unit-tested without a cluster:
 - disabled:   no node has repmgr configured (`drctl auto enable` was never run, or undone);
 - paused:     a node carries the pause marker (`drctl auto pause`, or an operation running);
 - impossible: armed, but no standby could promote itself now, with every reason: repmgrd
-              not running, a node unreachable, no primary, the witness not visible (no
-              quorum), a standby not streaming, lagging above the limit, fenced, or in
-              another location than the primary (a disaster-recovery site);
+              not running, a node unreachable, no primary, or each standby's reasons from
+              the rules core (drctl.rules.decide.auto_readiness: fenced, another location,
+              no quorum, not streaming, repmgrd not watching, lagging above the limit);
 - armed:      otherwise.
 """
 
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from drctl.rules import decide
+
 STATES = ("armed", "paused", "disabled", "impossible")
-# repmgrd normally sees its upstream every monitor interval (1 s)
-UPSTREAM_SEEN_LIMIT_S = 5
 
 
 def last_promotion(nodes: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -79,28 +79,16 @@ def summarize(nodes: list[dict[str, Any]], primary: str | None) -> dict[str, Any
     eligible = []
     for n in standbys:
         a = n["_auto"]
-        why = []
-        if n.get("fenced"):
-            why.append("fenced")
-        if a.get("location") != a.get("primary_location"):
-            why.append(f"in location '{a.get('location')}', not the primary's "
-                       f"'{a.get('primary_location')}' (only `drctl failover` promotes it)")
-        if a.get("witness_visible") is False:
-            why.append("cannot reach the witness (no quorum: "
-                       f"{a.get('witness_error') or 'no answer'})")
-        if n.get("streaming") is False:
-            why.append("not streaming from the primary")
-        seen = a.get("upstream_last_seen_s")
-        if seen is not None and (seen < 0 or seen > UPSTREAM_SEEN_LIMIT_S):
-            why.append("repmgrd has not seen the primary "
-                       + ("yet" if seen < 0 else f"for {seen} s")
-                       + " (degraded monitoring: it will not start a failover)")
         lag = n.get("lag_bytes")
-        limit = a.get("max_lag_bytes")
         if lag is None and a.get("lag_sample"):
             lag = a["lag_sample"].get("lag_bytes")
-        if lag is not None and limit is not None and lag > limit:
-            why.append(f"lag {lag} bytes above the limit {limit}")
+        local = decide.LocalAuto(
+            fenced=bool(n.get("fenced")), paused=False, location=str(a.get("location")),
+            primary_location=str(a.get("primary_location")),
+            witness_error="" if a.get("witness_visible") is not False
+            else (a.get("witness_error") or "no answer"))
+        why = decide.auto_readiness(local, n.get("streaming"), a.get("upstream_last_seen_s"),
+                                    lag, a.get("max_lag_bytes"))
         if why:
             reasons.append(f"{n['host']} cannot promote itself: " + "; ".join(why))
         else:

@@ -335,11 +335,9 @@ class LocalAuto:
     witness_error: str = ""  # empty: the witness answered (quorum)
 
 
-def auto_promotion(cluster: ClusterFacts, candidate: str, policy: Policy,
-                   local: LocalAuto) -> Decision:
-    """repmgrd's validation: may this standby promote itself now? No override exists."""
-    t = cluster.node(candidate)
-    gates = [
+def _local_gates(local: LocalAuto) -> list[Gate]:
+    """What a standby must be for automatic failover, whatever the data says."""
+    return [
         Gate("not fenced", not local.fenced, "this node is fenced" if local.fenced else "ok"),
         Gate("not paused", not local.paused,
              "automatic failover is paused" if local.paused else "ok"),
@@ -351,6 +349,13 @@ def auto_promotion(cluster: ClusterFacts, candidate: str, policy: Policy,
              f"no quorum: the witness does not answer ({local.witness_error})"
              if local.witness_error else "ok"),
     ]
+
+
+def auto_promotion(cluster: ClusterFacts, candidate: str, policy: Policy,
+                   local: LocalAuto) -> Decision:
+    """repmgrd's validation: may this standby promote itself now? No override exists."""
+    t = cluster.node(candidate)
+    gates = _local_gates(local)
     loss = None
     if t is None or t.role != "standby":
         gates.append(Gate("a standby", False, f"{candidate}: {t.role if t else 'unknown'}"))
@@ -358,3 +363,27 @@ def auto_promotion(cluster: ClusterFacts, candidate: str, policy: Policy,
         loss = assess_data_loss(cluster, t, policy)
         gates.append(Gate("no acknowledged commit lost", loss.safe, loss.sentence))
     return Decision("auto-promotion", candidate, tuple(gates), data_loss=loss)
+
+
+# repmgrd normally sees its upstream every monitor interval (1 s)
+UPSTREAM_SEEN_LIMIT_S = 5
+
+
+def auto_readiness(local: LocalAuto, streaming: bool | None,
+                   upstream_last_seen_s: int | None, lag_bytes: int | None,
+                   max_lag_bytes: int | None) -> list[str]:
+    """Why this standby could not promote itself if the primary failed now (`drctl
+    status`'s forecast; empty: it could). The same local gates as auto_promotion, plus
+    what makes repmgrd miss a failure or the data-loss rule refuse it."""
+    why = [g.detail for g in _local_gates(local) if not g.ok]
+    if streaming is False:
+        why.append("not streaming from the primary")
+    seen = upstream_last_seen_s
+    if seen is not None and (seen < 0 or seen > UPSTREAM_SEEN_LIMIT_S):
+        why.append("repmgrd has not seen the primary " + ("yet" if seen < 0 else
+                                                          f"for {seen} s")
+                   + " (degraded monitoring: it will not start a failover)")
+    if lag_bytes is not None and max_lag_bytes is not None and lag_bytes > max_lag_bytes:
+        why.append(f"lag {lag_bytes} bytes above the limit {max_lag_bytes}: it would lack "
+                   "acknowledged commits")
+    return why
