@@ -60,23 +60,11 @@ OPERATIONS: dict[str, Callable[[Path, list[str], Interaction], dict[str, Any]]] 
 BIN_S = 0.1
 
 
-def _secrets(inv: inv_mod.Inventory) -> dict[str, str]:
+def _secrets(inv: inv_mod.Inventory) -> dict[str, Any]:
     """The vault's secrets, decrypted in memory with ansible.cfg's vault password client."""
-    import yaml
-    from ansible.constants import DEFAULT_VAULT_ID_MATCH
-    from ansible.parsing.vault import VaultLib, VaultSecret
+    from drctl import vault
 
-    from drctl.paths import project_dir
-
-    pw = subprocess.run([str(project_dir() / "bin" / "vault-password")], capture_output=True,
-                        text=True, check=True).stdout.strip()
-    vault = VaultLib([(DEFAULT_VAULT_ID_MATCH, VaultSecret(pw.encode()))])
-    out: dict[str, str] = {}
-    for path in sorted(inv.path.parent.glob("group_vars/all/*.yml")):
-        raw = path.read_bytes()
-        if raw.startswith(b"$ANSIBLE_VAULT"):
-            out.update(yaml.safe_load(vault.decrypt(raw)) or {})
-    return out
+    return vault.decrypt(inv.path)
 
 
 def _connector(inv: inv_mod.Inventory):

@@ -31,6 +31,8 @@ class ExitCode(IntEnum):
     """Another drctl operation holds the cluster lock."""
     ENVIRONMENT = 10
     """The control machine lacks something (docker, debootstrap, a file)."""
+    VAULT = 11
+    """The vault password does not decrypt the inventory's vault; nothing remote was tried."""
     INTERNAL = 70
     """A bug in drctl: please report it with the output."""
 

@@ -201,6 +201,9 @@ def run_playbook(
 ) -> RunResult:
     import ansible_runner  # lazily: keeps `drctl --help` fast
 
+    from drctl import vault
+
+    vault.decrypt(inventory)  # a wrong vault password stops here, named as such
     root = project_dir()
     pb = root / "playbooks" / playbook
     private = state_dir() / "runner"
