@@ -55,8 +55,10 @@ def render_result(report: dict[str, Any], fmt: str) -> None:
             con.print(f"set aside: {e.get('host')}: {d.get('summary')}; copy at "
                       f"{e.get('set_aside')}")
     loss = report.get("data_loss") or {}
-    if loss.get("verdict") in ("loss", "unknown", "within-limit"):
+    if loss.get("accepted"):
         con.print(f"[red]data loss accepted[/red]: {loss['sentence']}")
+    elif loss.get("sentence"):
+        con.print(f"data: {loss['sentence']}")
     outage = report.get("write_outage_s")
     con.print(f"{report['operation']} {report['result']} in {report['duration_s']} s"
               + (f"; write outage as drctl observed it: {outage} s" if outage is not None

@@ -155,12 +155,19 @@ def assess_data_loss(cluster: ClusterFacts, candidate: NodeFacts, policy: Policy
         return DataLoss("unknown", f"cannot establish what {name} is missing: {why}; "
                         "unknown is not zero", None, tuple(evidence))
     best = max(covering, key=lambda s: s.position)
+    # What no rule can see: commits acknowledged between the watcher's last sighting and
+    # the primary's end that never reached the candidate. Asynchronous replication leaves
+    # that window open; say so rather than call it zero.
+    window = (f"; asynchronous replication: a commit acknowledged in the last "
+              f"{best.lost_after_s or 0:.1f} s before {best.watcher} lost {best.primary} "
+              f"is on no other host unless {name} has it")
     if ahead is None or missing <= 0:
         return DataLoss("none", f"{name} holds all the WAL {best.watcher} saw "
-                        f"{best.primary} write (up to {best.seen_at})", 0, tuple(evidence))
+                        f"{best.primary} write (up to {best.seen_at}){window}", 0,
+                        tuple(evidence))
     return DataLoss("within-limit", f"{name} lacks {lsn.size(missing)} of WAL {ahead[2]} "
                     f"({ahead[1]}), within drctl_max_loss_bytes "
-                    f"({lsn.size(policy.max_loss_bytes)}): commits in it are lost",
+                    f"({lsn.size(policy.max_loss_bytes)}): commits in it are lost{window}",
                     missing, tuple(evidence))
 
 

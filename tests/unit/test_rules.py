@@ -103,6 +103,9 @@ def test_holding_everything_the_watcher_saw_passes() -> None:
     assert d.proceed, d.failed
     assert d.data_loss and d.data_loss.verdict == "none"
     assert d.target == "pg2"
+    # the window nobody can see is named, not called zero
+    assert "asynchronous replication: a commit acknowledged in the last 1.0 s" in \
+        d.data_loss.sentence
 
 
 def test_any_missing_byte_refuses_by_default() -> None:
