@@ -9,6 +9,35 @@ from typing import Any
 W, H, LEFT, TOP, PLOT_H = 1100, 330, 56, 30, 200
 
 
+LABEL_FONT, LANE_H, LANES = 10, 13, 12
+CHAR_W = 6.0  # an upper bound of a character's width at LABEL_FONT in a sans-serif font
+
+
+def label_width(text: str) -> float:
+    return len(text) * CHAR_W
+
+
+def layout_labels(marks: list[tuple[float, str]]) -> list[tuple[float, int, str]]:
+    """Where each step's label goes: (x, y, text), no two overlapping. Each label sits
+    right of its line in the first lane where it fits; a label that fits nowhere is
+    shown by its step number (the Steps table lists them), in the lane it fits best."""
+    ends = [float("-inf")] * LANES  # right edge of the last label in each lane
+    out = []
+    right_edge = W - 4
+    for number, (mx, text) in enumerate(marks, 1):
+        lx = mx + 3
+        if lx + label_width(text) > right_edge:  # near the end: left of its line
+            lx = max(LEFT, mx - 3 - label_width(text))
+        lane = next((i for i, end in enumerate(ends) if end + 4 <= lx), None)
+        if lane is None:  # every lane is taken here: the number, where there is room
+            text = f"{number}"
+            lane = min(range(LANES), key=lambda i: ends[i])
+            lx = min(max(ends[lane] + 4, mx + 3), right_edge - label_width(text))
+        ends[lane] = lx + label_width(text)
+        out.append((lx, TOP + 12 + lane * LANE_H, text))
+    return out
+
+
 def _chart(report: dict[str, Any]) -> str:
     s = report["series"]
     n = len(s["writes"])
@@ -43,15 +72,16 @@ def _chart(report: dict[str, Any]) -> str:
                      f'y2="{TOP + PLOT_H + 26}" stroke="#999"/><text x="{x(t):.1f}" '
                      f'y="{TOP + PLOT_H + 40}" font-size="11" text-anchor="middle">{t}s</text>')
         t += step
-    for k, e in enumerate(report["events"]):
-        if e["t"] < 0 or e["t"] > total:
-            continue
+    placed = layout_labels([(x(e["t"]), e["label"]) for e in report["events"]
+                            if 0 <= e["t"] <= total])
+    shown = [e for e in report["events"] if 0 <= e["t"] <= total]
+    for e, (lx, ly, text) in zip(shown, placed, strict=True):
         colour = "#555" if e.get("journal") else "#000"
-        y = TOP + 12 + (k % 6) * 14
         parts.append(f'<line x1="{x(e["t"]):.1f}" y1="{TOP}" x2="{x(e["t"]):.1f}" '
                      f'y2="{TOP + PLOT_H}" stroke="{colour}" stroke-dasharray="3,3"/>'
-                     f'<text x="{x(e["t"]) + 3:.1f}" y="{y}" font-size="10" fill="{colour}">'
-                     f'{html.escape(e["label"])}</text>')
+                     f'<text class="label" x="{lx:.1f}" y="{ly}" font-size="{LABEL_FONT}" '
+                     f'fill="{colour}" stroke="#fafafa" stroke-width="3" paint-order="stroke">'
+                     f'{html.escape(text)}</text>')
     parts.append(f'<text x="8" y="{TOP + 10}" font-size="11">{peak}</text>'
                  f'<text x="8" y="{TOP + PLOT_H}" font-size="11">0</text>'
                  f'<text x="{LEFT}" y="{H - 8}" font-size="11">blue: acknowledged writes per '
@@ -86,8 +116,8 @@ def render(report: dict[str, Any]) -> str:
         f"<td>{o['duration_s']} s</td><td>{o['exit_code']}</td>"
         f"<td>{o.get('write_outage_s') if o.get('write_outage_s') is not None else ''}</td></tr>"
         for o in report["operations"])
-    steps = "".join(f"<tr><td>{e['t']} s</td><td>{html.escape(e['label'])}</td></tr>"
-                    for e in report["events"])
+    steps = "".join(f"<tr><td>{i}</td><td>{e['t']} s</td><td>{html.escape(e['label'])}</td>"
+                    "</tr>" for i, e in enumerate(report["events"], 1))
 
     def topo(t: dict[str, Any]) -> str:
         nodes = ", ".join(f"{h}: {r}" for h, r in t["nodes"].items())
@@ -116,7 +146,7 @@ svg{{width:100%;height:auto;border:1px solid #eee}}
 <p>after: {topo(report['topology_after'])}</p>
 <h2>Operations</h2><table><tr><th>command</th><th>started at</th><th>took</th><th>exit</th>
 <th>write outage (drctl)</th></tr>{ops}</table>
-<h2>Steps</h2><table>{steps}</table>
+<h2>Steps</h2><table id="steps"><tr><th>#</th><th>at</th><th>step</th></tr>{steps}</table>
 <p>JSON: {html.escape(report['json_path'])}</p>
 </body></html>
 """

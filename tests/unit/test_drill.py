@@ -61,3 +61,21 @@ def test_auto_failover_drill_refuses_unless_armed(make_inventory, monkeypatch, t
                   out_dir=tmp_path, say=print)
     assert err.value.code == ExitCode.REFUSED
     assert "paused" in str(err.value) and "maintenance" in str(err.value)
+
+
+def test_step_labels_never_overlap():
+    """A failover's steps come within milliseconds of each other: no two labels may
+    share the same place (the report's timeline was unreadable there)."""
+    from drctl import drill_html
+
+    marks = [(400 + i * 0.5, f"step number {i} on pg2") for i in range(30)]
+    marks += [(100.0, "steady state measured"), (900.0, "end")]
+    placed = drill_html.layout_labels(sorted(marks))
+    boxes = [(x, x + drill_html.label_width(t), y) for x, y, t in placed]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert a[2] != b[2] or a[1] + 4 <= b[0] or b[1] + 4 <= a[0], (a, b)
+    assert all(y < drill_html.TOP + drill_html.PLOT_H for _, y, _ in placed)
+    texts = [t for _, _, t in placed]
+    assert "steady state measured" in texts and "end" in texts
+    assert any(t.isdigit() for t in texts), "crowded steps fall back to their numbers"
