@@ -277,16 +277,27 @@ def cmd_prove_write(c: Config, a: argparse.Namespace) -> None:
 # ------------------------------------------------------------------ fencing
 
 
-def fence(c: Config, reason: str, by: str | None = None) -> None:
+def fence(c: Config, reason: str, by: str | None = None) -> bool:
+    """Mark this node fenced, stop PostgreSQL, and make sure it holds no VIP: keepalived
+    drops it once the check fails, but a keepalived that is dead cannot, so the address
+    is removed by hand if it is still there. Returns whether it had to be removed."""
     os.makedirs(os.path.dirname(c.fence_file), exist_ok=True)
     with open(c.fence_file, "w") as fh:
         json.dump({"reason": reason, "since": now_iso(), **({"by": by} if by else {})}, fh)
     run(["systemctl", "stop", c.unit], timeout=120)
+    deadline = time.monotonic() + 3
+    while holds_address(c.vip_interface, c.vip) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if holds_address(c.vip_interface, c.vip):
+        run(["ip", "addr", "del", c.vip, "dev", c.vip_interface], timeout=5)
+        return True
+    return False
 
 
 def cmd_fence(c: Config, a: argparse.Namespace) -> None:
-    fence(c, a.reason)
-    emit(ok=True, host=c.name, fenced=True, reason=a.reason, at=now_iso())
+    removed = fence(c, a.reason)
+    emit(ok=True, host=c.name, fenced=True, reason=a.reason, at=now_iso(),
+         vip_removed_by_hand=removed)
 
 
 def cmd_unfence(c: Config, a: argparse.Namespace) -> None:

@@ -41,3 +41,47 @@ def test_vip_leaves_a_primary_whose_postgres_stops_and_comes_back():
     wait_for("a healthy cluster", lambda: drctl_json("status")[0] == 0, timeout=30)
     with vip_connect() as conn:
         assert conn.execute("select not pg_is_in_recovery()").fetchone()[0] is True
+
+
+def keepalived_pid(host: str) -> str:
+    return sh(host, "systemctl show -p MainPID --value keepalived", check=False)
+
+
+def test_a_killed_keepalived_is_started_again():
+    before = keepalived_pid("pg1")
+    sh("pg1", "systemctl kill --signal=SIGKILL keepalived")
+    wait_for("systemd to start keepalived again on pg1", lambda: (
+        sh("pg1", "systemctl is-active keepalived", check=False) == "active"
+        and keepalived_pid("pg1") not in ("0", before)), timeout=20)
+    wait_for("the VIP on pg1 alone", lambda: vip_holders() == ["pg1"], timeout=20)
+    wait_for("a healthy cluster", lambda: drctl_json("status")[0] == 0, timeout=30)
+
+
+def test_failover_removes_the_vip_a_dead_keepalived_left_behind():
+    """keepalived is gone on the primary but its VIP stays on the interface (as after a
+    kill -9 without a restart); then PostgreSQL dies there. The standby's keepalived takes
+    the VIP too: two holders until failover fences pg1, which must remove it."""
+    from tests.integration.test_06_failover import failback_and_switch_back, healthy_with
+
+    vip = lab_vip()
+    sh("pg1", "systemctl stop keepalived")
+    sh("pg1", f"ip addr add {vip} dev eth0")
+    sh("pg1", "systemctl stop postgresql@15-main")
+    try:
+        # a clean stop: pg2 holds everything, no consent needed
+        code, report = drctl_json("failover", "--yes", timeout=600)
+        assert code == 0, report
+        fenced = next(e for e in report["journal"] if e["step"] == "fenced")
+        assert fenced["host"] == "pg1"
+        assert vip_holders() == ["pg2"], "exactly one holder: the new primary"
+    finally:
+        sh("pg1", f"ip addr del {vip} dev eth0", check=False)
+        sh("pg1", "systemctl start keepalived")
+    failback_and_switch_back("pg1")
+    healthy_with("pg1")
+
+
+def lab_vip() -> str:
+    from tests.integration.conftest import lab_vars
+
+    return lab_vars()["drctl_vip"]

@@ -98,12 +98,21 @@ def test_a_failing_step_prints_ok_false_and_exits_1(node_config: Path, fake_bin:
     assert out == {"ok": False, "error": "this node is not in recovery (already a primary?)"}
 
 
-def test_fence_and_unfence(node_config: Path, fake_bin: Path,
+def test_fence_and_unfence(node_config: Path, fake_bin: Path, tmp_path: Path,
                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A fenced node holds no VIP: one a dead keepalived left behind is removed."""
     fake(fake_bin, "systemctl", "true\n")
+    gone = tmp_path / "vip-deleted"
+    fake(fake_bin, "ip", f"""case "$*" in
+  "addr del 10.0.0.100/24 dev eth0") touch {gone} ;;
+  *) [ -e {gone} ] || echo '2: eth0    inet 10.0.0.100/24 scope global secondary eth0' ;;
+esac
+""")
     c = common.Config.load(str(node_config))
     assert cli.main(["--config", str(node_config), "fence", "--reason", "test"]) == 0
     assert json.loads(Path(c.fence_file).read_text())["reason"] == "test"
+    assert gone.exists()
+    assert json.loads(capsys.readouterr().out)["vip_removed_by_hand"] is True
     assert cli.main(["--config", str(node_config), "unfence"]) == 0
     assert not Path(c.fence_file).exists()
     lines = capsys.readouterr().out.splitlines()
