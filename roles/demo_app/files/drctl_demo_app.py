@@ -64,7 +64,12 @@ def connect() -> psycopg.Connection:
         dbname=os.environ.get("DEMO_DB_NAME", "app"), user=os.environ.get("DEMO_DB_USER", "app"),
         password=os.environ["DEMO_DB_PASSWORD"], sslmode="verify-full",
         sslrootcert=os.environ["DEMO_DB_CA"], connect_timeout=2,
-        application_name="drctl-demo-app")
+        application_name="drctl-demo-app",
+        # a frozen or vanished server is noticed within seconds, not never (README:
+        # "Connecting applications to a drctl VIP")
+        keepalives=1, keepalives_idle=2, keepalives_interval=1, keepalives_count=2,
+        tcp_user_timeout=3000, target_session_attrs="read-write",
+        options="-c statement_timeout=5000")
 
 
 def with_db(work: Callable[[psycopg.Connection], Any]) -> Any:
