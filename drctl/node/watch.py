@@ -81,10 +81,20 @@ def record_failure(state: dict[str, Any], host: str, error: str, at: float) -> N
         primary["lost_at"] = at
 
 
+def record_hangs(state: dict[str, Any], pending: Mapping[str, float], now: float,
+                 limit_s: float) -> None:
+    """A check still in flight after limit_s is a failed check (a frozen server's kernel
+    keeps its connections open and answers keepalives: no error ever comes)."""
+    for host, since in pending.items():
+        if now - since > limit_s:
+            record_failure(state, host, f"no answer within {limit_s:g} s", since + limit_s)
+
+
 class Watcher:
     def __init__(self, cfg: WatchConfig) -> None:
         self.cfg = cfg
         self.lock = threading.Lock()
+        self.pending: dict[str, float] = {}  # node -> when its check in flight started
         old = read_json(cfg.state_file)
         self.state: dict[str, Any] = {
             "watcher": cfg.name, "interval_s": cfg.interval_s, "checked_at": None,
@@ -108,6 +118,8 @@ class Watcher:
         conn = None
         while True:
             started = time.time()
+            with self.lock:
+                self.pending[node["name"]] = started
             try:
                 if conn is None:
                     conn = self.connect(node["address"])
@@ -125,11 +137,15 @@ class Watcher:
                     with contextlib.suppress(Exception):  # it is dead anyway
                         conn.close()
                 conn = None
+            with self.lock:
+                self.pending.pop(node["name"], None)
             time.sleep(max(0.05, self.cfg.interval_s - (time.time() - started)))
 
     def publish(self) -> None:
         with self.lock:
-            self.state["checked_at"] = time.time()
+            now = time.time()
+            record_hangs(self.state, self.pending, now, self.cfg.connect_timeout_s + 1)
+            self.state["checked_at"] = now
             snapshot = json.loads(json.dumps(self.state))
         write_json_atomic(self.cfg.state_file, snapshot)
         if self.cfg.witness_port:

@@ -231,7 +231,8 @@ def failover(cluster: ClusterFacts, policy: Policy, target: str | None = None,
     down = [n.host for n in cluster.nodes if not n.reachable or n.role == "down"]
     still_seen = [w.sighting for w in cluster.watchers
                   if w.sighting and w.sighting.still_seen and w.sighting.primary != target
-                  and w.sighting.watcher_age_s <= policy.watch_max_age_s]
+                  and w.sighting.watcher_age_s <= policy.watch_max_age_s
+                  and w.sighting.age_s <= policy.watch_gap_s]
     gates = [
         Gate("target answers and is a standby", bool(t and t.role == "standby"),
              f"{target}: {t.role if t else 'none chosen'}"

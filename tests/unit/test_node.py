@@ -248,3 +248,14 @@ def test_prove_write_reads_the_switch_point() -> None:
     assert "values ('pg-2.a', " in sql.failover_proof("pg-2.a")
     with pytest.raises(ValueError):
         sql.failover_proof("pg2'); drop table x; --")
+
+
+def test_watcher_takes_a_hanging_check_for_a_failed_one() -> None:
+    """docker pause / a frozen VM: the check never errors; after the limit it counts."""
+    state = fresh_state()
+    watch.record_ok(state, "pg1", answer("0/5000000"), at=100.0)
+    watch.record_hangs(state, {"pg1": 101.0}, now=102.0, limit_s=3)
+    assert state["primary"]["lost_at"] is None  # still within the limit
+    watch.record_hangs(state, {"pg1": 101.0}, now=105.0, limit_s=3)
+    assert state["primary"]["lost_at"] == 104.0
+    assert "no answer within 3 s" in state["nodes"]["pg1"]["error"]

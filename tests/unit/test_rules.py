@@ -343,3 +343,13 @@ def test_policy_from_options() -> None:
     p = Policy.from_options({"drctl_max_lag_bytes": "1000", "drctl_watch_gap_s": 3})
     assert p.max_lag_bytes == 1000 and p.watch_gap_s == 3 and p.watch_max_age_s == 10
     assert p.max_loss_bytes == 0  # the production default: no commit lost without consent
+
+
+def test_a_sighting_that_stopped_advancing_is_not_a_live_primary() -> None:
+    """The watcher has not recorded the loss, but its last sighting is 30 s old: the
+    primary is not answering; what it wrote meanwhile is unknown."""
+    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/5000000", age=30, lost_after=None)})
+    d = failover(c)
+    assert not any(g.name == "the primary is gone for the watchers too" for g in d.gates)
+    assert d.data_loss and d.data_loss.verdict == "unknown"
