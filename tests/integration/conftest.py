@@ -69,6 +69,13 @@ def vip_holders(hosts=("pg1", "pg2")) -> list[str]:
             if f" {vip}/" in sh(h, "ip -o addr show dev eth0", check=False)]
 
 
+def lab_address(host: str) -> str:
+    """A lab host's address, as the generated inventory gives it."""
+    groups = yaml.safe_load(INVENTORY.read_text())["all"]["children"]
+    return next(g["hosts"][host]["ansible_host"] for g in groups.values()
+                if host in (g.get("hosts") or {}))
+
+
 def lab_vars() -> dict:
     return yaml.safe_load((INVENTORY.parent / "group_vars" / "all" / "main.yml").read_text())
 

@@ -9,6 +9,7 @@ from tests.integration.conftest import (
     ROOT,
     drctl,
     drctl_json,
+    lab_address,
     lab_secrets,
     psql,
     sh,
@@ -86,7 +87,15 @@ def test_pg_hba_is_least_privilege(provisioned):
                  .splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
         network = [ln for ln in lines if ln[0] != "local"]
         assert network, "no network access at all?"
-        assert all(ln[0] == "hostssl" and ln[-1] == "scram-sha-256" for ln in network), network
+        assert all(ln[0] == "hostssl" for ln in network), network
+        # every network login is scram over TLS, but the watcher's: its certificate, from
+        # the backup host only, to the postgres database, mapped to its own role
+        watcher = [ln for ln in network if ln[2] == "drctl_watch"]
+        assert watcher == [["hostssl", "postgres", "drctl_watch", lab_address("backup1") + "/32",
+                            "cert", "map=drctl_watch"]], watcher
+        assert all(ln[-1] == "scram-sha-256" for ln in network if ln not in watcher), network
+        ident = sh(host, "grep -v '^#' /etc/postgresql/15/main/pg_ident.conf").split()
+        assert ident == ["drctl_watch", "backup1", "drctl_watch"], ident
         assert not any("trust" in ln for ln in lines)
         replication = [ln for ln in network if ln[1] == "replication"]
         assert replication and all(ln[3].endswith("/32") for ln in replication)

@@ -13,6 +13,7 @@ from tests.integration.conftest import (
     PREFIX,
     drctl,
     drctl_json,
+    lab_address,
     psql,
     sh,
     vip_connect,
@@ -43,8 +44,8 @@ def assert_failed_over_to(report: dict, target: str) -> None:
 
 def assert_fenced_and_harmless(host: str) -> None:
     wait_for(f"{host} to refuse to run PostgreSQL",
-             lambda: sh(host, "systemctl is-active postgresql@15-main", check=False) != "active",
-             timeout=30)
+             lambda: sh(host, "systemctl is-active postgresql@15-main", check=False)
+             in ("inactive", "failed"), timeout=30)
     assert sh(host, "test -e /etc/drctl/fenced && echo yes", check=False) == "yes"
     out = sh(host, "runuser -u postgres -- psql -XAtq -c 'select 1' 2>&1", check=False)
     assert "No such file" in out or "could not connect" in out or "Connection refused" in out
@@ -107,14 +108,6 @@ def test_power_loss_failover_in_synchronous_mode_loses_nothing(synchronous):
     assert any("pg1 is fenced" in p for p in st["problems"])
     report = failback_and_switch_back("pg1")
     assert any(e["step"] in ("rewound", "rejoined") for e in report["journal"])
-
-
-def lab_address(host: str) -> str:
-    import yaml
-
-    groups = yaml.safe_load(INVENTORY.read_text())["all"]["children"]
-    return next(g["hosts"][host]["ansible_host"] for g in groups.values()
-                if host in (g.get("hosts") or {}))
 
 
 def cut_replication() -> None:
@@ -250,3 +243,43 @@ def test_partition_then_failback_reports_and_keeps_the_diverged_writes():
     sh("pg1", "rm -rf /var/lib/postgresql/15/main.diverged-*")  # every failback's copy
     code, st = drctl_json("status")
     assert not any("pg1 keeps" in w for w in st["warnings"])
+
+
+def test_a_frozen_primary_client_notices_and_failover_proceeds():
+    """docker pause freezes pg1 with a statement in flight through the VIP: its kernel
+    keeps the connections open, so nothing errors by itself. drctl fails over (the watcher
+    takes its hanging check for a failure); the VIP moves; the client, connected with the
+    settings the README gives, gets an error within seconds and reconnects to pg2."""
+    import threading
+
+    from drctl.drill import CLIENT_SETTINGS
+
+    healthy_with("pg1")
+    conn = vip_connect(**CLIENT_SETTINGS)
+    outcome: dict = {}
+
+    def in_flight() -> None:
+        start = time.monotonic()
+        try:
+            conn.execute("select pg_sleep(2)")
+            outcome["result"] = "returned"
+        except Exception as exc:  # what the application sees
+            outcome["result"] = type(exc).__name__
+        outcome["after_s"] = time.monotonic() - start
+
+    subprocess.run(["docker", "pause", PREFIX + "pg1"], check=True, capture_output=True)
+    thread = threading.Thread(target=in_flight, daemon=True)
+    thread.start()
+    try:
+        code, report = drctl_json("failover", "--yes", timeout=600)
+        assert code == 0, report
+        assert report["status"]["primary"] == "pg2"
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the client's statement must not hang forever"
+        assert outcome["result"] != "returned", outcome
+        with vip_connect(**CLIENT_SETTINGS) as again:
+            assert again.execute("select pg_is_in_recovery()").fetchone()[0] is False
+    finally:
+        subprocess.run(["docker", "unpause", PREFIX + "pg1"], check=True, capture_output=True)
+    assert_fenced_and_harmless("pg1")
+    failback_and_switch_back("pg1")
