@@ -70,14 +70,17 @@ class Decision:
 # ------------------------------------------------------------------ data loss
 
 
-def quorum_needs_every_name(names: str) -> bool:
-    """synchronous_standby_names 'ANY k (a, b, ...)' with k equal to the number of names:
-    every listed standby confirms every commit."""
+def quorum_needs_every_name(names: str, primary: str = "") -> bool:
+    """synchronous_standby_names 'ANY k (a, b, ...)' where k is at least the number of
+    names that can confirm a commit - every listed node but the primary itself (drctl
+    lists every node, so that the setting does not change with the roles): then every
+    such standby confirms every commit."""
     m = re.fullmatch(r"\s*ANY\s+(\d+)\s*\((.*)\)\s*", names, re.IGNORECASE)
     if not m:
         return False
-    listed = [n.strip() for n in m.group(2).split(",") if n.strip()]
-    return "*" not in listed and int(m.group(1)) >= len(listed)
+    listed = [n.strip().strip('"') for n in m.group(2).split(",") if n.strip()]
+    confirmers = [n for n in listed if n != app_name(primary)] if primary else listed
+    return "*" not in listed and bool(confirmers) and int(m.group(1)) >= len(confirmers)
 
 
 def holds_every_commit(s: Sighting, host: str) -> bool:
@@ -85,8 +88,8 @@ def holds_every_commit(s: Sighting, host: str) -> bool:
     if s.synchronous_commit not in SYNC_COMMIT_WAITS:
         return False
     state = s.sync_states.get(app_name(host))
-    return state == "sync" or (state == "quorum"
-                               and quorum_needs_every_name(s.synchronous_standby_names))
+    return state == "sync" or (state == "quorum" and quorum_needs_every_name(
+        s.synchronous_standby_names, s.primary))
 
 
 def _candidate_sighting(s: Sighting, candidate: NodeFacts) -> bool:

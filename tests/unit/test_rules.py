@@ -195,12 +195,16 @@ def test_quorum_standby_is_not_taken_as_holding_every_commit() -> None:
 
 
 def test_quorum_of_every_listed_standby_holds_every_commit() -> None:
-    """The lab's synchronous mode: ANY 1 (pg2) - pg2 confirms every commit."""
+    """The lab's synchronous mode: ANY 1 (pg1, pg2) on pg1 - pg2 confirms every commit."""
     w = watch("0/7000000", sync={"pg2": "quorum"})
-    w["primary"]["synchronous_standby_names"] = "ANY 1 (pg2)"
+    w["primary"]["synchronous_standby_names"] = "ANY 1 (pg1, pg2)"
     c = cluster({"pg1": None, "pg2": standby_probe("0/5000000")}, {"backup1": w})
     assert failover(c).data_loss.verdict == "none"  # type: ignore[union-attr]
     assert decide.quorum_needs_every_name("any 2 (a, b)")
+    # drctl lists every node, the primary included: it never confirms its own commits
+    assert decide.quorum_needs_every_name("ANY 1 (pg1, pg2)", primary="pg1")
+    assert not decide.quorum_needs_every_name("ANY 1 (pg1, pg2, pg3)", primary="pg1")
+    assert not decide.quorum_needs_every_name("ANY 1 (pg1, pg2)")
     assert not decide.quorum_needs_every_name("ANY 1 (*)")
     assert not decide.quorum_needs_every_name("FIRST 1 (a)")
 
