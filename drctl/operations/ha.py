@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from drctl import inventory as inv_mod
@@ -157,21 +157,6 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, ui: Interaction, *, questi
                          "state:\n  " + "\n  ".join(status["problems"]), ExitCode.UNHEALTHY,
                          report=report)
     return report
-
-
-def age_s(iso: str | None) -> float | None:
-    """Seconds since an ISO timestamp (None when missing or unreadable)."""
-    if not iso:
-        return None
-    try:
-        then = datetime.fromisoformat(str(iso).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (datetime.now(UTC) - then).total_seconds()
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 NODE_COMMAND = "/usr/local/libexec/drctl/drctl-node"

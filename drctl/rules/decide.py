@@ -92,10 +92,6 @@ def holds_every_commit(s: Sighting, host: str) -> bool:
         s.synchronous_standby_names, s.primary))
 
 
-def _candidate_sighting(s: Sighting, candidate: NodeFacts) -> bool:
-    return s.primary != candidate.host
-
-
 def _covers_the_end(s: Sighting, policy: Policy) -> bool:
     """The watcher was watching when the primary went: alive now, and it lost the primary
     within watch_gap_s of its last sighting (no gap in which more could be written)."""
@@ -111,7 +107,7 @@ def assess_data_loss(cluster: ClusterFacts, candidate: NodeFacts, policy: Policy
         return DataLoss("unknown", f"{name} does not report how much WAL it holds "
                         f"({candidate.error or 'no position'}): unknown is not zero")
     sightings = [w.sighting for w in cluster.watchers
-                 if w.sighting and _candidate_sighting(w.sighting, candidate)]
+                 if w.sighting and w.sighting.primary != candidate.host]
     evidence: list[str] = []
     newer = [s for s in sightings if s.timeline > candidate.timeline]
     if newer:
