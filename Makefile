@@ -1,18 +1,24 @@
 # Two set-up commands on a fresh Debian 12 machine, as root:
 #   make demo   - the lab of containers, a provisioned primary + standby with a VIP, status,
-#                 a backup proved by a restore, switchovers, the failover/failback cycle
-#   make test   - lint, unit tests, and integration tests against the lab
+#                 a backup proved by a restore, a switchover drill and a power-loss
+#                 failover/failback drill under a write load, each with its report
+#   make test   - lint, unit tests, integration tests against the lab, molecule; ends with
+#                 a table of how long each phase took
+# and, for the edit loop:
+#   make check  - lint and unit tests only (no lab, about a minute)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DRCTL := $(BIN)/drctl
 export PATH := $(abspath $(BIN)):$(PATH)
-# Debian packages the control machine needs (docker engine, image build, ssh, browser tests)
-SYSTEM_PACKAGES := docker.io debootstrap openssh-client iptables postgresql-client chromium chromium-driver
+# Debian packages the control machine needs: for the lab (docker engine, image build, ssh)
+# and, for the tests only, a browser.
+SYSTEM_PACKAGES := docker.io debootstrap openssh-client iptables postgresql-client
+TEST_PACKAGES := chromium chromium-driver
 LINT_PATHS := playbooks roles inventories/example molecule
 
-.PHONY: all setup system demo test lint unit integration molecule bench clean lab-down
+.PHONY: all setup setup-test system demo demo-auto check test lint unit integration molecule bench clean lab-down
 
 all: test
 
@@ -23,6 +29,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed system
+
+setup-test: setup
+	@$(MAKE) -s system SYSTEM_PACKAGES="$(TEST_PACKAGES)"
 
 system:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -38,16 +47,19 @@ demo: setup
 	$(DRCTL) status
 	$(DRCTL) backup --type full
 	$(DRCTL) verify-backup
-	$(DRCTL) switchover --to pg2 --yes
-	$(DRCTL) switchover --to pg1 --yes
-	$(BIN)/python bin/demo-cycle
+	$(DRCTL) drill --scenario switchover --yes
+	$(DRCTL) drill --scenario failback-cycle --yes
+	$(DRCTL) status
+
+# After `make demo`: automatic failover armed, the primary powered off, the standby
+# promoting itself under a write load; then disarmed again.
+demo-auto: setup
 	$(DRCTL) auto enable
 	$(DRCTL) drill --scenario auto-failover --yes
 	$(DRCTL) auto disable --yes
-	$(DRCTL) drill --scenario failback-cycle --yes
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check drctl tests bench molecule playbooks/action_plugins bin/argspecs bin/demo-cycle
+	$(BIN)/ruff check drctl tests bench molecule playbooks/action_plugins roles/drctl_node/lookup_plugins bin/argspecs bin/test-phases
 	$(BIN)/mypy
 	$(BIN)/mypy --strict -p drctl.rules -p drctl.node
 	$(BIN)/yamllint -s .
@@ -56,15 +68,18 @@ lint: $(VENV)/.installed
 unit: $(VENV)/.installed
 	$(BIN)/pytest -q tests/unit
 
-integration: setup
+check: lint unit
+
+integration: setup-test
 	$(DRCTL) lab up --fresh
 	$(BIN)/pytest -q -x tests/integration
 
 molecule: setup
-	DRCTL_LAB_IMAGE=$$($(DRCTL) lab image) $(BIN)/molecule test -s default
-	DRCTL_LAB_IMAGE=$$($(DRCTL) lab image) $(BIN)/molecule test -s failover
+	DRCTL_LAB_IMAGE=$$($(DRCTL) lab image) $(BIN)/molecule test
 
-test: setup lint unit integration molecule
+# Every phase timed, the table printed at the end (test-artifacts/phases.json keeps it).
+test: setup-test
+	$(BIN)/python bin/test-phases
 
 bench: setup
 	$(BIN)/python bench/cli_help.py

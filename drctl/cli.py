@@ -114,6 +114,56 @@ def lab_down(purge_image: bool, fmt: str) -> None:
         f"lab removed: {r['containers_removed']} containers, network, inventory and keys"))
 
 
+@lab.command("snapshot")
+@click.argument("name", default="provisioned")
+@format_option
+def lab_snapshot(name: str, fmt: str) -> None:
+    """Freeze every lab host at the same instant and keep it as snapshot NAME."""
+    from drctl import lab as labmod
+    from drctl.output import console, emit
+
+    result = labmod.snapshot(name, _say(fmt))
+    emit(fmt, result, lambda r: console().print(
+        f"snapshot {r['name']!r} of {', '.join(r['hosts'])} taken in {r['seconds']} s; "
+        f"`drctl lab restore {r['name']}` brings the lab back to it"))
+
+
+@lab.command("restore")
+@click.argument("name", default="provisioned")
+@format_option
+def lab_restore(name: str, fmt: str) -> None:
+    """Replace every lab host by its state in snapshot NAME (seconds, not a provision)."""
+    from drctl import lab as labmod
+    from drctl.output import console, emit
+
+    result = labmod.restore(name, _say(fmt))
+    emit(fmt, result, lambda r: console().print(
+        f"lab restored from snapshot {r['name']!r} in {r['seconds']} s"))
+
+
+@lab.command("snapshots")
+@format_option
+def lab_snapshots(fmt: str) -> None:
+    """List the lab's snapshots."""
+    import datetime
+
+    from drctl import lab as labmod
+    from drctl.output import console, emit
+
+    def pretty(rows: list[dict]) -> None:
+        con = console()
+        if not rows:
+            con.print("no snapshots (drctl lab snapshot NAME takes one)")
+        for r in rows:
+            when = datetime.datetime.fromtimestamp(r["created"], datetime.UTC)
+            notes = [] if r["complete"] else ["incomplete"]
+            notes += [] if r["current_image"] else ["older lab image"]
+            con.print(f"{r['name']:<20} {when:%Y-%m-%d %H:%M:%S}Z  {' '.join(r['hosts'])}"
+                      f"{'  (' + ', '.join(notes) + ')' if notes else ''}")
+
+    emit(fmt, labmod.snapshots(), pretty)
+
+
 @lab.command("status")
 @format_option
 def lab_status(fmt: str) -> None:

@@ -7,6 +7,7 @@ real (`systemctl stop` in a container), and checks look where a user would look.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -21,6 +22,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = ROOT / "inventories" / "lab" / "hosts.yml"
 PREFIX = os.environ.get("DRCTL_LAB_NAME", "drctl-lab") + "-"
+# The lab as `drctl provision` leaves it, kept as a snapshot: every module that needs a
+# clean cluster restores it (seconds) instead of provisioning or failing back.
+SNAPSHOT = "provisioned"
+# What a provisioned lab is made from: a change to any of these makes the snapshot stale.
+PROVISION_INPUTS = ("roles", "playbooks", "drctl/node", "drctl/rules")
 
 
 def drctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -61,6 +67,25 @@ def wait_for(what: str, predicate: Callable[[], object], timeout: float = 30,
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def holds_for(what: str, predicate: Callable[[], object], seconds: float,
+              interval: float = 0.2) -> None:
+    """Check PREDICATE without pause for SECONDS; fail at the first moment it is false.
+
+    For what must NOT happen within a window that the product's own timing defines
+    (a VRRP master-down interval, a failover manager's election): the window is the
+    condition, and every moment of it is looked at.
+    """
+    start = time.monotonic()
+    while True:
+        value = predicate()
+        if not value:
+            raise AssertionError(f"{what} stopped holding {time.monotonic() - start:.1f} s "
+                                 f"into its {seconds} s window (got {value!r})")
+        if time.monotonic() - start >= seconds:
+            return
+        time.sleep(interval)
 
 
 def vip_holders(hosts=("pg1", "pg2")) -> list[str]:
@@ -108,6 +133,88 @@ def _password() -> str:
     if "app" not in _cache:
         _cache["app"] = lab_secrets()["vault_pg_app_password"]
     return _cache["app"]
+
+
+def healthy_with(primary: str, timeout: float = 60) -> None:
+    """Wait until status is healthy with PRIMARY writable and the only VIP holder."""
+    def check():
+        code, st = drctl_json("status")
+        return code == 0 and st["primary"] == primary and st["vip_holders"] == [primary]
+    wait_for(f"a healthy cluster with primary {primary}", check, timeout=timeout, interval=1)
+
+
+def provision_inputs() -> str:
+    """A digest of everything a provisioned lab is made from (code, inventory, vault, CA,
+    lab image)."""
+    from drctl import lab as labmod
+
+    digest = hashlib.sha256(labmod.image_tag().encode())
+    files = sorted(p for d in PROVISION_INPUTS for p in (ROOT / d).rglob("*")
+                   if p.is_file() and "__pycache__" not in p.parts)
+    files += [INVENTORY, INVENTORY.parent / "group_vars" / "all" / "main.yml",
+              INVENTORY.parent / "group_vars" / "all" / "vault.yml",
+              ROOT / ".drctl" / "ca" / "lab" / "ca.crt"]
+    for path in files:
+        if path.exists():
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _say(message: str) -> None:
+    print(f"lab: {message}", file=sys.stderr)
+
+
+@pytest.fixture(scope="session")
+def provisioned_lab(lab) -> dict:
+    """A snapshot of the lab provisioned from the current code; provisions (and takes the
+    snapshot) only when there is none or the code, inventory or image changed since.
+    Returns what the snapshot records of the provision that made it."""
+    from drctl import lab as labmod
+
+    snap = next((s for s in labmod.snapshots() if s["name"] == SNAPSHOT and s["complete"]
+                 and s["current_image"]), None)
+    if snap and snap["meta"].get("inputs") == provision_inputs():
+        return snap["meta"]
+    if snap:  # the lab as last provisioned, then provision the changes on top of it
+        labmod.restore(SNAPSHOT, _say)
+    code, result = drctl_json("provision", timeout=1500)
+    assert code == 0, result["failures"]
+    healthy_with("pg1")
+    meta = {"inputs": provision_inputs(), "status": result["status"],
+            "failures": result["failures"], "changed": result["changed"],
+            "from_bare": snap is None}
+    labmod.snapshot(SNAPSHOT, _say, meta)
+    healthy_with("pg1")
+    return meta
+
+
+def restore_provisioned() -> None:
+    """Bring the lab back to the provisioned snapshot and wait until it is healthy."""
+    from drctl import lab as labmod
+
+    labmod.restore(SNAPSHOT, _say)
+    lock = ROOT / ".drctl" / "locks" / "lab.lock"
+    if lock.exists():
+        assert drctl("unlock").returncode == 0, "a live drctl holds the lab's lock"
+    healthy_with("pg1")
+
+
+@pytest.fixture(scope="module")
+def clean_cluster(provisioned_lab) -> dict:
+    """The provisioned lab restored from its snapshot: pg1 primary with the VIP, pg2
+    streaming, nothing left over from any other module."""
+    restore_provisioned()
+    return provisioned_lab
+
+
+@pytest.fixture
+def fresh_cluster(provisioned_lab) -> dict:
+    """clean_cluster for every test, for modules whose tests each leave a failed-over
+    cluster behind."""
+    restore_provisioned()
+    return provisioned_lab
+
+
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,5 +1,6 @@
 """drctl provision: a primary, a standby streaming over TLS with scram, the VIP on the primary."""
 
+import json
 import re
 import uuid
 
@@ -20,15 +21,16 @@ from tests.integration.conftest import (
 
 
 @pytest.fixture(scope="module")
-def provisioned():
-    code, result = drctl_json("provision", timeout=1200)
-    assert code == 0, result["failures"]
-    return result
+def provisioned(clean_cluster):
+    """What the provision that made the lab's snapshot reported (from bare hosts on a
+    fresh lab), with the lab restored to that snapshot."""
+    return clean_cluster
 
 
 def test_provision_succeeds(provisioned):
     assert provisioned["status"] == "successful"
     assert provisioned["failures"] == []
+    assert provisioned["changed"] > 0
 
 
 def test_status_is_healthy_with_the_documented_json(provisioned):
@@ -75,10 +77,9 @@ def test_standby_refuses_writes(provisioned):
     assert "read-only transaction" in out
 
 
-def test_second_provision_changes_nothing(provisioned):
-    code, result = drctl_json("provision", timeout=1200)
-    assert code == 0, result["failures"]
-    assert result["changed"] == 0, {h: s for h, s in result["stats"].items() if s.get("changed")}
+def assert_no_secret_in(text: str) -> None:
+    for name, secret in lab_secrets().items():
+        assert not secret or secret not in text, f"{name} is printed"
 
 
 def test_pg_hba_is_least_privilege(provisioned):
@@ -117,29 +118,40 @@ def test_settings_for_later_rewind_and_bounded_slots(provisioned):
     assert psql("pg1", "show max_slot_wal_keep_size") == "1GB"
 
 
-def test_secrets_never_reach_artifacts_or_output(provisioned):
-    secrets = [v for v in lab_secrets().values() if v]
-    state = ROOT / ".drctl"
-    for path in state.rglob("*"):
-        if path.is_file() and path.suffix not in (".crt", ".key"):
-            text = path.read_text(errors="replace")
-            for secret in secrets:
-                assert secret not in text, f"a vault secret is written in {path}"
-    out = drctl("provision", "--check")
-    for secret in secrets:
-        assert secret not in out.stdout + out.stderr
+HBA = "/etc/postgresql/15/main/pg_hba.conf"
+
+
+def provision_json(*args: str) -> tuple[dict, str]:
+    """(result, everything printed) of `drctl provision ARGS --format json`."""
+    proc = drctl("provision", *args, "--format", "json", timeout=1200)
+    result = json.loads(proc.stdout)
+    assert proc.returncode == 0, result["failures"]
+    return result, proc.stdout + proc.stderr
+
+
+def changed_by_host(result: dict) -> dict[str, int]:
+    return {h: s.get("changed", 0) for h, s in result["stats"].items()}
 
 
 def test_check_mode_reports_drift_without_fixing_it(provisioned):
-    hba = "/etc/postgresql/15/main/pg_hba.conf"
-    sh("pg2", f"echo '# drift' >> {hba}")
-    code, result = drctl_json("provision", "--check", timeout=1200)
-    assert code == 0, result["failures"]
-    assert result["stats"]["pg2"].get("changed", 0) >= 1
-    assert sh("pg2", f"tail -1 {hba}") == "# drift", "check mode must not change anything"
-    code, result = drctl_json("provision", timeout=1200)
-    assert code == 0
-    assert "# drift" not in sh("pg2", f"cat {hba}")
+    sh("pg2", f"echo '# drift' >> {HBA}")
+    result, printed = provision_json("--check")
+    changed = changed_by_host(result)
+    assert changed["pg2"] >= 1, changed
+    assert changed["pg1"] == changed["backup1"] == changed["app1"] == 0, changed
+    assert sh("pg2", f"tail -1 {HBA}") == "# drift", "check mode must not change anything"
+    assert_no_secret_in(printed)
+
+
+def test_second_provision_fixes_the_drift_and_changes_nothing_else(provisioned):
+    """Idempotence: on the provisioned lab a run changes only what drifted (pg2's pg_hba.conf
+    and its reload), nothing on any other host."""
+    result, printed = provision_json()
+    changed = changed_by_host(result)
+    assert changed["pg1"] == changed["backup1"] == changed["app1"] == 0, result["stats"]
+    assert 1 <= changed["pg2"] <= 2, result["stats"]  # the file, then the reload handler
+    assert "# drift" not in sh("pg2", f"cat {HBA}")
+    assert_no_secret_in(printed)
 
 
 def test_standby_holding_another_cluster_is_not_wiped(provisioned):
@@ -159,10 +171,22 @@ def test_standby_holding_another_cluster_is_not_wiped(provisioned):
     assert sh("pg2", controldata) == foreign, "the foreign cluster must be left as it was"
     assert vip_holders() == ["pg1"]
 
-    code, result = drctl_json("provision", "--force-reclone", timeout=1200)
-    assert code == 0, result["failures"]
+    # the people's output of a run that changes much (a re-clone) names no secret either
+    proc = drctl("provision", "--force-reclone", timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_no_secret_in(proc.stdout + proc.stderr)
     assert sh("pg2", controldata) != foreign
     sh("pg2", "rm -rf /var/lib/postgresql/15/main.replica")
     code, report = drctl_json("status")
     assert code == 0, report["problems"]
     assert psql("pg2", "select pg_is_in_recovery()") == "t"
+
+
+def test_secrets_never_reach_artifacts(provisioned):
+    secrets = [v for v in lab_secrets().values() if v]
+    state = ROOT / ".drctl"
+    for path in state.rglob("*"):
+        if path.is_file() and path.suffix not in (".crt", ".key"):
+            text = path.read_text(errors="replace")
+            for secret in secrets:
+                assert secret not in text, f"a vault secret is written in {path}"

@@ -17,6 +17,7 @@ from tests.integration.conftest import (
 )
 
 SCRATCH = "/var/lib/pgbackrest-scratch"
+pytestmark = pytest.mark.usefixtures("clean_cluster")
 
 
 def scratch_sql(sql: str, name: str = "restore", port: int = 5490, db: str = "app",
@@ -175,15 +176,22 @@ def test_unreachable_repository_fails_the_backup_but_not_the_primary(repository_
         code, st = drctl_json("status")
         return code == 7 and not st["backup"]["archiving"]["ok"] and any(
             "archiving FAILS" in p or "archiving is stuck" in p for p in st["problems"])
-    # a failure shows once archive-push gives up (pgBackRest's io-timeout, 60 s); a hung one
-    # once the oldest waiting segment is older than drctl_archive_stall_s (120 s)
+    # a failure shows once archive-push gives up (pgBackRest's io-timeout: 60 s, 10 s in the
+    # lab); a hung one once the oldest waiting segment is older than drctl_archive_stall_s
+    # (120 s, 30 s in the lab)
     wait_for("status to report archiving failing", archiving_reported_failing, timeout=240,
-             interval=3)
+             interval=2)
 
 
 def test_archiving_recovers_and_follows_a_failover():
     """After the repository returns the backlog drains; then the primary dies, the standby
     takes over, and a backup on the new timeline restores the rows written after it."""
+    # a new WAL segment wakes PostgreSQL's archiver at once (else it retries once a minute)
+    with vip_connect() as conn:
+        conn.execute("create table if not exists app.repo_back (id int)")
+        conn.execute("insert into app.repo_back values (1)")
+        conn.commit()
+    psql(primary(), "select pg_switch_wal()")
     wait_for("archiving to recover", lambda: drctl_json("status")[0] == 0, timeout=120,
              interval=2)
     old = primary()
@@ -220,4 +228,5 @@ def test_archiving_recovers_and_follows_a_failover():
     with vip_connect() as conn:
         conn.execute("drop table app.after_failover_backup")
         conn.execute("drop table if exists app.while_repo_down")
+        conn.execute("drop table if exists app.repo_back")
         conn.commit()

@@ -1,6 +1,8 @@
 """Automatic failover with repmgrd and the witness on backup1, against real faults.
 
-Every test starts and ends with pg1 primary, pg2 streaming, automatic failover armed.
+Every test starts with pg1 primary, pg2 streaming, automatic failover armed: the module
+arms it once and keeps that as the lab snapshot "auto-armed", which a test that leaves
+the cluster failed over is followed by.
 """
 
 import subprocess
@@ -10,15 +12,18 @@ import pytest
 
 from tests.integration.conftest import (
     PREFIX,
+    _say,
     drctl,
     drctl_json,
+    healthy_with,
+    holds_for,
     psql,
     sh,
     vip_connect,
     vip_holders,
     wait_for,
 )
-from tests.integration.test_06_failover import assert_fenced_and_harmless, healthy_with
+from tests.integration.test_06_failover import assert_fenced_and_harmless
 from tests.integration.writer import Writer
 
 #  repmgrd needs about 4 s to give the primary up, then votes; 25 s is several elections.
@@ -52,13 +57,35 @@ def power_on(host: str) -> None:
              in ("running", "degraded"), timeout=90)
 
 
+ARMED = "auto-armed"
+
+
+def no_promotion_of(host: str) -> None:
+    """HOST stays a standby for a window longer than repmgrd's elections take."""
+    holds_for(f"{host} in recovery", lambda: in_recovery(host) == "t", NO_PROMOTION_WINDOW,
+              interval=1)
+
+
+def rearm() -> None:
+    from drctl import lab as labmod
+
+    labmod.restore(ARMED, _say)
+    armed_with("pg1")
+
+
 @pytest.fixture(scope="module", autouse=True)
-def enabled():
+def enabled(clean_cluster):
+    from drctl import lab as labmod
+
     healthy_with("pg1")
     assert auto_state()["state"] == "disabled", "the lab starts with automatic failover off"
     code, out = drctl_json("auto", "enable", timeout=900)
     assert code == 0, out
+    armed_with("pg1")
+    labmod.snapshot(ARMED, _say)
+    armed_with("pg1")
     yield
+    rearm()
     code, out = drctl_json("auto", "disable", "--yes", timeout=900)
     assert code == 0, out
     assert out["auto"]["state"] == "disabled"
@@ -87,8 +114,9 @@ def test_switchover_pauses_and_resumes_without_a_spurious_failover():
     steps = [e["step"] for e in report["journal"]]
     assert "auto-paused" in steps and "auto-resumed" in steps, steps
     armed_with("pg2")
-    time.sleep(8)  # repmgrd would have acted by now on a primary it thought lost
-    assert vip_holders() == ["pg2"] and in_recovery("pg1") == "t"
+    # repmgrd would act within this window on a primary it thought lost
+    holds_for("pg2 primary with the VIP, pg1 a standby", lambda: vip_holders() == ["pg2"]
+              and in_recovery("pg1") == "t", 8)
     assert auto_state()["last_promotion"] == promoted_before, "repmgrd promoted nothing"
     code, report = drctl_json("switchover", "--to", "pg1", "--yes", timeout=600)
     assert code == 0, report
@@ -101,12 +129,11 @@ def test_replication_link_cut_does_not_promote():
     pg1 = sh("pg1", "hostname -i").split()[0]
     sh("pg2", f"iptables -I INPUT -s {pg1} -j DROP && iptables -I OUTPUT -d {pg1} -j DROP")
     try:
-        # a silently dropped TCP stream ends after wal_receiver_timeout (60 s)
+        # a silently dropped TCP stream ends after wal_receiver_timeout (60 s, 15 s in the lab)
         wait_for("status to report the broken replication", lambda: any(
             "pg2 is not streaming" in p for p in drctl_json("status")[1]["problems"]),
             timeout=100, interval=2)
-        time.sleep(NO_PROMOTION_WINDOW)
-        assert in_recovery("pg2") == "t", "the witness still sees pg1: no promotion"
+        no_promotion_of("pg2")  # the witness still sees pg1
         assert vip_holders() == ["pg1"]
         with vip_connect() as conn:
             conn.execute("select 1")
@@ -165,8 +192,7 @@ def test_no_quorum_without_the_witness_but_manual_failover_works():
                  == "impossible", timeout=30, interval=2)
         assert any("no quorum" in r for r in auto_state()["reasons"])
         subprocess.run(["docker", "kill", PREFIX + "pg1"], check=True, capture_output=True)
-        time.sleep(NO_PROMOTION_WINDOW)
-        assert in_recovery("pg2") == "t", "no witness, no quorum: no automatic promotion"
+        no_promotion_of("pg2")  # no witness, no quorum
         assert vip_holders(("pg2",)) == []
         code, report = drctl_json("failover", "--yes", timeout=600)
         assert code == 0, report
@@ -174,13 +200,11 @@ def test_no_quorum_without_the_witness_but_manual_failover_works():
     finally:
         sh("backup1", "systemctl start postgresql@15-witness")
     power_on("pg1")
-    assert_fenced_and_harmless("pg1")
-    code, report = drctl_json("failback", "--node", "pg1", "--switch-back", "--yes", timeout=900)
-    assert code == 0, report
-    armed_with("pg1")
+    assert_fenced_and_harmless("pg1")  # failing back with auto armed: the power-loss test
 
 
 def test_a_lagging_standby_does_not_promote_itself():
+    rearm()
     # the standby stops receiving (its walreceiver points at a closed local port) while
     # the primary keeps writing: drctl-guard's samples show the lag growing
     psql("pg2", "alter system set primary_conninfo = 'host=127.0.0.1 port=1'")
@@ -193,8 +217,11 @@ def test_a_lagging_standby_does_not_promote_itself():
         st = auto_state()
         assert st["state"] == "impossible" and any("pg2" in r for r in st["reasons"]), st
         subprocess.run(["docker", "kill", PREFIX + "pg1"], check=True, capture_output=True)
-        time.sleep(NO_PROMOTION_WINDOW)
-        assert in_recovery("pg2") == "t", "too far behind: no automatic promotion"
+        # repmgrd asks drctl-auto, which refuses: wait for that refusal, then make sure
+        # nothing promotes pg2 afterwards
+        wait_for("drctl-auto's refusal", lambda: auto_state()["last_refusal"], timeout=60,
+                 interval=1)
+        no_promotion_of("pg2")  # too far behind
         refusal = auto_state()["last_refusal"]
         # the same rule as `drctl failover`, from the watcher's record in the witness
         assert refusal and "pg2 lacks at least" in refusal["detail"], refusal

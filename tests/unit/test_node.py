@@ -14,6 +14,8 @@ import pytest
 from drctl.node import cli, common, steps, watch
 from drctl.rules.facts import NodeFacts, WatcherFacts
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture
 def node_config(tmp_path: Path) -> Path:
@@ -259,3 +261,38 @@ def test_watcher_takes_a_hanging_check_for_a_failed_one() -> None:
     watch.record_hangs(state, {"pg1": 101.0}, now=105.0, limit_s=3)
     assert state["primary"]["lost_at"] == 104.0
     assert "no answer within 3 s" in state["nodes"]["pg1"]["error"]
+
+
+def _bundle_plugin():
+    import importlib.util
+
+    path = ROOT / "roles" / "drctl_node" / "lookup_plugins" / "drctl_node_bundle.py"
+    spec = importlib.util.spec_from_file_location("drctl_node_bundle", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_node_bundle_is_reproducible_and_importable(tmp_path):
+    """The zip the drctl_node role installs: the same bytes for the same sources (so a
+    provision copies it only when the code changed), every module of both packages in it,
+    and the node CLI importable from it by a bare `python3 -I`."""
+    import subprocess
+    import sys
+    import zipfile
+
+    plugin = _bundle_plugin()
+    data = plugin.build(ROOT / "drctl")
+    assert data == plugin.build(ROOT / "drctl")
+    bundle = tmp_path / "drctl-node.zip"
+    bundle.write_bytes(data)
+    names = set(zipfile.ZipFile(bundle).namelist())
+    for package in ("node", "rules"):
+        for path in (ROOT / "drctl" / package).glob("*.py"):
+            assert f"drctl/{package}/{path.name}" in names
+    assert not any("__pycache__" in n or not n.endswith(".py") for n in names)
+    code = (f"import sys; sys.path.insert(0, {str(bundle)!r}); import drctl.node.cli, "
+            "drctl.rules.decide; print(drctl.rules.decide.__file__)")
+    out = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.startswith(str(bundle))

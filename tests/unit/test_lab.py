@@ -1,0 +1,60 @@
+"""The lab's pieces that need no docker: its inventory, its shortened timeouts, snapshot names."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from drctl import lab
+from drctl.errors import DrctlError
+from drctl.options import CLUSTER_OPTIONS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def role_default(role: str, name: str):
+    return yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text())[name]
+
+
+def test_production_keeps_the_timeouts_the_readme_recommends():
+    """The lab shortens these; the roles' defaults (what production gets) do not."""
+    assert role_default("pgbackrest", "pgbackrest_io_timeout") == 60
+    assert role_default("postgresql", "postgresql_extra_settings") == {}
+    stall = next(o for o in CLUSTER_OPTIONS if o.name == "drctl_archive_stall_s")
+    assert stall.default == 120
+    readme = (ROOT / "README.md").read_text()
+    assert "drctl_archive_stall_s" in readme and "io-timeout" in readme
+
+
+def test_lab_inventory_shortens_only_the_documented_timeouts(tmp_path, monkeypatch):
+    monkeypatch.setattr(lab, "lab_dir", lambda: tmp_path)
+    files = lab.render_inventory(lab.lab_hosts(), tmp_path / "id_ed25519")
+    main = yaml.safe_load(files["group_vars/all/main.yml"])
+    assert set(lab.LAB_TIMEOUTS) == {"pgbackrest_io_timeout", "drctl_archive_stall_s",
+                                     "postgresql_extra_settings"}
+    for name, value in lab.LAB_TIMEOUTS.items():
+        assert main[name] == value
+    assert main["pgbackrest_io_timeout"] < 60 and main["drctl_archive_stall_s"] < 120
+    assert "production keeps the roles' defaults" in files["group_vars/all/main.yml"]
+
+
+@pytest.mark.parametrize("name", ["provisioned", "auto-armed", "a.b_c-1"])
+def test_snapshot_names_that_make_docker_tags(name):
+    lab._check_snapshot_name(name)
+    host = lab.lab_hosts()[0]
+    tag = lab._snapshot_image(host, name).split(":", 1)[1]
+    assert len(tag) <= 128 and tag.endswith("." + host.name)
+
+
+@pytest.mark.parametrize("name", ["", "Upper", "-dash", "has space", "x" * 41, "a/b", "a:b"])
+def test_snapshot_names_refused(name):
+    with pytest.raises(DrctlError):
+        lab._check_snapshot_name(name)
+
+
+def test_snapshot_meta_survives_a_docker_label():
+    meta = {"inputs": "abc", "failures": [], "note": "with spaces, commas = and \"quotes\""}
+    text = lab._encode_meta(meta)
+    assert " " not in text and "=" not in text.rstrip("=") and '"' not in text
+    assert lab._decode_meta(text) == meta
+    assert lab._decode_meta("not base64 json") == {}
