@@ -408,6 +408,8 @@ def up(say: Say, fresh: bool = False) -> UpResult:
     with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
         list(pool.map(_wait_booted, hosts))
         known_lines = list(pool.map(lambda h: _authorize(h, pubkey), hosts))
+    if fresh:
+        _prune_untagged()
     inv_dir = lab_inventory_dir()
     changed = built or any(a != "reused" for a in actions.values())
     changed |= _write_if_changed(lab_dir() / "known_hosts", "".join(known_lines))
@@ -422,7 +424,7 @@ def down(say: Say, purge_image: bool = False) -> dict:
     removed = []
     if shutil.which("docker") and _engine_answers():
         removed = remove_containers(say)
-        drop_snapshots(say)
+        drop_snapshots(say)  # after the containers: their images can go too
         if docker("network", "inspect", NETWORK, check=False).returncode == 0:
             docker("network", "rm", NETWORK)
         if purge_image:
@@ -535,6 +537,15 @@ def snapshot(name: str, say: Say, meta: dict | None = None) -> dict:
             "seconds": round(time.monotonic() - start, 1)}
 
 
+def _snapshot_refs() -> list[str]:
+    """repository:tag of this lab's snapshot images (a snapshot taken again leaves its
+    previous image untagged: that one is no snapshot any more)."""
+    proc = docker("images", "--filter", f"label={SNAPSHOT_LABEL}", "--filter",
+                  f"label={LABEL}={NETWORK}", "--filter", "dangling=false",
+                  "--format", "{{.Repository}}:{{.Tag}}", check=False)
+    return [ref for ref in proc.stdout.split() if "<none>" not in ref]
+
+
 def _encode_meta(meta: dict) -> str:
     """JSON in a LABEL value: base64 keeps docker's LABEL syntax out of its way."""
     return base64.urlsafe_b64encode(json.dumps(meta, sort_keys=True).encode()).decode()
@@ -550,11 +561,9 @@ def _decode_meta(text: str) -> dict:
 
 def snapshots() -> list[dict]:
     """The lab's snapshots: name, hosts, when, meta, and whether the lab image still fits."""
-    proc = docker("images", "--filter", f"label={SNAPSHOT_LABEL}", "--filter",
-                  f"label={LABEL}={NETWORK}", "--format", "{{.Repository}}:{{.Tag}}", check=False)
     found: dict[str, dict] = {}
     tag = image_tag()
-    for ref in proc.stdout.split():
+    for ref in _snapshot_refs():
         info = json.loads(docker("image", "inspect", ref).stdout)[0]
         labels = info.get("Config", {}).get("Labels") or {}
         name = labels.get(SNAPSHOT_LABEL, "")
@@ -575,6 +584,7 @@ def restore(name: str, say: Say) -> dict:
     addresses); return once each has booted and accepts the lab key over SSH."""
     _check_snapshot_name(name)
     start = time.monotonic()
+    ensure_engine(say)
     snap = next((s for s in snapshots() if s["name"] == name), None)
     if snap is None or not snap["complete"]:
         raise DrctlError(f"no complete lab snapshot named {name!r}", ExitCode.USAGE,
@@ -582,7 +592,6 @@ def restore(name: str, say: Say) -> dict:
     if not snap["current_image"]:
         raise DrctlError(f"snapshot {name!r} was taken from an older lab image",
                          ExitCode.ENVIRONMENT, hint="take it again after drctl lab up")
-    ensure_engine(say)
     ensure_network(say)
     hosts = lab_hosts()
     for h in hosts:
@@ -596,6 +605,7 @@ def restore(name: str, say: Say) -> dict:
         list(pool.map(_wait_booted, hosts))
         known_lines = list(pool.map(lambda h: _authorize(h, pubkey), hosts))
     _write_if_changed(lab_dir() / "known_hosts", "".join(known_lines))
+    _prune_untagged()
     say(f"lab restored from snapshot {name!r}")
     return {"name": name, "hosts": [h.name for h in hosts],
             "seconds": round(time.monotonic() - start, 1)}
@@ -603,13 +613,18 @@ def restore(name: str, say: Say) -> dict:
 
 def drop_snapshots(say: Say) -> list[str]:
     """Remove every snapshot of this lab (they hold its keys and certificates)."""
-    proc = docker("images", "--filter", f"label={SNAPSHOT_LABEL}", "--filter",
-                  f"label={LABEL}={NETWORK}", "--format", "{{.Repository}}:{{.Tag}}", check=False)
-    refs = proc.stdout.split()
+    refs = _snapshot_refs()
     if refs:
         docker("rmi", "-f", *refs, check=False)
         say(f"removed {len(refs)} snapshot images")
+    _prune_untagged()
     return refs
+
+
+def _prune_untagged() -> None:
+    """Remove this lab's snapshot images that lost their tag (taken again, or dropped)
+    and that no container runs any more."""
+    docker("image", "prune", "-f", "--filter", f"label={LABEL}={NETWORK}", check=False)
 
 
 def _forget_ssh_masters() -> None:

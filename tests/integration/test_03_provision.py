@@ -84,6 +84,7 @@ def assert_no_secret_in(text: str) -> None:
 
 def test_pg_hba_is_least_privilege(provisioned):
     for host in ("pg1", "pg2"):
+        assert sh(host, f"stat -c '%a %U:%G' {HBA}") == "640 postgres:postgres"
         lines = [ln.split() for ln in sh(host, "cat /etc/postgresql/15/main/pg_hba.conf")
                  .splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
         network = [ln for ln in lines if ln[0] != "local"]
