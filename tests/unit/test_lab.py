@@ -35,6 +35,9 @@ def test_lab_inventory_shortens_only_the_documented_timeouts(tmp_path, monkeypat
     for name, value in lab.LAB_TIMEOUTS.items():
         assert main[name] == value
     assert main["pgbackrest_io_timeout"] < 60 and main["drctl_archive_stall_s"] < 120
+    # docker names the hosts in every container's /etc/hosts (and rewrites it at each start)
+    assert main["pgbackrest_manage_etc_hosts"] is False
+    assert role_default("pgbackrest", "pgbackrest_manage_etc_hosts") is True
     assert "production keeps the roles' defaults" in files["group_vars/all/main.yml"]
 
 
