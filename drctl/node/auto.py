@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from drctl.node import probe, watch
+from drctl.node import probe, steps, watch
 from drctl.node.common import Config, now_iso, psql, read_json, run
 from drctl.rules import decide, sql
 from drctl.rules.facts import ClusterFacts, NodeFacts, WatcherFacts
@@ -101,10 +101,7 @@ def cmd_promote(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
             detail="promoted, but repmgr's records were not updated: " + str(exc)[-200:])
     # A synchronous standby that is gone would make every commit wait: relax until
     # `drctl failback` restores the configured value (as `drctl failover` does).
-    names = psql(c.pg_port, "show synchronous_standby_names", as_user=None)
-    if names:
-        for statement in sql.relax_synchronous():
-            psql(c.pg_port, statement, as_user=None)
+    names = steps.relax_synchronous(c.pg_port, as_user=None)
     row = psql(c.pg_port, sql.CURRENT_POSITION, as_user=None)
     position, _, tl = row.partition("|")
     log(c, s, step="promoted", result="ok", lsn=position, timeline=int(tl or 0), by="repmgrd",

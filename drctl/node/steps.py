@@ -269,6 +269,23 @@ def parse_history(text: str) -> dict[str, Any]:
             "switch_point": forks[-1][1] if forks else None}
 
 
+def relax_synchronous(port: int, as_user: str | None = "postgres") -> str:
+    """On a node just promoted: when its live synchronous_standby_names is set, clear it
+    (a synchronous standby that is gone would make every commit wait; failback restores
+    the configured value). Decided from the server's own setting, not the inventory's.
+    Returns the value cleared, or "" when there was none."""
+    names = psql(port, "show synchronous_standby_names", as_user=as_user)
+    if names:
+        for statement in sql.relax_synchronous():
+            psql(port, statement, as_user=as_user)
+    return names
+
+
+def cmd_relax_synchronous(c: Config, a: argparse.Namespace) -> None:
+    names = relax_synchronous(c.pg_port)
+    emit(ok=True, host=c.name, changed=bool(names), cleared=names)
+
+
 def cmd_prove_write(c: Config, a: argparse.Namespace) -> None:
     out = psql(c.pg_port, sql.failover_proof(a.node or c.name), timeout=30)
     emit(ok=True, host=c.name, written_at=now_iso(), **parse_history(out))
@@ -452,6 +469,7 @@ def add_parsers(sub: Any) -> None:
     s = sub.add_parser("guard")
     s.add_argument("--once", action="store_true")
     s.add_argument("--interval", type=float, default=2)
+    sub.add_parser("relax-synchronous")
     s = sub.add_parser("prove-write")
     s.add_argument("--node")
     s = sub.add_parser("divergence")

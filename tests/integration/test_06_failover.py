@@ -56,15 +56,17 @@ def assert_fenced_and_harmless(host: str) -> None:
 @pytest.fixture
 def synchronous(fresh_cluster):
     """The provisioned lab switched to synchronous replication by provisioning with
-    drctl_synchronous: true (the next test's restore puts the snapshot back)."""
+    drctl_synchronous: true; the inventory says so until the test ends (the next test's
+    restore puts the asynchronous snapshot back: no second provision)."""
     original = MAIN_VARS.read_text()
     MAIN_VARS.write_text(original + "drctl_synchronous: true\n")
     try:
         code, result = drctl_json("provision", timeout=900)
         assert code == 0, result["failures"]
+        healthy_with("pg1")
+        yield
     finally:
         MAIN_VARS.write_text(original)
-    healthy_with("pg1")
 
 
 def test_power_loss_failover_in_synchronous_mode_loses_nothing(synchronous):

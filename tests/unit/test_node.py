@@ -296,3 +296,18 @@ def test_node_bundle_is_reproducible_and_importable(tmp_path):
     out = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True,
                          text=True, check=True).stdout
     assert out.startswith(str(bundle))
+
+
+@pytest.mark.parametrize("live,expected", [("ANY 1 (pg1, pg2)", True), ("", False)])
+def test_relax_synchronous_follows_the_live_setting(monkeypatch, live, expected):
+    """After a promotion the new primary stops waiting for standbys only when its own
+    server says it waits for some (the inventory may say otherwise, or be out of date)."""
+    ran: list[str] = []
+
+    def fake_psql(port, statement, **kw):
+        ran.append(statement)
+        return live if statement == "show synchronous_standby_names" else ""
+    monkeypatch.setattr(steps, "psql", fake_psql)
+    assert steps.relax_synchronous(5432) == live
+    relaxed = "alter system set synchronous_standby_names = ''" in ran
+    assert relaxed is expected and ("select pg_reload_conf()" in ran) is expected
