@@ -295,6 +295,15 @@ def _wait_booted(host: LabHost, timeout: float = 60) -> None:
                      ExitCode.ENVIRONMENT, hint=f"docker logs {host.container}")
 
 
+def _boot_and_authorize(hosts: list[LabHost], pubkey: str) -> bool:
+    """Wait until every host has booted, install the lab key on each, and write their host
+    keys to known_hosts; True if known_hosts changed."""
+    with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+        list(pool.map(_wait_booted, hosts))
+        known_lines = list(pool.map(lambda h: _authorize(h, pubkey), hosts))
+    return _write_if_changed(lab_dir() / "known_hosts", "".join(known_lines))
+
+
 def _authorize(host: LabHost, pubkey: str) -> str:
     """Install the lab key for the `ansible` user; return the host's known_hosts line."""
     script = ("install -d -m 0700 -o ansible -g ansible /home/ansible/.ssh && "
@@ -425,14 +434,11 @@ def up(say: Say, fresh: bool = False) -> UpResult:
         actions[h.name] = ensure_container(h, tag, fresh, say)
         if actions[h.name] != "reused":
             say(f"{h.name}: container {actions[h.name]} at {h.address}")
-    with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
-        list(pool.map(_wait_booted, hosts))
-        known_lines = list(pool.map(lambda h: _authorize(h, pubkey), hosts))
+    known_changed = _boot_and_authorize(hosts, pubkey)
     if fresh:
         _prune_untagged()
     inv_dir = lab_inventory_dir()
-    changed = built or any(a != "reused" for a in actions.values())
-    changed |= _write_if_changed(lab_dir() / "known_hosts", "".join(known_lines))
+    changed = built or known_changed or any(a != "reused" for a in actions.values())
     for rel, content in render_inventory(hosts, key).items():
         changed |= _write_if_changed(inv_dir / rel, content)
     changed |= ensure_vault(inv_dir)
@@ -583,8 +589,9 @@ def snapshots() -> list[dict]:
     """The lab's snapshots: name, hosts, when, meta, and whether the lab image still fits."""
     found: dict[str, dict] = {}
     tag = image_tag()
-    for ref in _snapshot_refs():
-        info = json.loads(docker("image", "inspect", ref).stdout)[0]
+    refs = _snapshot_refs()
+    infos = json.loads(docker("image", "inspect", *refs).stdout) if refs else []
+    for ref, info in zip(refs, infos, strict=True):
         labels = info.get("Config", {}).get("Labels") or {}
         name = labels.get(SNAPSHOT_LABEL, "")
         snap = found.setdefault(name, {
@@ -619,12 +626,7 @@ def restore(name: str, say: Say) -> dict:
     _forget_ssh_masters()
     for h in hosts:
         _run_container(h, _snapshot_image(h, name), copy_up=SNAPSHOT_COPY_UP)
-    key = ensure_ssh_key()
-    pubkey = key.with_suffix(".pub").read_text()
-    with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
-        list(pool.map(_wait_booted, hosts))
-        known_lines = list(pool.map(lambda h: _authorize(h, pubkey), hosts))
-    _write_if_changed(lab_dir() / "known_hosts", "".join(known_lines))
+    _boot_and_authorize(hosts, ensure_ssh_key().with_suffix(".pub").read_text())
     _prune_untagged()
     say(f"lab restored from snapshot {name!r}")
     return {"name": name, "hosts": [h.name for h in hosts],

@@ -160,7 +160,7 @@ def provision_inputs() -> str:
     return digest.hexdigest()[:16]
 
 
-def _say(message: str) -> None:
+def lab_say(message: str) -> None:
     print(f"lab: {message}", file=sys.stderr)
 
 
@@ -176,23 +176,24 @@ def provisioned_lab(lab) -> dict:
     if snap and snap["meta"].get("inputs") == provision_inputs():
         return snap["meta"]
     if snap:  # the lab as last provisioned, then provision the changes on top of it
-        labmod.restore(SNAPSHOT, _say)
+        labmod.restore(SNAPSHOT, lab_say)
     code, result = drctl_json("provision", timeout=1500)
     assert code == 0, result["failures"]
     healthy_with("pg1")
     meta = {"inputs": provision_inputs(), "status": result["status"],
             "failures": result["failures"], "changed": result["changed"],
             "from_bare": snap is None}
-    labmod.snapshot(SNAPSHOT, _say, meta)
+    labmod.snapshot(SNAPSHOT, lab_say, meta)
     healthy_with("pg1")
     return meta
 
 
-def restore_provisioned() -> None:
-    """Bring the lab back to the provisioned snapshot and wait until it is healthy."""
+def restore_snapshot(name: str = SNAPSHOT) -> None:
+    """Bring the lab back to snapshot NAME (a stale lock left by a killed drctl goes too)
+    and wait until the cluster is healthy with pg1 primary."""
     from drctl import lab as labmod
 
-    labmod.restore(SNAPSHOT, _say)
+    labmod.restore(name, lab_say)
     lock = ROOT / ".drctl" / "locks" / "lab.lock"
     if lock.exists():
         assert drctl("unlock").returncode == 0, "a live drctl holds the lab's lock"
@@ -203,7 +204,7 @@ def restore_provisioned() -> None:
 def clean_cluster(provisioned_lab) -> dict:
     """The provisioned lab restored from its snapshot: pg1 primary with the VIP, pg2
     streaming, nothing left over from any other module."""
-    restore_provisioned()
+    restore_snapshot()
     return provisioned_lab
 
 
@@ -211,7 +212,7 @@ def clean_cluster(provisioned_lab) -> dict:
 def fresh_cluster(provisioned_lab) -> dict:
     """clean_cluster for every test, for modules whose tests each leave a failed-over
     cluster behind."""
-    restore_provisioned()
+    restore_snapshot()
     return provisioned_lab
 
 

@@ -12,12 +12,13 @@ import pytest
 
 from tests.integration.conftest import (
     PREFIX,
-    _say,
     drctl,
     drctl_json,
     healthy_with,
     holds_for,
+    lab_say,
     psql,
+    restore_snapshot,
     sh,
     vip_connect,
     vip_holders,
@@ -67,9 +68,7 @@ def no_promotion_of(host: str) -> None:
 
 
 def rearm() -> None:
-    from drctl import lab as labmod
-
-    labmod.restore(ARMED, _say)
+    restore_snapshot(ARMED)
     armed_with("pg1")
 
 
@@ -82,7 +81,7 @@ def enabled(clean_cluster):
     code, out = drctl_json("auto", "enable", timeout=900)
     assert code == 0, out
     armed_with("pg1")
-    labmod.snapshot(ARMED, _say)
+    labmod.snapshot(ARMED, lab_say)
     armed_with("pg1")
     yield
     rearm()
