@@ -35,6 +35,16 @@ def drctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout, check=False)
 
 
+def ansible_playbook(playbook: str, *args: str, timeout: float = 900
+                     ) -> subprocess.CompletedProcess:
+    """Run playbooks/PLAYBOOK with plain ansible-playbook on the lab's inventory, as an
+    Ansible or AWX user would (no drctl)."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY),
+         f"playbooks/{playbook}", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+
+
 def drctl_json(*args: str, timeout: float = 900) -> tuple[int, dict]:
     proc = drctl(*args, "--format", "json", timeout=timeout)
     try:

@@ -1,10 +1,7 @@
 """The lab itself: hosts answer over SSH through ansible-runner and plain ansible-playbook."""
 
-import subprocess
-import sys
-from pathlib import Path
 
-from tests.integration.conftest import INVENTORY, ROOT, drctl, drctl_json
+from tests.integration.conftest import ansible_playbook, drctl, drctl_json
 
 
 def test_lab_status_every_host_answers_ssh():
@@ -31,9 +28,7 @@ def test_drctl_ping_reaches_every_host_through_ansible_runner():
 
 
 def test_ping_playbook_runs_without_drctl():
-    ansible_playbook = Path(sys.executable).parent / "ansible-playbook"
-    proc = subprocess.run([str(ansible_playbook), "-i", str(INVENTORY), "playbooks/ping.yml"],
-                          cwd=ROOT, capture_output=True, text=True, check=False, timeout=120)
+    proc = ansible_playbook("ping.yml", timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "unreachable=0" in proc.stdout and "failed=0" in proc.stdout
 

@@ -8,6 +8,7 @@ import pytest
 
 from tests.integration.conftest import (
     ROOT,
+    ansible_playbook,
     drctl,
     drctl_json,
     lab_address,
@@ -177,6 +178,18 @@ def test_standby_holding_another_cluster_is_not_wiped(provisioned):
     code, report = drctl_json("status")
     assert code == 0, report["problems"]
     assert psql("pg2", "select pg_is_in_recovery()") == "t"
+
+
+def test_provision_refuses_to_decide_the_primary_without_every_node(provisioned):
+    """`ansible-playbook --limit` (AWX's "limit" field) leaving a PostgreSQL node out: the
+    run stops before anything changes, naming the missing node (a fenced old primary run
+    alone must never be taken for the primary)."""
+    play = ansible_playbook("provision.yml", "--limit", "pg1:backup1")
+    assert play.returncode != 0, play.stdout[-3000:]
+    assert "pg2 not in this run" in play.stdout, play.stdout[-3000:]
+    assert re.search(r"pg1 +: ok=\d+ +changed=0 .*failed=1", play.stdout), play.stdout[-1500:]
+    assert "TASK [postgresql" not in play.stdout
+    assert vip_holders() == ["pg1"]
 
 
 def test_secrets_never_reach_artifacts(provisioned):
