@@ -303,15 +303,18 @@ def failover(inventory: Path, fmt: str, yes: bool, show_plan: bool, target: str 
 @click.option("--switch-back", is_flag=True,
               help="After the rejoin, switch over so that the rejoined node is primary again.")
 @click.option("--reclone", is_flag=True,
-              help="Skip pg_rewind and clone the node afresh (its data is still set aside).")
+              help="Skip pg_rewind and clone the node afresh (diverged data is still kept).")
+@click.option("--discard-diverged", is_flag=True,
+              help="Do not keep a copy of what the node committed past the fork point (when "
+                   "there is no room for it): those commits are lost.")
 def failback(inventory: Path, fmt: str, yes: bool, show_plan: bool, node: str | None,
-             switch_back: bool, reclone: bool) -> None:
+             switch_back: bool, reclone: bool, discard_diverged: bool) -> None:
     """The old primary returns: set its diverged data aside, pg_rewind, rejoin, switch back.
 
     With --format json and --switch-back, stdout holds one document with both reports."""
     from drctl.operations import failback as op
 
-    prepared = op.prepare(inventory, node, switch_back, reclone)
+    prepared = op.prepare(inventory, node, switch_back, reclone, discard_diverged)
     run_prepared(prepared, fmt, yes, show_plan,
                  run=lambda ui: op.run(prepared, ui, switch_back))
 

@@ -44,16 +44,12 @@ def render_result(report: dict[str, Any], fmt: str) -> None:
         con.print(f"{report['operation']}: nothing to do ({report['detail']})")
         return
     for e in report.get("journal") or []:
-        d = e.get("divergence") if e.get("step") == "diverged" else None
-        if isinstance(d, dict) and d.get("commits"):
-            con.print(f"[yellow]set aside[/yellow]: {e.get('host')} had {d['commits']} "
-                      "commits the cluster does not have"
-                      + (f" ({d.get('first_commit_at')} to {d.get('last_commit_at')})"
-                         if d.get("first_commit_at") else "")
-                      + f"; its data directory was copied to {e.get('set_aside')}")
-        elif isinstance(d, dict) and e.get("set_aside"):
-            con.print(f"set aside: {e.get('host')}: {d.get('summary')}; copy at "
-                      f"{e.get('set_aside')}")
+        if e.get("step") != "diverged" or not e.get("sentence"):
+            continue
+        colour = ("red" if e.get("action") == "refuse" or "discarded" in e["sentence"]
+                  else "yellow" if e.get("action") == "keep" else "green")
+        where = f"; copy at {e['set_aside']}" if e.get("set_aside") else ""
+        con.print(f"[{colour}]diverged data[/{colour}]: {e['sentence']}{where}")
     loss = report.get("data_loss") or {}
     if loss.get("accepted"):
         con.print(f"[red]data loss accepted[/red]: {loss['sentence']}")

@@ -90,6 +90,7 @@ def cmd_promote(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
     if done != "t":
         log(c, s, step="auto-promote", result="failed", detail=done[-300:])
         return 1
+    steps.drop_standby_conf(c)
     node_id = int(s["node_id"])
     try:
         psql(c.pg_port, "begin; update repmgr.nodes set active = false where type = 'primary' "

@@ -36,6 +36,7 @@ class Config:
     lag_file: str = "/run/drctl/lag.json"
     auto_settings: str = "/etc/drctl/auto.json"
     auto_paused: str = "/etc/drctl/auto-paused"
+    standby_conf: str = ""  # pg_replication's standby settings (primary_conninfo, slot)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -45,6 +46,11 @@ class Config:
     @property
     def datadir(self) -> str:
         return self.data_dir or f"/var/lib/postgresql/{self.pg_version}/main"
+
+    @property
+    def standby_conf_file(self) -> str:
+        return self.standby_conf or (f"/etc/postgresql/{self.pg_version}/main/conf.d/"
+                                     "90-drctl-standby.conf")
 
     @property
     def bindir(self) -> str:

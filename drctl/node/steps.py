@@ -21,6 +21,7 @@ Each prints one JSON object, so a step costs one Ansible task and its result is 
                           on a standby, record its lag behind the primary (lag file)
   prove-write [--node N]  on a new primary: write a row, read its timeline's switch point
   divergence --fork-lsn L summary of this node's WAL past the fork point (pg_waldump)
+  set-aside --fork-lsn L  before a rewind: keep a copy of diverged data, or only pg_wal
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from drctl.node.common import (
     run,
     write_json_atomic,
 )
-from drctl.rules import lsn, sql
+from drctl.rules import decide, lsn, sql
 
 
 def vrrp_state(c: Config) -> str | None:
@@ -125,6 +126,20 @@ def current_position(c: Config) -> tuple[str, int]:
     return pos, int(tl)
 
 
+def drop_standby_conf(c: Config) -> bool:
+    """After a promotion: remove the standby settings, so the new primary is exactly what
+    provision makes a primary (they are inert once out of recovery). Whether it removed
+    them; a failure to remove is only reported (the promotion stands)."""
+    try:
+        os.unlink(c.standby_conf_file)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        print(f"drctl-node: could not remove {c.standby_conf_file}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def cmd_promote(c: Config, a: argparse.Namespace) -> None:
     start = time.monotonic()
     if psql(c.pg_port, sql.IN_RECOVERY) != "t":
@@ -148,6 +163,7 @@ def cmd_promote(c: Config, a: argparse.Namespace) -> None:
     replayed = time.monotonic() - start
     psql(c.pg_port, sql.promote(60), timeout=70)
     promoted_at = now_iso()
+    dropped = drop_standby_conf(c)
     position, tl = current_position(c)
     state = vrrp_state(c)
     vrrp_deadline = time.monotonic() + a.vrrp_wait
@@ -155,7 +171,7 @@ def cmd_promote(c: Config, a: argparse.Namespace) -> None:
         time.sleep(0.02)
         state = vrrp_state(c)
     emit(ok=True, host=c.name, promoted_at=promoted_at, lsn=position, timeline=tl,
-         replay_wait_s=round(replayed, 3), vrrp_state=state,
+         replay_wait_s=round(replayed, 3), vrrp_state=state, standby_conf_removed=dropped,
          seconds=round(time.monotonic() - start, 3))
 
 
@@ -432,17 +448,76 @@ def summarize_waldump(lines: list[str]) -> dict[str, Any]:
             "commit_samples": [ln[:200] for ln in commits[:20]]}
 
 
-def cmd_divergence(c: Config, a: argparse.Namespace) -> None:
-    pg_wal = os.path.join(a.pgdata or c.datadir, "pg_wal")
-    _, o, e = run([f"{c.bindir}/pg_waldump", "--path", pg_wal, "--start", a.fork_lsn,
-                   "--timeline", str(a.timeline)], timeout=120)
+def divergence(c: Config, pgdata: str, fork_lsn: str, timeline: int) -> dict[str, Any]:
+    """pg_waldump's summary of PGDATA's WAL past the fork point; `known` is False when
+    the commits past it could not be counted (no fork point, or no WAL readable)."""
+    if fork_lsn in ("", "0/0"):
+        return {**summarize_waldump([]), "known": False, "nothing": False,
+                "summary": "no fork point (the primary's timeline history does not name "
+                           "this node's timeline)", "waldump_error": ""}
+    _, o, e = run([f"{c.bindir}/pg_waldump", "--path", os.path.join(pgdata, "pg_wal"),
+                   "--start", fork_lsn, "--timeline", str(timeline)], timeout=600)
     summary = summarize_waldump(o.splitlines())
     nothing = not summary["records"] and "could not find a valid record" in e
-    emit(ok=True, host=c.name, fork_lsn=a.fork_lsn, **summary,
-         summary=("nothing diverged: no WAL past the fork point" if nothing else
-                  f"{summary['records']} WAL records, {summary['commits']} commits past "
-                  "the fork point"),
-         waldump_error="" if nothing or summary["records"] else e[:300])
+    return {**summary, "known": nothing or bool(summary["records"]), "nothing": nothing,
+            "summary": ("nothing diverged: no WAL past the fork point" if nothing else
+                        f"{summary['records']} WAL records, {summary['commits']} commits "
+                        "past the fork point"),
+            "waldump_error": "" if nothing or summary["records"] else e[:300]}
+
+
+def cmd_divergence(c: Config, a: argparse.Namespace) -> None:
+    summary = divergence(c, a.pgdata or c.datadir, a.fork_lsn, a.timeline)
+    emit(ok=True, host=c.name, fork_lsn=a.fork_lsn, **summary)
+
+
+def dir_bytes(path: str) -> int:
+    """Bytes of the files under PATH (symbolic links not followed)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+DIVERGED_META = "drctl-diverged.json"
+
+
+def cmd_set_aside(c: Config, a: argparse.Namespace) -> None:
+    """Before pg_rewind changes a returning node: copy its data directory aside when it
+    holds commits past the fork point (drctl.rules.decide.set_aside decides, from what
+    is on disk now), else only its pg_wal, which pg_rewind may need to read back."""
+    pgdata = a.pgdata or c.datadir
+    d = divergence(c, pgdata, a.fork_lsn, a.timeline)
+    commits = d["commits"] if d["known"] else None
+    span = (f" (committed between {d['first_commit_at']} and {d['last_commit_at']})"
+            if d["first_commit_at"] else "")
+    fs = os.statvfs(os.path.dirname(pgdata.rstrip("/")) or "/")
+    sizes = {"data_bytes": dir_bytes(pgdata),
+             "wal_bytes": dir_bytes(os.path.join(pgdata, "pg_wal")),
+             "free_bytes": fs.f_bavail * fs.f_frsize}
+    verdict = decide.set_aside(c.name, commits, span, discard=a.discard_diverged, **sizes)
+    facts = {"action": verdict.action, "sentence": verdict.sentence, "divergence": d,
+             "fork_lsn": a.fork_lsn, "timeline": a.timeline, **sizes}
+    if verdict.action == "refuse":
+        fail(verdict.sentence, **facts)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    if verdict.action == "keep":
+        dest = f"{pgdata.rstrip('/')}.diverged-{stamp}"
+        source, restore_dir = pgdata, os.path.join(dest, "pg_wal")
+    else:
+        dest = f"{pgdata.rstrip('/')}.rewind-wal-{stamp}"
+        source, restore_dir = os.path.join(pgdata, "pg_wal"), dest
+    rc, _, err = run(["cp", "-a", source, dest], timeout=a.copy_timeout)
+    if rc != 0:
+        fail(f"copying {source} to {dest} failed: {err[-300:]}", **facts)
+    if verdict.action == "keep":
+        write_json_atomic(os.path.join(dest, DIVERGED_META),
+                          {"host": c.name, "at": now_iso(), **facts})
+    emit(ok=True, host=c.name, set_aside=dest if verdict.action == "keep" else "",
+         restore_dir=restore_dir, scratch_wal=dest if verdict.action == "wal-only" else "",
+         **facts)
 
 
 def add_parsers(sub: Any) -> None:
@@ -476,6 +551,12 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--fork-lsn", required=True)
     s.add_argument("--timeline", type=int, required=True)
     s.add_argument("--pgdata")
+    s = sub.add_parser("set-aside")
+    s.add_argument("--fork-lsn", required=True)
+    s.add_argument("--timeline", type=int, required=True)
+    s.add_argument("--pgdata")
+    s.add_argument("--discard-diverged", action="store_true")
+    s.add_argument("--copy-timeout", type=float, default=3600)
 
 
 COMMANDS = {name.removeprefix("cmd_").replace("_", "-"): fn

@@ -18,32 +18,40 @@ STEPS = [
     "wal_log_hints or data checksums on",
     "stop PostgreSQL on the node (it is fenced) and read its control data",
     "find the fork point in the primary's timeline history",
-    "copy the node's data directory aside (<datadir>.diverged-<time>; never deleted)",
-    "report what diverged: pg_waldump of the node's WAL past the fork point",
+    "count what the node committed past the fork point (pg_waldump of its WAL)",
+    "commits past it: copy its data directory aside (<datadir>.diverged-<time>; kept) if it "
+    "fits, else stop and say so; none: copy only its WAL, for pg_rewind",
     "pg_rewind from the primary under a time limit; if it fails, clone afresh",
     "mark it a standby, lift the fence, start it, confirm it streams",
 ]
 
 
 def plan(inv: inv_mod.Inventory, facts: ClusterFacts, node: str | None, switch_back: bool,
-         reclone: bool = False) -> ha.Plan:
+         reclone: bool = False, discard_diverged: bool = False) -> ha.Plan:
     d = decide.failback(facts, node)
     steps = list(STEPS)
+    if discard_diverged:
+        steps[3] = ("commits past the fork point are DISCARDED (--discard-diverged): only the "
+                    "node's WAL is copied, for pg_rewind")
     if switch_back:
         steps.append(f"switch over to {d.target} (a planned switchover, zero data loss)")
     return ha.Plan("failback", inv.name, steps, ha.gates_from(d),
-                   {"node": d.target, "reclone": reclone}, target=d.target,
+                   {"node": d.target, "reclone": reclone,
+                    "discard_diverged": discard_diverged}, target=d.target,
                    nothing_to_do=d.nothing_to_do)
 
 
 def prepare(inventory: Path, node: str | None, switch_back: bool,
-            reclone: bool = False) -> ha.Prepared:
+            reclone: bool = False, discard_diverged: bool = False) -> ha.Prepared:
     inv = inv_mod.load(inventory)
     report, facts = ha.gather(inv)
-    p = plan(inv, facts, node, switch_back, reclone)
+    p = plan(inv, facts, node, switch_back, reclone, discard_diverged)
+    kept = ("whatever it committed after the failover is DISCARDED (--discard-diverged), "
+            "not kept" if discard_diverged else
+            "what it committed after the failover, if anything, is copied aside first")
     return ha.Prepared(inv, p, "failback.yml",
                        f"Rejoin {p.target} to cluster '{inv.name}' as a standby of "
-                       f"{report['primary']} (its data is copied aside, then rewound)?")
+                       f"{report['primary']}, rewound onto its timeline ({kept})?")
 
 
 def run(prepared: ha.Prepared, ui: ha.Interaction, switch_back: bool) -> dict[str, Any]:

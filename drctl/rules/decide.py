@@ -3,6 +3,7 @@
 - assess_data_loss: may this standby be promoted without losing acknowledged work?
 - choose_candidate: which standby a failover promotes when none is named.
 - failover, switchover, failback, auto_promotion: the gates of each operation.
+- set_aside: whether failback keeps a copy of a returning node's diverged data.
 
 Each returns a verdict with its reasons in words; callers act on it and print it.
 Unknown is never taken for zero: a candidate that cannot be compared with anything
@@ -329,6 +330,59 @@ def failback(cluster: ClusterFacts, node: str | None = None) -> Decision:
              f"{primary.rewind_possible if primary else '?'}"),
     )
     return Decision("failback", node, gates)
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """What failback does with a returning node's data before pg_rewind changes it."""
+
+    action: Literal["keep", "wal-only", "refuse"]
+    sentence: str
+
+
+GiB = 1 << 30
+SET_ASIDE_HEADROOM = 256 << 20  # left free after a copy, for the server and its logs
+
+
+def _size(n: int) -> str:
+    return f"{n / GiB:.1f} GiB" if n >= GiB else f"{max(n, 0) >> 20} MiB"
+
+
+def set_aside(host: str, commits: int | None, commit_span: str, data_bytes: int,
+              wal_bytes: int, free_bytes: int, discard: bool) -> SetAside:
+    """Keep a full copy of the returning node's data only when it holds commits past the
+    fork point (or when that cannot be told: unknown is not zero), and only when the copy
+    fits; otherwise refuse and name the way out. pg_rewind's own need, the WAL it may have
+    to read back (crash recovery recycles segments), is copied in every case.
+
+    commits: commit records past the fork point (None when they could not be read);
+    commit_span: their time range in words; discard: the operator's consent to lose them.
+    """
+    what = ("commits that could not be counted" if commits is None else
+            f"{commits} commit{'s' if commits != 1 else ''}{commit_span}")
+    if commits == 0 or discard:
+        if wal_bytes + SET_ASIDE_HEADROOM > free_bytes:
+            return SetAside("refuse", (
+                f"{host}: {_size(free_bytes)} free, too little even for a copy of pg_wal "
+                f"({_size(wal_bytes)}) that pg_rewind may need. Nothing was changed: free "
+                "space on that file system, then run the failback again."))
+        if commits == 0:
+            return SetAside("wal-only", (
+                f"{host} wrote no commit past the fork point: nothing to keep (only its WAL "
+                "is copied for pg_rewind, and removed after)"))
+        return SetAside("wal-only", (
+            f"{host}'s {what} past the fork point are discarded, as the operator asked "
+            "(--discard-diverged)"))
+    if data_bytes + SET_ASIDE_HEADROOM > free_bytes:
+        return SetAside("refuse", (
+            f"{host} holds {what} past the fork point, which drctl keeps in a copy of its "
+            f"data directory: that needs {_size(data_bytes)} and {_size(free_bytes)} is free. "
+            "Nothing was changed. Free space on that file system (or drop older copies: "
+            "`drctl status` lists them), or run the failback again with --discard-diverged "
+            f"to lose those {what}."))
+    return SetAside("keep", (
+        f"{host} holds {what} past the fork point: its data directory is copied aside "
+        f"({_size(data_bytes)}) before pg_rewind"))
 
 
 @dataclass(frozen=True)

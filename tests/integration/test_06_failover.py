@@ -218,6 +218,7 @@ def test_partition_then_failback_reports_and_keeps_the_diverged_writes():
     assert code == 0, report
     diverged = next(e for e in report["journal"] if e["step"] == "diverged")
     assert diverged["divergence"]["commits"] >= 1, diverged
+    assert diverged["action"] == "keep" and "past the fork point" in diverged["sentence"]
     aside = diverged["set_aside"]
     assert sh("pg1", f"test -f {aside}/PG_VERSION && echo kept") == "kept"
     assert any(e["step"] == "rewound" and e["result"] == "ok" for e in report["journal"]), \
@@ -228,6 +229,27 @@ def test_partition_then_failback_reports_and_keeps_the_diverged_writes():
     assert any("pg1 keeps" in w and aside.rsplit("/", 1)[-1] in w for w in st["warnings"]), \
         "status reminds the operator of the set-aside directory"
     sh("pg1", "rm -rf /var/lib/postgresql/15/main.diverged-*")  # every failback's copy
+    code, st = drctl_json("status")
+    assert not any("pg1 keeps" in w for w in st["warnings"])
+
+
+def test_a_cleanly_stopped_primary_rejoins_without_a_copy_of_its_data():
+    """A clean shutdown sends every WAL record to the standby before the server exits:
+    after a failover the old primary has committed nothing past the fork point, so its
+    failback keeps no copy of the data directory (only its WAL, for pg_rewind, removed
+    afterwards)."""
+    sh("pg1", "systemctl stop postgresql@15-main")
+    code, report = drctl_json("failover", "--yes", timeout=600)
+    assert code == 0, report
+    assert report["data_loss"]["verdict"] == "none", report["data_loss"]
+    assert_failed_over_to(report, "pg2")
+    code, report = drctl_json("failback", "--node", "pg1", "--yes", timeout=900)
+    assert code == 0, report
+    diverged = next(e for e in report["journal"] if e["step"] == "diverged")
+    assert diverged["action"] == "wal-only" and diverged["set_aside"] == "", diverged
+    assert "no commit past the fork point" in diverged["sentence"]
+    assert sh("pg1", "ls -d /var/lib/postgresql/15/main.* 2>/dev/null", check=False) == ""
+    healthy_with("pg2")
     code, st = drctl_json("status")
     assert not any("pg1 keeps" in w for w in st["warnings"])
 

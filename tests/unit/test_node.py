@@ -311,3 +311,112 @@ def test_relax_synchronous_follows_the_live_setting(monkeypatch, live, expected)
     assert steps.relax_synchronous(5432) == live
     relaxed = "alter system set synchronous_standby_names = ''" in ran
     assert relaxed is expected and ("select pg_reload_conf()" in ran) is expected
+
+
+def test_a_promoted_node_drops_its_standby_settings(node_config: Path, tmp_path: Path) -> None:
+    """A promotion leaves the node as provision leaves a primary: no standby settings
+    (provision's first run after a failover must change nothing)."""
+    raw = json.loads(node_config.read_text())
+    conf = tmp_path / "90-drctl-standby.conf"
+    raw["standby_conf"] = str(conf)
+    node_config.write_text(json.dumps(raw))
+    c = common.Config.load(str(node_config))
+    conf.write_text("primary_conninfo = 'host=10.0.0.11'\n")
+    assert steps.drop_standby_conf(c) is True and not conf.exists()
+    assert steps.drop_standby_conf(c) is False, "already gone: nothing to do"
+    default = common.Config(name="pg1", pg_version=16)
+    assert default.standby_conf_file == "/etc/postgresql/16/main/conf.d/90-drctl-standby.conf"
+
+
+def test_the_role_and_the_node_agree_on_the_standby_settings_file() -> None:
+    """drctl_node's default is pg_replication's file (promotion removes what it wrote)."""
+    import jinja2
+    import yaml
+
+    node = yaml.safe_load((ROOT / "roles/drctl_node/defaults/main.yml").read_text())
+    repl = yaml.safe_load((ROOT / "roles/pg_replication/tasks/standby.yml").read_text())
+    templates = [t["ansible.builtin.template"] for t in repl if "ansible.builtin.template" in t]
+    dest = next(t["dest"] for t in templates if t["src"] == "standby.conf.j2")
+    conf_dir = yaml.safe_load((ROOT / "roles/pg_replication/defaults/main.yml").read_text()
+                              )["pg_replication_conf_dir"]
+    names = {"pg_replication_pg_version": 15, "pg_replication_cluster": "main",
+             "drctl_node_pg_version": 15}
+    written = jinja2.Template(dest.replace("{{ pg_replication_conf_dir }}", conf_dir)
+                              ).render(names)
+    removed = jinja2.Template(node["drctl_node_standby_conf"]).render(names)
+    assert written == removed == "/etc/postgresql/15/main/conf.d/90-drctl-standby.conf"
+
+
+WALDUMP_COMMITS = (
+    "rmgr: Heap        len (rec/tot):     59/    59, tx:        751, lsn: 0/03000108, "
+    "prev 0/030000D0, desc: INSERT off 2\n"
+    "rmgr: Transaction len (rec/tot):     34/    34, tx:        751, lsn: 0/03000148, "
+    "prev 0/03000108, desc: COMMIT 2026-11-27 10:00:01.5 UTC\n")
+
+
+@pytest.fixture
+def returning_node(node_config: Path, tmp_path: Path, fake_bin: Path) -> Path:
+    """A returning old primary's data directory, and the node configured to use it."""
+    pgdata = tmp_path / "15" / "main"
+    (pgdata / "pg_wal").mkdir(parents=True)
+    (pgdata / "PG_VERSION").write_text("15\n")
+    (pgdata / "pg_wal" / "000000010000000000000003").write_bytes(b"w" * 4096)
+    raw = json.loads(node_config.read_text())
+    raw.update(data_dir=str(pgdata), bin_dir=str(fake_bin))
+    node_config.write_text(json.dumps(raw))
+    return pgdata
+
+
+def set_aside(node_config: Path, capsys: pytest.CaptureFixture[str], *extra: str
+              ) -> tuple[int, dict[str, Any]]:
+    code = cli.main(["--config", str(node_config), "set-aside", "--fork-lsn", "0/3000100",
+                     "--timeline", "1", *extra])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_set_aside_keeps_a_copy_when_the_node_committed_past_the_fork(
+        node_config: Path, returning_node: Path, fake_bin: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    fake(fake_bin, "pg_waldump", f"cat <<'EOF'\n{WALDUMP_COMMITS}EOF\n")
+    code, out = set_aside(node_config, capsys)
+    assert code == 0 and out["action"] == "keep", out
+    copy = Path(out["set_aside"])
+    assert copy.name.startswith("main.diverged-") and (copy / "PG_VERSION").exists()
+    assert out["restore_dir"] == str(copy / "pg_wal")
+    meta = json.loads((copy / steps.DIVERGED_META).read_text())
+    assert meta["divergence"]["commits"] == 1 and "1 commit " in meta["sentence"]
+
+
+def test_set_aside_copies_only_the_wal_when_nothing_diverged(
+        node_config: Path, returning_node: Path, fake_bin: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    fake(fake_bin, "pg_waldump", "echo 'pg_waldump: error: could not find a valid record "
+                                 "after 0/3000100' >&2; exit 1\n")
+    code, out = set_aside(node_config, capsys)
+    assert code == 0 and out["action"] == "wal-only" and out["set_aside"] == "", out
+    scratch = Path(out["scratch_wal"])
+    assert scratch.name.startswith("main.rewind-wal-") and out["restore_dir"] == str(scratch)
+    assert (scratch / "000000010000000000000003").exists()
+    assert not list(returning_node.parent.glob("main.diverged-*"))
+
+
+def test_set_aside_keeps_a_copy_when_the_wal_cannot_be_read(
+        node_config: Path, returning_node: Path, fake_bin: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Unknown is not zero: an unreadable WAL counts as diverged commits."""
+    fake(fake_bin, "pg_waldump", "echo 'pg_waldump: error: could not open file' >&2; exit 1\n")
+    code, out = set_aside(node_config, capsys)
+    assert code == 0 and out["action"] == "keep" and out["divergence"]["known"] is False, out
+
+
+def test_set_aside_refuses_when_the_copy_does_not_fit(
+        node_config: Path, returning_node: Path, fake_bin: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    fake(fake_bin, "pg_waldump", f"cat <<'EOF'\n{WALDUMP_COMMITS}EOF\n")
+    real = os.statvfs(str(returning_node))
+    full = SimpleNamespace(f_bavail=1, f_frsize=real.f_frsize)
+    monkeypatch.setattr(steps.os, "statvfs", lambda path: full)
+    code, out = set_aside(node_config, capsys)
+    assert code == 1 and out["ok"] is False and out["action"] == "refuse", out
+    assert "--discard-diverged" in out["error"] and "Nothing was changed" in out["error"]
+    assert sorted(p.name for p in returning_node.parent.iterdir()) == ["main"]

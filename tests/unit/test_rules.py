@@ -357,3 +357,33 @@ def test_a_sighting_that_stopped_advancing_is_not_a_live_primary() -> None:
     d = failover(c)
     assert not any(g.name == "the primary is gone for the watchers too" for g in d.gates)
     assert d.data_loss and d.data_loss.verdict == "unknown"
+
+
+# ---------------------------------------------------------------- failback's set-aside
+
+GB = 1 << 30
+
+
+@pytest.mark.parametrize("commits,discard,free,action,words", [
+    (0, False, 10 * GB, "wal-only", "no commit past the fork point"),
+    (3, False, 10 * GB, "keep", "3 commits"),
+    (None, False, 10 * GB, "keep", "could not be counted"),  # unknown is not zero
+    (3, False, 1 * GB, "refuse", "--discard-diverged"),
+    (None, False, 1 * GB, "refuse", "needs 2.0 GiB and 1.0 GiB is free"),
+    (3, True, 1 * GB, "wal-only", "discarded, as the operator asked"),
+    (0, False, 100 << 20, "refuse", "too little even for a copy of pg_wal"),
+])
+def test_set_aside_keeps_diverged_commits_when_they_fit(commits, discard, free, action, words):
+    d = decide.set_aside("pg1", commits, " (committed between 10:00 and 10:05)",
+                         data_bytes=2 * GB, wal_bytes=64 << 20, free_bytes=free,
+                         discard=discard)
+    assert d.action == action and words in d.sentence, d.sentence
+    if action == "refuse":
+        assert "Nothing was changed" in d.sentence
+
+
+def test_set_aside_names_what_would_be_lost():
+    d = decide.set_aside("pg1", 12, " (committed between 10:00 and 10:05)", 2 * GB,
+                         64 << 20, GB, discard=False)
+    assert "12 commits (committed between 10:00 and 10:05)" in d.sentence
+    assert "to lose those 12 commits" in d.sentence
