@@ -22,12 +22,15 @@ Each prints one JSON object, so a step costs one Ansible task and its result is 
   prove-write [--node N]  on a new primary: write a row, read its timeline's switch point
   divergence --fork-lsn L summary of this node's WAL past the fork point (pg_waldump)
   set-aside --fork-lsn L  before a rewind: keep a copy of diverged data, or only pg_wal
+  diverged-list           the kept copies of diverged data, with what each holds
+  diverged-drop NAME      delete one kept copy (drctl diverged drop asks first)
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import json
 import os
 import re
@@ -520,6 +523,55 @@ def cmd_set_aside(c: Config, a: argparse.Namespace) -> None:
          **facts)
 
 
+DIVERGED_NAME = re.compile(r"\.diverged-\d{8}T\d{6}Z$")
+
+
+def diverged_copies(c: Config) -> list[dict[str, Any]]:
+    """Every kept copy of this node's diverged data, oldest first, with what failback
+    recorded in it (copies made before drctl recorded that say so)."""
+    base = c.datadir.rstrip("/")
+    out = []
+    for path in sorted(glob.glob(f"{base}.diverged-*")):
+        if not DIVERGED_NAME.search(path):
+            continue
+        try:
+            with open(os.path.join(path, DIVERGED_META)) as fh:
+                meta = json.load(fh)
+        except (OSError, ValueError):
+            meta = {}
+        d = meta.get("divergence") or {}
+        size = meta.get("data_bytes")
+        if size is None:
+            rc, o, _ = run(["du", "-sb", path], timeout=30)
+            size = int(o.split()[0]) if rc == 0 and o else None
+        out.append({"name": os.path.basename(path), "path": path, "bytes": size,
+                    "at": meta.get("at"), "recorded": bool(meta),
+                    "commits": d.get("commits") if d.get("known") else None,
+                    "first_commit_at": d.get("first_commit_at"),
+                    "last_commit_at": d.get("last_commit_at"),
+                    "fork_lsn": meta.get("fork_lsn"), "timeline": meta.get("timeline"),
+                    "sentence": meta.get("sentence", ""), "xids": d.get("xids", []),
+                    "commit_samples": d.get("commit_samples", []),
+                    "by_rmgr": d.get("by_rmgr", {})})
+    return out
+
+
+def cmd_diverged_list(c: Config, a: argparse.Namespace) -> None:
+    emit(ok=True, host=c.name, data_dir=c.datadir, bin_dir=c.bindir,
+         copies=diverged_copies(c))
+
+
+def cmd_diverged_drop(c: Config, a: argparse.Namespace) -> None:
+    known = {d["name"]: d for d in diverged_copies(c)}
+    if a.name not in known:
+        fail(f"{c.name} keeps no copy named {a.name!r} (it keeps: "
+             f"{', '.join(known) or 'none'})")
+    rc, _, err = run(["rm", "-rf", "--one-file-system", known[a.name]["path"]], timeout=3600)
+    if rc != 0:
+        fail(f"removing {known[a.name]['path']} failed: {err[-300:]}")
+    emit(ok=True, host=c.name, dropped=known[a.name])
+
+
 def add_parsers(sub: Any) -> None:
     s = sub.add_parser("hold-vip")
     s.add_argument("seconds", type=int)
@@ -557,6 +609,9 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--pgdata")
     s.add_argument("--discard-diverged", action="store_true")
     s.add_argument("--copy-timeout", type=float, default=3600)
+    sub.add_parser("diverged-list")
+    s = sub.add_parser("diverged-drop")
+    s.add_argument("name")
 
 
 COMMANDS = {name.removeprefix("cmd_").replace("_", "-"): fn

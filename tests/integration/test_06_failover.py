@@ -226,11 +226,31 @@ def test_partition_then_failback_reports_and_keeps_the_diverged_writes():
     healthy_with("pg2")
     assert psql("pg1", "select to_regclass('app.diverged') is null", db="app") == "t"
     code, st = drctl_json("status")
-    assert any("pg1 keeps" in w and aside.rsplit("/", 1)[-1] in w for w in st["warnings"]), \
+    name = aside.rsplit("/", 1)[-1]
+    assert any("pg1 keeps" in w and name in w for w in st["warnings"]), \
         "status reminds the operator of the set-aside directory"
-    sh("pg1", "rm -rf /var/lib/postgresql/15/main.diverged-*")  # every failback's copy
+
+    # drctl diverged: the copy is listed with what it holds, its rows can be read the way
+    # `show` says, and it is dropped only with consent
+    code, listed = drctl_json("diverged", "list")
+    assert code == 0 and [(c["host"], c["name"]) for c in listed["copies"]] == [("pg1", name)]
+    assert listed["copies"][0]["commits"] >= 1
+    code, shown = drctl_json("diverged", "show", "pg1", name)
+    assert code == 0, shown
+    for command in shown["look"][:-2]:  # up to the scratch server's start
+        sh("pg1", command, timeout=120)
+    psql_scratch = shown["look"][-2]
+    rows = sh("pg1", f"{psql_scratch} -XAtq -c 'select count(*) from app.diverged'")
+    assert rows == "10", "the diverged rows are readable in the scratch copy"
+    sh("pg1", shown["look"][-1], timeout=120)  # stop and remove the scratch copy
+    assert sh("pg1", f"test -f {aside}/PG_VERSION && echo kept") == "kept"
+    refused = drctl("diverged", "drop", "pg1", name)
+    assert refused.returncode == 8 and "commit" in refused.stderr, refused.stderr
+    proc = drctl("diverged", "drop", "pg1", name, "--yes")
+    assert proc.returncode == 0, proc.stderr
     code, st = drctl_json("status")
     assert not any("pg1 keeps" in w for w in st["warnings"])
+    assert sh("pg1", "ls -d /var/lib/postgresql/15/main.* 2>/dev/null", check=False) == ""
 
 
 def test_a_cleanly_stopped_primary_rejoins_without_a_copy_of_its_data():

@@ -420,3 +420,25 @@ def test_set_aside_refuses_when_the_copy_does_not_fit(
     assert code == 1 and out["ok"] is False and out["action"] == "refuse", out
     assert "--discard-diverged" in out["error"] and "Nothing was changed" in out["error"]
     assert sorted(p.name for p in returning_node.parent.iterdir()) == ["main"]
+
+
+def test_diverged_copies_are_listed_with_what_they_hold_and_dropped_by_name(
+        node_config: Path, returning_node: Path, fake_bin: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    fake(fake_bin, "pg_waldump", f"cat <<'EOF'\n{WALDUMP_COMMITS}EOF\n")
+    _, kept = set_aside(node_config, capsys)
+    legacy = returning_node.parent / "main.diverged-20260101T000000Z"  # before drctl recorded
+    legacy.mkdir()
+    (returning_node.parent / "main.diverged-notes.txt").write_text("not a copy")
+    assert cli.main(["--config", str(node_config), "diverged-list"]) == 0
+    listed = json.loads(capsys.readouterr().out)["copies"]
+    assert [c["name"] for c in listed] == [legacy.name, Path(kept["set_aside"]).name]
+    assert listed[0]["recorded"] is False and listed[0]["commits"] is None
+    assert listed[1]["commits"] == 1 and listed[1]["bytes"] == kept["data_bytes"]
+
+    assert cli.main(["--config", str(node_config), "diverged-drop", "../main"]) == 1
+    assert "keeps no copy named" in json.loads(capsys.readouterr().out)["error"]
+    assert returning_node.exists()
+    assert cli.main(["--config", str(node_config), "diverged-drop", legacy.name]) == 0
+    assert json.loads(capsys.readouterr().out)["dropped"]["name"] == legacy.name
+    assert not legacy.exists() and Path(kept["set_aside"]).exists()
