@@ -7,6 +7,7 @@ the cluster failed over is followed by.
 
 import subprocess
 import time
+from datetime import datetime
 
 import pytest
 
@@ -184,6 +185,10 @@ def test_power_loss_promotes_the_standby_by_itself_losing_nothing():
     assert "pg1" in show and "pg2" in show, show
 
 
+def seconds_between(a: str, b: str) -> float:
+    return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
+
+
 def test_no_quorum_without_the_witness_but_manual_failover_works():
     sh("backup1", "systemctl stop postgresql@15-witness")
     try:
@@ -196,6 +201,14 @@ def test_no_quorum_without_the_witness_but_manual_failover_works():
         code, report = drctl_json("failover", "--yes", timeout=600)
         assert code == 0, report
         assert report["status"]["primary"] == "pg2"
+        # armed automatic failover is paused on the hosts that answer only: the dead
+        # primary costs its probe's timeout, not an SSH timeout per step
+        paused = next(e for e in report["journal"] if e["step"] == "auto-paused")
+        assert "pg2" in paused["host"].split(",") and "pg1" not in paused["host"], paused
+        start = next(e for e in report["journal"] if e["step"] == "start")
+        print(f"failover with automatic failover armed, primary dead: auto-paused "
+              f"{seconds_between(start['time'], paused['time']):.1f} s after the start, "
+              f"done in {report['duration_s']} s")
     finally:
         sh("backup1", "systemctl start postgresql@15-witness")
     power_on("pg1")
