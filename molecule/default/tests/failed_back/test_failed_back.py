@@ -1,5 +1,7 @@
 """After failback.yml and the switch back: the original topology is back and healthy."""
 
+import json
+
 import pytest
 
 from drctl.rules import sql
@@ -28,9 +30,18 @@ def test_original_primary_is_primary_again(pg1, psql):
     assert int(psql(pg1, TIMELINE)) >= 3
 
 
-def test_old_data_directory_was_set_aside_not_deleted(pg1):
-    aside = pg1.check_output("ls -d /var/lib/postgresql/15/main.diverged-* | wc -l")
-    assert int(aside) >= 1
+def test_diverged_data_is_kept_only_when_there_were_commits_to_keep(pg1):
+    """failback keeps a copy of the old primary's data directory when it committed past
+    the fork point (or that could not be told), and only its WAL otherwise, removed once
+    it rejoined: every copy left says why it was kept, and no WAL copy is left behind."""
+    copies = pg1.check_output("ls -d /var/lib/postgresql/15/main.diverged-* 2>/dev/null "
+                              "|| true").split()
+    for copy in copies:
+        meta = json.loads(pg1.check_output(f"cat {copy}/drctl-diverged.json"))
+        d = meta["divergence"]
+        assert not d["known"] or d["commits"] >= 1, meta
+    assert pg1.check_output("ls -d /var/lib/postgresql/15/main.rewind-wal-* 2>/dev/null "
+                            "|| true") == ""
 
 
 def test_standby_streams_over_tls_from_the_original_primary(pg1, pg2, psql, eventually):
