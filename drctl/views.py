@@ -33,6 +33,8 @@ def render_result(report: dict[str, Any], fmt: str) -> None:
     if fmt == "json":
         emit_json(report)
         return
+    if report.get("result") == "refused":
+        return  # the error names every failed gate; nothing ran, so no status to show
     if "failback" in report and report.get("operation") == "failback":
         for part in ("failback", "switchover"):  # failback --switch-back: both reports
             if report.get(part):

@@ -190,10 +190,20 @@ def settled(state: Any) -> bool:
 
 def show(cfg: WatchConfig, settle_s: float = 0.0) -> dict[str, Any]:
     """The record; with settle_s, wait up to that long for the watcher to conclude that
-    the primary is gone (a check of a dying host may still be in flight)."""
-    deadline = time.monotonic() + settle_s
+    the primary is gone (a check of a dying host may still be in flight). A primary the
+    watcher has not heard from for two intervals is being checked right now: then the
+    wait goes on until that check ends one way or the other (at most the watcher's own
+    limit for a hanging check), so that a frozen primary is not reported as answering."""
+    start = time.monotonic()
+    hang_s = cfg.connect_timeout_s + 1 + 2 * cfg.interval_s  # a check in flight has ended
     state = read_json(cfg.state_file)
-    while not settled(state) and time.monotonic() < deadline:
+    while settle_s > 0 and not settled(state):
+        waited = time.monotonic() - start
+        if waited >= settle_s:
+            silent_s = time.time() - float(state["primary"].get("at") or 0)
+            checking = 2 * cfg.interval_s <= silent_s < hang_s + cfg.interval_s
+            if not checking or waited >= settle_s + hang_s:
+                break
         time.sleep(0.2)
         state = read_json(cfg.state_file)
     return state if isinstance(state, dict) else {"watcher": cfg.name}

@@ -114,7 +114,8 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, ui: Interaction, *, questi
     if failed:
         raise DrctlError(f"{plan.operation} refused by its gates; nothing was changed:\n  "
                          + "\n  ".join(f"{g.name}: {g.detail}" for g in failed),
-                         ExitCode.REFUSED)
+                         ExitCode.REFUSED,
+                         report={**plan.as_dict(), "result": "refused"})
     if plan.nothing_to_do:
         return {"operation": plan.operation, "result": "nothing-to-do",
                 "detail": plan.nothing_to_do, "status": status_mod.collect(inventory)}

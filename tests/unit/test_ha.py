@@ -136,6 +136,12 @@ def test_a_refused_plan_raises_before_anything_runs(monkeypatch):
                    playbook="failover.yml")
     assert exc.value.exit_code == ExitCode.REFUSED
     assert "pg2 lacks at least 1.2 MB" in exc.value.message
+    # --format json prints this report: the gates and the verdict, not an empty stdout
+    report = exc.value.report
+    assert report is not None and report["result"] == "refused"
+    assert report["would_proceed"] is False and report["data_loss"]["verdict"] == "loss"
+    assert any(not g["ok"] for g in report["gates"])
+    json.dumps(report)
 
 
 def test_the_drill_runs_operations_in_process(monkeypatch):

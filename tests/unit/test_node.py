@@ -442,3 +442,31 @@ def test_diverged_copies_are_listed_with_what_they_hold_and_dropped_by_name(
     assert cli.main(["--config", str(node_config), "diverged-drop", legacy.name]) == 0
     assert json.loads(capsys.readouterr().out)["dropped"]["name"] == legacy.name
     assert not legacy.exists() and Path(kept["set_aside"]).exists()
+
+
+def test_watcher_show_waits_out_a_check_in_flight_on_a_silent_primary(tmp_path: Path) -> None:
+    """A primary silent for two intervals is being checked: show waits past settle_s for
+    that check's end (a frozen primary), but not for a primary that answers."""
+    import threading
+    import time
+
+    state_file = tmp_path / "watch.json"
+    cfg = watch.WatchConfig(name="backup1", nodes=(), state_file=str(state_file))
+    state = fresh_state()
+    watch.record_ok(state, "pg1", answer("0/5000000"), at=time.time())
+    state_file.write_text(json.dumps(state))
+    started = time.monotonic()
+    assert watch.show(cfg, settle_s=0.3)["primary"]["lost_at"] is None  # it answers
+    assert time.monotonic() - started < 1.5
+
+    watch.record_ok(state, "pg1", answer("0/5000000"), at=time.time() - 2.5)
+    state_file.write_text(json.dumps(state))
+
+    def hang_declared() -> None:
+        time.sleep(1.0)
+        watch.record_failure(state, "pg1", "no answer within 3 s", at=time.time())
+        state_file.write_text(json.dumps(state))
+
+    threading.Thread(target=hang_declared).start()
+    shown = watch.show(cfg, settle_s=0.3)
+    assert shown["primary"]["lost_at"] is not None, "the check in flight was waited for"
