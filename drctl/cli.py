@@ -326,8 +326,9 @@ def diverged() -> None:
 
 
 def _copy_size(n: int | None) -> str:
-    return "?" if n is None else f"{n / (1 << 30):.1f} GiB" if n >= 1 << 30 else \
-        f"{n >> 20} MiB"
+    from drctl.rules.lsn import binary_size
+
+    return "?" if n is None else binary_size(n)
 
 
 @diverged.command("list")

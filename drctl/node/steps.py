@@ -474,14 +474,19 @@ def cmd_divergence(c: Config, a: argparse.Namespace) -> None:
     emit(ok=True, host=c.name, fork_lsn=a.fork_lsn, **summary)
 
 
-def dir_bytes(path: str) -> int:
-    """Bytes of the files under PATH (symbolic links not followed)."""
-    total = 0
+def dir_bytes(path: str, part: str = "") -> tuple[int, int]:
+    """Bytes of the files under PATH, and of those under PATH/PART (one walk; symbolic
+    links not followed)."""
+    total = inside = 0
+    sub = os.path.join(path, part) if part else None
     for root, _dirs, files in os.walk(path):
+        in_part = sub is not None and (root == sub or root.startswith(sub + os.sep))
         for name in files:
             with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(root, name)).st_size
-    return total
+                n = os.lstat(os.path.join(root, name)).st_size
+                total += n
+                inside += n if in_part else 0
+    return total, inside
 
 
 DIVERGED_META = "drctl-diverged.json"
@@ -497,8 +502,8 @@ def cmd_set_aside(c: Config, a: argparse.Namespace) -> None:
     span = (f" (committed between {d['first_commit_at']} and {d['last_commit_at']})"
             if d["first_commit_at"] else "")
     fs = os.statvfs(os.path.dirname(pgdata.rstrip("/")) or "/")
-    sizes = {"data_bytes": dir_bytes(pgdata),
-             "wal_bytes": dir_bytes(os.path.join(pgdata, "pg_wal")),
+    data_bytes, wal_bytes = dir_bytes(pgdata, "pg_wal")
+    sizes = {"data_bytes": data_bytes, "wal_bytes": wal_bytes,
              "free_bytes": fs.f_bavail * fs.f_frsize}
     verdict = decide.set_aside(c.name, commits, span, discard=a.discard_diverged, **sizes)
     facts = {"action": verdict.action, "sentence": verdict.sentence, "divergence": d,

@@ -340,12 +340,7 @@ class SetAside:
     sentence: str
 
 
-GiB = 1 << 30
 SET_ASIDE_HEADROOM = 256 << 20  # left free after a copy, for the server and its logs
-
-
-def _size(n: int) -> str:
-    return f"{n / GiB:.1f} GiB" if n >= GiB else f"{max(n, 0) >> 20} MiB"
 
 
 def set_aside(host: str, commits: int | None, commit_span: str, data_bytes: int,
@@ -363,9 +358,9 @@ def set_aside(host: str, commits: int | None, commit_span: str, data_bytes: int,
     if commits == 0 or discard:
         if wal_bytes + SET_ASIDE_HEADROOM > free_bytes:
             return SetAside("refuse", (
-                f"{host}: {_size(free_bytes)} free, too little even for a copy of pg_wal "
-                f"({_size(wal_bytes)}) that pg_rewind may need. Nothing was changed: free "
-                "space on that file system, then run the failback again."))
+                f"{host}: {lsn.binary_size(free_bytes)} free, too little even for a copy "
+                f"of pg_wal ({lsn.binary_size(wal_bytes)}) that pg_rewind may need. Nothing "
+                "was changed: free space on that file system, then run the failback again."))
         if commits == 0:
             return SetAside("wal-only", (
                 f"{host} wrote no commit past the fork point: nothing to keep (only its WAL "
@@ -376,13 +371,14 @@ def set_aside(host: str, commits: int | None, commit_span: str, data_bytes: int,
     if data_bytes + SET_ASIDE_HEADROOM > free_bytes:
         return SetAside("refuse", (
             f"{host} holds {what} past the fork point, which drctl keeps in a copy of its "
-            f"data directory: that needs {_size(data_bytes)} and {_size(free_bytes)} is free. "
+            f"data directory: that needs {lsn.binary_size(data_bytes)} and "
+            f"{lsn.binary_size(free_bytes)} is free. "
             "Nothing was changed. Free space on that file system (or drop older copies: "
             "`drctl status` lists them), or run the failback again with --discard-diverged "
             f"to lose those {what}."))
     return SetAside("keep", (
         f"{host} holds {what} past the fork point: its data directory is copied aside "
-        f"({_size(data_bytes)}) before pg_rewind"))
+        f"({lsn.binary_size(data_bytes)}) before pg_rewind"))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,11 @@ def fmt(pos: int | None) -> str:
     return f"{pos >> 32:X}/{pos & 0xFFFFFFFF:X}"
 
 
+def binary_size(n: int) -> str:
+    """Bytes of disk in words: 212 MiB, 3.0 GiB (what `df -h` users read)."""
+    return f"{n / (1 << 30):.1f} GiB" if n >= 1 << 30 else f"{max(n, 0) >> 20} MiB"
+
+
 def size(n: int) -> str:
     """Bytes in words: 0 B, 812 B, 1.2 kB, 3.4 MB, 1.0 GB."""
     value = float(n)

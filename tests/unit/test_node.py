@@ -470,3 +470,10 @@ def test_watcher_show_waits_out_a_check_in_flight_on_a_silent_primary(tmp_path: 
     threading.Thread(target=hang_declared).start()
     shown = watch.show(cfg, settle_s=0.3)
     assert shown["primary"]["lost_at"] is not None, "the check in flight was waited for"
+
+
+def test_dir_bytes_counts_the_tree_and_one_part_of_it_in_one_walk(returning_node: Path) -> None:
+    (returning_node / "base").mkdir()
+    (returning_node / "base" / "1").write_bytes(b"d" * 1000)
+    total, wal = steps.dir_bytes(str(returning_node), "pg_wal")
+    assert wal == 4096 and total == 4096 + 1000 + len("15\n")
