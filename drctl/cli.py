@@ -414,6 +414,42 @@ def diverged_drop(inventory: Path, fmt: str, host: str, name: str, yes: bool) ->
     emit(fmt, result, lambda r: console().print(f"deleted {host}:{copy['path']}"))
 
 
+@cli.command("confirm-primary")
+@common
+@click.argument("host")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def confirm_primary(inventory: Path, fmt: str, host: str, yes: bool) -> None:
+    """Start a held node as the primary now, on your word.
+
+    A node that would start as a primary stays down until a peer confirms that no
+    failover happened while it was away (`drctl status` shows it HELD, and why). When no
+    peer can answer and you know it is still the primary, this starts it once. A peer on
+    a newer timeline still fences it.
+    """
+    from drctl import held as held_mod
+    from drctl import inventory as inv_mod
+    from drctl.lock import cluster_lock
+    from drctl.output import console, emit
+
+    inv = inv_mod.load(inventory)
+    held = held_mod.held_state(inv, host)
+    if not held.get("liftable"):
+        raise DrctlError(f"{host}'s hold cannot be lifted: {held.get('reason')}",
+                         ExitCode.REFUSED)
+    stake = held_mod.at_stake(host, held)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise DrctlError(f"starting {host} as the primary needs --yes without a "
+                             "terminal; nothing was started", ExitCode.REFUSED, hint=stake)
+        if not click.confirm(f"{stake}\nStart {host} as the primary?", default=False,
+                             err=True):
+            raise DrctlError("nothing was started", ExitCode.REFUSED)
+    with cluster_lock(inv.name, "confirm-primary"):
+        result = held_mod.confirm(inv, host)
+    emit(fmt, result, lambda r: console().print(
+        f"{host}: PostgreSQL started as the primary (on the operator's word)"))
+
+
 # ---------------------------------------------------------------- automatic failover
 
 @cli.group()

@@ -70,6 +70,7 @@ VAULT_SECRETS: dict[str, int] = {
 LAB_TIMEOUTS: dict[str, object] = {
     "pgbackrest_io_timeout": 10,
     "drctl_archive_stall_s": 30,
+    "drctl_node_start_confirm_wait_s": 5,
     "postgresql_extra_settings": {"wal_receiver_timeout": "15s", "wal_sender_timeout": "15s"},
 }
 

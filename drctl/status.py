@@ -63,6 +63,7 @@ def _node(host: str, address: str, res: sshprobe.ProbeResult) -> dict[str, Any]:
         "vrrp_since": vrrp.get("since"),
         "vip": bool(d.get("holds_vip")),
         "fenced": bool(d.get("fenced")),
+        "start_held": d.get("start_held"),
         "set_aside": d.get("set_aside") or [],
         "prepared_xacts": (pg or {}).get("prepared_xacts"),
         "data_checksums": (pg or {}).get("data_checksums"),
@@ -148,6 +149,14 @@ def evaluate(nodes: list[dict[str, Any]], slot_warn_bytes: int) -> tuple[str | N
     for n in nodes:
         if not n["reachable"]:
             problems.append(f"{n['host']} is unreachable: {n['error']}")
+        elif n["role"] == "down" and n.get("start_held"):
+            held = n["start_held"]
+            problems.append(
+                f"{n['host']}: PostgreSQL is held down since {held.get('since')}: "
+                f"{held.get('reason')}" + (
+                    f" (it starts by itself once a peer confirms; `drctl confirm-primary "
+                    f"{n['host']}` starts it now, on an operator's word)"
+                    if held.get("liftable") else ""))
         elif n["role"] == "down" and not n["fenced"]:
             problems.append(f"{n['host']}: PostgreSQL is down ({n['error'] or 'no answer'})")
         if n["reachable"] and n["keepalived"] not in (None, "active"):
@@ -275,6 +284,7 @@ def render(report: dict[str, Any], fmt: str) -> None:
         slots = ", ".join(f"{s['slot_name']}{'*' if s['active'] else ''}" for s in n["slots"])
         keep = f"{n['keepalived'] or '?'} {n['vrrp_state'] or ''}".strip()
         table.add_row(n["host"], f"[{colour}]{n['role']}{' FENCED' if n['fenced'] else ''}"
+                      f"{' HELD' if n.get('start_held') else ''}"
                       f"[/{colour}]", str(n["timeline"] or ""), n["lsn"] or "", lag, stream, tls,
                       slots, keep, "[bold]VIP[/bold]" if n["vip"] else "")
     con.print(table)

@@ -37,6 +37,12 @@ class Config:
     auto_settings: str = "/etc/drctl/auto.json"
     auto_paused: str = "/etc/drctl/auto-paused"
     standby_conf: str = ""  # pg_replication's standby settings (primary_conninfo, slot)
+    # fence-check's hold (it would start as a primary and no peer confirmed it still is),
+    # an operator's one-shot lift of it, and the mark that it ran as primary since boot
+    start_held_file: str = "/run/drctl/start-held.json"
+    start_lift_file: str = "/run/drctl/start-lifted"
+    primary_boot_file: str = "/run/drctl/primary-this-boot"
+    start_confirm_wait_s: float = 15  # how long fence-check asks the peers before holding
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property

@@ -79,7 +79,8 @@ def postgres_state(c: Config, as_user: str | None = "postgres") -> dict[str, Any
 def collect(c: Config) -> dict[str, Any]:
     start = time.monotonic()
     out: dict[str, Any] = {"host": c.name, "address": c.address, "probe_version": 2,
-                           "fenced": os.path.exists(c.fence_file)}
+                           "fenced": os.path.exists(c.fence_file),
+                           "start_held": read_json(c.start_held_file)}
     out["postgres_service"] = _service(c.unit)
     out["postgres"] = None
     try:

@@ -14,11 +14,15 @@ Each prints one JSON object, so a step costs one Ansible task and its result is 
   wait-vip                wait until this node holds the VIP
   fence --reason R        mark this node fenced and stop PostgreSQL: it must not serve
   unfence                 remove the mark (drctl failback does this after a rejoin)
-  fence-check             systemd ExecStartPre of PostgreSQL: refuse to start when fenced,
-                          or when starting as a primary while a peer is a newer primary
+  fence-check             systemd ExecStartPre of PostgreSQL: refuse to start when fenced;
+                          as a primary, start only when still the newest primary (a peer
+                          confirms it, or it ran as primary since boot); fence itself when
+                          a peer knows a newer timeline; otherwise hold (stay down)
+  confirm-primary         an operator's consent: start a held node as the primary once
   guard [--once]          loop: fence this node if it is a writable primary while a peer
                           is a writable primary on a newer timeline (a healed partition);
-                          on a standby, record its lag behind the primary (lag file)
+                          on a standby, record its lag behind the primary (lag file);
+                          while a start is held, ask again and start when it may
   prove-write [--node N]  on a new primary: write a row, read its timeline's switch point
   divergence --fork-lsn L summary of this node's WAL past the fork point (pg_waldump)
   set-aside --fork-lsn L  before a rewind: keep a copy of diverged data, or only pg_wal
@@ -48,6 +52,7 @@ from drctl.node.common import (
     holds_address,
     now_iso,
     psql,
+    read_json,
     run,
     write_json_atomic,
 )
@@ -343,19 +348,21 @@ def cmd_unfence(c: Config, a: argparse.Namespace) -> None:
     emit(ok=True, host=c.name, was_fenced=existed)
 
 
-def peer_role(c: Config, peer: dict[str, str]) -> tuple[bool, int | None, str | None] | None:
-    """(writable, timeline, lsn) of a peer, or None when it does not answer."""
+def peer_role(c: Config, peer: dict[str, str]) -> tuple[str, int | None, str | None] | None:
+    """(role, timeline, lsn) of a peer: role 'primary' or 'standby', the newest timeline
+    it knows (None: unknown) and a primary's WAL position; None when it does not answer."""
     conninfo = (f"host={peer['address']} port={c.pg_port} dbname=postgres "
                 f"user={c.rewind_user} sslmode=verify-full sslrootcert={c.ca_file} "
                 "connect_timeout=2")
     env = {**os.environ, "PGPASSFILE": c.passfile}
     rc, o, _ = run(["psql", "-XAtq", conninfo, "-c", sql.QUERY_PEER_ROLE], timeout=5, env=env)
-    if rc != 0:
+    if rc != 0 or not o:
         return None
-    if o.startswith("primary|"):
-        parts = o.split("|")
-        return True, int(parts[1]), parts[2]
-    return False, None, None
+    parts = o.split("|")
+    timeline = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+    if parts[0] == "primary":
+        return "primary", timeline, parts[2] if len(parts) > 2 else None
+    return "standby", timeline, None
 
 
 def sample_lag(c: Config) -> None:
@@ -365,7 +372,7 @@ def sample_lag(c: Config) -> None:
                            "pg_last_wal_replay_lsn())")
     for peer in c.peers:
         answer = peer_role(c, dict(peer))
-        if answer and answer[0] and answer[2] and recv:
+        if answer and answer[0] == "primary" and answer[2] and recv:
             write_json_atomic(c.lag_file, {
                 "at": time.time(), "primary": peer["name"], "primary_lsn": answer[2],
                 "receive_lsn": recv, "lag_bytes": max(0, _pos(answer[2]) - _pos(recv))})
@@ -375,34 +382,116 @@ def sample_lag(c: Config) -> None:
 def newer_primary(c: Config, my_timeline: int) -> tuple[str, int] | None:
     for peer in c.peers:
         answer = peer_role(c, dict(peer))
-        if answer and answer[0] and answer[1] is not None and answer[1] > my_timeline:
+        if (answer and answer[0] == "primary" and answer[1] is not None
+                and answer[1] > my_timeline):
             return peer["name"], answer[1]
     return None
 
 
-def cmd_fence_check(c: Config, a: argparse.Namespace) -> None:
-    if os.path.exists(c.fence_file):
-        with open(c.fence_file) as fh:
-            why = fh.read().strip()
-        print(f"drctl: this node is fenced ({why}); it rejoins with `drctl failback`",
-              file=sys.stderr)
-        sys.exit(1)
-    if os.path.exists(os.path.join(c.datadir, "standby.signal")):
-        sys.exit(0)  # starting as a standby is always safe
+def _read_text(path: str) -> str | None:
     try:
-        my_tl = int(controldata(c)["Latest checkpoint's TimeLineID"])
-    except (RuntimeError, KeyError, ValueError):
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def start_verdict(c: Config) -> tuple[decide.StartVerdict, int | None,
+                                      list[decide.PeerAnswer]]:
+    """The facts of this moment (fence mark, standby.signal, own timeline, every peer's
+    answer, a lift, a start as primary since boot) and decide.startup's verdict on them."""
+    fenced = _read_text(c.fence_file)
+    standby = os.path.exists(os.path.join(c.datadir, "standby.signal"))
+    my_tl: int | None = None
+    peers: list[decide.PeerAnswer] = []
+    if fenced is None and not standby:
+        try:
+            my_tl = int(controldata(c)["Latest checkpoint's TimeLineID"])
+        except (RuntimeError, KeyError, ValueError):
+            my_tl = None
+        for peer in c.peers:
+            answer = peer_role(c, dict(peer))
+            peers.append(decide.PeerAnswer(peer["name"], answer[0] if answer else None,
+                                           answer[1] if answer else None))
+    verdict = decide.startup(fenced=fenced, standby=standby, my_timeline=my_tl,
+                             peers=peers, lifted=os.path.exists(c.start_lift_file),
+                             primary_this_boot=os.path.exists(c.primary_boot_file))
+    return verdict, my_tl, peers
+
+
+def _mark(path: str, data: dict[str, Any] | None = None) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_json_atomic(path, data or {"at": now_iso()})
+
+
+def cmd_fence_check(c: Config, a: argparse.Namespace) -> None:
+    """Before every start of PostgreSQL: start, fence, or hold (asking the peers again
+    for up to start_confirm_wait_s, since peers that boot with this node answer late)."""
+    deadline = time.monotonic() + (a.wait if a.wait is not None else c.start_confirm_wait_s)
+    while True:
+        verdict, my_tl, peers = start_verdict(c)
+        if verdict.action != "hold" or time.monotonic() >= deadline:
+            break
+        time.sleep(1)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(c.start_lift_file)  # one-shot: it lifts this start only
+    if verdict.action == "start":
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(c.start_held_file)
+        if my_tl is not None:
+            _mark(c.primary_boot_file)
+        print(f"drctl: starting: {verdict.reason}", file=sys.stderr)
         sys.exit(0)
-    newer = newer_primary(c, my_tl)
-    if newer:
-        reason = (f"{newer[0]} became primary on timeline {newer[1]} while this node "
-                  f"(timeline {my_tl}) was away")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(c.start_held_file)
+    if verdict.action == "fence":
         os.makedirs(os.path.dirname(c.fence_file), exist_ok=True)
         with open(c.fence_file, "w") as fh:
-            json.dump({"reason": reason, "since": now_iso(), "by": "fence-check"}, fh)
-        print(f"drctl: refusing to start as a primary: {reason}", file=sys.stderr)
-        sys.exit(1)
-    sys.exit(0)
+            json.dump({"reason": verdict.reason, "since": now_iso(), "by": "fence-check"}, fh)
+    elif verdict.action == "hold":
+        _mark(c.start_held_file, {
+            "since": now_iso(), "reason": verdict.reason, "liftable": verdict.liftable,
+            "timeline": my_tl, "peers": [p.__dict__ for p in peers]})
+    print(f"drctl: refusing to start ({verdict.action}): {verdict.reason}", file=sys.stderr)
+    sys.exit(1)
+
+
+def unit_active(c: Config) -> bool:
+    return run(["systemctl", "is-active", "--quiet", c.unit], timeout=10)[0] == 0
+
+
+def retry_held_start(c: Config) -> str | None:
+    """While fence-check holds PostgreSQL down: ask again; when the verdict is no longer
+    'hold', start the unit (fence-check decides again at that moment). Returns what it
+    did, or None when nothing is held."""
+    if not os.path.exists(c.start_held_file) or unit_active(c):
+        return None
+    verdict = start_verdict(c)[0]
+    if verdict.action == "hold":
+        return None
+    run(["systemctl", "reset-failed", c.unit], timeout=10)
+    rc, _, err = run(["systemctl", "start", c.unit], timeout=300)
+    return f"start after hold ({verdict.action}: {verdict.reason}): exit {rc} {err[-200:]}"
+
+
+def cmd_confirm_primary(c: Config, a: argparse.Namespace) -> None:
+    """An operator's consent: start this held node as the primary once, although no peer
+    confirmed it. Never overrides a peer on a newer timeline (that still fences)."""
+    held = read_json(c.start_held_file)
+    if not held:
+        fail(f"{c.name} holds no start: nothing to confirm",
+             running=unit_active(c))
+    if not held.get("liftable"):
+        fail(f"{c.name}'s hold cannot be lifted: {held.get('reason')}", held=held)
+    _mark(c.start_lift_file, {"at": now_iso(), "by": a.by})
+    run(["systemctl", "reset-failed", c.unit], timeout=10)
+    rc, _, err = run(["systemctl", "start", c.unit], timeout=300)
+    fenced = _read_text(c.fence_file)
+    if rc != 0 or not unit_active(c):
+        fail(f"PostgreSQL did not start on {c.name}: "
+             f"{('fenced: ' + fenced) if fenced else err[-300:] or 'the unit is not active'}",
+             held=held)
+    emit(ok=True, host=c.name, started=True, held=held)
 
 
 def cmd_guard(c: Config, a: argparse.Namespace) -> None:
@@ -419,8 +508,15 @@ def cmd_guard(c: Config, a: argparse.Namespace) -> None:
                               f"this node's {my_tl}")
                     fence(c, reason)
                     print(f"drctl-guard: fenced this node: {reason}", flush=True)
+                elif not os.path.exists(c.primary_boot_file):
+                    _mark(c.primary_boot_file)  # e.g. promoted since boot
         except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError):
-            pass
+            try:
+                done = retry_held_start(c)
+                if done:
+                    print(f"drctl-guard: {done}", flush=True)
+            except (subprocess.TimeoutExpired, OSError) as exc:
+                print(f"drctl-guard: retrying a held start failed: {exc}", flush=True)
         if a.once:
             return
         time.sleep(a.interval)
@@ -597,7 +693,10 @@ def add_parsers(sub: Any) -> None:
     s = sub.add_parser("fence")
     s.add_argument("--reason", required=True)
     sub.add_parser("unfence")
-    sub.add_parser("fence-check")
+    s = sub.add_parser("fence-check")
+    s.add_argument("--wait", type=float, help="seconds to ask the peers before holding")
+    s = sub.add_parser("confirm-primary")
+    s.add_argument("--by", default="operator")
     s = sub.add_parser("guard")
     s.add_argument("--once", action="store_true")
     s.add_argument("--interval", type=float, default=2)

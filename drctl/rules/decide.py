@@ -4,6 +4,7 @@
 - choose_candidate: which standby a failover promotes when none is named.
 - failover, switchover, failback, auto_promotion: the gates of each operation.
 - set_aside: whether failback keeps a copy of a returning node's diverged data.
+- startup: whether a node may start PostgreSQL (fence-check, before every start).
 
 Each returns a verdict with its reasons in words; callers act on it and print it.
 Unknown is never taken for zero: a candidate that cannot be compared with anything
@@ -444,3 +445,86 @@ def auto_readiness(local: LocalAuto, streaming: bool | None,
         why.append(f"lag {lag_bytes} bytes above the limit {max_lag_bytes}: it would lack "
                    "acknowledged commits")
     return why
+
+
+@dataclass(frozen=True)
+class PeerAnswer:
+    """What one peer said, at boot, when asked who it is: role 'primary' or 'standby'
+    (None: it did not answer) and the newest timeline it knows (None: not known)."""
+
+    name: str
+    role: str | None
+    timeline: int | None = None
+
+
+@dataclass(frozen=True)
+class StartVerdict:
+    """May PostgreSQL start here? action: start, fence (a newer primary exists: never
+    start), hold (not confirmed: stay down and ask again), refuse (fenced already)."""
+
+    action: Literal["start", "fence", "hold", "refuse"]
+    reason: str
+    liftable: bool = False  # an operator may start it anyway (drctl confirm-primary)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def startup(*, fenced: str | None, standby: bool, my_timeline: int | None,
+            peers: list[PeerAnswer], lifted: bool, primary_this_boot: bool) -> StartVerdict:
+    """Whether a node may start PostgreSQL, decided before every start.
+
+    A standby always may. A node that would start as a primary must still be the newest
+    primary: a peer on a newer timeline (a failover happened while it was away) fences it,
+    even when an operator lifted the hold; otherwise a peer must confirm it (a standby on
+    its timeline or an older one, or a primary on an older timeline), or it must have run
+    as the primary since this boot, or an operator must say so. Until then it holds:
+    silence from the peers is not a confirmation.
+
+    fenced: the fence marker's text (None: not fenced); standby: standby.signal exists;
+    my_timeline: the timeline of its last checkpoint (None: pg_controldata unreadable);
+    lifted: an operator's one-shot consent; primary_this_boot: it ran writable since boot.
+    """
+    if fenced is not None:
+        return StartVerdict("refuse", f"this node is fenced ({fenced}); it rejoins with "
+                                      "`drctl failback`")
+    if standby:
+        return StartVerdict("start", "it starts as a standby, which is always safe")
+    if my_timeline is None:
+        if lifted:
+            return StartVerdict("start", "an operator confirmed this node as the primary")
+        return StartVerdict("hold", "its timeline cannot be read (pg_controldata failed), "
+                                    "so whether it is still the newest primary is unknown",
+                            liftable=True)
+    newer = [p for p in peers if p.timeline is not None and p.timeline > my_timeline]
+    if newer:
+        p = newer[0]
+        return StartVerdict("fence", (
+            f"{p.name} is a {p.role} on timeline {p.timeline}, newer than this node's "
+            f"{my_timeline}: a failover happened while this node was away"))
+    twin = [p for p in peers if p.role == "primary" and p.timeline == my_timeline]
+    if twin:
+        return StartVerdict("hold", (
+            f"{twin[0].name} is a writable primary on this node's own timeline "
+            f"{my_timeline}: two primaries; find which one clients wrote to before "
+            "starting either"))
+    if lifted:
+        return StartVerdict("start", "an operator confirmed this node as the primary")
+    if primary_this_boot:
+        return StartVerdict("start", "it has run as the primary since this boot and no "
+                                     "peer knows a newer timeline")
+    if not peers:
+        return StartVerdict("start", "it has no peers to ask")
+    confirming = [p for p in peers if p.timeline is not None and (
+        p.role == "standby" or (p.role == "primary" and p.timeline < my_timeline))]
+    if confirming:
+        p = confirming[0]
+        return StartVerdict("start", (
+            f"{p.name} ({p.role}, timeline {p.timeline}) confirms that this node "
+            f"(timeline {my_timeline}) is still the newest primary"))
+    silent = ", ".join(p.name if p.role is None else f"{p.name} (timeline unknown)"
+                       for p in peers)
+    return StartVerdict("hold", (
+        f"no peer confirms that this node (timeline {my_timeline}) is still the primary: "
+        f"{silent} did not answer. A failover may have happened while it was away; it "
+        "stays down and asks again"), liftable=True)

@@ -100,9 +100,19 @@ select json_build_object(
     from pg_stat_replication), '{{}}'::json)
 )"""
 
-# A peer's role as fence-check and the guard ask it: 'standby', or 'primary|TL|LSN'.
+# The newest timeline a standby knows: the one it receives, its last restartpoint's, and
+# the newest history file in its pg_wal (the rewind role may list pg_wal); NULL if none.
+STANDBY_TIMELINE = (
+    "greatest((select received_tli from pg_stat_wal_receiver), "
+    "(select timeline_id from pg_control_checkpoint()), "
+    "(select max(('x' || substr(f, 1, 8))::bit(32)::int) "
+    "from pg_ls_dir('pg_wal', true, false) f where f ~ '^[0-9A-F]{8}[.]history$'))")
+
+# A peer's role as fence-check and the guard ask it: 'standby|TL' (TL may be empty), or
+# 'primary|TL|LSN'.
 QUERY_PEER_ROLE = (
-    "select case when pg_is_in_recovery() then 'standby' else 'primary|' || "
+    "select case when pg_is_in_recovery() then 'standby|' || "
+    f"coalesce({STANDBY_TIMELINE}::text, '') else 'primary|' || "
     f"{TIMELINE} || '|' || pg_current_wal_lsn() end")
 
 IN_RECOVERY = "select pg_is_in_recovery()"

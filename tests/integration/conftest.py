@@ -30,9 +30,10 @@ PROVISION_INPUTS = ("roles", "playbooks", "drctl/node", "drctl/rules")
 
 
 def drctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run the real CLI; stdout and stderr captured as text."""
+    """Run the real CLI as a script would: no terminal on stdin, stdout and stderr captured
+    as text."""
     return subprocess.run([sys.executable, "-m", "drctl", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+                          stdin=subprocess.DEVNULL, text=True, timeout=timeout, check=False)
 
 
 def ansible_playbook(playbook: str, *args: str, timeout: float = 900
@@ -98,6 +99,19 @@ def holds_for(what: str, predicate: Callable[[], object], seconds: float,
         time.sleep(interval)
 
 
+def power_off(*hosts: str) -> None:
+    """Cut the power: the containers die at once, nothing shuts down cleanly."""
+    subprocess.run(["docker", "kill", *[PREFIX + h for h in hosts]], check=True,
+                   capture_output=True)
+
+
+def power_on(host: str) -> None:
+    """Power HOST on and wait until systemd has booted it (units may have failed)."""
+    subprocess.run(["docker", "start", PREFIX + host], check=True, capture_output=True)
+    wait_for(f"{host} to boot", lambda: sh(host, "systemctl is-system-running", check=False)
+             in ("running", "degraded"), timeout=90)
+
+
 def vip_holders(hosts=("pg1", "pg2")) -> list[str]:
     vip = lab_vars()["drctl_vip"].split("/")[0]
     return [h for h in hosts
@@ -147,10 +161,18 @@ def _password() -> str:
 
 def healthy_with(primary: str, timeout: float = 60) -> None:
     """Wait until status is healthy with PRIMARY writable and the only VIP holder."""
+    last: dict = {}
+
     def check():
         code, st = drctl_json("status")
+        last.update(code=code, status=st)
         return code == 0 and st["primary"] == primary and st["vip_holders"] == [primary]
-    wait_for(f"a healthy cluster with primary {primary}", check, timeout=timeout, interval=1)
+    try:
+        wait_for(f"a healthy cluster with primary {primary}", check, timeout=timeout,
+                 interval=1)
+    except AssertionError as exc:  # say what the last status said, not just "False"
+        raise AssertionError(f"{exc}; last status (exit {last.get('code')}): "
+                             f"{json.dumps(last.get('status'), default=str)[:4000]}") from None
 
 
 def provision_inputs() -> str:

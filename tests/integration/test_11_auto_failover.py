@@ -18,6 +18,7 @@ from tests.integration.conftest import (
     healthy_with,
     holds_for,
     lab_say,
+    power_on,
     psql,
     restore_snapshot,
     sh,
@@ -51,12 +52,6 @@ def cluster_show(host: str = "pg2") -> str:
 
 def in_recovery(host: str) -> str:
     return psql(host, "select pg_is_in_recovery()", check=False)
-
-
-def power_on(host: str) -> None:
-    subprocess.run(["docker", "start", PREFIX + host], check=True, capture_output=True)
-    wait_for(f"{host} to boot", lambda: sh(host, "systemctl is-system-running", check=False)
-             in ("running", "degraded"), timeout=90)
 
 
 ARMED = "auto-armed"

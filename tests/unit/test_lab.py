@@ -20,6 +20,7 @@ def test_production_keeps_the_timeouts_the_readme_recommends():
     """The lab shortens these; the roles' defaults (what production gets) do not."""
     assert role_default("pgbackrest", "pgbackrest_io_timeout") == 60
     assert role_default("postgresql", "postgresql_extra_settings") == {}
+    assert role_default("drctl_node", "drctl_node_start_confirm_wait_s") == 15
     stall = next(o for o in CLUSTER_OPTIONS if o.name == "drctl_archive_stall_s")
     assert stall.default == 120
     readme = (ROOT / "README.md").read_text()
@@ -31,10 +32,12 @@ def test_lab_inventory_shortens_only_the_documented_timeouts(tmp_path, monkeypat
     files = lab.render_inventory(lab.lab_hosts(), tmp_path / "id_ed25519")
     main = yaml.safe_load(files["group_vars/all/main.yml"])
     assert set(lab.LAB_TIMEOUTS) == {"pgbackrest_io_timeout", "drctl_archive_stall_s",
-                                     "postgresql_extra_settings"}
+                                     "postgresql_extra_settings",
+                                     "drctl_node_start_confirm_wait_s"}
     for name, value in lab.LAB_TIMEOUTS.items():
         assert main[name] == value
     assert main["pgbackrest_io_timeout"] < 60 and main["drctl_archive_stall_s"] < 120
+    assert main["drctl_node_start_confirm_wait_s"] < 15
     # docker names the hosts in every container's /etc/hosts (and rewrites it at each start)
     assert main["pgbackrest_manage_etc_hosts"] is False
     assert role_default("pgbackrest", "pgbackrest_manage_etc_hosts") is True

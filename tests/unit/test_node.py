@@ -477,3 +477,105 @@ def test_dir_bytes_counts_the_tree_and_one_part_of_it_in_one_walk(returning_node
     (returning_node / "base" / "1").write_bytes(b"d" * 1000)
     total, wal = steps.dir_bytes(str(returning_node), "pg_wal")
     assert wal == 4096 and total == 4096 + 1000 + len("15\n")
+
+
+# ------------------------------------------------------------ fence-check and the hold
+
+@pytest.fixture
+def booting_primary(tmp_path: Path, fake_bin: Path) -> Path:
+    """A node that would start as a primary (no standby.signal) on timeline 3, with two
+    peers; the peers' answers come from tmp_path/answers (psql prints the file's line for
+    the peer's address, or fails when there is none)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    cfg = {"name": "pg1", "address": "10.0.0.11", "data_dir": str(data),
+           "bin_dir": str(fake_bin), "fence_file": str(tmp_path / "fenced"),
+           "start_held_file": str(tmp_path / "run" / "start-held.json"),
+           "start_lift_file": str(tmp_path / "run" / "start-lifted"),
+           "primary_boot_file": str(tmp_path / "run" / "primary-this-boot"),
+           "start_confirm_wait_s": 0,
+           "peers": [{"name": "pg2", "address": "10.0.0.12"},
+                     {"name": "pg3", "address": "10.0.0.13"}]}
+    (tmp_path / "node.json").write_text(json.dumps(cfg))
+    (tmp_path / "answers").mkdir()
+    fake(fake_bin, "pg_controldata", "echo \"Latest checkpoint's TimeLineID:       3\"\n")
+    fake(fake_bin, "psql", f'for a in "$@"; do case "$a" in host=*) h=${{a#host=}}; '
+                           f'h=${{h%% *}};; esac; done\n'
+                           f'f="{tmp_path}/answers/$h"; [ -f "$f" ] || exit 2; cat "$f"\n')
+    fake(fake_bin, "systemctl", f'echo "$@" >> "{tmp_path}/systemctl.log"\n'
+                                'case "$1" in is-active) exit 3;; esac\n')
+    return tmp_path
+
+
+def peer_says(node: Path, address: str, text: str) -> None:
+    (node / "answers" / address).write_text(text + "\n")
+
+
+def fence_check(node: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--config", str(node / "node.json"), "fence-check"])
+    return int(exc.value.code or 0), capsys.readouterr().err
+
+
+def test_a_primary_nobody_confirms_is_held_and_says_why(
+        booting_primary: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = fence_check(booting_primary, capsys)
+    assert code == 1 and "hold" in err
+    held = json.loads((booting_primary / "run" / "start-held.json").read_text())
+    assert held["liftable"] and held["timeline"] == 3
+    assert [p["name"] for p in held["peers"]] == ["pg2", "pg3"]
+    assert not (booting_primary / "fenced").exists()
+    assert not (booting_primary / "run" / "primary-this-boot").exists()
+
+
+def test_a_standby_on_its_timeline_confirms_the_start(
+        booting_primary: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fence_check(booting_primary, capsys)  # held first
+    peer_says(booting_primary, "10.0.0.13", "standby|3")
+    code, err = fence_check(booting_primary, capsys)
+    assert code == 0 and "pg3 (standby, timeline 3) confirms" in err
+    assert not (booting_primary / "run" / "start-held.json").exists()
+    assert (booting_primary / "run" / "primary-this-boot").exists()
+
+
+def test_a_peer_on_a_newer_timeline_fences_even_after_a_lift(
+        booting_primary: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (booting_primary / "run").mkdir()
+    (booting_primary / "run" / "start-lifted").write_text("{}")
+    peer_says(booting_primary, "10.0.0.12", "primary|4|0/5000000")
+    code, err = fence_check(booting_primary, capsys)
+    assert code == 1 and "fence" in err
+    assert "pg2 is a primary on timeline 4" in json.loads(
+        (booting_primary / "fenced").read_text())["reason"]
+    assert not (booting_primary / "run" / "start-lifted").exists()  # one-shot
+    code, err = fence_check(booting_primary, capsys)  # fenced now: refused
+    assert code == 1 and "fenced" in err
+
+
+def test_a_lift_starts_a_held_node_once(booting_primary: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    fence_check(booting_primary, capsys)
+    # confirm-primary starts the unit; the fake systemctl runs no fence-check and starts
+    # nothing, so it reports a failed start: check what it asked for, then run
+    # fence-check as systemd would
+    assert cli.main(["--config", str(booting_primary / "node.json"), "confirm-primary"]) == 1
+    assert "did not start" in capsys.readouterr().out
+    log = (booting_primary / "systemctl.log").read_text()
+    assert "start postgresql@15-main" in log
+    assert (booting_primary / "run" / "start-lifted").exists()
+    code, err = fence_check(booting_primary, capsys)
+    assert code == 0 and "operator" in err
+    code, _ = fence_check(booting_primary, capsys)  # the lift was used up; ran since boot
+    assert code == 0
+
+
+def test_the_guard_starts_a_held_node_once_a_peer_confirms(
+        booting_primary: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    c = common.Config.load(str(booting_primary / "node.json"))
+    fence_check(booting_primary, capsys)
+    assert steps.retry_held_start(c) is None  # still nobody answers
+    assert not (booting_primary / "systemctl.log").read_text().count("start postgresql")
+    peer_says(booting_primary, "10.0.0.12", "standby|3")
+    done = steps.retry_held_start(c)
+    assert done and "start after hold (start" in done
+    assert "start postgresql@15-main" in (booting_primary / "systemctl.log").read_text()

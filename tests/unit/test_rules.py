@@ -387,3 +387,60 @@ def test_set_aside_names_what_would_be_lost():
                          64 << 20, GB, discard=False)
     assert "12 commits (committed between 10:00 and 10:05)" in d.sentence
     assert "to lose those 12 commits" in d.sentence
+
+
+# ------------------------------------------------------------ startup (fence-check)
+
+P = decide.PeerAnswer
+
+
+def start(**kw: Any) -> decide.StartVerdict:
+    facts: dict[str, Any] = {"fenced": None, "standby": False, "my_timeline": 3,
+                             "peers": [P("pg2", None)], "lifted": False,
+                             "primary_this_boot": False}
+    facts.update(kw)
+    return decide.startup(**facts)
+
+
+@pytest.mark.parametrize("facts, action", [
+    ({"fenced": "failed over"}, "refuse"),
+    ({"fenced": "failed over", "lifted": True}, "refuse"),
+    ({"standby": True}, "start"),
+    # the old primary powers on while its peer is unreachable: it stays down
+    ({}, "hold"),
+    ({"peers": [P("pg2", "standby", None)]}, "hold"),  # answers, timeline unknown
+    ({"my_timeline": None}, "hold"),
+    # a peer on a newer timeline: a failover happened meanwhile, even if lifted
+    ({"peers": [P("pg2", "primary", 4)]}, "fence"),
+    ({"peers": [P("pg2", "standby", 4)]}, "fence"),
+    ({"peers": [P("pg2", "primary", 4)], "lifted": True}, "fence"),
+    ({"peers": [P("pg2", "primary", 4)], "primary_this_boot": True}, "fence"),
+    ({"peers": [P("pg2", None), P("pg3", "standby", 5)]}, "fence"),
+    # a peer confirms: a standby on its timeline or an older one, an older primary
+    ({"peers": [P("pg2", "standby", 3)]}, "start"),
+    ({"peers": [P("pg2", "standby", 2)]}, "start"),
+    ({"peers": [P("pg2", "primary", 2)]}, "start"),
+    ({"peers": [P("pg2", None), P("pg3", "standby", 3)]}, "start"),
+    # two primaries on one timeline: not for a lift to settle
+    ({"peers": [P("pg2", "primary", 3)]}, "hold"),
+    ({"peers": [P("pg2", "primary", 3)], "lifted": True}, "hold"),
+    # no answer, but an operator's word, or it ran as primary since this boot
+    ({"lifted": True}, "start"),
+    ({"my_timeline": None, "lifted": True}, "start"),
+    ({"primary_this_boot": True}, "start"),
+    ({"peers": []}, "start"),
+])
+def test_startup_verdicts(facts: dict[str, Any], action: str) -> None:
+    assert start(**facts).action == action
+
+
+def test_a_held_start_says_who_did_not_answer_and_may_be_lifted() -> None:
+    v = start(peers=[P("pg2", None), P("pg3", "standby", None)])
+    assert v.action == "hold" and v.liftable
+    assert "pg2" in v.reason and "pg3 (timeline unknown)" in v.reason
+    assert not start(peers=[P("pg2", "primary", 3)]).liftable
+
+
+def test_a_fence_names_the_newer_node_and_its_timeline() -> None:
+    v = start(peers=[P("pg2", "primary", 4)])
+    assert "pg2" in v.reason and "timeline 4" in v.reason and "3" in v.reason
