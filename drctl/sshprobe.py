@@ -49,7 +49,9 @@ def ssh_command(inv: Inventory, host: str, remote: list[str],
     user = hv.get("ansible_user")
     target = f"{user}@{inv.hosts[host].address}" if user else inv.hosts[host].address
     become = hv.get("ansible_become", False) and user != "root"
-    return [*cmd, target, "--", *(["sudo", "-n"] if become else []), *remote]
+    # ssh hands the remote side one string to a shell: quote each argument, so that an
+    # argument with spaces (or `sh -c SCRIPT`) arrives as the one argument it was
+    return [*cmd, target, "--", shlex.join([*(["sudo", "-n"] if become else []), *remote])]
 
 
 def run(inv: Inventory, host: str, remote: list[str], timeout: float = 8) -> tuple[int, str, str]:

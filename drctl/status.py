@@ -64,6 +64,7 @@ def _node(host: str, address: str, res: sshprobe.ProbeResult) -> dict[str, Any]:
         "vip": bool(d.get("holds_vip")),
         "fenced": bool(d.get("fenced")),
         "start_held": d.get("start_held"),
+        "postgres_service": d.get("postgres_service"),
         "set_aside": d.get("set_aside") or [],
         "prepared_xacts": (pg or {}).get("prepared_xacts"),
         "data_checksums": (pg or {}).get("data_checksums"),
@@ -157,6 +158,9 @@ def evaluate(nodes: list[dict[str, Any]], slot_warn_bytes: int) -> tuple[str | N
                     f" (it starts by itself once a peer confirms; `drctl confirm-primary "
                     f"{n['host']}` starts it now, on an operator's word)"
                     if held.get("liftable") else ""))
+        elif n["role"] == "down" and n.get("postgres_service") == "activating":
+            problems.append(f"{n['host']}: PostgreSQL is starting (before it starts as a "
+                            "primary, it asks its peers whether it still is one)")
         elif n["role"] == "down" and not n["fenced"]:
             problems.append(f"{n['host']}: PostgreSQL is down ({n['error'] or 'no answer'})")
         if n["reachable"] and n["keepalived"] not in (None, "active"):

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -100,3 +101,45 @@ def test_drill_rejects_numbers_out_of_range_before_anything_runs(args, no_remote
     res = CliRunner().invoke(cli_mod.cli, ["drill", "--yes", *args])
     assert res.exit_code == ExitCode.USAGE, res.output
     assert "range" in res.output
+
+
+def test_ssh_commands_keep_each_remote_argument_whole(make_inventory) -> None:
+    """ssh joins its remote words into one shell line: drctl quotes them, so an argument
+    with spaces, and a `sh -c` script, reach the host as one argument under sudo."""
+    import shlex
+
+    from drctl import inventory as inv_mod
+    from drctl import sshprobe
+
+    inv = inv_mod.load(make_inventory())
+    host = inv.pg_hosts[0].name
+    inv.hosts[host].vars.update(ansible_user="ansible", ansible_become=True)
+    cmd = sshprobe.ssh_command(inv, host, ["drctl-node", "confirm-primary", "--by", "a b"])
+    assert shlex.split(cmd[-1]) == ["sudo", "-n", "drctl-node", "confirm-primary", "--by", "a b"]
+    cmd = sshprobe.ssh_command(inv, host, ["sh", "-c", "true; false"])
+    assert shlex.split(cmd[-1])[-3:] == ["sh", "-c", "true; false"]
+
+
+def _probe(host: str, **extra: Any) -> Any:
+    from drctl import sshprobe
+
+    data = {"host": host, "address": "10.0.0.11", "probe_version": 2, "fenced": False,
+            "postgres_service": "failed", "postgres": None,
+            "postgres_error": "connection to server on socket failed",
+            "keepalived_service": "active", **extra}
+    return sshprobe.ProbeResult(host, True, data)
+
+
+def test_status_says_a_held_node_waits_for_a_peer_and_how_to_lift_it() -> None:
+    from drctl import status
+
+    held = {"since": "2026-11-27T10:00:00", "reason": "no peer confirms it", "liftable": True,
+            "timeline": 1, "peers": [{"name": "pg2", "role": None, "timeline": None}]}
+    n = status._node("pg1", "10.0.0.11", _probe("pg1", start_held=held))
+    _, problems = status.evaluate([n], 1 << 30)
+    assert n["start_held"] == held
+    assert any("pg1: PostgreSQL is held down" in p and "no peer confirms it" in p
+               and "drctl confirm-primary pg1" in p for p in problems), problems
+    starting = status._node("pg1", "10.0.0.11", _probe("pg1", postgres_service="activating"))
+    _, problems = status.evaluate([starting], 1 << 30)
+    assert any("pg1: PostgreSQL is starting" in p for p in problems), problems
