@@ -64,7 +64,6 @@ def _node(host: str, address: str, res: sshprobe.ProbeResult) -> dict[str, Any]:
         "vip": bool(d.get("holds_vip")),
         "fenced": bool(d.get("fenced")),
         "start_held": d.get("start_held"),
-        "postgres_service": d.get("postgres_service"),
         "set_aside": d.get("set_aside") or [],
         "prepared_xacts": (pg or {}).get("prepared_xacts"),
         "data_checksums": (pg or {}).get("data_checksums"),
