@@ -18,6 +18,7 @@ from tests.integration.conftest import (
     healthy_with,
     holds_for,
     lab_say,
+    power_off,
     power_on,
     psql,
     restore_snapshot,
@@ -240,3 +241,24 @@ def test_a_lagging_standby_does_not_promote_itself():
     healthy_with("pg1")
     psql("pg1", "drop table if exists lagging", db="app")
     armed_with("pg1")
+
+
+def test_a_site_power_cut_keeps_the_primary_when_the_standby_boots_first():
+    """The whole site loses power; the standby and the witness boot first, the primary
+    some seconds later (it also waits for a peer to confirm it is still the primary).
+    Nothing is failed over: repmgrd does not start monitoring while its upstream has not
+    come back, so the booting primary is not mistaken for a dead one."""
+    rearm()
+    promoted_before = auto_state()["last_promotion"]
+    power_off("pg1", "pg2", "backup1")
+    power_on("pg2")
+    power_on("backup1")
+    # the primary is still off while repmgrd on pg2 runs, loses it and may hold an
+    # election; pg2 must stay a standby all along
+    holds_for("pg2 in recovery while pg1 is off", lambda: in_recovery("pg2") == "t", 10,
+              interval=1)
+    power_on("pg1")
+    armed_with("pg1")
+    assert in_recovery("pg2") == "t"
+    st = auto_state()
+    assert st["last_promotion"] == promoted_before, st
