@@ -14,28 +14,10 @@ from drctl import inventory as inv_mod
 from drctl import sshprobe
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
-from drctl.operations.ha import NODE_COMMAND
 
 # Where `show` suggests starting a scratch copy (its own port, no TCP listener).
 SCRATCH_DIR = "/var/tmp/drctl-diverged"
 SCRATCH_PORT = 5499
-
-
-def _node_json(inv: inv_mod.Inventory, host: str, args: list[str],
-               timeout: float = 60) -> dict[str, Any]:
-    import json
-
-    rc, out, err = sshprobe.run(inv, host, [NODE_COMMAND, *args], timeout=timeout)
-    try:
-        data = json.loads(out.splitlines()[-1]) if out else {}
-    except ValueError:
-        data = {}
-    if rc == 255 and not data:
-        return {"ok": False, "host": host, "unreachable": True,
-                "error": (err.splitlines() or ["no answer"])[-1][:200]}
-    if not data:
-        return {"ok": False, "host": host, "error": (err or out or f"exit {rc}")[-300:]}
-    return data
 
 
 def collect(inv: inv_mod.Inventory) -> dict[str, Any]:
@@ -43,7 +25,7 @@ def collect(inv: inv_mod.Inventory) -> dict[str, Any]:
     (their copies are unknown, not absent)."""
     hosts = [h.name for h in inv.pg_hosts]
     with ThreadPoolExecutor(max_workers=len(hosts) or 1) as pool:
-        answers = list(pool.map(lambda h: _node_json(inv, h, ["diverged-list"]), hosts))
+        answers = list(pool.map(lambda h: sshprobe.node_json(inv, h, ["diverged-list"]), hosts))
     copies = [{"host": a["host"], **c} for a in answers if a.get("ok") for c in a["copies"]]
     unknown = [{"host": a.get("host", h), "error": a.get("error", "")}
                for h, a in zip(hosts, answers, strict=True) if not a.get("ok")]
@@ -54,10 +36,8 @@ def collect(inv: inv_mod.Inventory) -> dict[str, Any]:
 
 def find(inv: inv_mod.Inventory, host: str, name: str) -> dict[str, Any]:
     """One copy, with the commands that let an operator read its rows."""
-    if host not in {h.name for h in inv.pg_hosts}:
-        raise DrctlError(f"{host} is not a PostgreSQL node of the inventory "
-                         f"({', '.join(h.name for h in inv.pg_hosts)})", ExitCode.USAGE)
-    answer = _node_json(inv, host, ["diverged-list"])
+    inv.require_pg_host(host)
+    answer = sshprobe.node_json(inv, host, ["diverged-list"])
     if not answer.get("ok"):
         raise DrctlError(f"{host}: {answer.get('error')}", ExitCode.UNREACHABLE
                          if answer.get("unreachable") else ExitCode.FAILED)
@@ -94,7 +74,7 @@ def look_commands(path: str, bin_dir: str) -> list[str]:
 
 
 def drop(inv: inv_mod.Inventory, host: str, name: str) -> dict[str, Any]:
-    answer = _node_json(inv, host, ["diverged-drop", name], timeout=3600)
+    answer = sshprobe.node_json(inv, host, ["diverged-drop", name], timeout=3600)
     if not answer.get("ok"):
         raise DrctlError(f"{host}: {answer.get('error')}", ExitCode.FAILED)
     return answer

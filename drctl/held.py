@@ -8,16 +8,13 @@ from typing import Any
 
 from drctl import inventory as inv_mod
 from drctl import sshprobe
-from drctl.diverged import _node_json
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
 
 
 def held_state(inv: inv_mod.Inventory, host: str) -> dict[str, Any]:
     """What HOST's probe says of its held start (DrctlError when it is not held)."""
-    if host not in {h.name for h in inv.pg_hosts}:
-        raise DrctlError(f"{host} is not a PostgreSQL node of the inventory "
-                         f"({', '.join(h.name for h in inv.pg_hosts)})", ExitCode.USAGE)
+    inv.require_pg_host(host)
     res = sshprobe.probe(inv, host)
     if not res.ok or res.data is None:
         raise DrctlError(f"{host} does not answer: {res.error}", ExitCode.UNREACHABLE)
@@ -43,7 +40,7 @@ def at_stake(host: str, held: dict[str, Any]) -> str:
 def confirm(inv: inv_mod.Inventory, host: str) -> dict[str, Any]:
     """Lift HOST's hold once and start PostgreSQL there (a peer on a newer timeline still
     fences it: the node decides again at the start)."""
-    answer = _node_json(inv, host, ["confirm-primary", "--by", "drctl confirm-primary"],
+    answer = sshprobe.node_json(inv, host, ["confirm-primary", "--by", "drctl confirm-primary"],
                         timeout=330)
     if not answer.get("ok"):
         raise DrctlError(f"{host}: {answer.get('error')}", ExitCode.UNREACHABLE

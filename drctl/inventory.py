@@ -86,6 +86,14 @@ class Inventory:
     def pg_hosts(self) -> list[Host]:
         return [h for h in self.hosts.values() if h.groups & set(PG_GROUPS)]
 
+    def require_pg_host(self, host: str) -> Host:
+        """HOST as a PostgreSQL node, or a usage error naming the ones there are."""
+        for h in self.pg_hosts:
+            if h.name == host:
+                return h
+        raise DrctlError(f"{host} is not a PostgreSQL node of the inventory "
+                         f"({', '.join(h.name for h in self.pg_hosts)})", ExitCode.USAGE)
+
     @property
     def vip(self) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
         return ipaddress.ip_interface(self.cluster["drctl_vip"])

@@ -21,6 +21,7 @@ from drctl.inventory import Inventory
 from drctl.paths import state_dir
 
 PROBE = "/usr/local/libexec/drctl/drctl-probe"
+NODE_COMMAND = "/usr/local/libexec/drctl/drctl-node"
 
 
 @dataclass
@@ -109,3 +110,20 @@ def probe_all(inv: Inventory, hosts: list[str],
     with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
         return dict(zip(hosts, pool.map(lambda h: probe(inv, h, commands.get(h)), hosts),
                         strict=True))
+
+
+def node_json(inv: Inventory, host: str, args: list[str],
+               timeout: float = 60) -> dict[str, Any]:
+    """One drctl-node command on HOST; its JSON answer, or {"ok": False, ...} saying why
+    there is none ("unreachable" when SSH could not reach it)."""
+    rc, out, err = run(inv, host, [NODE_COMMAND, *args], timeout=timeout)
+    try:
+        data = json.loads(out.splitlines()[-1]) if out else {}
+    except ValueError:
+        data = {}
+    if rc == 255 and not data:
+        return {"ok": False, "host": host, "unreachable": True,
+                "error": (err.splitlines() or ["no answer"])[-1][:200]}
+    if not data:
+        return {"ok": False, "host": host, "error": (err or out or f"exit {rc}")[-300:]}
+    return data

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from drctl import inventory as inv_mod
+from drctl import sshprobe
 from drctl import status as status_mod
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
@@ -160,7 +161,7 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, ui: Interaction, *, questi
     return report
 
 
-NODE_COMMAND = "/usr/local/libexec/drctl/drctl-node"
+NODE_COMMAND = sshprobe.NODE_COMMAND
 
 
 def gather(inv: inv_mod.Inventory, settle_s: float = 0.0,
@@ -169,8 +170,6 @@ def gather(inv: inv_mod.Inventory, settle_s: float = 0.0,
     PostgreSQL node's probe and every watcher's record (waiting up to settle_s for the
     watchers to conclude that a dying primary is gone)."""
     from concurrent.futures import ThreadPoolExecutor
-
-    from drctl import sshprobe
 
     watchers = [h.name for h in inv.group("backup")]
     command = [NODE_COMMAND, "watch", "--show", "--settle", f"{settle_s:g}"]
