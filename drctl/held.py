@@ -23,7 +23,8 @@ def held_state(inv: inv_mod.Inventory, host: str) -> dict[str, Any]:
         running = bool(res.data.get("postgres"))
         raise DrctlError(f"{host} holds no start: nothing to confirm "
                          f"(PostgreSQL is {'running' if running else 'down for another reason'})",
-                         ExitCode.REFUSED, hint="drctl status says why a node is down")
+                         ExitCode.REFUSED,
+                         hint=None if running else "drctl status says why a node is down")
     return dict(held)
 
 
