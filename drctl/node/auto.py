@@ -35,9 +35,9 @@ def log(c: Config, s: Mapping[str, Any], **event: Any) -> None:
     print(json.dumps(event), flush=True)
 
 
-def witness_records(s: Mapping[str, Any]) -> tuple[list[WatcherFacts], str]:
+def witness_records(c: Config, s: Mapping[str, Any]) -> tuple[list[WatcherFacts], str]:
     """Every watcher's record as the witness holds it; (records, witness error)."""
-    rc, out, err = run(["psql", "-XAtq", s["witness_conninfo"], "-c", watch.witness_query()],
+    rc, out, err = run([c.psql, "-XAtq", s["witness_conninfo"], "-c", watch.witness_query()],
                        timeout=10, env={**os.environ, "PGPASSFILE": s["passfile"]})
     if rc != 0:
         return [], (err.splitlines() or ["?"])[-1][:160]
@@ -54,7 +54,7 @@ def decision(c: Config, s: Mapping[str, Any]) -> decide.Decision:
         pg, error = None, str(exc)
     me = NodeFacts.from_probe(c.name, {"postgres": pg, "fenced": os.path.exists(c.fence_file)},
                               error=error)
-    watchers, witness_error = witness_records(s)
+    watchers, witness_error = witness_records(c, s)
     local = decide.LocalAuto(fenced=me.fenced, paused=os.path.exists(c.auto_paused),
                              location=str(s.get("location")),
                              primary_location=str(s.get("primary_location")),
@@ -83,7 +83,7 @@ def cmd_promote(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
     # them, without its checks of the other nodes (repmgrd just made them: a dead primary
     # would cost a connection timeout here)
     try:
-        done = psql(c.pg_port, sql.promote(60), timeout=70, as_user=None)
+        done = psql(c, sql.promote(60), timeout=70, as_user=None)
     except RuntimeError as exc:
         log(c, s, step="auto-promote", result="failed", detail=str(exc)[-300:])
         return 1
@@ -93,7 +93,7 @@ def cmd_promote(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
     steps.drop_standby_conf(c)
     node_id = int(s["node_id"])
     try:
-        psql(c.pg_port, "begin; update repmgr.nodes set active = false where type = 'primary' "
+        psql(c, "begin; update repmgr.nodes set active = false where type = 'primary' "
                         f"and node_id <> {node_id}; update repmgr.nodes set type = 'primary',"
                         f" upstream_node_id = null, active = true where node_id = {node_id};"
                         " commit", db="repmgr", as_user=None, timeout=30)
@@ -102,8 +102,8 @@ def cmd_promote(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
             detail="promoted, but repmgr's records were not updated: " + str(exc)[-200:])
     # A synchronous standby that is gone would make every commit wait: relax until
     # `drctl failback` restores the configured value (as `drctl failover` does).
-    names = steps.relax_synchronous(c.pg_port, as_user=None)
-    row = psql(c.pg_port, sql.CURRENT_POSITION, as_user=None)
+    names = steps.relax_synchronous(c, as_user=None)
+    row = psql(c, sql.CURRENT_POSITION, as_user=None)
     position, _, tl = row.partition("|")
     log(c, s, step="promoted", result="ok", lsn=position, timeline=int(tl or 0), by="repmgrd",
         relaxed_synchronous=bool(names), seconds=round(time.monotonic() - start, 3))

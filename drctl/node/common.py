@@ -62,6 +62,10 @@ class Config:
     def bindir(self) -> str:
         return self.bin_dir or f"/usr/lib/postgresql/{self.pg_version}/bin"
 
+    @property
+    def psql(self) -> str:
+        return f"{self.bindir}/psql"
+
     @classmethod
     def load(cls, path: str = DEFAULT_CONFIG) -> Config:
         with open(path) as fh:
@@ -104,10 +108,12 @@ def run(args: list[str], timeout: float = 60,
     return p.returncode, p.stdout.strip(), p.stderr.strip()
 
 
-def psql(port: int, sql: str, timeout: float = 10, db: str = "postgres",
-         as_user: str | None = "postgres") -> str:
-    """One statement on the local server over its socket; stdout, or RuntimeError."""
-    cmd = ["psql", "-XAtq", "-p", str(port), "-d", db, "-c", sql]
+def psql(c: Config, sql: str, timeout: float = 10, db: str = "postgres",
+         as_user: str | None = "postgres", port: int | None = None) -> str:
+    """One statement on the local server over its socket (port: the configured one unless
+    given); stdout, or RuntimeError. Runs the versioned psql of c.bindir, not Debian's
+    Perl wrapper: drctl-guard runs this every few seconds."""
+    cmd = [c.psql, "-XAtq", "-p", str(port or c.pg_port), "-d", db, "-c", sql]
     if as_user:
         cmd = ["runuser", "-u", as_user, "--", *cmd]
     rc, out, err = run(cmd, timeout=timeout)
@@ -116,9 +122,9 @@ def psql(port: int, sql: str, timeout: float = 10, db: str = "postgres",
     return out
 
 
-def psql_json(port: int, sql: str, timeout: float = 10,
+def psql_json(c: Config, sql: str, timeout: float = 10,
               as_user: str | None = "postgres") -> dict[str, Any]:
-    value = json.loads(psql(port, sql, timeout=timeout, as_user=as_user))
+    value = json.loads(psql(c, sql, timeout=timeout, as_user=as_user))
     if not isinstance(value, dict):
         raise ValueError("expected a JSON object")
     return value

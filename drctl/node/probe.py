@@ -35,7 +35,7 @@ def auto_state(c: Config) -> dict[str, Any] | None:
         sample["age_s"] = round(time.time() - sample["at"], 1)
         state["lag_sample"] = sample
     env_pass = f"PGPASSFILE={settings.get('passfile', '')}"
-    rc, _, err = run(["runuser", "-u", "postgres", "--", "env", env_pass, "psql", "-XAtq",
+    rc, _, err = run(["runuser", "-u", "postgres", "--", "env", env_pass, c.psql, "-XAtq",
                       settings["witness_conninfo"], "-c", "select 1"], timeout=5)
     state["witness_visible"] = rc == 0
     if rc != 0:
@@ -43,9 +43,9 @@ def auto_state(c: Config) -> dict[str, Any] | None:
     # repmgrd's own view on a standby: seconds since it last saw its upstream (a repmgrd
     # left in degraded monitoring after a cancelled election shows here, not elsewhere)
     try:
-        seen = psql(int(settings.get("pg_port", c.pg_port)),
-                    "select case when pg_is_in_recovery() then "
-                    "repmgr.get_upstream_last_seen() end", db="repmgr", timeout=5)
+        seen = psql(c, "select case when pg_is_in_recovery() then "
+                    "repmgr.get_upstream_last_seen() end", db="repmgr", timeout=5,
+                    port=int(settings.get("pg_port", c.pg_port)))
         state["upstream_last_seen_s"] = int(seen) if seen.lstrip("-").isdigit() else None
     except RuntimeError:
         state["upstream_last_seen_s"] = None
@@ -70,8 +70,8 @@ def auto_state(c: Config) -> dict[str, Any] | None:
 def postgres_state(c: Config, as_user: str | None = "postgres") -> dict[str, Any]:
     """The local server's answers to the probe's queries (RuntimeError when it is down).
     as_user=None when already running as postgres (under repmgrd)."""
-    pg = psql_json(c.pg_port, sql.QUERY_COMMON, as_user=as_user)
-    pg.update(psql_json(c.pg_port, sql.QUERY_STANDBY if pg["in_recovery"]
+    pg = psql_json(c, sql.QUERY_COMMON, as_user=as_user)
+    pg.update(psql_json(c, sql.QUERY_STANDBY if pg["in_recovery"]
                         else sql.QUERY_PRIMARY, as_user=as_user))
     return pg
 

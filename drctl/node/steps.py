@@ -109,12 +109,12 @@ def cmd_release_vip(c: Config, a: argparse.Namespace) -> None:
 
 def cmd_stop_primary(c: Config, a: argparse.Namespace) -> None:
     start = time.monotonic()
-    if psql(c.pg_port, sql.IN_RECOVERY) != "f":
+    if psql(c, sql.IN_RECOVERY) != "f":
         fail("this node is not a primary")
-    prepared = int(psql(c.pg_port, sql.PREPARED_XACTS))
+    prepared = int(psql(c, sql.PREPARED_XACTS))
     if prepared:
         fail(f"{prepared} prepared transactions would block a clean switchover")
-    psql(c.pg_port, "checkpoint", timeout=a.timeout)
+    psql(c, "checkpoint", timeout=a.timeout)
     rc, _, e = run(["systemctl", "stop", c.unit], timeout=a.timeout)
     if rc != 0:
         fail(f"stopping PostgreSQL failed: {e}")
@@ -129,7 +129,7 @@ def cmd_stop_primary(c: Config, a: argparse.Namespace) -> None:
 
 
 def current_position(c: Config) -> tuple[str, int]:
-    row = psql(c.pg_port, sql.CURRENT_POSITION)
+    row = psql(c, sql.CURRENT_POSITION)
     pos, _, tl = row.partition("|")
     return pos, int(tl)
 
@@ -150,12 +150,12 @@ def drop_standby_conf(c: Config) -> bool:
 
 def cmd_promote(c: Config, a: argparse.Namespace) -> None:
     start = time.monotonic()
-    if psql(c.pg_port, sql.IN_RECOVERY) != "t":
+    if psql(c, sql.IN_RECOVERY) != "t":
         fail("this node is not in recovery (already a primary?)")
     deadline = time.monotonic() + a.timeout
     if a.after_lsn:
         while True:
-            replay = psql(c.pg_port, sql.REPLAY_LSN)
+            replay = psql(c, sql.REPLAY_LSN)
             if replay and _pos(replay) > _pos(a.after_lsn):
                 break
             if time.monotonic() > deadline:
@@ -164,12 +164,12 @@ def cmd_promote(c: Config, a: argparse.Namespace) -> None:
             time.sleep(0.02)
     if a.catch_up:
         while time.monotonic() <= deadline:
-            recv, _, replay = psql(c.pg_port, sql.REPLAY_POSITIONS).partition("|")
+            recv, _, replay = psql(c, sql.REPLAY_POSITIONS).partition("|")
             if not recv or not replay or _pos(replay) >= _pos(recv):
                 break
             time.sleep(0.02)
     replayed = time.monotonic() - start
-    psql(c.pg_port, sql.promote(60), timeout=70)
+    psql(c, sql.promote(60), timeout=70)
     promoted_at = now_iso()
     dropped = drop_standby_conf(c)
     position, tl = current_position(c)
@@ -228,9 +228,9 @@ def cmd_handover(c: Config, a: argparse.Namespace) -> None:
     cur.execute(sql.IN_RECOVERY)
     if cur.fetchone()[0] is not True:
         fail(f"target {a.target_address} is not a standby")
-    if psql(c.pg_port, sql.IN_RECOVERY) != "f":
+    if psql(c, sql.IN_RECOVERY) != "f":
         fail("this node is not a primary")
-    prepared = int(psql(c.pg_port, sql.PREPARED_XACTS))
+    prepared = int(psql(c, sql.PREPARED_XACTS))
     if prepared:
         fail(f"{prepared} prepared transactions would block a clean switchover")
     _write_hold(c, 60)
@@ -241,7 +241,7 @@ def cmd_handover(c: Config, a: argparse.Namespace) -> None:
         _drop_hold(c)
         fail(f"switchover aborted, this node is primary again: {msg}", times=t)
 
-    psql(c.pg_port, "checkpoint", timeout=120)
+    psql(c, "checkpoint", timeout=120)
     mark("checkpoint")
     rc, _, e = run(["systemctl", "stop", c.unit], timeout=120)
     mark("stopped")
@@ -293,25 +293,25 @@ def parse_history(text: str) -> dict[str, Any]:
             "switch_point": forks[-1][1] if forks else None}
 
 
-def relax_synchronous(port: int, as_user: str | None = "postgres") -> str:
+def relax_synchronous(c: Config, as_user: str | None = "postgres") -> str:
     """On a node just promoted: when its live synchronous_standby_names is set, clear it
     (a synchronous standby that is gone would make every commit wait; failback restores
     the configured value). Decided from the server's own setting, not the inventory's.
     Returns the value cleared, or "" when there was none."""
-    names = psql(port, "show synchronous_standby_names", as_user=as_user)
+    names = psql(c, "show synchronous_standby_names", as_user=as_user)
     if names:
         for statement in sql.relax_synchronous():
-            psql(port, statement, as_user=as_user)
+            psql(c, statement, as_user=as_user)
     return names
 
 
 def cmd_relax_synchronous(c: Config, a: argparse.Namespace) -> None:
-    names = relax_synchronous(c.pg_port)
+    names = relax_synchronous(c)
     emit(ok=True, host=c.name, changed=bool(names), cleared=names)
 
 
 def cmd_prove_write(c: Config, a: argparse.Namespace) -> None:
-    out = psql(c.pg_port, sql.failover_proof(a.node or c.name), timeout=30)
+    out = psql(c, sql.failover_proof(a.node or c.name), timeout=30)
     emit(ok=True, host=c.name, written_at=now_iso(), **parse_history(out))
 
 
@@ -355,7 +355,7 @@ def peer_role(c: Config, peer: dict[str, str]) -> tuple[str, int | None, str | N
                 f"user={c.rewind_user} sslmode=verify-full sslrootcert={c.ca_file} "
                 "connect_timeout=2")
     env = {**os.environ, "PGPASSFILE": c.passfile}
-    rc, o, _ = run(["psql", "-XAtq", conninfo, "-c", sql.QUERY_PEER_ROLE], timeout=5, env=env)
+    rc, o, _ = run([c.psql, "-XAtq", conninfo, "-c", sql.QUERY_PEER_ROLE], timeout=5, env=env)
     if rc != 0 or not o:
         return None
     parts = o.split("|")
@@ -368,7 +368,7 @@ def peer_role(c: Config, peer: dict[str, str]) -> tuple[str, int | None, str | N
 def sample_lag(c: Config) -> None:
     """On a standby: how far behind the primary's WAL it is, written to the lag file
     (status shows it; the watcher on another host is what decisions rely on)."""
-    recv = psql(c.pg_port, "select coalesce(pg_last_wal_receive_lsn(), "
+    recv = psql(c, "select coalesce(pg_last_wal_receive_lsn(), "
                            "pg_last_wal_replay_lsn())")
     for peer in c.peers:
         answer = peer_role(c, dict(peer))
@@ -497,7 +497,7 @@ def cmd_confirm_primary(c: Config, a: argparse.Namespace) -> None:
 def cmd_guard(c: Config, a: argparse.Namespace) -> None:
     while True:
         try:
-            in_recovery = psql(c.pg_port, sql.IN_RECOVERY)
+            in_recovery = psql(c, sql.IN_RECOVERY)
             if in_recovery == "t":
                 sample_lag(c)
             if not os.path.exists(c.fence_file) and in_recovery == "f":

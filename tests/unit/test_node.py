@@ -25,7 +25,7 @@ def node_config(tmp_path: Path) -> Path:
            "fence_file": str(tmp_path / "fenced"), "hold_file": str(tmp_path / "hold"),
            "lag_file": str(tmp_path / "lag.json"),
            "auto_settings": str(tmp_path / "auto.json"),
-           "auto_paused": str(tmp_path / "auto-paused"),
+           "auto_paused": str(tmp_path / "auto-paused"), "bin_dir": str(tmp_path / "bin"),
            "peers": [{"name": "pg1", "address": "10.0.0.11"}], "future_key": 1}
     path = tmp_path / "node.json"
     path.write_text(json.dumps(cfg))
@@ -304,11 +304,11 @@ def test_relax_synchronous_follows_the_live_setting(monkeypatch, live, expected)
     server says it waits for some (the inventory may say otherwise, or be out of date)."""
     ran: list[str] = []
 
-    def fake_psql(port, statement, **kw):
+    def fake_psql(c, statement, **kw):
         ran.append(statement)
         return live if statement == "show synchronous_standby_names" else ""
     monkeypatch.setattr(steps, "psql", fake_psql)
-    assert steps.relax_synchronous(5432) == live
+    assert steps.relax_synchronous(common.Config(name="pg1")) == live
     relaxed = "alter system set synchronous_standby_names = ''" in ran
     assert relaxed is expected and ("select pg_reload_conf()" in ran) is expected
 
