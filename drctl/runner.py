@@ -50,6 +50,13 @@ class RunResult:
     failures: list[TaskFailure] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)  # set_stats(data) from the playbook
     artifact_dir: str = ""
+    # ansible-playbook's own errors, outside any task (a playbook that does not parse, a
+    # missing role): without them such a run would fail with nothing to say why
+    errors: list[str] = field(default_factory=list)
+
+    def failure_lines(self) -> list[str]:
+        """One line per failed task (host: task: message), else ansible-playbook's errors."""
+        return [f"{f.host}: {f.task}: {f.message}" for f in self.failures] or self.errors
 
     @property
     def unreachable_hosts(self) -> list[str]:
@@ -85,6 +92,7 @@ class RunResult:
             "failures": [f.__dict__ for f in self.failures],
             "unreachable": self.unreachable_hosts,
             "data": self.data,
+            "errors": self.errors,
             "artifacts": self.artifact_dir,
         }
 
@@ -102,13 +110,17 @@ class EventReducer:
         self.failures: list[TaskFailure] = []
         self.stats: dict[str, dict[str, int]] = {}
         self.data: dict[str, Any] = {}
+        self.errors: list[str] = []
+        self._error_lines = 0  # lines still to keep of the error being read
 
     def __call__(self, event: dict[str, Any]) -> bool:
         kind = event.get("event", "")
         ed = event.get("event_data") or {}
         host = ed.get("host") or ed.get("remote_addr") or ""
         task = ed.get("task") or ""
-        if kind == "playbook_on_play_start":
+        if kind in ("verbose", "error"):
+            self._read_error(str(event.get("stdout") or ""))
+        elif kind == "playbook_on_play_start":
             self.progress("play", {"play": ed.get("play", "")})
         elif kind == "playbook_on_task_start":
             self.progress("task", {"task": task, "play": ed.get("play", "")})
@@ -139,6 +151,19 @@ class EventReducer:
                     self.stats.setdefault(h, {})[key] = n
             self.data = ed.get("artifact_data") or {}
         return True
+
+    def _read_error(self, line: str) -> None:
+        """Keep an error ansible-playbook prints outside a task, with the line that says
+        where it comes from ("Origin: FILE:LINE:COLUMN")."""
+        text = line.strip()
+        if text.startswith(("[ERROR]", "ERROR!")):
+            self.errors.append(text)
+            self._error_lines = 1
+        elif self._error_lines and text.startswith("Origin:"):
+            self.errors[-1] += f" ({text})"
+            self._error_lines = 0
+        elif text:
+            self._error_lines = 0
 
     @staticmethod
     def _message(res: dict[str, Any]) -> str:
@@ -266,4 +291,5 @@ def run_playbook(
         failures=reducer.failures,
         data=reducer.data,
         artifact_dir=str(runner.config.artifact_dir),
+        errors=reducer.errors,
     )

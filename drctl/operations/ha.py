@@ -149,7 +149,7 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, ui: Interaction, *, questi
     if plan.data_loss:
         report["data_loss"] = plan.data_loss
     if result.exit_code != ExitCode.OK:
-        lines = [f"{f.host}: {f.task}: {f.message}" for f in result.failures]
+        lines = result.failure_lines()
         raise DrctlError(f"{plan.operation} {result.status}:\n  " + "\n  ".join(lines),
                          result.exit_code, hint="`drctl journal` lists every step taken",
                          report=report)

@@ -51,7 +51,7 @@ def raise_for(result: RunResult, what: str) -> None:
     code = result.exit_code
     if int(code) == 0:
         return
-    lines = [f"{f.host}: {f.task}: {f.message}" for f in result.failures]
+    lines = result.failure_lines()
     detail = ("\n  " + "\n  ".join(lines)) if lines else ""
     hint = None
     if result.unreachable_hosts:

@@ -37,6 +37,25 @@ def test_reducer_collects_progress_failures_stats_and_data():
     assert red.data == {"primary": "pg1"}
 
 
+def test_a_playbook_that_does_not_parse_says_why():
+    """ansible-playbook's own error (no task ran) is what the failure says, with where it
+    comes from; lines around it are not."""
+    red = EventReducer()
+    for line in ["[ERROR]: YAML parsing failed: Colons in unquoted values must be followed by a "
+                 "non-space character.",
+                 "Origin: /p/playbooks/includes/auto-resume.yml:31:35", "",
+                 "29         - x | select('search', '\"by\": 1')", "For example:"]:
+        red({"event": "verbose", "stdout": line})
+    assert red.errors == ["[ERROR]: YAML parsing failed: Colons in unquoted values must be "
+                          "followed by a non-space character. (Origin: "
+                          "/p/playbooks/includes/auto-resume.yml:31:35)"]
+    result = RunResult("x.yml", "failed", 1, 1.0, errors=red.errors)
+    assert result.failure_lines() == red.errors
+    failed = RunResult("x.yml", "failed", 2, 1.0, failures=[TaskFailure("pg1", "t", "m")],
+                       errors=red.errors)
+    assert failed.failure_lines() == ["pg1: t: m"]
+
+
 def test_censored_results_stay_censored():
     red = EventReducer()
     red(ev("runner_on_failed", host="pg1", task="Set password",
