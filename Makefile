@@ -59,9 +59,9 @@ demo-auto: setup
 	$(DRCTL) auto disable --yes
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check drctl tests bench molecule playbooks/action_plugins roles/drctl_node/lookup_plugins bin/argspecs bin/test-phases
+	$(BIN)/ruff check drctl tests bench molecule playbooks/action_plugins roles/drctl_node/lookup_plugins roles/pg_topology/library bin/argspecs bin/test-phases
 	$(BIN)/mypy
-	$(BIN)/mypy --strict -p drctl.rules -p drctl.node
+	$(BIN)/mypy --strict -p drctl.rules -p drctl.node roles/pg_topology/library/drctl_pg_node_state.py
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production $(LINT_PATHS)
 
