@@ -61,7 +61,8 @@ demo-auto: setup
 lint: $(VENV)/.installed
 	$(BIN)/ruff check drctl tests bench molecule playbooks/action_plugins roles/drctl_node/lookup_plugins roles/pg_topology/library bin/argspecs bin/test-phases
 	$(BIN)/mypy
-	$(BIN)/mypy --strict -p drctl.rules -p drctl.node roles/pg_topology/library/drctl_pg_node_state.py
+	$(BIN)/mypy --strict -p drctl.rules -p drctl.node
+	$(BIN)/mypy --strict roles/pg_topology/library/drctl_pg_node_state.py
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production $(LINT_PATHS)
 

@@ -185,6 +185,7 @@ def cmd_promote(c: Config, a: argparse.Namespace) -> None:
 
 def cmd_wait_vip(c: Config, a: argparse.Namespace) -> None:
     start = time.monotonic()
+    dropped = drop_standby_conf(c) if a.drop_standby_conf else False
     while not holds_address(c.vip_interface, c.vip):
         if time.monotonic() - start > a.timeout:
             fail(f"this node did not get the VIP within {a.timeout} s", vrrp_state=vrrp_state(c))
@@ -198,7 +199,7 @@ def cmd_wait_vip(c: Config, a: argparse.Namespace) -> None:
     except OSError:
         pass
     emit(ok=True, host=c.name, vip_at=now_iso(), master_since=since,
-         waited_s=round(time.monotonic() - start, 3))
+         waited_s=round(time.monotonic() - start, 3), standby_conf_removed=dropped)
 
 
 def peer_connect(c: Config, address: str) -> Any:
@@ -690,6 +691,9 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--vrrp-wait", type=float, default=2.5)
     s = sub.add_parser("wait-vip")
     s.add_argument("--timeout", type=float, default=15)
+    # on a target promoted from the old primary (handover promotes it over SQL): remove its
+    # standby settings first, as promote does, so it is exactly what provision makes a primary
+    s.add_argument("--drop-standby-conf", action="store_true")
     s = sub.add_parser("fence")
     s.add_argument("--reason", required=True)
     sub.add_parser("unfence")

@@ -328,6 +328,27 @@ def test_a_promoted_node_drops_its_standby_settings(node_config: Path, tmp_path:
     assert default.standby_conf_file == "/etc/postgresql/16/main/conf.d/90-drctl-standby.conf"
 
 
+def test_a_switchover_target_drops_its_standby_settings_while_it_waits_for_the_vip(
+        node_config: Path, fake_bin: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """handover promotes the target over SQL from the old primary; switchover.yml's wait-vip
+    on the target removes its standby settings, as promote does (a provision after a
+    switchover changes nothing)."""
+    raw = json.loads(node_config.read_text())
+    conf = tmp_path / "90-drctl-standby.conf"
+    raw["standby_conf"] = str(conf)
+    node_config.write_text(json.dumps(raw))
+    conf.write_text("primary_conninfo = 'host=10.0.0.11'\n")
+    fake(fake_bin, "ip", "echo '2: eth0    inet 10.0.0.100/24 scope global secondary eth0'\n")
+    assert cli.main(["--config", str(node_config), "wait-vip", "--drop-standby-conf"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] and out["standby_conf_removed"] is True and not conf.exists()
+    conf.write_text("primary_conninfo = 'host=10.0.0.11'\n")
+    assert cli.main(["--config", str(node_config), "wait-vip"]) == 0
+    assert json.loads(capsys.readouterr().out)["standby_conf_removed"] is False
+    assert conf.exists(), "failover's wait-vip (no flag) leaves files alone"
+
+
 def test_the_role_and_the_node_agree_on_the_standby_settings_file() -> None:
     """drctl_node's default is pg_replication's file (promotion removes what it wrote)."""
     import jinja2

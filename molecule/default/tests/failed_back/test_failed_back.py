@@ -28,6 +28,8 @@ def test_original_primary_is_primary_again(pg1, psql):
     assert psql(pg1, "select pg_is_in_recovery()") == "f"
     # timeline 1 at provision, 2 after the failover, 3 after the switch back
     assert int(psql(pg1, TIMELINE)) >= 3
+    # as provision leaves a primary: the switchover removed the settings it followed pg2 with
+    assert not pg1.file("/etc/postgresql/15/main/conf.d/90-drctl-standby.conf").exists
 
 
 def test_diverged_data_is_kept_only_when_there_were_commits_to_keep(pg1):
