@@ -380,13 +380,15 @@ def sample_lag(c: Config) -> None:
             return
 
 
-def newer_primary(c: Config, my_timeline: int) -> tuple[str, int] | None:
+def ask_peers(c: Config) -> list[decide.PeerAnswer]:
+    """Every peer's answer at this moment: its role and the newest timeline it knows
+    (role None: it did not answer)."""
+    peers: list[decide.PeerAnswer] = []
     for peer in c.peers:
         answer = peer_role(c, dict(peer))
-        if (answer and answer[0] == "primary" and answer[1] is not None
-                and answer[1] > my_timeline):
-            return peer["name"], answer[1]
-    return None
+        peers.append(decide.PeerAnswer(peer["name"], answer[0] if answer else None,
+                                       answer[1] if answer else None))
+    return peers
 
 
 def _read_text(path: str) -> str | None:
@@ -410,10 +412,7 @@ def start_verdict(c: Config) -> tuple[decide.StartVerdict, int | None,
             my_tl = int(controldata(c)["Latest checkpoint's TimeLineID"])
         except (RuntimeError, KeyError, ValueError):
             my_tl = None
-        for peer in c.peers:
-            answer = peer_role(c, dict(peer))
-            peers.append(decide.PeerAnswer(peer["name"], answer[0] if answer else None,
-                                           answer[1] if answer else None))
+        peers = ask_peers(c)
     verdict = decide.startup(fenced=fenced, standby=standby, my_timeline=my_tl,
                              peers=peers, lifted=os.path.exists(c.start_lift_file),
                              primary_this_boot=os.path.exists(c.primary_boot_file))
@@ -495,6 +494,24 @@ def cmd_confirm_primary(c: Config, a: argparse.Namespace) -> None:
     emit(ok=True, host=c.name, started=True, held=held)
 
 
+def guard_running_primary(c: Config) -> decide.StartVerdict:
+    """A running primary asks the rule every start asks (decide.startup, as a node that
+    has run as the primary since this boot), on its peers' answers of this moment: a peer
+    on a newer timeline (a failover happened while it was cut off) fences it now.
+    Other verdicts change nothing on a running server: a twin primary on the same
+    timeline is reported by drctl status, where an operator decides which one keeps its
+    writes. Marks the node as having run as the primary since boot (e.g. promoted)."""
+    my_tl = current_position(c)[1]
+    verdict = decide.startup(fenced=None, standby=False, my_timeline=my_tl,
+                             peers=ask_peers(c), lifted=False, primary_this_boot=True)
+    if verdict.action == "fence":
+        fence(c, verdict.reason)
+        print(f"drctl-guard: fenced this node: {verdict.reason}", flush=True)
+    elif not os.path.exists(c.primary_boot_file):
+        _mark(c.primary_boot_file)
+    return verdict
+
+
 def cmd_guard(c: Config, a: argparse.Namespace) -> None:
     while True:
         try:
@@ -502,15 +519,7 @@ def cmd_guard(c: Config, a: argparse.Namespace) -> None:
             if in_recovery == "t":
                 sample_lag(c)
             if not os.path.exists(c.fence_file) and in_recovery == "f":
-                my_tl = current_position(c)[1]
-                newer = newer_primary(c, my_tl)
-                if newer:
-                    reason = (f"{newer[0]} is primary on timeline {newer[1]}, newer than "
-                              f"this node's {my_tl}")
-                    fence(c, reason)
-                    print(f"drctl-guard: fenced this node: {reason}", flush=True)
-                elif not os.path.exists(c.primary_boot_file):
-                    _mark(c.primary_boot_file)  # e.g. promoted since boot
+                guard_running_primary(c)
         except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError):
             try:
                 done = retry_held_start(c)

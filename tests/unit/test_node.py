@@ -600,3 +600,40 @@ def test_the_guard_starts_a_held_node_once_a_peer_confirms(
     done = steps.retry_held_start(c)
     assert done and "start after hold (start" in done
     assert "start postgresql@15-main" in (booting_primary / "systemctl.log").read_text()
+
+
+# ------------------------------------------------------------ the guard of a running primary
+
+@pytest.fixture
+def running_primary(booting_primary: Path, fake_bin: Path) -> Path:
+    """booting_primary, now running writable on timeline 3: psql without host= is the
+    local server (runuser passes the command through)."""
+    fake(fake_bin, "runuser", 'shift 3; exec "$@"\n')
+    fake(fake_bin, "psql", f'h=local; for a in "$@"; do case "$a" in host=*) h=${{a#host=}}; '
+                           f'h=${{h%% *}};; esac; done\n'
+                           f'[ "$h" = local ] && {{ echo "0/5000000|3"; exit 0; }}\n'
+                           f'f="{booting_primary}/answers/$h"; [ -f "$f" ] || exit 2; '
+                           f'cat "$f"\n')
+    return booting_primary
+
+
+@pytest.mark.parametrize("answers,fenced", [
+    ({"10.0.0.12": "primary|4|0/6000000"}, True),  # a failover happened while it was cut off
+    ({"10.0.0.13": "standby|4"}, True),  # a standby already follows a newer primary
+    ({"10.0.0.12": "standby|3"}, False),
+    ({"10.0.0.12": "primary|3|0/5000000"}, False),  # twin: status reports it, no guess here
+    ({}, False),  # nobody answers: a running primary keeps running
+])
+def test_a_running_primary_is_fenced_by_the_rule_every_start_asks(
+        running_primary: Path, answers: dict[str, str], fenced: bool) -> None:
+    for address, text in answers.items():
+        peer_says(running_primary, address, text)
+    c = common.Config.load(str(running_primary / "node.json"))
+    verdict = steps.guard_running_primary(c)
+    assert (verdict.action == "fence") is fenced
+    assert (running_primary / "fenced").exists() is fenced
+    if fenced:
+        assert "newer than this node's 3" in json.loads(
+            (running_primary / "fenced").read_text())["reason"]
+    else:
+        assert (running_primary / "run" / "primary-this-boot").exists()
