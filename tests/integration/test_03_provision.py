@@ -147,10 +147,10 @@ def test_check_mode_reports_drift_without_fixing_it(provisioned):
 
 
 def test_standby_holding_another_cluster_is_not_wiped(provisioned):
-    """Continues from the drift above. A real run repairs the drift, then stops at pg2,
-    whose data directory holds someone else's cluster; --force-reclone replaces it and
-    changes nothing on any other host (idempotence on the full lab: molecule proves it on
-    a pair of nodes from a converge)."""
+    """Continues from the drift above. A real run stops at its gate, before any host
+    changes (the drift stays), because pg2's data directory holds someone else's cluster;
+    --force-reclone replaces it, repairs the drift and changes nothing on any other host
+    (idempotence on the full lab: molecule proves it on a pair of nodes)."""
     # Replace pg2's data with an unrelated (stopped) cluster: someone's data we must not lose.
     controldata = ("runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_controldata "
                    "/var/lib/postgresql/15/main | grep 'system identifier'")
@@ -163,10 +163,10 @@ def test_standby_holding_another_cluster_is_not_wiped(provisioned):
     proc = drctl("provision", timeout=1200)  # the people's output, this time
     assert proc.returncode == 1
     assert re.search(r"pg2: .*holds a different cluster", proc.stderr), proc.stderr
-    assert "--force-reclone" in proc.stderr
+    assert "Nothing was changed on any host" in proc.stderr and "--force-reclone" in proc.stderr
     assert_no_secret_in(proc.stdout + proc.stderr)
     assert sh("pg2", controldata) == foreign, "the foreign cluster must be left as it was"
-    assert "# drift" not in sh("pg2", f"cat {HBA}"), "the configuration came before the refusal"
+    assert sh("pg2", f"tail -1 {HBA}") == "# drift", "the refusal changed nothing"
     assert vip_holders() == ["pg1"]
 
     result, printed = provision_json("--force-reclone")
@@ -174,6 +174,7 @@ def test_standby_holding_another_cluster_is_not_wiped(provisioned):
     assert changed["pg1"] == changed["backup1"] == changed["app1"] == 0, result["stats"]
     assert_no_secret_in(printed)
     assert sh("pg2", controldata) != foreign
+    assert "# drift" not in sh("pg2", f"cat {HBA}"), "the drift is repaired"
     sh("pg2", "rm -rf /var/lib/postgresql/15/main.replica")
     code, report = drctl_json("status")
     assert code == 0, report["problems"]
