@@ -28,10 +28,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-setup: $(VENV)/.installed system
+# The venv (pip) and the Debian packages (apt) side by side: both mostly wait on the
+# network, and a fresh machine needs both before anything else.
+setup:
+	@$(MAKE) --no-print-directory -j2 $(VENV)/.installed system
 
-setup-test: setup
-	@$(MAKE) -s system SYSTEM_PACKAGES="$(TEST_PACKAGES)"
+setup-test:
+	@$(MAKE) --no-print-directory -j2 $(VENV)/.installed system \
+	  SYSTEM_PACKAGES="$(SYSTEM_PACKAGES) $(TEST_PACKAGES)"
 
 system:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -253,6 +253,12 @@ def fresh_cluster(provisioned_lab) -> dict:
 @pytest.fixture(scope="session", autouse=True)
 def lab():
     """The lab must be up (make integration runs `drctl lab up --fresh` first)."""
+    import drctl
+
+    # two labs side by side (make test's lanes) each run from their own tree: the code
+    # imported here must be this tree's, or the tests would drive the other lab
+    assert Path(drctl.__file__).resolve().is_relative_to(ROOT), (
+        f"drctl imported from {drctl.__file__}, not from {ROOT}")
     if not INVENTORY.exists():
         proc = drctl("lab", "up")
         assert proc.returncode == 0, proc.stderr
