@@ -88,8 +88,8 @@ test: setup-test
 
 bench: setup
 	$(BIN)/python bench/cli_help.py
-	$(BIN)/python bench/ansible_cost.py
 	$(BIN)/python bench/lab_up.py
+	$(BIN)/python bench/ansible_cost.py
 	$(BIN)/python bench/provision.py
 	$(BIN)/python bench/status.py
 	$(BIN)/python bench/ha.py
