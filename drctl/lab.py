@@ -521,6 +521,31 @@ def _check_snapshot_name(name: str) -> None:
                          "(starting with a letter or digit)", ExitCode.USAGE)
 
 
+PAUSE_ATTEMPTS = 6
+
+
+def pause(container: str, say: Say | None = None, *, attempts: int = PAUSE_ATTEMPTS) -> None:
+    """`docker pause CONTAINER`, tried again when the kernel could not freeze it.
+
+    runc gives up ("unable to freeze") when the container's processes keep escaping the
+    cgroup freezer, as they do on a loaded machine (a fork, a process in uninterruptible
+    I/O); runc's maintainers leave the retry to the caller (opencontainers/runc#4388).
+    Each failed attempt leaves the container running, so trying again is safe; the waits
+    grow 1, 2, 4, 8, 16 s. Any other error, or the last attempt's, is raised."""
+    for attempt in range(1, attempts + 1):
+        proc = docker("pause", container, check=False)
+        if proc.returncode == 0:
+            return
+        err = (proc.stderr or proc.stdout or "").strip()
+        if "unable to freeze" not in err or attempt == attempts:
+            raise DrctlError(f"cannot pause {container}: {err}", ExitCode.ENVIRONMENT)
+        wait = 2.0 ** (attempt - 1)
+        if say:
+            say(f"{container} could not be frozen (attempt {attempt}); "
+                f"trying again in {wait:.0f} s")
+        time.sleep(wait)
+
+
 def _running(host: LabHost) -> bool:
     state = _container_state(host.container)
     return state is not None and state[0] == "running"
@@ -549,7 +574,7 @@ def snapshot(name: str, say: Say, meta: dict | None = None) -> dict:
     paused: list[LabHost] = []
     try:
         for h in order:
-            docker("pause", h.container)
+            pause(h.container, say)
             paused.append(h)
         for h in hosts:
             args = ["commit", "--pause=false"]

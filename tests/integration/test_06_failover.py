@@ -296,7 +296,9 @@ def test_a_frozen_primary_client_notices_and_failover_proceeds():
             outcome["result"] = type(exc).__name__
         outcome["after_s"] = time.monotonic() - start
 
-    subprocess.run(["docker", "pause", PREFIX + "pg1"], check=True, capture_output=True)
+    from drctl import lab as labmod
+
+    labmod.pause(PREFIX + "pg1", print)
     thread = threading.Thread(target=in_flight, daemon=True)
     thread.start()
     try:

@@ -64,3 +64,45 @@ def test_snapshot_meta_survives_a_docker_label():
     assert " " not in text and "=" not in text.rstrip("=") and '"' not in text
     assert lab._decode_meta(text) == meta
     assert lab._decode_meta("not base64 json") == {}
+
+
+def _fake_docker(monkeypatch, replies: list[tuple[int, str]]) -> list[tuple[str, ...]]:
+    """docker() answering from REPLIES in turn; returns the calls it saw. No sleeping."""
+    import subprocess
+
+    calls: list[tuple[str, ...]] = []
+
+    def docker(*args: str, check: bool = True, **_kw) -> subprocess.CompletedProcess:
+        calls.append(args)
+        code, err = replies.pop(0)
+        return subprocess.CompletedProcess(["docker", *args], code, "", err)
+
+    monkeypatch.setattr(lab, "docker", docker)
+    monkeypatch.setattr(lab.time, "sleep", lambda _s: None)
+    return calls
+
+
+FREEZE_FAILED = ("Error response from daemon: Cannot pause container x: "
+                 "OCI runtime pause failed: unable to freeze: unknown")
+
+
+def test_pause_tries_again_when_the_freezer_gives_up(monkeypatch):
+    calls = _fake_docker(monkeypatch, [(1, FREEZE_FAILED), (1, FREEZE_FAILED), (0, "")])
+    said: list[str] = []
+    lab.pause("drctl-lab-backup1", said.append)
+    assert calls == [("pause", "drctl-lab-backup1")] * 3
+    assert len(said) == 2 and "attempt 2" in said[1]
+
+
+def test_pause_gives_up_after_its_attempts_naming_the_error(monkeypatch):
+    calls = _fake_docker(monkeypatch, [(1, FREEZE_FAILED)] * 3)
+    with pytest.raises(DrctlError, match=r"cannot pause drctl-lab-pg1: .*unable to freeze"):
+        lab.pause("drctl-lab-pg1", attempts=3)
+    assert len(calls) == 3
+
+
+def test_pause_does_not_retry_other_errors(monkeypatch):
+    calls = _fake_docker(monkeypatch, [(1, "Error: No such container: drctl-lab-pg9")])
+    with pytest.raises(DrctlError, match="No such container"):
+        lab.pause("drctl-lab-pg9")
+    assert len(calls) == 1
