@@ -677,9 +677,9 @@ def _prune_untagged() -> None:
 
 def _forget_ssh_masters() -> None:
     """Close drctl's SSH connection masters: their peers are gone with the old containers."""
-    from drctl.paths import state_dir
+    from drctl.paths import ssh_control_dir
 
-    for sock in (state_dir() / "ssh").glob("*"):
+    for sock in ssh_control_dir().glob("*"):
         if sock.is_socket():
             subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "lab"],
                            capture_output=True, timeout=10, check=False)

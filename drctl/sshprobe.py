@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drctl.inventory import Inventory
-from drctl.paths import state_dir
+from drctl.paths import ssh_control_dir
 
 PROBE = "/usr/local/libexec/drctl/drctl-probe"
 NODE_COMMAND = "/usr/local/libexec/drctl/drctl-node"
@@ -35,8 +35,7 @@ class ProbeResult:
 def ssh_command(inv: Inventory, host: str, remote: list[str],
                 connect_timeout: int = 3) -> list[str]:
     hv = inv.hostvars(host)
-    control = state_dir() / "ssh"
-    control.mkdir(exist_ok=True, mode=0o700)
+    control = ssh_control_dir()
     cmd = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}",
            "-o", "ControlMaster=auto", "-o", f"ControlPath={control}/%C",
            "-o", "ControlPersist=120", "-o", "ServerAliveInterval=1",
