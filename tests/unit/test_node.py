@@ -475,18 +475,18 @@ def test_watcher_show_waits_out_a_check_in_flight_on_a_silent_primary(tmp_path: 
     cfg = watch.WatchConfig(name="backup1", nodes=(), state_file=str(state_file))
     state = fresh_state()
     watch.record_ok(state, "pg1", answer("0/5000000"), at=time.time())
-    state_file.write_text(json.dumps(state))
+    common.write_json_atomic(str(state_file), state)  # as the watcher writes it
     started = time.monotonic()
     assert watch.show(cfg, settle_s=0.3)["primary"]["lost_at"] is None  # it answers
     assert time.monotonic() - started < 1.5
 
     watch.record_ok(state, "pg1", answer("0/5000000"), at=time.time() - 2.5)
-    state_file.write_text(json.dumps(state))
+    common.write_json_atomic(str(state_file), state)  # as the watcher writes it
 
     def hang_declared() -> None:
         time.sleep(1.0)
         watch.record_failure(state, "pg1", "no answer within 3 s", at=time.time())
-        state_file.write_text(json.dumps(state))
+        common.write_json_atomic(str(state_file), state)  # as the watcher writes it
 
     threading.Thread(target=hang_declared).start()
     shown = watch.show(cfg, settle_s=0.3)
