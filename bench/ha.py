@@ -18,8 +18,8 @@ import time
 from _common import ROOT, drctl_json
 
 sys.path.insert(0, str(ROOT))
-from tests.integration.conftest import PREFIX
-from tests.integration.writer import Writer
+from tests.integration.conftest import PREFIX, psql
+from tests.integration.writer import TABLE, Writer, ensure_table
 
 drctl = drctl_json
 
@@ -29,28 +29,48 @@ def spread(name: str, values: list[float], unit: str = "s") -> None:
           f"max {max(values):.3f} (n={len(values)})", flush=True)
 
 
+def step_gap(report: dict, first: str, then: str) -> float:
+    """Seconds between two journal steps of an operation's report."""
+    from datetime import datetime
+
+    at = {e["step"]: datetime.fromisoformat(e["time"].replace("Z", "+00:00"))
+          for e in report["journal"]}
+    return (at[then] - at[first]).total_seconds()
+
+
+def first_free_id() -> int:
+    """Above every id written so far: the bench can run again on the same lab."""
+    ensure_table()
+    primary = drctl("status")["primary"]
+    return int(psql(primary, f"select coalesce(max(id), 0) + 1 from {TABLE}", db="app"))
+
+
 def switchovers(runs: int) -> None:
-    outage, gap, lost = [], [], []
-    for i in range(runs):
+    outage, gap, lost, command, rejoin = [], [], [], [], []
+    for _ in range(runs):
         for target in ("pg2", "pg1"):
-            first_id = 10_000_000 + i * 200_000 + (0 if target == "pg2" else 100_000)
+            first_id = first_free_id() + 1_000
             with Writer(start_id=first_id) as w:
                 w.wait_for_acks(100)
                 report = drctl("switchover", "--to", target, "--yes")
                 w.wait_for_acks(100)
                 w.stop()
                 outage.append(report["write_outage_s"])
+                command.append(report["duration_s"])
+                rejoin.append(step_gap(report, "vip-moved", "rejoined"))
                 gap.append(w.longest_gap())
                 lost.append(len(w.missing_on(target)))
     spread("switchover write outage (drctl)", outage)
     spread("switchover longest gap between acknowledged writes (client)", gap)
     print(f"switchover acknowledged writes lost: total {sum(lost)} over {len(lost)} switchovers")
+    spread("switchover: drctl switchover command duration", command)
+    spread("switchover: VIP moved -> old primary streaming as a standby (journal)", rejoin)
 
 
 def failovers(runs: int) -> None:
     to_write, gap, lost, command = [], [], [], []
-    for i in range(runs):
-        with Writer(start_id=20_000_000 + i * 100_000) as w:
+    for _ in range(runs):
+        with Writer(start_id=first_free_id() + 1_000) as w:
             w.wait_for_acks(100)
             subprocess.run(["docker", "kill", PREFIX + "pg1"], check=True, capture_output=True)
             start = time.monotonic()

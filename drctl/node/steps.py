@@ -28,6 +28,9 @@ Each prints one JSON object, so a step costs one Ansible task and its result is 
   set-aside --fork-lsn L  before a rewind: keep a copy of diverged data, or only pg_wal
   diverged-list           the kept copies of diverged data, with what each holds
   diverged-drop NAME      delete one kept copy (drctl diverged drop asks first)
+  follow --slot S ...     a node that holds this cluster's data follows the primary its
+                          standby settings (on stdin, as pg_replication renders them) name:
+                          settings, standby.signal, start or reload, streaming, slots
 """
 
 from __future__ import annotations
@@ -683,6 +686,101 @@ def cmd_diverged_drop(c: Config, a: argparse.Namespace) -> None:
     emit(ok=True, host=c.name, dropped=known[a.name])
 
 
+def _write_owned(path: str, content: str, mode: int, owner: str) -> bool:
+    """Write PATH (atomically, owned by OWNER) unless it already holds CONTENT exactly;
+    whether it wrote."""
+    import pwd
+
+    try:
+        with open(path) as fh:
+            if fh.read() == content:
+                return False
+    except FileNotFoundError:
+        pass
+    user = pwd.getpwnam(owner)
+    tmp = f"{path}.drctl-tmp"
+    with open(tmp, "w") as fh:
+        fh.write(content)
+    os.chown(tmp, user.pw_uid, user.pw_gid)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    return True
+
+
+def _receiver_status(c: Config) -> str:
+    try:
+        return psql(c, sql.WAL_RECEIVER_STATUS, timeout=5)
+    except RuntimeError:
+        return ""  # still starting
+
+
+def cmd_follow(c: Config, a: argparse.Namespace) -> None:
+    """Make this node, which already holds this cluster's data (a switchover's old primary,
+    a rewound node), a standby of the primary its new standby settings name; what
+    pg_replication's standby tasks do, in one step. The settings come rendered on stdin
+    (the role's own template), so that a later provision finds nothing to change."""
+    start = time.monotonic()
+    conf = sys.stdin.read().rstrip("\n") + "\n"
+    if "primary_conninfo" not in conf:
+        fail("no standby settings on stdin (expected primary_conninfo)")
+    if not os.path.exists(os.path.join(c.datadir, "PG_VERSION")):
+        fail(f"{c.datadir} holds no cluster: a node without data is cloned by provision")
+    if a.primary_address:
+        ours = controldata(c).get("Database system identifier", "")
+        cur = peer_connect(c, a.primary_address).cursor()
+        cur.execute(sql.SYSTEM_IDENTIFIER)
+        theirs = str(cur.fetchone()[0])
+        if ours != theirs:
+            fail(f"this node holds another cluster (system identifier {ours or 'unknown'}, "
+                 f"the primary's {theirs}): provision decides what to do with it")
+    running = run(["systemctl", "is-active", "--quiet", c.unit])[0] == 0
+    if running and psql(c, sql.IN_RECOVERY) != "t":
+        fail("this node is a running primary: it cannot follow another one")
+    changed: list[str] = []
+    bad = [n for n in a.slot if not re.fullmatch(sql.SLOT_NAME, n)]
+    if bad:
+        fail(f"not replication slot names: {', '.join(bad)}")
+    if _write_owned(c.standby_conf_file, conf, 0o644, a.owner):
+        changed.append("standby settings")
+    signal = os.path.join(c.datadir, "standby.signal")
+    if not os.path.exists(signal):
+        _write_owned(signal, "", 0o600, a.owner)
+        changed.append("standby.signal")
+    if not running:
+        rc, _, err = run(["systemctl", "start", c.unit], timeout=a.start_timeout)
+        if rc != 0:
+            fail(f"PostgreSQL did not start as a standby: {err}", changed=changed)
+        changed.append("started")
+    elif "standby settings" in changed:
+        rc, _, err = run(["systemctl", "reload", c.unit], timeout=60)
+        if rc != 0:
+            fail(f"reloading PostgreSQL failed: {err}", changed=changed)
+        changed.append("reloaded")
+    if run(["systemctl", "is-enabled", "--quiet", c.unit])[0] != 0:
+        run(["systemctl", "enable", c.unit], timeout=60)
+        changed.append("enabled")
+    deadline = time.monotonic() + a.stream_timeout
+    while (status := _receiver_status(c)) != "streaming":
+        if time.monotonic() > deadline:
+            fail(f"not streaming from the primary after {a.stream_timeout:g} s "
+                 f"(wal receiver: {status or 'none'})", changed=changed)
+        time.sleep(0.1)
+    streaming_s = time.monotonic() - start
+    stale = [n for n in psql(c, sql.STALE_SLOTS).splitlines() if n]
+    for name in stale:
+        psql(c, sql.drop_slot(name))
+    have = set(psql(c, sql.SLOT_NAMES).splitlines())
+    created = [n for n in a.slot if n not in have]
+    for name in created:
+        psql(c, sql.create_slot(name))
+    if stale:
+        changed.append("dropped slots " + ",".join(stale))
+    if created:
+        changed.append("created slots " + ",".join(created))
+    emit(ok=True, host=c.name, changed=changed, streaming_after_s=round(streaming_s, 3),
+         seconds=round(time.monotonic() - start, 3))
+
+
 def add_parsers(sub: Any) -> None:
     s = sub.add_parser("hold-vip")
     s.add_argument("seconds", type=int)
@@ -729,6 +827,13 @@ def add_parsers(sub: Any) -> None:
     sub.add_parser("diverged-list")
     s = sub.add_parser("diverged-drop")
     s.add_argument("name")
+    s = sub.add_parser("follow")
+    s.add_argument("--primary-address", help="check that this node holds the primary's cluster")
+    s.add_argument("--slot", action="append", default=[],
+                   help="a slot this node keeps for another node (repeat)")
+    s.add_argument("--stream-timeout", type=float, default=60)
+    s.add_argument("--start-timeout", type=float, default=300)
+    s.add_argument("--owner", default="postgres", help="who owns the files it writes")
 
 
 COMMANDS = {name.removeprefix("cmd_").replace("_", "-"): fn

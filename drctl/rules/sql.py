@@ -6,6 +6,8 @@ automatic failover all import them, so a query has one definition to fix.
 
 from __future__ import annotations
 
+import re
+
 # The timeline a primary writes on: the first 8 hex digits of its current WAL file.
 TIMELINE = "('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
 
@@ -120,6 +122,29 @@ CURRENT_POSITION = f"select pg_current_wal_lsn(), {TIMELINE}"
 REPLAY_POSITIONS = "select pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()"
 REPLAY_LSN = "select pg_last_wal_replay_lsn()"
 PREPARED_XACTS = "select count(*) from pg_prepared_xacts"
+SYSTEM_IDENTIFIER = "select system_identifier from pg_control_system()"
+WAL_RECEIVER_STATUS = "select status from pg_stat_wal_receiver"
+# On a standby: slots that hold WAL back (left from its time as a primary, say); every
+# node's own slots for the other nodes are created without reserving WAL (restart_lsn null).
+STALE_SLOTS = ("select slot_name from pg_replication_slots "
+               "where not active and restart_lsn is not null")
+SLOT_NAMES = "select slot_name from pg_replication_slots"
+SLOT_NAME = "^[a-z0-9_]{1,63}$"  # what the roles make of a host name (and all a slot may be)
+
+
+def _slot(name: str) -> str:
+    if not re.fullmatch(SLOT_NAME, name):
+        raise ValueError(f"not a replication slot name: {name!r}")
+    return name
+
+
+def drop_slot(name: str) -> str:
+    return f"select pg_drop_replication_slot('{_slot(name)}')"
+
+
+def create_slot(name: str) -> str:
+    """A physical slot that reserves no WAL until a standby first streams from it."""
+    return f"select pg_create_physical_replication_slot('{_slot(name)}', false)"
 
 
 def promote(wait_s: int) -> str:

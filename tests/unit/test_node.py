@@ -637,3 +637,144 @@ def test_a_running_primary_is_fenced_by_the_rule_every_start_asks(
             (running_primary / "fenced").read_text())["reason"]
     else:
         assert (running_primary / "run" / "primary-this-boot").exists()
+
+
+# ------------------------------------------------------------------ follow (rejoin)
+
+STANDBY_CONF = ("# Ansible managed\nprimary_conninfo = 'host=10.0.0.11 port=5432 user=replicator'\n"
+                "primary_slot_name = 'pg2'\n")
+
+
+@pytest.fixture
+def following_node(returning_node: Path, node_config: Path, tmp_path: Path,
+                   fake_bin: Path) -> Path:
+    """An old primary, stopped cleanly by a handover: systemctl and psql faked, each call
+    logged; the server answers as a standby once started (a marker file)."""
+    raw = json.loads(node_config.read_text())
+    raw["standby_conf"] = str(tmp_path / "90-drctl-standby.conf")
+    node_config.write_text(json.dumps(raw))
+    log, up = tmp_path / "calls", tmp_path / "up"
+    fake(fake_bin, "runuser", 'shift 3; exec "$@"\n')
+    fake(fake_bin, "systemctl", f"""echo "systemctl $*" >> {log}
+case "$1" in
+  is-active) [ -e {up} ] ;;
+  is-enabled) [ -e {tmp_path}/enabled ] ;;
+  start) touch {up} ;;
+  enable) touch {tmp_path}/enabled ;;
+esac
+""")
+    slots, stale = tmp_path / "slots", tmp_path / "stale"
+    slots.write_text("pg2_left_over\n")
+    stale.write_text("pg2_left_over\n")
+    fake(fake_bin, "psql", f"""for sql; do :; done
+echo "psql $sql" >> {log}
+name=$(echo "$sql" | sed -n "s/.*('\\([a-z0-9_]*\\)'.*/\\1/p")
+case "$sql" in
+  *pg_is_in_recovery*) [ -e {tmp_path}/primary ] && echo f || echo t ;;
+  *pg_stat_wal_receiver*) [ -e {up} ] && cat {tmp_path}/receiver ;;
+  *"where not active"*) cat {stale} ;;
+  "select slot_name from pg_replication_slots") cat {slots} ;;
+  *pg_drop_replication_slot*) for f in {slots} {stale}; do
+      grep -vx "$name" $f > $f.new; mv $f.new $f; done ;;
+  *pg_create_physical_replication_slot*) echo "$name" >> {slots} ;;
+esac
+exit 0
+""")
+    (tmp_path / "receiver").write_text("streaming\n")
+    return log
+
+
+def follow(node_config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+           *extra: str) -> tuple[int, dict[str, Any]]:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(STANDBY_CONF))
+    code = cli.main(["--config", str(node_config), "follow", "--owner", "root",
+                     "--slot", "pg1", *extra])
+    return code, json.loads(capsys.readouterr().out.splitlines()[-1])
+
+
+def test_follow_makes_a_stopped_old_primary_a_streaming_standby(
+        following_node: Path, node_config: Path, returning_node: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out = follow(node_config, capsys, monkeypatch)
+    assert code == 0, out
+    assert (tmp_path / "90-drctl-standby.conf").read_text() == STANDBY_CONF
+    assert stat.S_IMODE((returning_node / "standby.signal").stat().st_mode) == 0o600
+    assert out["changed"] == ["standby settings", "standby.signal", "started", "enabled",
+                              "dropped slots pg2_left_over", "created slots pg1"]
+    calls = following_node.read_text()
+    assert "pg_drop_replication_slot('pg2_left_over')" in calls
+    assert "pg_create_physical_replication_slot('pg1', false)" in calls
+    assert "systemctl reload" not in calls  # started with the new settings: nothing to reload
+
+
+def test_follow_again_changes_nothing_and_a_new_primary_reloads(
+        following_node: Path, node_config: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    follow(node_config, capsys, monkeypatch)
+    following_node.write_text("")
+    code, out = follow(node_config, capsys, monkeypatch)
+    assert code == 0 and out["changed"] == [], out
+    assert (tmp_path / "slots").read_text() == "pg1\n"
+    (tmp_path / "90-drctl-standby.conf").write_text(STANDBY_CONF.replace("10.0.0.11", "x"))
+    code, out = follow(node_config, capsys, monkeypatch)
+    assert code == 0 and "reloaded" in out["changed"], out
+    assert "systemctl reload" in following_node.read_text()
+
+
+def test_follow_refuses_a_running_primary_and_changes_nothing(
+        following_node: Path, node_config: Path, returning_node: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "up").touch()
+    (tmp_path / "primary").touch()
+    code, out = follow(node_config, capsys, monkeypatch)
+    assert code == 1 and "running primary" in out["error"], out
+    assert not (tmp_path / "90-drctl-standby.conf").exists()
+    assert not (returning_node / "standby.signal").exists()
+
+
+def test_follow_fails_naming_the_receiver_when_it_never_streams(
+        following_node: Path, node_config: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "receiver").write_text("waiting\n")
+    code, out = follow(node_config, capsys, monkeypatch, "--stream-timeout", "0.3")
+    assert code == 1 and "wal receiver: waiting" in out["error"], out
+    assert out["changed"][:3] == ["standby settings", "standby.signal", "started"]
+
+
+def test_follow_refuses_a_node_without_data_or_settings(
+        following_node: Path, node_config: Path, returning_node: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert cli.main(["--config", str(node_config), "follow", "--owner", "root"]) == 1
+    assert "no standby settings" in json.loads(capsys.readouterr().out)["error"]
+    (returning_node / "PG_VERSION").unlink()
+    code, out = follow(node_config, capsys, monkeypatch)
+    assert code == 1 and "holds no cluster" in out["error"], out
+
+
+def test_follow_refuses_a_node_that_holds_another_cluster(
+        following_node: Path, node_config: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    class Cursor:
+        def execute(self, query: str) -> None:
+            assert "system_identifier" in query
+
+        def fetchone(self) -> tuple[int]:
+            return (7000000000000000002,)
+
+    monkeypatch.setattr(steps, "peer_connect", lambda c, address: SimpleNamespace(
+        cursor=lambda: Cursor()))
+    monkeypatch.setattr(steps, "controldata", lambda c: {
+        "Database system identifier": "7000000000000000001"})
+    code, out = follow(node_config, capsys, monkeypatch, "--primary-address", "10.0.0.11")
+    assert code == 1 and "holds another cluster" in out["error"], out
+    assert not (tmp_path / "90-drctl-standby.conf").exists()
+    monkeypatch.setattr(steps, "controldata", lambda c: {
+        "Database system identifier": "7000000000000000002"})
+    code, out = follow(node_config, capsys, monkeypatch, "--primary-address", "10.0.0.11")
+    assert code == 0, out
+
