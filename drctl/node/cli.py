@@ -15,13 +15,22 @@ import argparse
 import subprocess
 import sys
 
-from drctl.node import auto, common, probe, steps, watch
+from drctl.node import common
+
+WATCH_CONFIG = "/etc/drctl/watch.json"  # drctl.node.watch.DEFAULT_CONFIG
+
+
+def _options(add_help: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="drctl-node", add_help=add_help)
+    p.add_argument("--config", default=common.DEFAULT_CONFIG)
+    p.add_argument("--watch-config", default=WATCH_CONFIG)
+    return p
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="drctl-node")
-    p.add_argument("--config", default=common.DEFAULT_CONFIG)
-    p.add_argument("--watch-config", default=watch.DEFAULT_CONFIG)
+    from drctl.node import steps
+
+    p = _options()
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("probe")
     s = sub.add_parser("watch")
@@ -35,14 +44,30 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = parser().parse_args(argv)
+    args = sys.argv[1:] if argv is None else argv
+    known, rest = _options(add_help=False).parse_known_args(args)
+    if rest == ["probe"]:
+        # `drctl status` runs this on every node each time: import only what it needs
+        # (compiling the rules core and the steps from the zip cost more than the probe)
+        from drctl.node import probe
+
+        return probe.main(common.Config.load(known.config))
+    a = parser().parse_args(args)
     if a.cmd == "watch":
+        from drctl.node import watch
+
         return watch.main(a.watch_config, a)
     c = common.Config.load(a.config)
     if a.cmd == "probe":
+        from drctl.node import probe
+
         return probe.main(c)
     if a.cmd == "auto":
+        from drctl.node import auto
+
         return auto.main(c, a.args)
+    from drctl.node import steps
+
     try:
         steps.COMMANDS[a.cmd](c, a)
     except common.StepFailed as exc:

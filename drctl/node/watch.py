@@ -24,7 +24,7 @@ from typing import Any
 from drctl.node.common import emit, read_json, run, write_json_atomic
 from drctl.rules import sql
 
-DEFAULT_CONFIG = "/etc/drctl/watch.json"
+DEFAULT_CONFIG = "/etc/drctl/watch.json"  # drctl.node.cli.WATCH_CONFIG too
 WITNESS_TABLE = "drctl_watch"
 
 

@@ -778,3 +778,19 @@ def test_follow_refuses_a_node_that_holds_another_cluster(
     code, out = follow(node_config, capsys, monkeypatch, "--primary-address", "10.0.0.11")
     assert code == 0, out
 
+
+def test_the_probe_imports_neither_the_rules_core_nor_the_steps(node_config: Path) -> None:
+    """drctl status runs the probe on every node each time; what it imports it compiles
+    from the zip on every run."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom drctl.node import cli, probe\n"
+            "probe.main = lambda c: print(','.join(sorted(m for m in sys.modules "
+            "if m.startswith('drctl.')))) or 0\n"
+            f"sys.exit(cli.main(['--config', {str(node_config)!r}, 'probe']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True).stdout.strip().split(",")
+    assert set(out) <= {"drctl.node", "drctl.node.cli", "drctl.node.common",
+                        "drctl.node.probe", "drctl.rules", "drctl.rules.sql"}, out
+    assert cli.WATCH_CONFIG == watch.DEFAULT_CONFIG
