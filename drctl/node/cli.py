@@ -17,7 +17,7 @@ import sys
 
 from drctl.node import common
 
-WATCH_CONFIG = "/etc/drctl/watch.json"  # drctl.node.watch.DEFAULT_CONFIG
+WATCH_CONFIG = common.DEFAULT_WATCH_CONFIG
 
 
 def _options(add_help: bool = True) -> argparse.ArgumentParser:
@@ -58,10 +58,6 @@ def main(argv: list[str] | None = None) -> int:
 
         return watch.main(a.watch_config, a)
     c = common.Config.load(a.config)
-    if a.cmd == "probe":
-        from drctl.node import probe
-
-        return probe.main(c)
     if a.cmd == "auto":
         from drctl.node import auto
 

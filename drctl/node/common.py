@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 DEFAULT_CONFIG = "/etc/drctl/node.json"
+DEFAULT_WATCH_CONFIG = "/etc/drctl/watch.json"  # the watcher's (drctl.node.watch)
 
 
 @dataclass(frozen=True)
