@@ -53,6 +53,8 @@ class RunResult:
     # ansible-playbook's own errors, outside any task (a playbook that does not parse, a
     # missing role): without them such a run would fail with nothing to say why
     errors: list[str] = field(default_factory=list)
+    # every task that changed (or, in check mode, would change) a host, in run order
+    changes: list[dict[str, str]] = field(default_factory=list)
 
     def failure_lines(self) -> list[str]:
         """One line per failed task (host: task: message), else ansible-playbook's errors."""
@@ -88,6 +90,7 @@ class RunResult:
             "rc": self.rc,
             "duration_s": round(self.duration, 2),
             "changed": self.changed,
+            "changes": self.changes,
             "stats": self.stats,
             "failures": [f.__dict__ for f in self.failures],
             "unreachable": self.unreachable_hosts,
@@ -111,6 +114,7 @@ class EventReducer:
         self.stats: dict[str, dict[str, int]] = {}
         self.data: dict[str, Any] = {}
         self.errors: list[str] = []
+        self.changes: list[dict[str, str]] = []
         self._error_lines = 0  # lines still to keep of the error being read
 
     def __call__(self, event: dict[str, Any]) -> bool:
@@ -135,6 +139,8 @@ class EventReducer:
                 self.journal(msg["drctl_journal"], event.get("created"))
             state = "skipped" if kind == "runner_on_skipped" else (
                 "changed" if res.get("changed") else "ok")
+            if state == "changed":
+                self.changes.append({"host": host, "task": task})
             self.progress("host", {"host": host, "task": task, "state": state})
         elif kind == "runner_on_failed":
             if not ed.get("ignore_errors"):
@@ -292,4 +298,5 @@ def run_playbook(
         data=reducer.data,
         artifact_dir=str(runner.config.artifact_dir),
         errors=reducer.errors,
+        changes=reducer.changes,
     )

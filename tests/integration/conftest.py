@@ -211,6 +211,12 @@ def provisioned_lab(lab) -> dict:
         labmod.restore(SNAPSHOT, lab_say)
     code, result = drctl_json("provision", timeout=1500)
     assert code == 0, result["failures"]
+    # a lab that operations have left with another primary (`make demo`'s drills end on
+    # pg2): the snapshot is of the inventory's cluster, pg1 primary
+    code, st = drctl_json("status")
+    if code == 0 and st["primary"] not in (None, "pg1"):
+        code, report = drctl_json("switchover", "--to", "pg1", "--yes", timeout=600)
+        assert code == 0, report
     healthy_with("pg1")
     meta = {"inputs": provision_inputs(), "status": result["status"],
             "failures": result["failures"], "changed": result["changed"],

@@ -136,12 +136,22 @@ def changed_by_host(result: dict) -> dict[str, int]:
     return {h: s.get("changed", 0) for h, s in result["stats"].items()}
 
 
+def recap_changed(printed: str) -> dict[str, int]:
+    """host -> changed, from the recap the people's output ends with."""
+    return {m[1]: int(m[2]) for m in re.finditer(r"^ +(\S+) +ok=\d+ changed=(\d+) ", printed,
+                                                re.MULTILINE)}
+
+
 def test_check_mode_reports_drift_without_fixing_it(provisioned):
     sh("pg2", f"echo '# drift' >> {HBA}")
     result, printed = provision_json("--check")
     changed = changed_by_host(result)
-    assert changed["pg2"] >= 1, changed
-    assert changed["pg1"] == changed["backup1"] == changed["app1"] == 0, changed
+    assert changed["pg1"] == changed["backup1"] == changed["app1"] == 0, result["changes"]
+    # the drift, and only the drift: everything else on the standby is as provision left
+    # it (idempotence on the full lab, the standby with its repository host included)
+    assert {c["task"] for c in result["changes"] if c["host"] == "pg2"} == {
+        "Configure client authentication (least privilege)", "Reload PostgreSQL"}, \
+        result["changes"]
     assert sh("pg2", f"tail -1 {HBA}") == "# drift", "check mode must not change anything"
     assert_no_secret_in(printed)
 
@@ -169,10 +179,14 @@ def test_standby_holding_another_cluster_is_not_wiped(provisioned):
     assert sh("pg2", f"tail -1 {HBA}") == "# drift", "the refusal changed nothing"
     assert vip_holders() == ["pg1"]
 
-    result, printed = provision_json("--force-reclone")
-    changed = changed_by_host(result)
-    assert changed["pg1"] == changed["backup1"] == changed["app1"] == 0, result["stats"]
-    assert_no_secret_in(printed)
+    # the people's output of a whole successful run: its recap, and not one secret in it
+    proc = drctl("provision", "--force-reclone", timeout=1200)
+    assert proc.returncode == 0, proc.stderr
+    assert_no_secret_in(proc.stdout + proc.stderr)
+    changed = recap_changed(proc.stdout)
+    assert set(changed) == {"pg1", "pg2", "backup1", "app1"}, proc.stdout[-2000:]
+    assert changed["pg1"] == changed["backup1"] == changed["app1"] == 0, proc.stdout[-2000:]
+    assert changed["pg2"] > 0
     assert sh("pg2", controldata) != foreign
     assert "# drift" not in sh("pg2", f"cat {HBA}"), "the drift is repaired"
     sh("pg2", "rm -rf /var/lib/postgresql/15/main.replica")

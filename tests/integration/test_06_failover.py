@@ -68,6 +68,14 @@ def synchronous(fresh_cluster):
         yield
     finally:
         MAIN_VARS.write_text(original)
+    # and back to asynchronous replication the same way, wherever the primary is now
+    play = ansible_playbook("provision.yml", "--limit", "pg_primary:pg_standby")
+    assert play.returncode == 0, play.stdout[-3000:]
+    code, st = drctl_json("status")
+    assert code == 0, st["problems"]
+    assert psql(st["primary"], "show synchronous_standby_names") == ""
+    assert {n["host"]: n["sync_state"] for n in st["nodes"]
+            if n["host"] != st["primary"]} == {"pg1": "async"}, st["nodes"]
 
 
 def test_power_loss_failover_in_synchronous_mode_loses_nothing(synchronous):
@@ -106,6 +114,14 @@ def test_power_loss_failover_in_synchronous_mode_loses_nothing(synchronous):
     assert any(e["step"] in ("rewound", "rejoined") for e in report["journal"])
     healthy_with("pg2")
     assert psql("pg1", "select pg_is_in_recovery()") == "t"
+
+
+def failback_and_switch_back(host: str) -> None:
+    """HOST, fenced after a failover, rejoins and becomes the primary again."""
+    code, report = drctl_json("failback", "--node", host, "--switch-back", "--yes", timeout=900)
+    assert code == 0, report
+    healthy_with(host)
+    assert vip_holders() == [host]
 
 
 def cut_replication() -> None:
@@ -195,6 +211,7 @@ def test_kill_9_of_the_postmaster_then_failover():
     assert_fenced_and_harmless("pg1")
     sh("pg1", "systemctl start postgresql@15-main", check=False)
     assert_fenced_and_harmless("pg1")
+    failback_and_switch_back("pg1")  # a crashed (not cleanly stopped) old primary rejoins
 
 
 def test_partition_then_failback_reports_and_keeps_the_diverged_writes():
@@ -313,3 +330,4 @@ def test_a_frozen_primary_client_notices_and_failover_proceeds():
     finally:
         subprocess.run(["docker", "unpause", PREFIX + "pg1"], check=True, capture_output=True)
     assert_fenced_and_harmless("pg1")
+    failback_and_switch_back("pg1")  # it woke up still thinking it was the primary

@@ -49,3 +49,8 @@ def test_sigkill_after_the_promotion_then_rerun():
     status = report["status"]
     assert status["primary"] == "pg2" and status["vip_holders"] == ["pg2"]
     assert status["healthy"], status["problems"]
+    # and the cluster the rerun left is an ordinary one: it switches back like any other
+    code, report = drctl_json("switchover", "--to", "pg1", "--yes", timeout=600)
+    assert code == 0, report
+    assert report["status"]["primary"] == "pg1" and report["status"]["vip_holders"] == ["pg1"]
+    assert report["status"]["healthy"], report["status"]["problems"]

@@ -208,7 +208,12 @@ def test_no_quorum_without_the_witness_but_manual_failover_works():
     finally:
         sh("backup1", "systemctl start postgresql@15-witness")
     power_on("pg1")
-    assert_fenced_and_harmless("pg1")  # failing back with auto armed: the power-loss test
+    assert_fenced_and_harmless("pg1")
+    # after a failover drctl made (not repmgrd), failback re-registers the old primary and
+    # automatic failover is armed again around the primary it switched back to
+    code, report = drctl_json("failback", "--node", "pg1", "--switch-back", "--yes", timeout=900)
+    assert code == 0, report
+    armed_with("pg1")
 
 
 def test_a_lagging_standby_does_not_promote_itself():

@@ -20,6 +20,7 @@ def test_reducer_collects_progress_failures_stats_and_data():
         ev("playbook_on_task_start", task="Install", play="Provision"),
         ev("runner_on_ok", host="pg1", task="Install", res={"changed": True}),
         ev("runner_on_skipped", host="pg2", task="Install"),
+        ev("runner_on_ok", host="pg2", task="Configure", res={"changed": False}),
         ev("runner_on_failed", host="pg2", task="Clone", res={
             "msg": "non-zero return code", "stderr": "connection refused"}),
         ev("runner_on_failed", host="pg1", task="Probe", ignore_errors=True, res={"msg": "x"}),
@@ -35,6 +36,8 @@ def test_reducer_collects_progress_failures_stats_and_data():
     assert red.failures[0].message == "non-zero return code: connection refused"
     assert red.stats["pg1"] == {"ok": 3, "changed": 1}
     assert red.data == {"primary": "pg1"}
+    # what changed, task by task (what a --check run would change): not the ok or skipped
+    assert red.changes == [{"host": "pg1", "task": "Install"}]
 
 
 def test_a_playbook_that_does_not_parse_says_why():
