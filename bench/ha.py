@@ -18,7 +18,7 @@ import time
 from _common import ROOT, drctl_json
 
 sys.path.insert(0, str(ROOT))
-from tests.integration.conftest import PREFIX, psql
+from tests.integration.conftest import PREFIX, power_on, psql
 from tests.integration.writer import TABLE, Writer, ensure_table
 
 drctl = drctl_json
@@ -82,8 +82,7 @@ def failovers(runs: int) -> None:
             w.stop()
             gap.append(w.longest_gap())
             lost.append(len(w.missing_on("pg2")))
-        subprocess.run(["docker", "start", PREFIX + "pg1"], check=True, capture_output=True)
-        time.sleep(5)
+        power_on("pg1")
         drctl("failback", "--node", "pg1", "--switch-back", "--yes")
     spread("failover: command start -> first acknowledged write (power loss)", to_write)
     spread("failover: drctl failover command duration", command)

@@ -12,7 +12,8 @@ from tests.integration.conftest import (
 )
 
 pytestmark = pytest.mark.usefixtures("clean_cluster")
-# keepalived's master-down interval with the lab's advert_int of 1 s: 3 adverts + skew
+# Longer than keepalived's master-down interval (3 adverts + skew: 0.6 s at the default
+# advert_int of 0.2 s, 3.6 s at VRRPv2's 1 s), so a wrong takeover would be seen
 MASTER_DOWN_S = 4
 
 
