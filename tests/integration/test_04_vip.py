@@ -10,6 +10,7 @@ from tests.integration.conftest import (
     vip_holders,
     wait_for,
 )
+from tests.integration.test_06_failover import failback_and_switch_back
 
 pytestmark = pytest.mark.usefixtures("clean_cluster")
 # Longer than keepalived's master-down interval (3 adverts + skew: 0.6 s at the default
@@ -87,7 +88,9 @@ def test_failover_removes_the_vip_a_dead_keepalived_left_behind():
     finally:
         sh("pg1", f"ip addr del {vip} dev eth0", check=False)
         sh("pg1", "systemctl start keepalived")
-    # pg1 stays fenced: failing back is test_06's and test_08's subject
+    assert vip_holders() == ["pg2"], "the fenced node's keepalived takes nothing back"
+    # and the node comes back into the cluster, then takes the primary back
+    failback_and_switch_back("pg1")
 
 
 def lab_vip() -> str:

@@ -124,6 +124,12 @@ def failback_and_switch_back(host: str) -> None:
     assert vip_holders() == [host]
 
 
+def switch_back_to_pg1() -> None:
+    code, report = drctl_json("switchover", "--to", "pg1", "--yes", timeout=600)
+    assert code == 0, report
+    healthy_with("pg1")
+
+
 def cut_replication() -> None:
     """On pg2, drop everything pg1's PostgreSQL sends: the stream (and the guard) go silent."""
     sh("pg2", f"iptables -I INPUT -s {lab_address('pg1')} -p tcp --sport 5432 -j DROP")
@@ -196,6 +202,7 @@ def test_a_standby_that_missed_acknowledged_commits_is_refused_then_promoted_by_
     assert len(lost_ids) <= commits <= len(lost_ids) + 10, (commits, len(lost_ids))
     assert diverged["divergence"]["first_commit_at"], diverged
     healthy_with("pg2")
+    switch_back_to_pg1()  # the rejoined node, its commits set aside, takes the primary back
 
 
 def test_kill_9_of_the_postmaster_then_failover():
@@ -268,6 +275,7 @@ def test_partition_then_failback_reports_and_keeps_the_diverged_writes():
     code, st = drctl_json("status")
     assert not any("pg1 keeps" in w for w in st["warnings"])
     assert sh("pg1", "ls -d /var/lib/postgresql/15/main.* 2>/dev/null", check=False) == ""
+    switch_back_to_pg1()
 
 
 def test_a_cleanly_stopped_primary_rejoins_without_a_copy_of_its_data():
