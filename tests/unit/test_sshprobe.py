@@ -1,0 +1,57 @@
+"""drctl.sshprobe.port_answers on loopback: a listener, a closed port, a host that never
+answers (a listener whose backlog is full: Linux drops the SYNs, as for a powered-off host)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from drctl.sshprobe import port_answers
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    yield sock
+    sock.close()
+
+
+def test_a_listening_port_answers(listener: socket.socket) -> None:
+    assert port_answers("127.0.0.1", listener.getsockname()[1])
+
+
+def test_a_refused_connection_is_an_answer_at_once(listener: socket.socket) -> None:
+    port = listener.getsockname()[1]
+    listener.close()  # nothing listens there now: the kernel refuses
+    start = time.monotonic()
+    assert not port_answers("127.0.0.1", port, timeout=5)
+    assert time.monotonic() - start < 1
+
+
+def test_silence_costs_the_timeout_and_no_more() -> None:
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    port = full.getsockname()[1]
+    queued = []
+    try:
+        # fill the accept queue (never accepted); from then on the SYNs go unanswered
+        for _ in range(4):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", port))
+            queued.append(c)
+        start = time.monotonic()
+        assert not port_answers("127.0.0.1", port, timeout=0.5)
+        took = time.monotonic() - start
+        assert 0.45 <= took < 0.9, took
+    finally:
+        for c in queued:
+            c.close()
+        full.close()
+
