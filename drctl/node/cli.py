@@ -17,13 +17,11 @@ import sys
 
 from drctl.node import common
 
-WATCH_CONFIG = common.DEFAULT_WATCH_CONFIG
-
 
 def _options(add_help: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="drctl-node", add_help=add_help)
     p.add_argument("--config", default=common.DEFAULT_CONFIG)
-    p.add_argument("--watch-config", default=WATCH_CONFIG)
+    p.add_argument("--watch-config", default=common.DEFAULT_WATCH_CONFIG)
     return p
 
 

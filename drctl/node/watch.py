@@ -21,10 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from drctl.node.common import DEFAULT_WATCH_CONFIG, emit, read_json, run, write_json_atomic
+from drctl.node.common import emit, read_json, run, write_json_atomic
 from drctl.rules import sql
 
-DEFAULT_CONFIG = DEFAULT_WATCH_CONFIG
 WITNESS_TABLE = "drctl_watch"
 
 

@@ -793,4 +793,3 @@ def test_the_probe_imports_neither_the_rules_core_nor_the_steps(node_config: Pat
                          cwd=ROOT, check=True).stdout.strip().split(",")
     assert set(out) <= {"drctl.node", "drctl.node.cli", "drctl.node.common",
                         "drctl.node.probe", "drctl.rules", "drctl.rules.sql"}, out
-    assert cli.WATCH_CONFIG == watch.DEFAULT_CONFIG
