@@ -174,6 +174,9 @@ def cmd_promote(c: Config, a: argparse.Namespace) -> None:
     replayed = time.monotonic() - start
     psql(c, sql.promote(60), timeout=70)
     promoted_at = now_iso()
+    # before anything else: a synchronous standby that is gone would make the first
+    # client's commit wait (the clients reconnect through the VIP within a second)
+    cleared = relax_synchronous(c) if a.relax_synchronous else ""
     dropped = drop_standby_conf(c)
     position, tl = current_position(c)
     state = vrrp_state(c)
@@ -183,15 +186,17 @@ def cmd_promote(c: Config, a: argparse.Namespace) -> None:
         state = vrrp_state(c)
     emit(ok=True, host=c.name, promoted_at=promoted_at, lsn=position, timeline=tl,
          replay_wait_s=round(replayed, 3), vrrp_state=state, standby_conf_removed=dropped,
-         seconds=round(time.monotonic() - start, 3))
+         synchronous_cleared=cleared, seconds=round(time.monotonic() - start, 3))
 
 
-def cmd_wait_vip(c: Config, a: argparse.Namespace) -> None:
+def wait_vip(c: Config, timeout: float, drop_conf: bool = False) -> dict[str, Any]:
+    """Wait until this node holds the VIP; when it became MASTER, and how long it took."""
     start = time.monotonic()
-    dropped = drop_standby_conf(c) if a.drop_standby_conf else False
+    dropped = drop_standby_conf(c) if drop_conf else False
     while not holds_address(c.vip_interface, c.vip):
-        if time.monotonic() - start > a.timeout:
-            fail(f"this node did not get the VIP within {a.timeout} s", vrrp_state=vrrp_state(c))
+        if time.monotonic() - start > timeout:
+            fail(f"this node did not get the VIP within {timeout:g} s",
+                 vrrp_state=vrrp_state(c))
         time.sleep(0.02)
     since = None
     try:
@@ -201,8 +206,12 @@ def cmd_wait_vip(c: Config, a: argparse.Namespace) -> None:
                 since = parts[1]
     except OSError:
         pass
-    emit(ok=True, host=c.name, vip_at=now_iso(), master_since=since,
-         waited_s=round(time.monotonic() - start, 3), standby_conf_removed=dropped)
+    return {"vip_at": now_iso(), "master_since": since,
+            "waited_s": round(time.monotonic() - start, 3), "standby_conf_removed": dropped}
+
+
+def cmd_wait_vip(c: Config, a: argparse.Namespace) -> None:
+    emit(ok=True, host=c.name, **wait_vip(c, a.timeout, a.drop_standby_conf))
 
 
 def peer_connect(c: Config, address: str) -> Any:
@@ -315,8 +324,11 @@ def cmd_relax_synchronous(c: Config, a: argparse.Namespace) -> None:
 
 
 def cmd_prove_write(c: Config, a: argparse.Namespace) -> None:
+    """Write a row and read the timeline switch point; with --wait-vip, first wait until
+    this node holds the VIP (failover's last step in one process: one SSH round trip)."""
+    vip = wait_vip(c, a.wait_vip) if a.wait_vip else None
     out = psql(c, sql.failover_proof(a.node or c.name), timeout=30)
-    emit(ok=True, host=c.name, written_at=now_iso(), **parse_history(out))
+    emit(ok=True, host=c.name, written_at=now_iso(), vip=vip, **parse_history(out))
 
 
 # ------------------------------------------------------------------ fencing
@@ -792,6 +804,9 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--catch-up", action="store_true")
     s.add_argument("--timeout", type=float, default=30)
     s.add_argument("--vrrp-wait", type=float, default=3)
+    # clear a live synchronous_standby_names right after the promotion (failover: the
+    # synchronous standby may be the node that is gone)
+    s.add_argument("--relax-synchronous", action="store_true")
     s = sub.add_parser("handover")
     s.add_argument("--target-address", required=True)
     s.add_argument("--timeout", type=float, default=30)
@@ -814,6 +829,8 @@ def add_parsers(sub: Any) -> None:
     sub.add_parser("relax-synchronous")
     s = sub.add_parser("prove-write")
     s.add_argument("--node")
+    s.add_argument("--wait-vip", type=float, default=0.0, metavar="SECONDS",
+                   help="first wait up to this long until this node holds the VIP")
     s = sub.add_parser("divergence")
     s.add_argument("--fork-lsn", required=True)
     s.add_argument("--timeline", type=int, required=True)

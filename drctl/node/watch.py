@@ -70,7 +70,9 @@ def record_ok(state: dict[str, Any], host: str, answer: Mapping[str, Any], at: f
         "standbys": answer.get("standbys") or {}}
 
 
-def record_failure(state: dict[str, Any], host: str, error: str, at: float) -> None:
+def record_failure(state: dict[str, Any], host: str, error: str, at: float) -> bool:
+    """A check failed: note it. True when this is the moment the primary was lost (the
+    record is then published at once: a failover waits for exactly this)."""
     node = state["nodes"].setdefault(host, {"ok_at": None, "failed_since": None})
     if node.get("failed_since") is None:
         node["failed_since"] = at
@@ -78,6 +80,8 @@ def record_failure(state: dict[str, Any], host: str, error: str, at: float) -> N
     primary = state.get("primary")
     if primary and primary.get("host") == host and primary.get("lost_at") is None:
         primary["lost_at"] = at
+        return True
+    return False
 
 
 def record_hangs(state: dict[str, Any], pending: Mapping[str, float], now: float,
@@ -94,6 +98,7 @@ class Watcher:
         self.cfg = cfg
         self.lock = threading.Lock()
         self.pending: dict[str, float] = {}  # node -> when its check in flight started
+        self.lost = threading.Event()  # the primary was just lost: publish now
         old = read_json(cfg.state_file)
         self.state: dict[str, Any] = {
             "watcher": cfg.name, "interval_s": cfg.interval_s, "checked_at": None,
@@ -131,7 +136,8 @@ class Watcher:
                     record_ok(self.state, node["name"], answer, time.time())
             except Exception as exc:  # any failure of a check is a failed check
                 with self.lock:
-                    record_failure(self.state, node["name"], str(exc).strip(), time.time())
+                    if record_failure(self.state, node["name"], str(exc).strip(), time.time()):
+                        self.lost.set()
                 if conn is not None:
                     with contextlib.suppress(Exception):  # it is dead anyway
                         conn.close()
@@ -169,7 +175,8 @@ class Watcher:
         for node in self.cfg.nodes:
             threading.Thread(target=self.watch_node, args=(node,), daemon=True).start()
         while True:
-            time.sleep(self.cfg.interval_s)
+            self.lost.wait(self.cfg.interval_s)  # every interval, or at once on a loss
+            self.lost.clear()
             self.publish()
 
 

@@ -154,8 +154,10 @@ def test_watcher_records_the_primary_and_when_it_lost_it() -> None:
     watch.record_ok(state, "pg1", answer("0/5000000"), at=100.0)
     watch.record_ok(state, "pg2", answer("0/4FFFF00", in_recovery=True), at=100.1)
     watch.record_ok(state, "pg1", answer("0/5124F80"), at=101.0)
-    watch.record_failure(state, "pg1", "server closed the connection", at=101.6)
-    watch.record_failure(state, "pg1", "timeout", at=104.0)  # the first failure counts
+    assert watch.record_failure(state, "pg2", "a standby is not the primary", at=101.5) is False
+    # the moment of the loss is reported once: the watcher publishes its record at once
+    assert watch.record_failure(state, "pg1", "server closed the connection", at=101.6) is True
+    assert watch.record_failure(state, "pg1", "timeout", at=104.0) is False  # the first counts
     p = state["primary"]
     assert p["host"] == "pg1" and p["lsn"] == "0/5124F80" and p["at"] == 101.0
     assert p["lost_at"] == 101.6
@@ -793,3 +795,62 @@ def test_the_probe_imports_neither_the_rules_core_nor_the_steps(node_config: Pat
                          cwd=ROOT, check=True).stdout.strip().split(",")
     assert set(out) <= {"drctl.node", "drctl.node.cli", "drctl.node.common",
                         "drctl.node.probe", "drctl.rules", "drctl.rules.sql"}, out
+
+
+def test_failover_proves_its_write_only_once_the_vip_is_on_the_new_primary(
+        node_config: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """failover.yml's last node step (prove-write --wait-vip): the row is written after
+    this node holds the VIP, and not at all when the VIP never comes."""
+    events: list[str] = []
+    polls = iter([False, False, True])
+
+    def fake_holds(interface: str, vip: str) -> bool:
+        held = next(polls, True)
+        events.append(f"vip {held}")
+        return held
+
+    def fake_psql(c: common.Config, statement: str, **kw: Any) -> str:
+        events.append("write")
+        return "2\n1\t0/5000000\tno recovery target specified\n"
+    monkeypatch.setattr(steps, "holds_address", fake_holds)
+    monkeypatch.setattr(steps, "psql", fake_psql)
+    assert cli.main(["--config", str(node_config), "prove-write", "--wait-vip", "5"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert events == ["vip False", "vip False", "vip True", "write"]
+    assert out["timeline"] == 2 and out["switch_point"] == "0/5000000"
+    assert out["vip"]["waited_s"] >= 0 and out["vip"]["vip_at"]
+
+    events.clear()
+    monkeypatch.setattr(steps, "holds_address", lambda interface, vip: False)
+    assert cli.main(["--config", str(node_config), "prove-write", "--wait-vip", "0.1"]) != 0
+    out = json.loads(capsys.readouterr().out)
+    assert not out["ok"] and "did not get the VIP" in out["error"] and events == []
+
+
+def test_promote_can_clear_a_synchronous_standby_at_once(
+        node_config: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """failover.yml promotes with --relax-synchronous: the synchronous standby may be the
+    node that is gone, so the first client's commit must not wait for it."""
+    from drctl.rules import sql
+
+    ran: list[str] = []
+
+    def fake_psql(c: common.Config, statement: str, **kw: Any) -> str:
+        ran.append(statement)
+        answers = {sql.IN_RECOVERY: "t", "show synchronous_standby_names": "pg1"}
+        return answers.get(statement, "")
+    monkeypatch.setattr(steps, "psql", fake_psql)
+    monkeypatch.setattr(steps, "current_position", lambda c: ("0/6000000", 2))
+    monkeypatch.setattr(steps, "drop_standby_conf", lambda c: True)
+    assert cli.main(["--config", str(node_config), "promote", "--vrrp-wait", "0",
+                     "--relax-synchronous"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["synchronous_cleared"] == "pg1"
+    promoted = ran.index(sql.promote(60))
+    assert ran.index("alter system set synchronous_standby_names = ''") > promoted
+    ran.clear()
+    assert cli.main(["--config", str(node_config), "promote", "--vrrp-wait", "0"]) == 0
+    assert json.loads(capsys.readouterr().out)["synchronous_cleared"] == ""
+    assert "show synchronous_standby_names" not in ran, "without the flag: left as it is"
