@@ -16,7 +16,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # and, for the tests only, a browser.
 SYSTEM_PACKAGES := docker.io debootstrap openssh-client iptables postgresql-client
 TEST_PACKAGES := chromium chromium-driver
-LINT_PATHS := playbooks roles inventories/example molecule
+LINT_PATHS := playbooks roles inventories/example molecule bench/peer
 
 .PHONY: all setup setup-test system demo demo-auto check test lint unit integration molecule bench clean lab-down
 
