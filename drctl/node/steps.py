@@ -11,6 +11,9 @@ Each prints one JSON object, so a step costs one Ansible task and its result is 
                           shutdown checkpoint, promote it, release the VIP
   promote [--after-lsn L] wait until WAL up to L is replayed, promote, wait for keepalived
                           to see this node as eligible (BACKUP/MASTER)
+  take-over               a failover's node side in one process: promote (unless already
+                          done), drop a gone synchronous standby, wait for the VIP, prove a
+                          write (drctl failover and playbooks/failover.yml both run it)
   wait-vip                wait until this node holds the VIP
   fence --reason R        mark this node fenced and stop PostgreSQL: it must not serve
   unfence                 remove the mark (drctl failback does this after a rejoin)
@@ -49,6 +52,7 @@ from typing import Any
 
 from drctl.node.common import (
     Config,
+    StepFailed,
     controldata,
     emit,
     fail,
@@ -151,21 +155,26 @@ def drop_standby_conf(c: Config) -> bool:
     return True
 
 
-def cmd_promote(c: Config, a: argparse.Namespace) -> None:
+def promote(c: Config, *, after_lsn: str | None = None, catch_up: bool = False,
+            timeout: float = 30, vrrp_wait: float = 0,
+            relax: bool = False) -> dict[str, Any]:
+    """Promote this standby: after replaying past AFTER_LSN (refused otherwise), or with
+    CATCH_UP after replaying everything it received; RELAX clears a live synchronous
+    standby list at once. What happened, as promote's JSON has it."""
     start = time.monotonic()
     if psql(c, sql.IN_RECOVERY) != "t":
         fail("this node is not in recovery (already a primary?)")
-    deadline = time.monotonic() + a.timeout
-    if a.after_lsn:
+    deadline = time.monotonic() + timeout
+    if after_lsn:
         while True:
             replay = psql(c, sql.REPLAY_LSN)
-            if replay and _pos(replay) > _pos(a.after_lsn):
+            if replay and _pos(replay) > _pos(after_lsn):
                 break
             if time.monotonic() > deadline:
-                fail(f"replay reached {replay}, not past {a.after_lsn}: refusing to promote "
+                fail(f"replay reached {replay}, not past {after_lsn}: refusing to promote "
                      "(an acknowledged commit could be lost)", replay_lsn=replay)
             time.sleep(0.02)
-    if a.catch_up:
+    if catch_up:
         while time.monotonic() <= deadline:
             recv, _, replay = psql(c, sql.REPLAY_POSITIONS).partition("|")
             if not recv or not replay or _pos(replay) >= _pos(recv):
@@ -176,17 +185,49 @@ def cmd_promote(c: Config, a: argparse.Namespace) -> None:
     promoted_at = now_iso()
     # before anything else: a synchronous standby that is gone would make the first
     # client's commit wait (the clients reconnect through the VIP within a second)
-    cleared = relax_synchronous(c) if a.relax_synchronous else ""
+    cleared = relax_synchronous(c) if relax else ""
     dropped = drop_standby_conf(c)
     position, tl = current_position(c)
     state = vrrp_state(c)
-    vrrp_deadline = time.monotonic() + a.vrrp_wait
+    vrrp_deadline = time.monotonic() + vrrp_wait
     while state not in ("BACKUP", "MASTER") and time.monotonic() < vrrp_deadline:
         time.sleep(0.02)
         state = vrrp_state(c)
-    emit(ok=True, host=c.name, promoted_at=promoted_at, lsn=position, timeline=tl,
-         replay_wait_s=round(replayed, 3), vrrp_state=state, standby_conf_removed=dropped,
-         synchronous_cleared=cleared, seconds=round(time.monotonic() - start, 3))
+    return {"promoted_at": promoted_at, "lsn": position, "timeline": tl,
+            "replay_wait_s": round(replayed, 3), "vrrp_state": state,
+            "standby_conf_removed": dropped, "synchronous_cleared": cleared,
+            "seconds": round(time.monotonic() - start, 3)}
+
+
+def cmd_promote(c: Config, a: argparse.Namespace) -> None:
+    emit(ok=True, host=c.name, **promote(c, after_lsn=a.after_lsn, catch_up=a.catch_up,
+                                         timeout=a.timeout, vrrp_wait=a.vrrp_wait,
+                                         relax=a.relax_synchronous))
+
+
+def cmd_take_over(c: Config, a: argparse.Namespace) -> None:
+    """A failover's whole node side in one process, so one SSH round trip (drctl failover
+    and playbooks/failover.yml both run it, after the gates chose this node):
+
+    promote after replaying everything received, unless this node is already the primary
+    (a re-run after an interruption) -> stop waiting for a synchronous standby that is
+    gone -> wait until this node holds the VIP -> write a row and read the timeline
+    switch point. A failure after the promotion still reports the promotion."""
+    start = time.monotonic()
+    promoted: dict[str, Any] | None = None
+    if psql(c, sql.IN_RECOVERY) == "t":
+        promoted = promote(c, catch_up=True, timeout=a.timeout, relax=True)
+        cleared = promoted["synchronous_cleared"]
+    else:
+        cleared = relax_synchronous(c)
+    try:
+        vip = wait_vip(c, a.vip_timeout)
+        out = psql(c, sql.failover_proof(a.node or c.name), timeout=30)
+    except (StepFailed, RuntimeError) as exc:
+        fail(f"promoted, then: {exc}", promote=promoted, **getattr(exc, "data", {}))
+    emit(ok=True, host=c.name, promote=promoted, synchronous_cleared=cleared, vip=vip,
+         written_at=now_iso(), seconds=round(time.monotonic() - start, 3),
+         **parse_history(out))
 
 
 def wait_vip(c: Config, timeout: float, drop_conf: bool = False) -> dict[str, Any]:
@@ -324,11 +365,9 @@ def cmd_relax_synchronous(c: Config, a: argparse.Namespace) -> None:
 
 
 def cmd_prove_write(c: Config, a: argparse.Namespace) -> None:
-    """Write a row and read the timeline switch point; with --wait-vip, first wait until
-    this node holds the VIP (failover's last step in one process: one SSH round trip)."""
-    vip = wait_vip(c, a.wait_vip) if a.wait_vip else None
+    """Write a row and read the timeline switch point."""
     out = psql(c, sql.failover_proof(a.node or c.name), timeout=30)
-    emit(ok=True, host=c.name, written_at=now_iso(), vip=vip, **parse_history(out))
+    emit(ok=True, host=c.name, written_at=now_iso(), **parse_history(out))
 
 
 # ------------------------------------------------------------------ fencing
@@ -807,6 +846,11 @@ def add_parsers(sub: Any) -> None:
     # clear a live synchronous_standby_names right after the promotion (failover: the
     # synchronous standby may be the node that is gone)
     s.add_argument("--relax-synchronous", action="store_true")
+    s = sub.add_parser("take-over")
+    s.add_argument("--node", help="the name the proving row records (default: this node)")
+    s.add_argument("--timeout", type=float, default=10,
+                   help="seconds to replay what was received before promoting anyway")
+    s.add_argument("--vip-timeout", type=float, default=15)
     s = sub.add_parser("handover")
     s.add_argument("--target-address", required=True)
     s.add_argument("--timeout", type=float, default=30)
@@ -829,8 +873,6 @@ def add_parsers(sub: Any) -> None:
     sub.add_parser("relax-synchronous")
     s = sub.add_parser("prove-write")
     s.add_argument("--node")
-    s.add_argument("--wait-vip", type=float, default=0.0, metavar="SECONDS",
-                   help="first wait up to this long until this node holds the VIP")
     s = sub.add_parser("divergence")
     s.add_argument("--fork-lsn", required=True)
     s.add_argument("--timeline", type=int, required=True)

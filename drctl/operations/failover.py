@@ -1,14 +1,27 @@
 """drctl failover: the primary is gone - gates, fencing, promotion, VIP, proof.
 
 The decision is the rules core's (drctl.rules.decide.failover), from facts gathered
-now; the playbook asks the same rules again, from its own fresh facts, before acting.
+now. Two ways to act on it, with the same node steps and the same journal:
+- directly (the default where automatic failover is not set up): drctl runs the fence
+  and take-over node steps over SSH itself, seconds faster than a playbook run; when a
+  person was asked first, the facts are gathered and decided again after the answer;
+- through playbooks/failover.yml (where automatic failover is set up: repmgrd must be
+  paused first, which is Ansible's job), which asks the same rules again from its own
+  fresh facts before acting - the path AWX and `ansible-playbook` users take.
 """
 
 from __future__ import annotations
 
+import getpass
+import os
+import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from drctl import inventory as inv_mod
+from drctl import sshprobe
+from drctl.journal import Journal
 from drctl.operations import ha
 from drctl.rules import decide
 from drctl.rules.facts import ClusterFacts
@@ -56,6 +69,108 @@ def plan(inv: inv_mod.Inventory, report: dict, facts: ClusterFacts, target: str 
                    limit=",".join(answering + watchers) if unreachable else None)
 
 
+def operator() -> str:
+    """Who acts, for the fence marker and the journal: user@host."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = os.environ.get("USER") or "drctl"
+    return f"{user}@{socket.gethostname()}"
+
+
+def verdict(p: ha.Plan) -> tuple[Any, ...]:
+    """What a person consented to: the target, every gate's outcome, the data-loss verdict."""
+    loss = p.data_loss or {}
+    return (p.target, tuple((g.name, g.ok) for g in p.gates), loss.get("verdict"),
+            loss.get("missing_bytes"), bool(p.nothing_to_do))
+
+
+def take_over(inv: inv_mod.Inventory, p: ha.Plan, facts: ClusterFacts, journal: Journal,
+              ui: ha.Interaction) -> ha.DirectRun:
+    """The failover's changes as drctl's own steps over SSH (the same node steps as
+    playbooks/failover.yml): fence every other node that answers and is not a standby
+    (all of them before anything is promoted; one that cannot be fenced stops the
+    failover), record those that do not answer as unfenced, then take over on the target
+    in one node step (promote, drop a gone synchronous standby, wait for the VIP, write)."""
+    run = ha.DirectRun("failover: drctl-node fence and take-over over SSH")
+    target = str(p.target)
+    unreachable = [n.host for n in facts.nodes if not n.reachable]
+    loss = p.data_loss or {}
+    why = next((n.removeprefix("target: ") for n in p.notes if n.startswith("target: ")), "")
+    journal.write("gates", host=target, result="passed",
+                  detail=f"{why}; unreachable: {', '.join(unreachable) or 'none'}",
+                  data_loss=loss.get("verdict"), data_loss_accepted=loss.get("accepted"))
+    to_fence = [n.host for n in facts.nodes if n.reachable and n.host != target
+                and n.role != "standby"]
+    reason = f"failover to {target} by {operator()}"
+    with ThreadPoolExecutor(max_workers=max(1, len(to_fence))) as pool:
+        fenced = dict(zip(to_fence, pool.map(
+            lambda h: sshprobe.node_json(inv, h, ["fence", "--reason", reason], timeout=150),
+            to_fence), strict=True))
+    for host, answer in fenced.items():
+        run.steps.append({"step": "fence", "host": host, "answer": answer})
+        if answer.get("ok"):
+            journal.write("fenced", host=host)
+            ui.step("Fence the old primary (marker + stop PostgreSQL)", host, "changed")
+        else:
+            run.failures.append(f"{host}: fence: {answer.get('error')}")
+            journal.write("fenced", host=host, result="failed", detail=answer.get("error"))
+            ui.step("Fence the old primary (marker + stop PostgreSQL)", host, "failed",
+                    str(answer.get("error")))
+    for host in unreachable:
+        journal.write("unfenced", host=host,
+                      result="not reached: it fences itself when it returns")
+    if run.failures:
+        run.failures.append(f"nothing was promoted: a node that answers could not be "
+                            f"fenced; {target} is still a standby")
+        return run.done()
+    answer = sshprobe.node_json(inv, target, ["take-over", "--node", target, "--timeout",
+                                              "10", "--vip-timeout", "15"], timeout=90)
+    run.steps.append({"step": "take-over", "host": target, "answer": answer})
+    promoted = answer.get("promote")
+    if isinstance(promoted, dict):
+        journal.write("promoted", host=target, time=promoted.get("promoted_at"),
+                      lsn=promoted.get("lsn"), timeline=promoted.get("timeline"),
+                      promote=promoted)
+    if not answer.get("ok"):
+        run.failures.append(f"{target}: take-over: {answer.get('error')}")
+        ui.step("Take over (promote, VIP, write)", target, "failed", str(answer.get("error")))
+        return run.done()
+    ui.step("Take over (promote, VIP, write)", target, "changed")
+    vip = answer.get("vip") or {}
+    # each step at the time the node saw it happen, not when its answer arrived
+    journal.write("vip-moved", host=target, time=vip.get("vip_at"), vip=vip)
+    journal.write("write-proved", host=target, time=answer.get("written_at"),
+                  timeline=answer.get("timeline"), switch_point=answer.get("switch_point"))
+    return run.done()
+
+
+def direct(inv: inv_mod.Inventory, p: ha.Plan, facts: ClusterFacts, report: dict[str, Any],
+           target: str | None, allow_data_loss: bool) -> ha.Act | None:
+    """drctl's own steps, or None where the playbook must run: automatic failover set up
+    (repmgrd is paused through Ansible first), or drctl_failover_path: playbook."""
+    if str(inv.cluster.get("drctl_failover_path") or "direct") != "direct":
+        return None
+    if (report.get("auto") or {}).get("state", "disabled") != "disabled":
+        return None
+
+    def act(journal: Journal, ui: ha.Interaction) -> ha.DirectRun:
+        now_plan, now_facts = p, facts
+        if ui.asked:  # the answer took time: decide again from facts gathered now
+            settle = float(inv.cluster.get("drctl_watch_settle_s") or 4)
+            now_report, now_facts = ha.gather(inv, settle_s=settle)
+            now_plan = plan(inv, now_report, now_facts, target, allow_data_loss)
+            if verdict(now_plan) != verdict(p):
+                run = ha.DirectRun("failover")
+                run.failures.append(
+                    "the cluster changed while you were asked; nothing was changed: "
+                    + "; ".join(f"{g.name}: {g.detail}" for g in now_plan.gates
+                                if not g.ok) + " (run drctl failover again)")
+                return run.done()
+        return take_over(inv, now_plan, now_facts, journal, ui)
+    return act
+
+
 def prepare(inventory: Path, target: str | None, allow_data_loss: bool) -> ha.Prepared:
     """Facts gathered now, decided by the rules: the plan, and the question that states
     what is at stake."""
@@ -73,4 +188,5 @@ def prepare(inventory: Path, target: str | None, allow_data_loss: bool) -> ha.Pr
 
     return ha.Prepared(inv, p, "failover.yml",
                        f"Fail over cluster '{inv.name}' to {p.target}? The old primary will "
-                       f"be fenced until `drctl failback`.{stake}", ok_when)
+                       f"be fenced until `drctl failback`.{stake}", ok_when,
+                       act=direct(inv, p, facts, report, target, allow_data_loss))

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from drctl import inventory as inv_mod
 from drctl import sshprobe
@@ -73,6 +73,7 @@ class Interaction:
     yes: bool = False
     ask: Callable[[str], bool] | None = None  # None: nobody to ask (no terminal)
     progress: Callable[[str, dict[str, Any]], None] | None = None
+    asked: bool = False  # a person answered a question: time passed since the facts
 
     def confirm(self, question: str) -> None:
         if self.yes:
@@ -80,8 +81,62 @@ class Interaction:
         if self.ask is None:
             raise DrctlError(f"{question} - refusing without a terminal to ask on",
                              ExitCode.REFUSED, hint="pass --yes to run without a question")
+        self.asked = True
         if not self.ask(question):
             raise DrctlError("not confirmed; nothing was changed", ExitCode.REFUSED)
+
+    def step(self, name: str, host: str, state: str, msg: str = "") -> None:
+        """Progress of a step drctl runs itself, shown as a playbook task's would be."""
+        if self.progress is not None:
+            self.progress("task", {"task": name})
+            self.progress("host", {"host": host, "task": name, "state": state,
+                                   **({"msg": msg} if msg else {})})
+
+
+class Outcome(Protocol):
+    """What ran the operation's changes: a playbook (drctl.runner.RunResult) or drctl's own
+    steps over SSH (DirectRun); the report reads both alike."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def exit_code(self) -> ExitCode: ...
+
+    def failure_lines(self) -> list[str]: ...
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class DirectRun:
+    """An operation's changes made by drctl itself over SSH, one node step per host (the
+    same drctl-node steps its playbook runs), where a playbook run would cost seconds."""
+
+    name: str
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    duration: float = 0.0
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.failures else "successful"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.FAILED if self.failures else ExitCode.OK
+
+    def failure_lines(self) -> list[str]:
+        return self.failures
+
+    def done(self) -> DirectRun:
+        self.duration = round(time.monotonic() - self.started, 3)
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"direct": self.name, "status": self.status, "exit_code": int(self.exit_code),
+                "duration_s": self.duration, "steps": self.steps, "failures": self.failures}
 
 
 def outage_from_journal(entries: list[dict[str, Any]]) -> float | None:
@@ -104,11 +159,15 @@ def outage_from_journal(entries: list[dict[str, Any]]) -> float | None:
     return round((t1 - t0).total_seconds(), 3)
 
 
+Act = Callable[[Journal, Interaction], Outcome | None]
+
+
 def execute(plan: Plan, inventory: inv_mod.Inventory, ui: Interaction, *, question: str,
-            playbook: str,
-            ok_when: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+            playbook: str, ok_when: Callable[[dict[str, Any]], bool] | None = None,
+            act: Act | None = None) -> dict[str, Any]:
     """Run a planned operation and return its report; DrctlError when refused or when it
-    ended badly (the report then rides on the error)."""
+    ended badly (the report then rides on the error). ACT, when given, makes the changes
+    itself under the lock and journal (None from it: run the playbook after all)."""
     from drctl.runner import run_playbook
 
     failed = [g for g in plan.gates if not g.ok]
@@ -125,8 +184,11 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, ui: Interaction, *, questi
     with cluster_lock(plan.cluster, plan.operation):
         journal = Journal(plan.cluster, plan.operation)
         journal.write("start", host=plan.target, detail=" ".join(sys.argv[1:]) or None)
-        result = run_playbook(playbook, inventory.path, plan.extravars, progress=ui.progress,
-                              journal=journal.from_playbook, limit=plan.limit)
+        result = act(journal, ui) if act else None
+        if result is None:
+            result = run_playbook(playbook, inventory.path, plan.extravars,
+                                  progress=ui.progress, journal=journal.from_playbook,
+                                  limit=plan.limit)
         status = status_mod.collect(inventory)
         journal.write("end", host=status["primary"], result=result.status,
                       vip_holder=",".join(status["vip_holders"]) or None,
@@ -197,10 +259,11 @@ class Prepared:
     playbook: str
     question: str
     ok_when: Callable[[dict[str, Any]], bool] | None = None
+    act: Act | None = None  # drctl's own steps instead of the playbook, where they apply
 
     def run(self, ui: Interaction) -> dict[str, Any]:
         return execute(self.plan, self.inventory, ui, question=self.question,
-                       playbook=self.playbook, ok_when=self.ok_when)
+                       playbook=self.playbook, ok_when=self.ok_when, act=self.act)
 
 
 def gates_from(decision: rules_decide.Decision) -> list[Gate]:

@@ -231,3 +231,116 @@ def test_cli_plan_and_refusal_without_yes(monkeypatch, make_inventory):
     result = runner.invoke(cli_mod.cli, ["switchover", "-i", str(path)])
     assert result.exit_code == ExitCode.REFUSED
     assert "--yes" in result.output
+
+
+def _direct_setup(monkeypatch, nodes, watchers, answers, regathered=None):
+    """A failover planned from NODES' probes, run by drctl's own steps with sshprobe's
+    node calls answered from ANSWERS (host -> list of answers) and recorded."""
+    calls = []
+
+    def node_json(inventory, host, args, timeout=60):
+        calls.append((host, args[0]))
+        return answers[host].pop(0)
+
+    monkeypatch.setattr("drctl.sshprobe.node_json", node_json)
+    monkeypatch.setattr("drctl.runner.run_playbook", lambda *a, **k: pytest.fail("playbook"))
+    if regathered is not None:
+        monkeypatch.setattr(ha, "gather", lambda inventory, settle_s=0: ({}, regathered))
+    f = facts(nodes, watchers)
+    p = failover.plan(inv(), {}, f, None, allow_data_loss=False)
+    act = failover.direct(inv(), p, f, {"auto": {"state": "disabled"}}, None, False)
+    assert act is not None
+    return p, act, calls
+
+
+TAKE_OVER = {"ok": True, "host": "pg2", "timeline": 2, "switch_point": "0/5000000",
+             "written_at": "2026-12-02T10:00:01.300+00:00",
+             "promote": {"promoted_at": "2026-12-02T10:00:01.000+00:00", "lsn": "0/5000100",
+                         "timeline": 2},
+             "vip": {"vip_at": "2026-12-02T10:00:01.250+00:00", "master_since": None}}
+
+
+def test_direct_failover_fences_what_answers_then_takes_over(monkeypatch):
+    """The old primary's host answers with PostgreSQL down: fenced first, then the target
+    takes over in one node step; the journal has each step at the node's own time."""
+    from tests.unit.test_rules import standby_probe, watch
+
+    p, act, calls = _direct_setup(
+        monkeypatch, {"pg1": {"fenced": False, "postgres": None},
+                      "pg2": standby_probe("0/5000000")}, {"backup1": watch("0/5000000")},
+        {"pg1": [{"ok": True}], "pg2": [dict(TAKE_OVER)]})
+    assert p.ok and p.target == "pg2"
+    j = journal.Journal("t", "failover")
+    run = act(j, ha.Interaction(yes=True))
+    assert run.status == "successful" and run.exit_code == ExitCode.OK
+    assert calls == [("pg1", "fence"), ("pg2", "take-over")]
+    steps = [(e["step"], e["host"]) for e in journal.read("t", op_id=j.op_id)]
+    assert steps == [("gates", "pg2"), ("fenced", "pg1"), ("promoted", "pg2"),
+                     ("vip-moved", "pg2"), ("write-proved", "pg2")]
+    entries = {e["step"]: e for e in journal.read("t", op_id=j.op_id)}
+    assert entries["promoted"]["time"] == "2026-12-02T10:00:01.000+00:00"
+    assert entries["vip-moved"]["time"] == "2026-12-02T10:00:01.250+00:00"
+
+
+def test_direct_failover_promotes_nothing_when_a_node_that_answers_cannot_be_fenced(
+        monkeypatch):
+    from tests.unit.test_rules import standby_probe, watch
+
+    _, act, calls = _direct_setup(
+        monkeypatch, {"pg1": {"fenced": False, "postgres": None},
+                      "pg2": standby_probe("0/5000000")}, {"backup1": watch("0/5000000")},
+        {"pg1": [{"ok": False, "error": "systemctl stop timed out"}], "pg2": []})
+    run = act(journal.Journal("t", "failover"), ha.Interaction(yes=True))
+    assert run.exit_code == ExitCode.FAILED and calls == [("pg1", "fence")]
+    assert any("nothing was promoted" in f for f in run.failure_lines())
+
+
+def test_direct_failover_records_a_promotion_that_then_failed(monkeypatch):
+    """The VIP never came: the failover failed, and the journal still says pg2 was
+    promoted (an operator must know there is a new primary)."""
+    from tests.unit.test_rules import standby_probe, watch
+
+    failed = {"ok": False, "error": "promoted, then: this node did not get the VIP within 15 s",
+              "promote": TAKE_OVER["promote"]}
+    _, act, _ = _direct_setup(
+        monkeypatch, {"pg1": None, "pg2": standby_probe("0/5000000")},
+        {"backup1": watch("0/5000000")}, {"pg2": [failed]})
+    j = journal.Journal("t", "failover")
+    run = act(j, ha.Interaction(yes=True))
+    assert run.exit_code == ExitCode.FAILED and "did not get the VIP" in run.failures[0]
+    assert [e["step"] for e in journal.read("t", op_id=j.op_id)] == [
+        "gates", "unfenced", "promoted"]
+
+
+def test_direct_failover_decides_again_after_a_person_answered(monkeypatch):
+    """The question took time: facts are gathered again, and a different verdict (here a
+    watcher that now saw more WAL than the standby holds) stops it before any change."""
+    from tests.unit.test_rules import standby_probe, watch
+
+    later = facts({"pg1": None, "pg2": standby_probe("0/5000000")},
+                  {"backup1": watch("0/5124F80")})
+    _, act, calls = _direct_setup(
+        monkeypatch, {"pg1": None, "pg2": standby_probe("0/5000000")},
+        {"backup1": watch("0/5000000")}, {"pg2": [dict(TAKE_OVER)]}, regathered=later)
+    ui = ha.Interaction(ask=lambda q: True)
+    ui.confirm("Fail over?")
+    run = act(journal.Journal("t", "failover"), ui)
+    assert run.exit_code == ExitCode.FAILED and calls == []
+    assert "changed while you were asked" in run.failures[0]
+    assert "lacks at least 1.2 MB" in run.failures[0]
+
+
+def test_failover_takes_the_playbook_where_automatic_failover_is_set_up():
+    """repmgrd must be paused first, which the playbook does; and an inventory can ask
+    for the playbook always (drctl_failover_path: playbook)."""
+    from tests.unit.test_rules import standby_probe, watch
+
+    f = facts({"pg1": None, "pg2": standby_probe("0/5000000")}, {"backup1": watch()})
+    p = failover.plan(inv(), {}, f, None, allow_data_loss=False)
+    for state in ("armed", "paused", "impossible"):
+        assert failover.direct(inv(), p, f, {"auto": {"state": state}}, None, False) is None
+    assert failover.direct(inv(), p, f, {"auto": {"state": "disabled"}}, None, False)
+    playbook_inv = inv()
+    playbook_inv.cluster["drctl_failover_path"] = "playbook"
+    assert failover.direct(playbook_inv, p, f, {"auto": {"state": "disabled"}}, None,
+                           False) is None

@@ -797,12 +797,15 @@ def test_the_probe_imports_neither_the_rules_core_nor_the_steps(node_config: Pat
                         "drctl.node.probe", "drctl.rules", "drctl.rules.sql"}, out
 
 
-def test_failover_proves_its_write_only_once_the_vip_is_on_the_new_primary(
+def test_take_over_promotes_then_writes_only_once_the_vip_is_here(
         node_config: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """failover.yml's last node step (prove-write --wait-vip): the row is written after
-    this node holds the VIP, and not at all when the VIP never comes."""
+    """A failover's node step (drctl failover and failover.yml): promote, clear a gone
+    synchronous standby, wait for the VIP, and only then write the proving row."""
+    from drctl.rules import sql
+
     events: list[str] = []
+    state = {"recovery": "t"}
     polls = iter([False, False, True])
 
     def fake_holds(interface: str, vip: str) -> bool:
@@ -811,21 +814,49 @@ def test_failover_proves_its_write_only_once_the_vip_is_on_the_new_primary(
         return held
 
     def fake_psql(c: common.Config, statement: str, **kw: Any) -> str:
-        events.append("write")
-        return "2\n1\t0/5000000\tno recovery target specified\n"
+        if statement == sql.IN_RECOVERY:
+            return state["recovery"]
+        if statement == sql.REPLAY_POSITIONS:
+            return "0/5000000|0/5000000"
+        if statement == sql.promote(60):
+            events.append("promote")
+            state["recovery"] = "f"
+            return "t"
+        if statement == "show synchronous_standby_names":
+            return "pg1"
+        if statement.startswith("alter system") or statement.startswith("select pg_reload"):
+            events.append("relax")
+            return ""
+        if "drctl_failover_log" in statement:
+            events.append("write")
+            return "2\n1\t0/5000000\tno recovery target specified\n"
+        return ""
     monkeypatch.setattr(steps, "holds_address", fake_holds)
     monkeypatch.setattr(steps, "psql", fake_psql)
-    assert cli.main(["--config", str(node_config), "prove-write", "--wait-vip", "5"]) == 0
+    monkeypatch.setattr(steps, "current_position", lambda c: ("0/5000100", 2))
+    monkeypatch.setattr(steps, "drop_standby_conf", lambda c: True)
+    assert cli.main(["--config", str(node_config), "take-over", "--node", "pg2",
+                     "--vip-timeout", "5"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert events == ["vip False", "vip False", "vip True", "write"]
+    assert events[0] == "promote" and events[1] == "relax"
+    assert events[-4:] == ["vip False", "vip False", "vip True", "write"]
+    assert out["promote"]["timeline"] == 2 and out["synchronous_cleared"] == "pg1"
     assert out["timeline"] == 2 and out["switch_point"] == "0/5000000"
-    assert out["vip"]["waited_s"] >= 0 and out["vip"]["vip_at"]
 
+    # a re-run on a node an earlier run promoted: no second promotion, the rest again
     events.clear()
-    monkeypatch.setattr(steps, "holds_address", lambda interface, vip: False)
-    assert cli.main(["--config", str(node_config), "prove-write", "--wait-vip", "0.1"]) != 0
+    assert cli.main(["--config", str(node_config), "take-over", "--vip-timeout", "5"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert not out["ok"] and "did not get the VIP" in out["error"] and events == []
+    assert "promote" not in events and events[-1] == "write" and out["promote"] is None
+
+    # the VIP never comes: no write, and the answer still says the node was promoted
+    events.clear()
+    state["recovery"] = "t"
+    monkeypatch.setattr(steps, "holds_address", lambda interface, vip: False)
+    assert cli.main(["--config", str(node_config), "take-over", "--vip-timeout", "0.1"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert not out["ok"] and "did not get the VIP" in out["error"]
+    assert out["promote"]["timeline"] == 2 and "write" not in events
 
 
 def test_promote_can_clear_a_synchronous_standby_at_once(
