@@ -53,6 +53,10 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
     Option("drctl_watch_settle_s", "int", 4,
            "At a failover, wait up to this long for the watchers to conclude that the "
            "primary is gone (a check of a dying host may still be in flight)."),
+    Option("drctl_failover_path", "str", "direct",
+           "How `drctl failover` makes its changes where automatic failover is not set up: "
+           "'direct' (drctl runs the node steps over SSH itself, seconds faster) or 'playbook' "
+           "(playbooks/failover.yml, as AWX runs it). Both ask the same rules."),
     Option("drctl_slot_warn_bytes", "int", 512 * 1024 * 1024,
            "An inactive replication slot retaining more WAL than this is reported as a problem."),
     Option("drctl_isolation_check_address", "str", "",

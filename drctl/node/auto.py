@@ -83,12 +83,13 @@ def cmd_promote(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
     # them, without its checks of the other nodes (repmgrd just made them: a dead primary
     # would cost a connection timeout here)
     try:
-        done = psql(c, sql.promote(60), timeout=70, as_user=None)
+        done = steps.promote_and_wait(lambda q: psql(c, q, as_user=None), 60)
     except RuntimeError as exc:
         log(c, s, step="auto-promote", result="failed", detail=str(exc)[-300:])
         return 1
-    if done != "t":
-        log(c, s, step="auto-promote", result="failed", detail=done[-300:])
+    if not done:
+        log(c, s, step="auto-promote", result="failed",
+            detail="pg_promote() was signalled, but the node is still in recovery after 60 s")
         return 1
     steps.drop_standby_conf(c)
     node_id = int(s["node_id"])

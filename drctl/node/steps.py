@@ -48,6 +48,7 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from drctl.node.common import (
@@ -155,6 +156,21 @@ def drop_standby_conf(c: Config) -> bool:
     return True
 
 
+def promote_and_wait(query: Callable[[str], object], timeout: float) -> bool:
+    """Signal the promotion (pg_promote without its wait, which looks only every 100 ms),
+    then ask pg_is_in_recovery() every 5 ms: True as soon as the node is out of recovery,
+    False if it is not after TIMEOUT seconds. QUERY runs one statement, returns its value."""
+    if str(query(sql.PROMOTE_NOWAIT)) not in ("t", "True"):
+        return False
+    deadline = time.monotonic() + timeout
+    while True:
+        if str(query(sql.IN_RECOVERY)) in ("f", "False"):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+
+
 def promote(c: Config, *, after_lsn: str | None = None, catch_up: bool = False,
             timeout: float = 30, vrrp_wait: float = 0,
             relax: bool = False) -> dict[str, Any]:
@@ -181,7 +197,8 @@ def promote(c: Config, *, after_lsn: str | None = None, catch_up: bool = False,
                 break
             time.sleep(0.02)
     replayed = time.monotonic() - start
-    psql(c, sql.promote(60), timeout=70)
+    if not promote_and_wait(lambda q: psql(c, q), 60):
+        fail("pg_promote() was signalled, but this node is still in recovery after 60 s")
     promoted_at = now_iso()
     # before anything else: a synchronous standby that is gone would make the first
     # client's commit wait (the clients reconnect through the VIP within a second)
@@ -313,8 +330,11 @@ def cmd_handover(c: Config, a: argparse.Namespace) -> None:
             abort(f"target replayed only up to {replay}, not past {ckpt}")
         time.sleep(0.01)
     mark("replayed")
-    cur.execute(sql.promote(30))
-    if cur.fetchone()[0] is not True:
+    def ask(statement: str) -> object:
+        cur.execute(statement)
+        return cur.fetchone()[0]
+
+    if not promote_and_wait(ask, 30):
         abort("pg_promote on the target did not finish")
     mark("promoted")
     cur.execute("listen drctl_vrrp")

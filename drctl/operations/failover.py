@@ -21,6 +21,8 @@ from typing import Any
 
 from drctl import inventory as inv_mod
 from drctl import sshprobe
+from drctl.errors import DrctlError
+from drctl.exitcodes import ExitCode
 from drctl.journal import Journal
 from drctl.operations import ha
 from drctl.rules import decide
@@ -149,7 +151,11 @@ def direct(inv: inv_mod.Inventory, p: ha.Plan, facts: ClusterFacts, report: dict
            target: str | None, allow_data_loss: bool) -> ha.Act | None:
     """drctl's own steps, or None where the playbook must run: automatic failover set up
     (repmgrd is paused through Ansible first), or drctl_failover_path: playbook."""
-    if str(inv.cluster.get("drctl_failover_path") or "direct") != "direct":
+    path = str(inv.cluster.get("drctl_failover_path") or "direct")
+    if path not in ("direct", "playbook"):
+        raise DrctlError(f"drctl_failover_path is '{path}': it must be 'direct' or 'playbook'",
+                         ExitCode.INVALID_INVENTORY, hint=f"fix it in {inv.path}")
+    if path == "playbook":
         return None
     if (report.get("auto") or {}).get("state", "disabled") != "disabled":
         return None

@@ -147,9 +147,9 @@ def create_slot(name: str) -> str:
     return f"select pg_create_physical_replication_slot('{_slot(name)}', false)"
 
 
-def promote(wait_s: int) -> str:
-    """The promotion: pg_promote(), waiting up to wait_s seconds for it to finish."""
-    return f"select pg_promote(true, {int(wait_s)})"
+# The promotion, signalled without pg_promote's own wait: that wait looks only every
+# 100 ms, so the caller asks IN_RECOVERY itself, a few ms apart (drctl.node.steps).
+PROMOTE_NOWAIT = "select pg_promote(false)"
 
 
 def relax_synchronous() -> list[str]:

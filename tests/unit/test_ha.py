@@ -344,3 +344,7 @@ def test_failover_takes_the_playbook_where_automatic_failover_is_set_up():
     playbook_inv.cluster["drctl_failover_path"] = "playbook"
     assert failover.direct(playbook_inv, p, f, {"auto": {"state": "disabled"}}, None,
                            False) is None
+    playbook_inv.cluster["drctl_failover_path"] = "fast"
+    with pytest.raises(DrctlError) as exc:
+        failover.direct(playbook_inv, p, f, {"auto": {"state": "disabled"}}, None, False)
+    assert exc.value.exit_code == ExitCode.INVALID_INVENTORY and "'fast'" in exc.value.message

@@ -818,7 +818,7 @@ def test_take_over_promotes_then_writes_only_once_the_vip_is_here(
             return state["recovery"]
         if statement == sql.REPLAY_POSITIONS:
             return "0/5000000|0/5000000"
-        if statement == sql.promote(60):
+        if statement == sql.PROMOTE_NOWAIT:
             events.append("promote")
             state["recovery"] = "f"
             return "t"
@@ -867,10 +867,14 @@ def test_promote_can_clear_a_synchronous_standby_at_once(
     from drctl.rules import sql
 
     ran: list[str] = []
+    state = {"recovery": "t"}
 
     def fake_psql(c: common.Config, statement: str, **kw: Any) -> str:
         ran.append(statement)
-        answers = {sql.IN_RECOVERY: "t", "show synchronous_standby_names": "pg1"}
+        if statement == sql.PROMOTE_NOWAIT:
+            state["recovery"] = "f"
+            return "t"
+        answers = {sql.IN_RECOVERY: state["recovery"], "show synchronous_standby_names": "pg1"}
         return answers.get(statement, "")
     monkeypatch.setattr(steps, "psql", fake_psql)
     monkeypatch.setattr(steps, "current_position", lambda c: ("0/6000000", 2))
@@ -879,9 +883,29 @@ def test_promote_can_clear_a_synchronous_standby_at_once(
                      "--relax-synchronous"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["synchronous_cleared"] == "pg1"
-    promoted = ran.index(sql.promote(60))
+    promoted = ran.index(sql.PROMOTE_NOWAIT)
     assert ran.index("alter system set synchronous_standby_names = ''") > promoted
     ran.clear()
+    state["recovery"] = "t"
     assert cli.main(["--config", str(node_config), "promote", "--vrrp-wait", "0"]) == 0
     assert json.loads(capsys.readouterr().out)["synchronous_cleared"] == ""
     assert "show synchronous_standby_names" not in ran, "without the flag: left as it is"
+
+
+def test_promotion_is_seen_within_milliseconds_not_at_pg_promotes_100_ms_poll() -> None:
+    """pg_promote(wait => true) looks only every 100 ms: drctl signals without the wait
+    and asks pg_is_in_recovery() itself, returning at the first 'f'."""
+    from drctl.rules import sql
+
+    asked: list[str] = []
+    answers = iter(["t", "t", "t", "f"])
+
+    def query(statement: str) -> object:
+        asked.append(statement)
+        return "t" if statement == sql.PROMOTE_NOWAIT else next(answers)
+    assert steps.promote_and_wait(query, timeout=5)
+    assert asked == [sql.PROMOTE_NOWAIT] + [sql.IN_RECOVERY] * 4
+    # a server that never leaves recovery: False after the timeout, not a hang
+    assert not steps.promote_and_wait(lambda q: "t", timeout=0.05)
+    # a refused signal (psycopg answers False): no waiting at all
+    assert not steps.promote_and_wait(lambda q: False, timeout=5)
