@@ -909,3 +909,33 @@ def test_promotion_is_seen_within_milliseconds_not_at_pg_promotes_100_ms_poll() 
     assert not steps.promote_and_wait(lambda q: "t", timeout=0.05)
     # a refused signal (psycopg answers False): no waiting at all
     assert not steps.promote_and_wait(lambda q: False, timeout=5)
+
+
+def test_a_fast_stop_signals_the_postmaster_and_sees_it_exit(
+        node_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """handover's clean stop: SIGINT to the PID in postmaster.pid (a real process here,
+    which exits on SIGINT as a postmaster's fast shutdown does), no systemctl on the way."""
+    import subprocess
+    import sys
+
+    datadir = tmp_path / "main"
+    datadir.mkdir()
+    postmaster = subprocess.Popen([sys.executable, "-c",
+                                   "import time\nwhile True: time.sleep(1)"])
+    (datadir / "postmaster.pid").write_text(f"{postmaster.pid}\n{datadir}\n")
+    ran: list[list[str]] = []
+    monkeypatch.setattr(steps, "run", lambda args, **kw: ran.append(args) or (0, "", ""))
+    import dataclasses
+    import threading
+
+    c = dataclasses.replace(common.Config.load(str(node_config)), data_dir=str(datadir))
+    reaped = threading.Thread(target=postmaster.wait)  # as systemd reaps its child
+    reaped.start()
+    assert steps.stop_fast(c, timeout=10) == (0, "")
+    reaped.join(timeout=10)
+    assert postmaster.returncode is not None and ran == []
+
+    # no postmaster.pid to read: systemctl stop does it
+    (datadir / "postmaster.pid").unlink()
+    assert steps.stop_fast(c, timeout=10) == (0, "")
+    assert ran == [["systemctl", "stop", c.unit]]
