@@ -213,6 +213,19 @@ def _target_gate(cluster: ClusterFacts, target: str | None) -> Gate | None:
     return None
 
 
+def primary_still_seen(cluster: ClusterFacts, target: str | None, policy: Policy,
+                       then: str) -> list[Gate]:
+    """A failed gate for each watcher that still sees a primary other than TARGET, with a
+    recent sighting from a live watcher: that primary is not gone, whatever a standby
+    lost (a cut link, a blip, a lossy network). THEN says what to do instead."""
+    return [Gate("the primary is gone for the watchers too", False,
+                 f"{s.primary} still answers {s.watcher} ({s.age_s:.1f} s ago, at "
+                 f"{lsn.fmt(s.position)}): it is not gone; {then}")
+            for s in (w.sighting for w in cluster.watchers)
+            if s and s.still_seen and s.primary != target
+            and s.watcher_age_s <= policy.watch_max_age_s and s.age_s <= policy.watch_gap_s]
+
+
 def failover(cluster: ClusterFacts, policy: Policy, target: str | None = None,
              allow_data_loss: bool = False) -> Decision:
     bad = _target_gate(cluster, target)
@@ -230,10 +243,6 @@ def failover(cluster: ClusterFacts, policy: Policy, target: str | None = None,
                         nothing_to_do=f"{target} is already the primary and holds the VIP")
     others = [p.host for p in live if p.host != target]
     down = [n.host for n in cluster.nodes if not n.reachable or n.role == "down"]
-    still_seen = [w.sighting for w in cluster.watchers
-                  if w.sighting and w.sighting.still_seen and w.sighting.primary != target
-                  and w.sighting.watcher_age_s <= policy.watch_max_age_s
-                  and w.sighting.age_s <= policy.watch_gap_s]
     gates = [
         Gate("target answers and is a standby", bool(t and t.role == "standby"),
              f"{target}: {t.role if t else 'none chosen'}"
@@ -244,11 +253,8 @@ def failover(cluster: ClusterFacts, policy: Policy, target: str | None = None,
              f"{', '.join(others)} still accepts writes: use `drctl switchover`" if others
              else f"primary down or unreachable ({', '.join(down) or 'none answers'})"),
     ]
-    for s in still_seen:
-        gates.append(Gate("the primary is gone for the watchers too", False,
-                          f"{s.primary} still answers {s.watcher} ({s.age_s:.1f} s ago, at "
-                          f"{lsn.fmt(s.position)}): it is not gone; restore the network "
-                          "or use `drctl switchover`"))
+    gates += primary_still_seen(cluster, target, policy,
+                                "restore the network or use `drctl switchover`")
     loss = None
     accepted = False
     if t and t.role == "standby":
@@ -418,6 +424,11 @@ def auto_promotion(cluster: ClusterFacts, candidate: str, policy: Policy,
     if t is None or t.role != "standby":
         gates.append(Gate("a standby", False, f"{candidate}: {t.role if t else 'unknown'}"))
     else:
+        # repmgrd lost its upstream; a watcher that still sees it says the loss is this
+        # standby's link (a blip, a lossy network), not the primary: the same gate as
+        # `drctl failover`'s
+        gates += primary_still_seen(cluster, candidate, policy,
+                                    "repmgrd runs the election again later")
         loss = assess_data_loss(cluster, t, policy)
         gates.append(Gate("no acknowledged commit lost", loss.safe, loss.sentence))
     return Decision("auto-promotion", candidate, tuple(gates), data_loss=loss)

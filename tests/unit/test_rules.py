@@ -332,6 +332,26 @@ def test_auto_promotion_uses_the_same_data_loss_rule() -> None:
     assert decide.auto_promotion(c, "pg2", POLICY, local()).proceed
 
 
+def test_auto_promotion_refuses_while_a_watcher_still_sees_the_primary() -> None:
+    """repmgrd on the standby lost the primary (a blip on its link, a lossy network), but
+    the watcher saw it write 0.5 s ago: it is not gone. The same gate as drctl failover's."""
+    c = cluster({"pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/5000000", age=0.5, lost_after=None)})
+    d = decide.auto_promotion(c, "pg2", POLICY, local())
+    assert d.failed[0].name == "the primary is gone for the watchers too"
+    assert "pg1 still answers backup1" in d.failed[0].detail
+    # the watcher lost it too: the data-loss rule decides alone
+    c = cluster({"pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/5000000", age=2, lost_after=1.0)})
+    assert decide.auto_promotion(c, "pg2", POLICY, local()).proceed
+    # a sighting the watcher stopped refreshing long ago proves nothing either way: the
+    # data-loss rule then says unknown, and refuses on that ground
+    c = cluster({"pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/5000000", age=30, lost_after=None)})
+    d = decide.auto_promotion(c, "pg2", POLICY, local())
+    assert [g.name for g in d.failed] == ["no acknowledged commit lost"]
+
+
 @pytest.mark.parametrize(("kw", "words"), [
     ({"fenced": True}, "fenced"), ({"paused": True}, "paused"),
     ({"location": "dc2"}, "only `drctl failover` promotes it"),
