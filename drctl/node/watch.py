@@ -50,8 +50,14 @@ class WatchConfig:
         return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
 
 
-def record_ok(state: dict[str, Any], host: str, answer: Mapping[str, Any], at: float) -> None:
-    """A node answered: note it, and take it as the primary if it is the newest writer."""
+def record_ok(state: dict[str, Any], host: str, answer: Mapping[str, Any], at: float) -> bool:
+    """A node answered: note it, and take it as the primary if it is the newest writer.
+    True when a primary the record had lost answers again as a writer (a blip ended): the
+    record is then published at once, so that a standby's automatic promotion, which
+    asks whether the primary is still seen, does not act on a loss that is over."""
+    primary = state.get("primary")
+    back = bool(primary and primary.get("host") == host and primary.get("lost_at") is not None
+                and not answer.get("in_recovery"))
     state["nodes"][host] = {"ok_at": at, "failed_since": None, "error": None,
                             "in_recovery": answer.get("in_recovery"),
                             "lsn": answer.get("lsn"), "timeline": answer.get("timeline")}
@@ -59,15 +65,16 @@ def record_ok(state: dict[str, Any], host: str, answer: Mapping[str, Any], at: f
     if answer.get("in_recovery"):
         if primary and primary.get("host") == host and primary.get("lost_at") is None:
             primary["lost_at"] = at  # demoted: no longer a writer
-        return
+        return False
     tl = int(answer.get("timeline") or 0)
     if primary and primary.get("host") != host and tl < int(primary.get("timeline") or 0):
-        return  # an old primary on an older timeline (fenced soon) is not the newest writer
+        return False  # an old primary on an older timeline (fenced soon) is not the newest
     state["primary"] = {
         "host": host, "timeline": tl, "lsn": answer.get("lsn"), "at": at, "lost_at": None,
         "synchronous_commit": answer.get("synchronous_commit"),
         "synchronous_standby_names": answer.get("synchronous_standby_names"),
         "standbys": answer.get("standbys") or {}}
+    return back
 
 
 def record_failure(state: dict[str, Any], host: str, error: str, at: float) -> bool:
@@ -98,7 +105,7 @@ class Watcher:
         self.cfg = cfg
         self.lock = threading.Lock()
         self.pending: dict[str, float] = {}  # node -> when its check in flight started
-        self.lost = threading.Event()  # the primary was just lost: publish now
+        self.lost = threading.Event()  # the primary was just lost, or is back: publish now
         old = read_json(cfg.state_file)
         self.state: dict[str, Any] = {
             "watcher": cfg.name, "interval_s": cfg.interval_s, "checked_at": None,
@@ -133,7 +140,8 @@ class Watcher:
                 if isinstance(answer, str):
                     answer = json.loads(answer)
                 with self.lock:
-                    record_ok(self.state, node["name"], answer, time.time())
+                    if record_ok(self.state, node["name"], answer, time.time()):
+                        self.lost.set()  # publish now: the loss is over
             except Exception as exc:  # any failure of a check is a failed check
                 with self.lock:
                     if record_failure(self.state, node["name"], str(exc).strip(), time.time()):
@@ -175,7 +183,7 @@ class Watcher:
         for node in self.cfg.nodes:
             threading.Thread(target=self.watch_node, args=(node,), daemon=True).start()
         while True:
-            self.lost.wait(self.cfg.interval_s)  # every interval, or at once on a loss
+            self.lost.wait(self.cfg.interval_s)  # every interval, or at once on a loss or return
             self.lost.clear()
             self.publish()
 

@@ -167,6 +167,21 @@ def test_watcher_records_the_primary_and_when_it_lost_it() -> None:
     assert w.sighting.age_s == pytest.approx(4.0)
 
 
+def test_watcher_reports_a_lost_primary_that_answers_again() -> None:
+    """A blip: the primary is lost, then answers as a writer again. record_ok says so
+    (the watcher publishes at once), and the record shows it seen, not lost."""
+    state = fresh_state()
+    assert watch.record_ok(state, "pg1", answer("0/5000000"), at=100.0) is False
+    assert watch.record_failure(state, "pg1", "timeout", at=102.0) is True
+    assert watch.record_ok(state, "pg1", answer("0/5000100"), at=103.1) is True
+    assert state["primary"]["lost_at"] is None and state["primary"]["at"] == 103.1
+    assert watch.record_ok(state, "pg1", answer("0/5000200"), at=104.1) is False
+    # a lost primary that comes back as a standby is not "back" as a writer
+    watch.record_failure(state, "pg1", "timeout", at=105.0)
+    assert watch.record_ok(state, "pg1", answer("0/5000300", in_recovery=True),
+                           at=106.0) is False
+
+
 def test_watcher_follows_a_switchover_and_ignores_an_old_timeline() -> None:
     state = fresh_state()
     watch.record_ok(state, "pg1", answer("0/5000000", tl=1), at=100.0)
