@@ -121,6 +121,16 @@ def standby_promoted(standby: str) -> bool:
                        "'select not pg_is_in_recovery()'") == "t"
 
 
+def promoted_within(standby: str, seconds: float, every: float = 1.0) -> bool:
+    """Whether STANDBY promotes itself within SECONDS (asked every EVERY seconds)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(every)
+        if standby_promoted(standby):
+            return True
+    return False
+
+
 def settle_healthy() -> None:
     for _ in range(60):
         if drctl_json("status").get("healthy"):
@@ -138,19 +148,12 @@ def lossy(count: int, seconds: float, loss: float) -> None:
         standby = next(n["host"] for n in st["nodes"] if n["role"] == "standby")
         rule = f"-m statistic --mode random --probability {loss} -j DROP"
         sh(primary, f"iptables -I INPUT -i eth0 {rule} && iptables -I OUTPUT -o eth0 {rule}")
-        promoted = False
         try:
-            end = time.monotonic() + seconds
-            while time.monotonic() < end and not promoted:
-                time.sleep(2)
-                promoted = standby_promoted(standby)
+            promoted = promoted_within(standby, seconds, every=2)
         finally:
             sh(primary, "iptables -D INPUT 1 && iptables -D OUTPUT 1")
         # a decision that was under way when the loss ended would show within seconds
-        deadline = time.monotonic() + 10
-        while not promoted and time.monotonic() < deadline:
-            time.sleep(1)
-            promoted = standby_promoted(standby)
+        promoted = promoted or promoted_within(standby, 10)
         promotions += promoted
         print(f"lossy link {i + 1}: {loss:.0%} of packets dropped each way for {seconds:g} s "
               f"on {primary}: {'PROMOTED (false failover)' if promoted else 'no promotion'}",
@@ -180,11 +183,7 @@ def blips(kind: str, count: int, seconds: float) -> None:
         sh(host, f"{cut} && sleep {seconds} && iptables -D INPUT 1 && iptables -D OUTPUT 1")
         # a promotion the blip set off would show within detection + election (~6 s):
         # watch for it for 15 s
-        promoted = False
-        deadline = time.monotonic() + 15
-        while not promoted and time.monotonic() < deadline:
-            time.sleep(1)
-            promoted = standby_promoted(standby)
+        promoted = promoted_within(standby, 15)
         promotions += promoted
         print(f"{kind} blip {i + 1}: {seconds:g} s, primary {primary}, standby {standby}: "
               f"{'PROMOTED (false failover)' if promoted else 'no promotion'}", flush=True)
