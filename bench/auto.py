@@ -131,6 +131,27 @@ def promoted_within(standby: str, seconds: float, every: float = 1.0) -> bool:
     return False
 
 
+EVENT_LOG = "/var/log/drctl/auto.jsonl"
+
+
+def log_length(host: str) -> int:
+    return int(sh(host, f"cat {EVENT_LOG} 2>/dev/null | wc -l") or 0)
+
+
+def validations(host: str, since: int) -> str:
+    """What drctl-auto validate decided on HOST after line SINCE of its event log: each
+    refusal counted by the first gate that failed."""
+    counts: dict[str, int] = {}
+    for line in sh(host, f"tail -n +{since + 1} {EVENT_LOG} 2>/dev/null").splitlines():
+        event = json.loads(line)
+        if event.get("step") != "auto-validate":
+            continue
+        failed = [g["name"] for g in event.get("gates", []) if not g["ok"]]
+        key = f"refused ({failed[0]})" if failed else str(event.get("result"))
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no election reached it"
+
+
 def settle_healthy() -> None:
     for _ in range(60):
         if drctl_json("status").get("healthy"):
@@ -146,6 +167,7 @@ def lossy(count: int, seconds: float, loss: float) -> None:
         st = drctl_json("status")
         primary = st["primary"]
         standby = next(n["host"] for n in st["nodes"] if n["role"] == "standby")
+        since = log_length(standby)
         rule = f"-m statistic --mode random --probability {loss} -j DROP"
         sh(primary, f"iptables -I INPUT -i eth0 {rule} && iptables -I OUTPUT -o eth0 {rule}")
         try:
@@ -156,8 +178,8 @@ def lossy(count: int, seconds: float, loss: float) -> None:
         promoted = promoted or promoted_within(standby, 10)
         promotions += promoted
         print(f"lossy link {i + 1}: {loss:.0%} of packets dropped each way for {seconds:g} s "
-              f"on {primary}: {'PROMOTED (false failover)' if promoted else 'no promotion'}",
-              flush=True)
+              f"on {primary}: {'PROMOTED (false failover)' if promoted else 'no promotion'}; "
+              f"validations on {standby}: {validations(standby, since)}", flush=True)
         if promoted:
             raise SystemExit("false failover: stopping (the cluster needs `drctl failback`)")
         settle_healthy()
@@ -180,13 +202,15 @@ def blips(kind: str, count: int, seconds: float) -> None:
         else:
             host, cut = primary, ("iptables -I INPUT -i eth0 -j DROP && "
                                   "iptables -I OUTPUT -o eth0 -j DROP")
+        since = log_length(standby)
         sh(host, f"{cut} && sleep {seconds} && iptables -D INPUT 1 && iptables -D OUTPUT 1")
         # a promotion the blip set off would show within detection + election (~6 s):
         # watch for it for 15 s
         promoted = promoted_within(standby, 15)
         promotions += promoted
         print(f"{kind} blip {i + 1}: {seconds:g} s, primary {primary}, standby {standby}: "
-              f"{'PROMOTED (false failover)' if promoted else 'no promotion'}", flush=True)
+              f"{'PROMOTED (false failover)' if promoted else 'no promotion'}; validations: "
+              f"{validations(standby, since)}", flush=True)
         if promoted:
             raise SystemExit("false failover: stopping (the cluster needs `drctl failback`)")
         settle_healthy()

@@ -50,6 +50,10 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
     Option("drctl_watch_gap_s", "int", 5,
            "A watcher's record covers the primary's end only if it lost the primary at most "
            "this many seconds after it last saw it (it was watching when the primary went)."),
+    Option("drctl_blip_tolerance_s", "int", 4,
+           "Automatic failover gives the primary up only once no watcher has seen it for "
+           "this many seconds and it ignored a burst of connections made at that moment: "
+           "blips up to this, less the watcher's interval, never promote anything."),
     Option("drctl_watch_settle_s", "int", 4,
            "At a failover, wait up to this long for the watchers to conclude that the "
            "primary is gone (a check of a dying host may still be in flight)."),

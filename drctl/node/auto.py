@@ -21,10 +21,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from drctl.node import probe, steps, watch
+from drctl.node import liveness, probe, steps, watch
 from drctl.node.common import Config, now_iso, psql, read_json, run
 from drctl.rules import decide, sql
-from drctl.rules.facts import ClusterFacts, NodeFacts, WatcherFacts
+from drctl.rules.facts import ClusterFacts, Liveness, NodeFacts, WatcherFacts
 from drctl.rules.policy import Policy
 
 
@@ -45,8 +45,22 @@ def witness_records(c: Config, s: Mapping[str, Any]) -> tuple[list[WatcherFacts]
     return [WatcherFacts.from_json(str(r.get("watcher")), r) for r in rows or []], ""
 
 
+def probe_primary(s: Mapping[str, Any], host: str, seconds: float) -> Liveness:
+    """Probe HOST, the primary the watchers saw last, at its address in auto.json."""
+    address = (s.get("nodes") or {}).get(host)
+    if not address:
+        return Liveness(host, 0.0, 0, None, f"no address for {host} in the settings")
+    return liveness.probe(host, str(address), int(s.get("nodes_port") or 5432),
+                                   seconds, decide.LIVENESS_PROBE_EVERY_S)
+
+
 def decision(c: Config, s: Mapping[str, Any]) -> decide.Decision:
-    """Facts gathered now: this node's WAL, the watchers' record, fence/pause/location."""
+    """Probe the primary the watchers saw last for as long as the rules say, then gather
+    the facts (this node's WAL, the watchers' record, fence/pause/location) and decide."""
+    policy = Policy.from_options(s.get("policy") or {})
+    planned, _ = witness_records(c, s)
+    host, seconds = decide.liveness_probe(ClusterFacts((), tuple(planned)), policy)
+    live = probe_primary(s, host, seconds) if host else None
     try:
         pg: dict[str, Any] | None = probe.postgres_state(c, as_user=None)
         error = ""
@@ -59,8 +73,8 @@ def decision(c: Config, s: Mapping[str, Any]) -> decide.Decision:
                              location=str(s.get("location")),
                              primary_location=str(s.get("primary_location")),
                              witness_error=witness_error)
-    return decide.auto_promotion(ClusterFacts((me,), tuple(watchers)), c.name,
-                                 Policy.from_options(s.get("policy") or {}), local)
+    return decide.auto_promotion(ClusterFacts((me,), tuple(watchers)), c.name, policy,
+                                 local, live)
 
 
 def cmd_validate(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
@@ -70,7 +84,8 @@ def cmd_validate(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
     log(c, s, step="auto-validate", result="passed" if d.proceed else "refused",
         detail="; ".join(why) or (d.data_loss.sentence if d.data_loss else "")
         + f" (visible nodes {visible} of {total})", node_id=node_id,
-        evidence=list(d.data_loss.evidence) if d.data_loss else [])
+        evidence=list(d.data_loss.evidence) if d.data_loss else [],
+        gates=[{"name": g.name, "ok": g.ok, "detail": g.detail} for g in d.gates])
     return 0 if d.proceed else 1
 
 

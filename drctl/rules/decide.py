@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from drctl.rules import lsn
-from drctl.rules.facts import ClusterFacts, NodeFacts, Sighting, app_name
+from drctl.rules.facts import ClusterFacts, Liveness, NodeFacts, Sighting, app_name
 from drctl.rules.policy import Policy
 
 SYNC_COMMIT_WAITS = ("on", "remote_write", "remote_apply")
@@ -415,9 +415,62 @@ def _local_gates(local: LocalAuto) -> list[Gate]:
     ]
 
 
+# The shortest liveness probe: on a link dropping a third of its packets, some of the
+# probe's connections (one every LIVENESS_PROBE_EVERY_S) still get an answer within it.
+LIVENESS_PROBE_MIN_S = 1.0
+LIVENESS_PROBE_EVERY_S = 0.03
+
+
+def last_primary_seen(cluster: ClusterFacts) -> tuple[str | None, float | None]:
+    """The primary the watchers saw last (newest timeline and position) and how long ago
+    anyone saw it answer (seconds; None: no watcher ever saw a primary)."""
+    sightings = [w.sighting for w in cluster.watchers if w.sighting]
+    if not sightings:
+        return None, None
+    newest = max(sightings, key=lambda s: (s.timeline, s.position, -s.age_s))
+    return newest.primary, min(s.age_s for s in sightings if s.primary == newest.primary)
+
+
+def liveness_probe(cluster: ClusterFacts, policy: Policy) -> tuple[str | None, float]:
+    """Which primary to probe before an automatic promotion, and for how long: until it
+    has been silent for the blip tolerance, and never less than LIVENESS_PROBE_MIN_S.
+    (None, 0): no watcher ever saw a primary, nothing to probe (the data-loss rule refuses
+    on that ground anyway)."""
+    host, age = last_primary_seen(cluster)
+    if host is None or age is None:
+        return None, 0.0
+    return host, max(LIVENESS_PROBE_MIN_S, policy.blip_tolerance_s - age)
+
+
+def _liveness_gate(cluster: ClusterFacts, policy: Policy, live: Liveness | None) -> Gate:
+    """The primary is given up only if it has been silent for the blip tolerance (the
+    watchers' last sighting, read after the probe) and ignored every probe just made."""
+    name = "the primary is silent and ignores probes"
+    host, age = last_primary_seen(cluster)
+    if live is None or host is None or age is None:
+        return Gate(name, False, "no primary was probed (no watcher saw one): unknown is "
+                                 "not gone")
+    if live.host != host:
+        return Gate(name, False, f"{live.host} was probed, but the watchers' primary is "
+                                 f"now {host}")
+    if live.error:
+        return Gate(name, False, f"{host} could not be probed ({live.error}): unknown is "
+                                 "not gone")
+    if live.answered_after_s is not None:
+        return Gate(name, False, f"{host} answered a probe {live.answered_after_s:.2f} s "
+                                 "into it: it is alive, only slow or hard to reach")
+    if age < policy.blip_tolerance_s:
+        return Gate(name, False, f"{host} was last seen {age:.1f} s ago, under the blip "
+                                 f"tolerance of {policy.blip_tolerance_s:g} s")
+    return Gate(name, True, f"{host} unseen for {age:.1f} s; no answer to "
+                            f"{live.attempts} connections in the last {live.probed_s:.1f} s")
+
+
 def auto_promotion(cluster: ClusterFacts, candidate: str, policy: Policy,
-                   local: LocalAuto) -> Decision:
-    """repmgrd's validation: may this standby promote itself now? No override exists."""
+                   local: LocalAuto, liveness: Liveness | None) -> Decision:
+    """repmgrd's validation: may this standby promote itself now? No override exists.
+    LIVENESS: the probe of the primary liveness_probe() named, made just before these
+    facts were gathered."""
     t = cluster.node(candidate)
     gates = _local_gates(local)
     loss = None
@@ -429,6 +482,10 @@ def auto_promotion(cluster: ClusterFacts, candidate: str, policy: Policy,
         # `drctl failover`'s
         gates += primary_still_seen(cluster, candidate, policy,
                                     "repmgrd runs the election again later")
+        # every observer may lose a live primary at once (a lossy link: repmgrd's, the
+        # witness's and the watcher's checks all time out): it must also ignore a burst
+        # of new connections, made now
+        gates.append(_liveness_gate(cluster, policy, liveness))
         loss = assess_data_loss(cluster, t, policy)
         gates.append(Gate("no acknowledged commit lost", loss.safe, loss.sentence))
     return Decision("auto-promotion", candidate, tuple(gates), data_loss=loss)

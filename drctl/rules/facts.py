@@ -173,6 +173,20 @@ class WatcherFacts:
 
 
 @dataclass(frozen=True)
+class Liveness:
+    """The primary probed at the moment of an automatic promotion: new TCP connections,
+    one every few milliseconds, each asking PostgreSQL a question only a running server
+    answers (an SSLRequest). A frozen host's kernel still completes the handshake, so a
+    connection alone is not an answer."""
+
+    host: str
+    probed_s: float  # how long the probe ran
+    attempts: int  # connections opened
+    answered_after_s: float | None  # when the first answer came; None: none came
+    error: str = ""  # why it could not be probed (then nothing is known)
+
+
+@dataclass(frozen=True)
 class ClusterFacts:
     nodes: tuple[NodeFacts, ...]
     watchers: tuple[WatcherFacts, ...] = ()

@@ -25,6 +25,10 @@ class Policy:
     # long after it last saw it (it was watching, not restarting or cut off, when the
     # primary went).
     watch_gap_s: float = 5.0
+    # Automatic failover gives a primary up only once nobody has seen it answer for this
+    # long and it ignored a probe made at that moment: a blip shorter than this, less the
+    # watcher's interval, is ridden out whatever repmgrd's detection concluded.
+    blip_tolerance_s: float = 4.0
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Policy:
@@ -35,4 +39,5 @@ class Policy:
         return cls(max_lag_bytes=int(pick("drctl_max_lag_bytes", cls.max_lag_bytes)),
                    max_loss_bytes=int(pick("drctl_max_loss_bytes", cls.max_loss_bytes)),
                    watch_max_age_s=pick("drctl_watch_max_age_s", cls.watch_max_age_s),
-                   watch_gap_s=pick("drctl_watch_gap_s", cls.watch_gap_s))
+                   watch_gap_s=pick("drctl_watch_gap_s", cls.watch_gap_s),
+                   blip_tolerance_s=pick("drctl_blip_tolerance_s", cls.blip_tolerance_s))

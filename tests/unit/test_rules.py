@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from drctl.rules import decide, lsn
-from drctl.rules.facts import ClusterFacts, NodeFacts, WatcherFacts
+from drctl.rules.facts import ClusterFacts, Liveness, NodeFacts, WatcherFacts
 from drctl.rules.policy import Policy
 
 MB = 1_000_000
@@ -324,12 +324,16 @@ def local(**kw: Any) -> decide.LocalAuto:
     return decide.LocalAuto(**{**base, **kw})
 
 
+# the primary ignored every connection of a probe made just now
+SILENT = Liveness("pg1", 1.0, 33, None)
+
+
 def test_auto_promotion_uses_the_same_data_loss_rule() -> None:
     c = cluster({"pg2": standby_probe("0/5000000")}, {"backup1": watch("0/5124F80")})
-    d = decide.auto_promotion(c, "pg2", POLICY, local())
+    d = decide.auto_promotion(c, "pg2", POLICY, local(), SILENT)
     assert not d.proceed and "lacks at least 1.2 MB" in d.failed[0].detail
     c = cluster({"pg2": standby_probe("0/5000000")}, {"backup1": watch("0/5000000")})
-    assert decide.auto_promotion(c, "pg2", POLICY, local()).proceed
+    assert decide.auto_promotion(c, "pg2", POLICY, local(), SILENT).proceed
 
 
 def test_auto_promotion_refuses_while_a_watcher_still_sees_the_primary() -> None:
@@ -337,18 +341,18 @@ def test_auto_promotion_refuses_while_a_watcher_still_sees_the_primary() -> None
     the watcher saw it write 0.5 s ago: it is not gone. The same gate as drctl failover's."""
     c = cluster({"pg2": standby_probe("0/5000000")},
                 {"backup1": watch("0/5000000", age=0.5, lost_after=None)})
-    d = decide.auto_promotion(c, "pg2", POLICY, local())
+    d = decide.auto_promotion(c, "pg2", POLICY, local(), SILENT)
     assert d.failed[0].name == "the primary is gone for the watchers too"
     assert "pg1 still answers backup1" in d.failed[0].detail
     # the watcher lost it too: the data-loss rule decides alone
     c = cluster({"pg2": standby_probe("0/5000000")},
-                {"backup1": watch("0/5000000", age=2, lost_after=1.0)})
-    assert decide.auto_promotion(c, "pg2", POLICY, local()).proceed
+                {"backup1": watch("0/5000000", age=4.5, lost_after=1.0)})
+    assert decide.auto_promotion(c, "pg2", POLICY, local(), SILENT).proceed
     # a sighting the watcher stopped refreshing long ago proves nothing either way: the
     # data-loss rule then says unknown, and refuses on that ground
     c = cluster({"pg2": standby_probe("0/5000000")},
                 {"backup1": watch("0/5000000", age=30, lost_after=None)})
-    d = decide.auto_promotion(c, "pg2", POLICY, local())
+    d = decide.auto_promotion(c, "pg2", POLICY, local(), SILENT)
     assert [g.name for g in d.failed] == ["no acknowledged commit lost"]
 
 
@@ -359,8 +363,56 @@ def test_auto_promotion_refuses_while_a_watcher_still_sees_the_primary() -> None
 ])
 def test_auto_promotion_refusals(kw: dict[str, Any], words: str) -> None:
     c = cluster({"pg2": standby_probe()}, {"backup1": watch()})
-    d = decide.auto_promotion(c, "pg2", POLICY, local(**kw))
+    d = decide.auto_promotion(c, "pg2", POLICY, local(**kw), SILENT)
     assert not d.proceed and words in d.failed[0].detail
+
+
+def test_liveness_probe_lasts_until_the_blip_tolerance() -> None:
+    """The probe runs until nobody has seen the primary for the blip tolerance (4 s), and
+    at least LIVENESS_PROBE_MIN_S; it probes the newest primary the watchers saw."""
+    c = cluster({}, {"backup1": watch("0/5000000", age=0.4, lost_after=0.2)})
+    assert decide.liveness_probe(c, POLICY) == ("pg1", pytest.approx(3.6))
+    c = cluster({}, {"backup1": watch("0/5000000", age=9, lost_after=2)})
+    assert decide.liveness_probe(c, POLICY) == ("pg1", decide.LIVENESS_PROBE_MIN_S)
+    # two watchers: the newer timeline's primary; the freshest sighting of it counts
+    c = cluster({}, {"w1": watch("0/5000000", tl=1, host="pg1", age=0.1),
+                     "w2": watch("0/4000000", tl=2, host="pg2", age=3.0),
+                     "w3": watch("0/4000000", tl=2, host="pg2", age=2.0)})
+    assert decide.liveness_probe(c, POLICY) == ("pg2", pytest.approx(2.0))
+    assert decide.liveness_probe(cluster({}, {}), POLICY) == (None, 0.0)
+    p = Policy.from_options({"drctl_blip_tolerance_s": "6"})
+    c = cluster({}, {"backup1": watch("0/5000000", age=1.0, lost_after=0.5)})
+    assert decide.liveness_probe(c, p) == ("pg1", pytest.approx(5.0))
+
+
+@pytest.mark.parametrize(("age", "live", "words"), [
+    # every observer lost it (a lossy link), but one connection of the burst got an answer
+    (6.0, Liveness("pg1", 1.0, 33, 0.41), "answered a probe 0.41 s into it: it is alive"),
+    # not silent long enough: a 3-s blip is not over until the tolerance has passed
+    (3.0, SILENT, "under the blip tolerance of 4 s"),
+    # it could not be probed, or not probed at all: unknown is not gone
+    (6.0, Liveness("pg1", 0.0, 0, None, "no address for pg1"), "could not be probed"),
+    (6.0, None, "no primary was probed"),
+    # the probe named another host than the watchers' primary now
+    (6.0, Liveness("pg3", 1.0, 33, None), "pg3 was probed, but the watchers' primary is now pg1"),
+])
+def test_auto_promotion_refuses_a_primary_that_answers_or_was_not_silent_long_enough(
+        age: float, live: Liveness | None, words: str) -> None:
+    c = cluster({"pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/5000000", age=age, lost_after=1.0)})
+    d = decide.auto_promotion(c, "pg2", POLICY, local(), live)
+    assert [g.name for g in d.failed] == ["the primary is silent and ignores probes"]
+    assert words in d.failed[0].detail
+    assert d.data_loss is not None and d.data_loss.safe  # refused on liveness alone
+
+
+def test_auto_promotion_names_the_probe_it_passed() -> None:
+    c = cluster({"pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/5000000", age=4.2, lost_after=1.0)})
+    d = decide.auto_promotion(c, "pg2", POLICY, local(), SILENT)
+    assert d.proceed
+    gate = next(g for g in d.gates if g.name == "the primary is silent and ignores probes")
+    assert gate.detail == "pg1 unseen for 4.2 s; no answer to 33 connections in the last 1.0 s"
 
 
 def test_policy_from_options() -> None:

@@ -1,0 +1,93 @@
+"""drctl-auto validate on a standby: it probes the primary the watchers saw last for as
+long as the rules say, then gathers the facts again and decides (repmgrd's exit code)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drctl.node import auto, common, liveness, probe
+from drctl.rules import decide
+from drctl.rules.facts import Liveness, WatcherFacts
+
+NOW = 1_800_000_000.0
+
+
+def record(age: float, lsn: str = "0/5000000") -> WatcherFacts:
+    return WatcherFacts.from_json("backup1", {
+        "now": NOW, "checked_at": NOW - 0.2, "primary": {
+            "host": "pg1", "timeline": 1, "lsn": lsn, "at": NOW - age,
+            "lost_at": NOW - age + 0.5, "synchronous_commit": "on",
+            "standbys": {"pg2": {"sync_state": "async"}}}})
+
+
+@pytest.fixture
+def validate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Run cmd_validate with the witness's records, this node's WAL and the probe faked;
+    returns what happened (probes asked for, decisions logged)."""
+    seen: dict[str, Any] = {"probes": [], "reads": 0, "records": [record(1.0), record(4.3)],
+                            "answer": None}
+    c = common.Config(name="pg2", fence_file=str(tmp_path / "fenced"),
+                      auto_paused=str(tmp_path / "paused"))
+    s = {"location": "dc1", "primary_location": "dc1", "event_log": str(tmp_path / "ev"),
+         "nodes": {"pg1": "10.0.0.11", "pg2": "10.0.0.12"}, "nodes_port": 5432,
+         "policy": {"drctl_blip_tolerance_s": 4}}
+
+    def witness(_c: Any, _s: Any) -> tuple[list[WatcherFacts], str]:
+        seen["reads"] += 1
+        return [seen["records"][min(seen["reads"], len(seen["records"])) - 1]], ""
+
+    def fake_probe(host: str, address: str, port: int, seconds: float,
+                   every_s: float) -> Liveness:
+        seen["probes"].append((host, address, port, round(seconds, 2)))
+        return Liveness(host, seconds, 33, seen["answer"])
+
+    monkeypatch.setattr(auto, "witness_records", witness)
+    monkeypatch.setattr(liveness, "probe", fake_probe)
+    monkeypatch.setattr(probe, "postgres_state", lambda c, as_user: {
+        "in_recovery": True, "lsn": "0/5000000", "receive_lsn": "0/5000000", "timeline": 1,
+        "receiver": None})
+
+    def run() -> int:
+        code = auto.cmd_validate(c, s, ["2", "2", "3"])
+        lines = Path(s["event_log"]).read_text().splitlines()
+        seen["logged"] = json.loads(lines[-1])
+        return code
+
+    seen["run"], seen["settings"] = run, s
+    return seen
+
+
+def test_validate_probes_until_the_tolerance_then_decides_on_fresh_facts(
+        validate: dict[str, Any]) -> None:
+    """The watcher saw pg1 1.0 s ago when repmgrd asked: probe for the 3 s left of the
+    4-s tolerance; the record read after the probe (4.3 s) is the one decided on."""
+    assert validate["run"]() == 0
+    assert validate["probes"] == [("pg1", "10.0.0.11", 5432, 3.0)]
+    assert validate["reads"] == 2
+    gate = next(g for g in validate["logged"]["gates"]
+                if g["name"] == "the primary is silent and ignores probes")
+    assert gate["ok"] and "unseen for 4.3 s" in gate["detail"]
+
+
+def test_validate_refuses_a_primary_that_answers_a_probe(validate: dict[str, Any]) -> None:
+    validate["answer"] = 0.2
+    assert validate["run"]() == 1
+    assert validate["logged"]["result"] == "refused"
+    assert "answered a probe 0.20 s into it" in validate["logged"]["detail"]
+
+
+def test_validate_refuses_a_primary_it_has_no_address_for(validate: dict[str, Any]) -> None:
+    validate["settings"]["nodes"] = {"pg2": "10.0.0.12"}
+    assert validate["run"]() == 1
+    assert validate["probes"] == []
+    assert "no address for pg1" in validate["logged"]["detail"]
+
+
+def test_validate_probes_at_least_the_minimum(validate: dict[str, Any]) -> None:
+    validate["records"] = [record(8.0), record(9.1)]
+    assert validate["run"]() == 0
+    assert validate["probes"] == [("pg1", "10.0.0.11", 5432, decide.LIVENESS_PROBE_MIN_S)]
