@@ -45,13 +45,14 @@ def witness_records(c: Config, s: Mapping[str, Any]) -> tuple[list[WatcherFacts]
     return [WatcherFacts.from_json(str(r.get("watcher")), r) for r in rows or []], ""
 
 
-def probe_primary(s: Mapping[str, Any], host: str, seconds: float) -> Liveness:
-    """Probe HOST, the primary the watchers saw last, at its address in auto.json."""
-    address = (s.get("nodes") or {}).get(host)
+def probe_primary(c: Config, host: str, seconds: float) -> Liveness:
+    """Probe HOST, the primary the watchers saw last, at its address among this node's
+    peers (node.json), on the cluster's port."""
+    address = next((p.get("address") for p in c.peers if p.get("name") == host), None)
     if not address:
-        return Liveness(host, 0.0, 0, None, f"no address for {host} in the settings")
-    return liveness.probe(host, str(address), int(s.get("nodes_port") or 5432),
-                                   seconds, decide.LIVENESS_PROBE_EVERY_S)
+        return Liveness(host, 0.0, 0, None, f"no address for {host} among this node's peers")
+    return liveness.probe(host, str(address), c.pg_port, seconds,
+                          decide.LIVENESS_PROBE_EVERY_S)
 
 
 def decision(c: Config, s: Mapping[str, Any]) -> decide.Decision:
@@ -60,7 +61,7 @@ def decision(c: Config, s: Mapping[str, Any]) -> decide.Decision:
     policy = Policy.from_options(s.get("policy") or {})
     planned, _ = witness_records(c, s)
     host, seconds = decide.liveness_probe(ClusterFacts((), tuple(planned)), policy)
-    live = probe_primary(s, host, seconds) if host else None
+    live = probe_primary(c, host, seconds) if host else None
     try:
         pg: dict[str, Any] | None = probe.postgres_state(c, as_user=None)
         error = ""

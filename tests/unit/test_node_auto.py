@@ -3,6 +3,7 @@ long as the rules say, then gathers the facts again and decides (repmgrd's exit 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,9 @@ def validate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     seen: dict[str, Any] = {"probes": [], "reads": 0, "records": [record(1.0), record(4.3)],
                             "answer": None}
     c = common.Config(name="pg2", fence_file=str(tmp_path / "fenced"),
-                      auto_paused=str(tmp_path / "paused"))
+                      auto_paused=str(tmp_path / "paused"),
+                      peers=({"name": "pg1", "address": "10.0.0.11"},))
     s = {"location": "dc1", "primary_location": "dc1", "event_log": str(tmp_path / "ev"),
-         "nodes": {"pg1": "10.0.0.11", "pg2": "10.0.0.12"}, "nodes_port": 5432,
          "policy": {"drctl_blip_tolerance_s": 4}}
 
     def witness(_c: Any, _s: Any) -> tuple[list[WatcherFacts], str]:
@@ -52,12 +53,12 @@ def validate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         "receiver": None})
 
     def run() -> int:
-        code = auto.cmd_validate(c, s, ["2", "2", "3"])
+        code = auto.cmd_validate(seen["config"], s, ["2", "2", "3"])
         lines = Path(s["event_log"]).read_text().splitlines()
         seen["logged"] = json.loads(lines[-1])
         return code
 
-    seen["run"], seen["settings"] = run, s
+    seen["run"], seen["config"] = run, c
     return seen
 
 
@@ -81,10 +82,10 @@ def test_validate_refuses_a_primary_that_answers_a_probe(validate: dict[str, Any
 
 
 def test_validate_refuses_a_primary_it_has_no_address_for(validate: dict[str, Any]) -> None:
-    validate["settings"]["nodes"] = {"pg2": "10.0.0.12"}
+    validate["config"] = dataclasses.replace(validate["config"], peers=())
     assert validate["run"]() == 1
     assert validate["probes"] == []
-    assert "no address for pg1" in validate["logged"]["detail"]
+    assert "no address for pg1 among this node's peers" in validate["logged"]["detail"]
 
 
 def test_validate_probes_at_least_the_minimum(validate: dict[str, Any]) -> None:
