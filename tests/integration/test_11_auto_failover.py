@@ -5,6 +5,7 @@ arms it once and keeps that as the lab snapshot "auto-armed", which a test that 
 the cluster failed over is followed by.
 """
 
+import json
 import subprocess
 import time
 from datetime import datetime
@@ -30,7 +31,8 @@ from tests.integration.conftest import (
 from tests.integration.test_06_failover import assert_fenced_and_harmless
 from tests.integration.writer import Writer
 
-#  repmgrd needs about 4 s to give the primary up, then votes; 25 s is several elections.
+# repmgrd gives the primary up 2-3 s after it went, and the validation waits until nobody
+# has seen it for the blip tolerance (4 s); 25 s is several elections.
 NO_PROMOTION_WINDOW = 25
 
 
@@ -137,6 +139,35 @@ def test_replication_link_cut_does_not_promote():
         sh("pg2", "iptables -D INPUT 1 && iptables -D OUTPUT 1")
     armed_with("pg1")
     assert auto_state()["last_promotion"] == promoted_before
+
+
+def test_a_three_second_isolation_of_the_primary_promotes_nothing():
+    """Every packet of pg1's dropped for 3 s: repmgrd, the witness and the watcher can all
+    lose it. drctl-auto's validation (run here as repmgrd runs it, at the start of the cut,
+    since whether repmgrd's own election gets that far depends on its timers) probes pg1
+    until nobody has seen it for the blip tolerance (4 s), gets an answer once the cut is
+    over, and refuses: pg1 keeps the VIP and takes writes."""
+    sh("pg1", "iptables -I INPUT -i eth0 -j DROP && iptables -I OUTPUT -o eth0 -j DROP")
+    cut = subprocess.Popen(["docker", "exec", PREFIX + "pg1", "sh", "-c",
+                            "sleep 3; iptables -D INPUT 1; iptables -D OUTPUT 1"])
+    try:
+        started = time.monotonic()
+        out = subprocess.run(
+            ["docker", "exec", PREFIX + "pg2", "runuser", "-u", "postgres", "--",
+             "/usr/local/libexec/drctl/drctl-auto", "validate", "2", "2", "3"],
+            capture_output=True, text=True, timeout=60, check=False)
+        took = time.monotonic() - started
+    finally:
+        assert cut.wait(timeout=30) == 0
+    assert out.returncode == 1, out.stdout + out.stderr
+    event = json.loads(out.stdout.strip().splitlines()[-1])
+    assert event["result"] == "refused" and "pg1 answered a probe" in event["detail"], event
+    assert took > 2.5, f"the answer can only come once the cut is over: {took:.1f} s"
+    no_promotion_of("pg2")
+    assert vip_holders() == ["pg1"]
+    with vip_connect() as conn:
+        assert conn.execute("select not pg_is_in_recovery()").fetchone()[0] is True
+    armed_with("pg1")
 
 
 def test_power_loss_promotes_the_standby_by_itself_losing_nothing():
