@@ -935,20 +935,31 @@ def test_a_fast_stop_signals_the_postmaster_and_sees_it_exit(
 
     datadir = tmp_path / "main"
     datadir.mkdir()
-    postmaster = subprocess.Popen([sys.executable, "-c",
-                                   "import time\nwhile True: time.sleep(1)"])
-    (datadir / "postmaster.pid").write_text(f"{postmaster.pid}\n{datadir}\n")
-    ran: list[list[str]] = []
-    monkeypatch.setattr(steps, "run", lambda args, **kw: ran.append(args) or (0, "", ""))
-    import dataclasses
-    import threading
+    # a stand-in that exits on SIGINT whatever it inherited (a background job's children
+    # start with SIGINT ignored), and says when its handler is in place
+    postmaster = subprocess.Popen(
+        [sys.executable, "-c", "import signal, sys, time\n"
+         "signal.signal(signal.SIGINT, lambda *a: sys.exit(0))\n"
+         "print('ready', flush=True)\nwhile True: time.sleep(1)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert postmaster.stdout is not None and postmaster.stdout.readline() == "ready\n"
+        (datadir / "postmaster.pid").write_text(f"{postmaster.pid}\n{datadir}\n")
+        ran: list[list[str]] = []
+        monkeypatch.setattr(steps, "run", lambda args, **kw: ran.append(args) or (0, "", ""))
+        import dataclasses
+        import threading
 
-    c = dataclasses.replace(common.Config.load(str(node_config)), data_dir=str(datadir))
-    reaped = threading.Thread(target=postmaster.wait)  # as systemd reaps its child
-    reaped.start()
-    assert steps.stop_fast(c, timeout=10) == (0, "")
-    reaped.join(timeout=10)
-    assert postmaster.returncode is not None and ran == []
+        c = dataclasses.replace(common.Config.load(str(node_config)), data_dir=str(datadir))
+        reaped = threading.Thread(target=postmaster.wait, daemon=True)  # as systemd reaps
+        reaped.start()
+        assert steps.stop_fast(c, timeout=10) == (0, "")
+        reaped.join(timeout=10)
+        assert postmaster.returncode == 0 and ran == []
+    finally:
+        if postmaster.poll() is None:
+            postmaster.kill()
+            postmaster.wait()
 
     # no postmaster.pid to read: systemctl stop does it
     (datadir / "postmaster.pid").unlink()
