@@ -18,7 +18,7 @@ SYSTEM_PACKAGES := docker.io debootstrap openssh-client iptables postgresql-clie
 TEST_PACKAGES := chromium chromium-driver
 LINT_PATHS := playbooks roles inventories/example molecule bench/peer
 
-.PHONY: all setup setup-test system demo demo-auto check test lint unit integration molecule bench clean lab-down
+.PHONY: all setup setup-test system demo demo-auto check test lint unit integration molecule bench clean lab-down collection ee-context
 
 all: test
 
@@ -63,10 +63,10 @@ demo-auto: setup
 	$(DRCTL) auto disable --yes
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check drctl tests bench molecule playbooks/action_plugins roles/drctl_node/lookup_plugins roles/pg_topology/library bin/argspecs bin/test-phases
+	$(BIN)/ruff check drctl tests bench molecule plugins bin/argspecs bin/test-phases
 	$(BIN)/mypy
 	$(BIN)/mypy --strict -p drctl.rules -p drctl.node
-	$(BIN)/mypy --strict roles/pg_topology/library/drctl_pg_node_state.py
+	$(BIN)/mypy --strict plugins/modules/drctl_pg_node_state.py
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production $(LINT_PATHS)
 
@@ -100,6 +100,16 @@ bench: setup
 
 lab-down: $(VENV)/.installed
 	$(DRCTL) lab down
+
+# The repository as the Ansible collection drctl.cluster (galaxy.yml), in build/collection/.
+collection: $(VENV)/.installed
+	rm -rf build/collection
+	$(BIN)/ansible-galaxy collection build --output-path build/collection
+
+# The execution environment's build context (Containerfile and _build/) in build/ee; the
+# image itself is built with `ansible-builder build` where an image registry is reachable.
+ee-context: collection
+	$(BIN)/ansible-builder create -f execution-environment.yml -c build/ee --output-filename Containerfile
 
 clean: lab-down
 	rm -rf $(VENV) .drctl .pytest_cache

@@ -245,6 +245,10 @@ def _check_addresses(inv: Inventory) -> list[str]:
     for name in ("drctl_vip", "drctl_vip_interface"):
         if not inv.cluster.get(name):
             problems.append(f"missing option '{name}' (set it in group_vars/all)")
+    if not inv.cluster.get("drctl_tls_ca_dir"):
+        problems.append("missing option 'drctl_tls_ca_dir' (set it in group_vars/all): a "
+                        "directory on this machine that outlives every run, for the cluster "
+                        "CA (see inventories/example/group_vars/all/main.yml)")
     raw = inv.cluster.get("drctl_vip")
     if not raw:
         return problems

@@ -31,7 +31,7 @@ import yaml
 
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
-from drctl.paths import lab_dir, lab_inventory_dir
+from drctl.paths import lab_dir, lab_inventory_dir, state_dir
 
 # DRCTL_LAB_NAME lets two labs live side by side (a CI clone next to a developer's lab).
 NETWORK = os.environ.get("DRCTL_LAB_NAME", "drctl-lab")
@@ -376,6 +376,8 @@ def render_inventory(hosts: list[LabHost], key: Path) -> dict[str, str]:
         "drctl_vip_interface": "eth0",
         "drctl_app_networks": [str(subnet())],
         "drctl_isolation_check_address": str(subnet().network_address + 1),
+        # the lab's CA lives with the lab's other state (created by the first provision)
+        "drctl_tls_ca_dir": str(state_dir() / "ca" / "lab"),
         "ansible_user": "ansible",
         "ansible_become": True,
         "ansible_ssh_private_key_file": str(key),

@@ -82,8 +82,9 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
            "Per host: its site. A standby in another site than the first primary is never "
            "promoted automatically, only by `drctl failover`."),
     Option("drctl_tls_ca_dir", "str", "",
-           "Directory with ca.crt and ca.key of your own CA; empty: drctl generates a cluster CA "
-           "under the state directory."),
+           "Required. Directory on the control machine for the cluster CA (ca.crt, ca.key): "
+           "your own CA, or empty for a new cluster (provision generates one there once). It "
+           "must outlive the run; provision refuses a CA the nodes do not trust."),
 )
 
 def option_names() -> set[str]:

@@ -1,6 +1,6 @@
 """drctl backup / backups / restore / verify-backup: pgBackRest on the repository host.
 
-Changes go through playbooks (backup.yml, restore.yml, verify-backup.yml) so that they run
+Changes go through playbooks (backup.yml, restore.yml, verify_backup.yml) so that they run
 from AWX too; the read-only listing asks the repository host's drctl-backup over SSH,
 like `drctl status`. Every refusal happens before anything is changed.
 """
@@ -213,7 +213,7 @@ def restore(inventory: Path, fmt: str, *, to: str | None, target_time: str | Non
 def verify(inventory: Path, fmt: str, *, sql: str, database: str) -> dict[str, Any]:
     inv = inv_mod.load(inventory)
     repo_host(inv)
-    result = playbook.run("verify-backup.yml", inventory, fmt,
+    result = playbook.run("verify_backup.yml", inventory, fmt,
                           {"verify_sql": sql, "verify_database": database},
                           title="verify-backup", render=False)
     report = result.data.get("verify") or {}

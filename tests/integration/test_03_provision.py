@@ -2,6 +2,7 @@
 
 import json
 import re
+import subprocess
 import uuid
 
 import pytest
@@ -205,6 +206,34 @@ def test_provision_refuses_to_decide_the_primary_without_every_node(provisioned)
     assert re.search(r"pg1 +: ok=\d+ +changed=0 .*failed=1", play.stdout), play.stdout[-1500:]
     assert "TASK [postgresql" not in play.stdout
     assert vip_holders() == ["pg1"]
+
+
+def test_provision_refuses_a_ca_the_nodes_do_not_trust(provisioned, tmp_path):
+    """A control machine without the cluster's CA (an AWX job's fresh working directory,
+    a new laptop) must not mint a new one over a running cluster: the run stops before any
+    key or certificate is made, naming the nodes that trust the real CA."""
+    elsewhere = tmp_path / "ca-elsewhere"
+    before = sh("pg1", "sha256sum /etc/postgresql-common/drctl-tls/ca.crt")
+    play = ansible_playbook("provision.yml", "-e", f"drctl_tls_ca_dir={elsewhere}")
+    assert play.returncode != 0, play.stdout[-3000:]
+    assert "already trust a cluster CA" in play.stdout, play.stdout[-3000:]
+    assert re.search(r"pg1.*pg2|pg2.*pg1", play.stdout.split("already trust")[0][-300:])
+    assert not (elsewhere / "ca.key").exists(), "a new CA key was generated"
+    assert sh("pg1", "sha256sum /etc/postgresql-common/drctl-tls/ca.crt") == before
+    assert vip_holders() == ["pg1"]
+
+    # the same with a CA of its own: the nodes trust another one, so nothing is signed
+    other = tmp_path / "ca-other"
+    other.mkdir()
+    sh_local = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                "-nodes", "-keyout", str(other / "ca.key"), "-out", str(other / "ca.crt"),
+                "-days", "2", "-subj", "/CN=not the cluster CA"]
+    subprocess.run(sh_local, check=True, capture_output=True)
+    play = ansible_playbook("provision.yml", "-e", f"drctl_tls_ca_dir={other}")
+    assert play.returncode != 0, play.stdout[-3000:]
+    assert "trust a different CA" in play.stdout, play.stdout[-3000:]
+    assert sh("pg1", "sha256sum /etc/postgresql-common/drctl-tls/ca.crt") == before
+    assert psql("pg2", "select status from pg_stat_wal_receiver") == "streaming"
 
 
 def test_secrets_never_reach_artifacts(provisioned):

@@ -15,7 +15,8 @@ GOOD_HOSTS = {
         }
     }
 }
-GOOD_VARS = {"drctl_vip": "10.9.0.100/24", "drctl_vip_interface": "eth0"}
+GOOD_VARS = {"drctl_vip": "10.9.0.100/24", "drctl_vip_interface": "eth0",
+             "drctl_tls_ca_dir": "/etc/drctl/ca/main"}
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from drctl import cli as cli_mod
 from drctl.exitcodes import ExitCode, describe
+from tests.unit.conftest import GOOD_VARS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +53,7 @@ def test_exit_codes_command_lists_every_code():
 
 @pytest.mark.parametrize("command", [["status"], ["ping"], ["provision"], ["provision", "--check"]])
 def test_invalid_inventory_exits_3_before_anything_remote(make_inventory, no_remote, command):
-    path = make_inventory(all_vars={"drctl_vip": "10.8.0.1/24", "drctl_vip_interface": "eth0"})
+    path = make_inventory(all_vars={**GOOD_VARS, "drctl_vip": "10.8.0.1/24"})
     result = run(*command, "-i", str(path))
     assert result.exit_code == ExitCode.INVALID_INVENTORY, result.output
     assert "outside host 'pg1''s subnet" in result.output

@@ -101,6 +101,12 @@ def test_missing_vip(make_inventory):
     assert any("missing option 'drctl_vip'" in p for p in problems)
 
 
+def test_a_missing_ca_directory_is_refused_before_anything_runs(make_inventory):
+    without = {k: v for k, v in GOOD_VARS.items() if k != "drctl_tls_ca_dir"}
+    problems = problems_of(make_inventory(all_vars=without))
+    assert any("missing option 'drctl_tls_ca_dir'" in p for p in problems), problems
+
+
 def test_unknown_cluster_option_suggests_the_right_one(make_inventory):
     problems = problems_of(make_inventory(all_vars={**GOOD_VARS, "drctl_synchronus": True}))
     assert any("unknown option 'drctl_synchronus'" in p and "drctl_synchronous" in p

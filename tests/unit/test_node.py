@@ -231,7 +231,7 @@ def test_gate_plugin_gathers_from_registered_results() -> None:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "drctl_gate", Path(__file__).parents[2] / "playbooks/action_plugins/drctl_gate.py")
+        "drctl_gate", Path(__file__).parents[2] / "plugins/action/drctl_gate.py")
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -283,7 +283,7 @@ def test_watcher_takes_a_hanging_check_for_a_failed_one() -> None:
 def _bundle_plugin():
     import importlib.util
 
-    path = ROOT / "roles" / "drctl_node" / "lookup_plugins" / "drctl_node_bundle.py"
+    path = ROOT / "plugins" / "lookup" / "drctl_node_bundle.py"
     spec = importlib.util.spec_from_file_location("drctl_node_bundle", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

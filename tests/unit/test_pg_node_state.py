@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = importlib.util.spec_from_file_location(
-    "drctl_pg_node_state", ROOT / "roles" / "pg_topology" / "library" / "drctl_pg_node_state.py")
+    "drctl_pg_node_state", ROOT / "plugins" / "modules" / "drctl_pg_node_state.py")
 assert SPEC and SPEC.loader
 MODULE = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(MODULE)
