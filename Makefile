@@ -36,6 +36,17 @@ setup:
 setup-test:
 	@$(MAKE) --no-print-directory -j2 $(VENV)/.installed system \
 	  SYSTEM_PACKAGES="$(SYSTEM_PACKAGES) $(TEST_PACKAGES)"
+	@$(MAKE) --no-print-directory $(BIN)/promtool
+
+# promtool, for the alerting rules' tests, taken out of Debian's prometheus package
+# without installing the package: no Prometheus server starts on this machine.
+$(BIN)/promtool: | $(VENV)/.installed
+	@tmp=$$(mktemp -d) && cd $$tmp && \
+	{ apt-get download -qq prometheus 2>/dev/null || \
+	  { apt-get update -qq && apt-get download -qq prometheus; }; } && \
+	dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool && \
+	install -m 0755 usr/bin/promtool $(abspath $(BIN))/promtool && \
+	cd / && rm -rf $$tmp && echo "promtool: $$($(abspath $(BIN))/promtool --version | head -1)"
 
 system:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -70,7 +81,7 @@ lint: $(VENV)/.installed
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production $(LINT_PATHS)
 
-unit: $(VENV)/.installed
+unit: $(VENV)/.installed $(BIN)/promtool
 	$(BIN)/pytest -q tests/unit
 
 check: lint unit

@@ -444,7 +444,7 @@ def confirm_primary(inventory: Path, fmt: str, host: str, yes: bool) -> None:
         if not click.confirm(f"{stake}\nStart {host} as the primary?", default=False,
                              err=True):
             raise DrctlError("nothing was started", ExitCode.REFUSED)
-    with cluster_lock(inv.name, "confirm-primary"):
+    with cluster_lock(inv.name, "confirm-primary", inv):
         result = held_mod.confirm(inv, host)
     emit(fmt, result, lambda r: console().print(
         f"{host}: PostgreSQL started as the primary (on the operator's word)"))
@@ -611,38 +611,67 @@ def drill(inventory: Path, fmt: str, scenario: str, duration: float, rate: float
 @common
 @click.option("--last", type=int, default=50, show_default=True, help="How many entries.")
 @click.option("--op", "op_id", help="Only the steps of one operation (its op_id).")
-def journal(inventory: Path, fmt: str, last: int, op_id: str | None) -> None:
-    """Show the journal: every step of every operation."""
+@click.option("--local", is_flag=True,
+              help="This machine's journal (drctl's runs from here) instead of the cluster's.")
+def journal(inventory: Path, fmt: str, last: int, op_id: str | None, local: bool) -> None:
+    """Show the journal: every step of every operation, and who ran it.
+
+    The cluster's journal is kept on the ledger host (drctl_ledger_host, by default the
+    first backup host) and holds every run: drctl's from any machine, ansible-playbook's
+    and AWX's. Without a ledger host, or with --local, this machine's journal is shown."""
     from drctl import inventory as inv_mod
     from drctl import journal as journal_mod
-    from drctl.output import emit
+    from drctl import ledger
+    from drctl.output import console, emit
 
     inv = inv_mod.load(inventory)
-    entries = journal_mod.read(inv.name, last=last, op_id=op_id)
+    where = "local"
+    entries = []
+    if not local and ledger.host(inv):
+        answer = ledger.read(inv, last=last, op_id=op_id)
+        if answer.get("ok"):
+            entries, where = answer["entries"], str(answer.get("host"))
+        else:
+            console(stderr=True).print(
+                f"[yellow]warning:[/yellow] the cluster's journal on {answer.get('host')} "
+                f"cannot be read ({answer.get('error')}); showing this machine's")
+    if where == "local":
+        entries = journal_mod.read(inv.name, last=last, op_id=op_id)
 
     def pretty(rows):
         for e in rows:
             extra = " ".join(f"{k}={e[k]}" for k in ("lsn", "timeline", "vip_holder")
                              if e.get(k) is not None)
-            click.echo(f"{e['time']}  {e['operation']:<10} {e['op_id']}  {e['step']:<14} "
-                       f"{e.get('host') or '-':<8} {e['result']:<8} {extra}")
+            click.echo(f"{e.get('time')}  {e.get('operation') or '-':<12} {e.get('op_id')}  "
+                       f"{e.get('step') or '-':<14} {e.get('host') or '-':<8} "
+                       f"{e.get('result') or '-':<8} {e.get('who') or '-'}  {extra}".rstrip())
 
     emit(fmt, entries, pretty)
 
 
 @cli.command()
 @common
-@click.option("--force", is_flag=True, help="Clear the lock even if its process looks alive.")
+@click.option("--force", is_flag=True,
+              help="Clear the lock even if its holder may still run (this machine's live "
+                   "process, or any holder of the cluster's lock on the ledger host).")
 def unlock(inventory: Path, fmt: str, force: bool) -> None:
-    """Clear the cluster lock left by a drctl that died mid-operation."""
+    """Clear the cluster lock left by a run that died mid-operation."""
     from drctl import inventory as inv_mod
     from drctl import lock
     from drctl.output import emit
 
     inv = inv_mod.load(inventory)
-    info = lock.unlock(inv.name, force=force)
-    emit(fmt, {"cleared": info}, lambda d: click.echo(
-        f"cleared: {lock.describe(info)}" if info else "no lock was held"))
+    cleared = lock.unlock(inv.name, force=force, inv=inv)
+
+    def pretty(d: dict) -> None:
+        if cleared["local"]:
+            click.echo(f"cleared this machine's lock: {lock.describe(cleared['local'])}")
+        if cleared["cluster"]:
+            click.echo(f"cleared the cluster's lock: {lock.ledger_describe(cleared['cluster'])}")
+        if not any(cleared.values()):
+            click.echo("no lock was held")
+
+    emit(fmt, {"cleared": cleared}, pretty)
 
 
 @cli.command("exit-codes")

@@ -22,10 +22,18 @@ def journal_path(cluster: str) -> Path:
 
 
 class Journal:
+    """One operation's steps. Under the cluster lock, it takes the lock's op id and
+    operator, so the ledger host's journal (where the lock's release copies the steps)
+    and this one tell the same story."""
+
     def __init__(self, cluster: str, operation: str):
+        from drctl import ledger, lock
+
+        held = lock.current(cluster)
         self.cluster = cluster
         self.operation = operation
-        self.op_id = uuid.uuid4().hex[:12]
+        self.op_id = held["op_id"] if held else uuid.uuid4().hex[:12]
+        self.who = held["who"] if held else ledger.who()
         self.path = journal_path(cluster)
 
     def write(self, step: str, *, host: str | None = None, result: str = "ok",
@@ -37,6 +45,7 @@ class Journal:
             "step": step,
             "host": host,
             "result": result,
+            "who": self.who,
         }
         entry.update({k: v for k, v in extra.items() if v is not None})
         with open(self.path, "a") as fh:

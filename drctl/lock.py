@@ -1,8 +1,15 @@
-"""One lock per cluster: a second drctl operation refuses while one runs.
+"""One lock per cluster: a second operation refuses while one runs.
 
-The lock is a file created with O_EXCL under the state directory, holding who took it
-(host, pid, operation, since). A lock whose process is gone (same host, pid not alive)
-is reported as stale; `drctl unlock` clears it explicitly.
+Two layers. On this machine, a file created with O_EXCL under the state directory holds
+who took it (host, pid, operation, since); a lock whose process is gone (same host, pid
+not alive) is reported as stale and `drctl unlock` clears it. On the cluster, the ledger
+host's lock (drctl.ledger) is shared with plain `ansible-playbook` and AWX runs of the
+playbooks: held by someone else, the operation is refused naming them. Its journal gets
+this operation's steps when the lock is given back.
+
+Only a failover may go on without the cluster's lock, when the ledger host cannot be
+reached: that host may be gone with the primary's site, and refusing would keep the
+business down. It says so, and the local journal records it.
 """
 
 from __future__ import annotations
@@ -10,13 +17,41 @@ from __future__ import annotations
 import json
 import os
 import socket
+import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
 from drctl.paths import state_dir
+
+if TYPE_CHECKING:
+    from drctl.inventory import Inventory
+
+# Operations that go on without the cluster's lock when the ledger host cannot be reached.
+WITHOUT_LEDGER_IF_UNREACHABLE = frozenset({"failover"})
+# cluster -> the lock this process holds (an operation inside another, as a drill's
+# switchover, runs under its lock)
+_HELD: dict[str, dict] = {}
+
+
+def current(cluster: str | None = None) -> dict | None:
+    """The lock this process holds (for CLUSTER, or any), else None."""
+    if cluster is not None:
+        return _HELD.get(cluster)
+    return next(iter(_HELD.values()), None)
+
+
+def playbook_vars() -> dict[str, str]:
+    """Extra variables telling a playbook that this run holds the cluster's lock (its
+    own take is then the same lock again, and it leaves the release to drctl)."""
+    held = current()
+    if not held or not held.get("ledger"):
+        return {}
+    return {"drctl_ledger_op_id": held["op_id"], "drctl_ledger_holder": held["who"]}
 
 
 def lock_path(cluster: str) -> Path:
@@ -54,39 +89,156 @@ def describe(info: dict) -> str:
 
 
 @contextmanager
-def cluster_lock(cluster: str, operation: str):
+def cluster_lock(cluster: str, operation: str, inv: Inventory | None = None, *,
+                 nestable: bool = False) -> Iterator[dict]:
+    """Hold the cluster's lock for OPERATION: this machine's, and the ledger host's when
+    INV (the inventory) names one. A NESTABLE lock (a drill's) lets the operations it
+    runs in this process go on under it; any other second taker is refused."""
+    held = _HELD.get(cluster)
+    if held is not None and held.get("nestable"):
+        yield held
+        return
+    from drctl import ledger
+
     path = lock_path(cluster)
     info = {"host": socket.gethostname(), "pid": os.getpid(), "operation": operation,
-            "since": datetime.now(UTC).isoformat(timespec="seconds")}
+            "since": datetime.now(UTC).isoformat(timespec="seconds"),
+            "op_id": uuid.uuid4().hex[:12], "who": ledger.who(), "ledger": None,
+            "nestable": nestable}
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
-        other = holder(cluster) or {}
-        if is_stale(other):
-            raise DrctlError(
-                f"cluster '{cluster}' has a stale lock: {describe(other)} (that process is "
-                "gone; it may have been killed mid-operation)", ExitCode.LOCKED,
-                hint="check `drctl status`, then `drctl unlock` and run the operation again"
-            ) from None
-        raise DrctlError(f"cluster '{cluster}' is locked: {describe(other)}", ExitCode.LOCKED,
-                         hint="wait for it to finish; `drctl journal` shows its steps") from None
+        _refuse_local(cluster, holder(cluster) or {})
     with os.fdopen(fd, "w") as fh:
         json.dump(info, fh)
     try:
+        if inv is not None and ledger.host(inv) is not None:
+            _take_ledger(cluster, operation, inv, info)
+        _HELD[cluster] = info
         yield info
     finally:
-        current = holder(cluster)
-        if current and current.get("pid") == os.getpid():
+        _HELD.pop(cluster, None)
+        if info.get("ledger"):
+            _release_ledger(cluster, inv, info)
+        current_holder = holder(cluster)
+        if current_holder and current_holder.get("pid") == os.getpid():
             path.unlink(missing_ok=True)
 
 
-def unlock(cluster: str, force: bool = False) -> dict | None:
+def _refuse_local(cluster: str, other: dict) -> NoReturn:
+    if is_stale(other):
+        raise DrctlError(
+            f"cluster '{cluster}' has a stale lock: {describe(other)} (that process is "
+            "gone; it may have been killed mid-operation)", ExitCode.LOCKED,
+            hint="check `drctl status`, then `drctl unlock` and run the operation again")
+    raise DrctlError(f"cluster '{cluster}' is locked: {describe(other)}", ExitCode.LOCKED,
+                     hint="wait for it to finish; `drctl journal` shows its steps")
+
+
+def ensure_free(cluster: str, inv: Inventory | None) -> None:
+    """Refuse now, naming the holder, when another run holds the cluster's lock: its work
+    in progress would otherwise show up as failed gates. (The lock itself is taken later,
+    after the operator's confirmation; this only reads it.)"""
+    from drctl import ledger
+
+    mine = holder(cluster)
+    if mine and mine.get("pid") != os.getpid():
+        _refuse_local(cluster, mine)
+    if inv is None or ledger.host(inv) is None or cluster in _HELD:
+        return
+    shown = ledger.show(inv)
+    held = shown.get("lock") if shown.get("ok") else None
+    if held and not ledger.may_take(held):
+        raise DrctlError(f"cluster '{cluster}' is locked on {shown.get('host')}: "
+                         f"{ledger_describe(held)}", ExitCode.LOCKED,
+                         hint="wait for that run to finish; if it died, `drctl unlock "
+                              "--force` clears it (`drctl journal` shows what it did)")
+
+
+def _take_ledger(cluster: str, operation: str, inv: Inventory, info: dict) -> None:
+    from drctl import ledger
+    from drctl.output import console
+
+    answer = ledger.take(inv, operation, info["op_id"])
+    if answer.get("ok"):
+        info["ledger"] = answer["host"]
+        return
+    if answer.get("lock"):
+        raise DrctlError(
+            f"cluster '{cluster}' is locked on {answer['host']}: "
+            f"{ledger_describe(answer['lock'])}", ExitCode.LOCKED,
+            hint="wait for that run to finish; if it died, `drctl unlock --force` clears it "
+                 "(`drctl journal` shows what it did)")
+    problem = answer.get("error") or "no answer"
+    if operation in WITHOUT_LEDGER_IF_UNREACHABLE and answer.get("unreachable"):
+        info["ledger_error"] = problem
+        console(stderr=True).print(
+            f"[yellow]warning:[/yellow] the cluster's lock on {answer.get('host')} cannot be "
+            f"taken ({problem}); {operation} goes on without it: make sure no one else is "
+            "acting on this cluster")
+        return
+    raise DrctlError(f"cannot take the cluster's lock on {answer.get('host')}: {problem}",
+                     ExitCode.LOCKED,
+                     hint="the ledger host (drctl_ledger_host, by default the first backup "
+                          "host) must answer SSH; only a failover goes on without it")
+
+
+def _release_ledger(cluster: str, inv: Inventory | None, info: dict) -> None:
+    from drctl import journal as journal_mod
+    from drctl import ledger
+    from drctl.output import console
+
+    if inv is None:
+        return
+    entries = journal_mod.read(cluster, op_id=info["op_id"])
+    answer = ledger.release(inv, info["op_id"], entries)
+    if not answer.get("ok"):
+        console(stderr=True).print(
+            f"[yellow]warning:[/yellow] could not give the cluster's lock back on "
+            f"{info['ledger']}: {answer.get('error')}; `drctl unlock --force` clears it")
+
+
+def ledger_describe(lock: dict) -> str:
+    return (f"{lock.get('operation')} by {lock.get('holder')} since {lock.get('since')} "
+            f"(op {lock.get('op_id')})")
+
+
+def unlock(cluster: str, force: bool = False, inv: Inventory | None = None
+           ) -> dict[str, dict | None]:
+    """Clear this machine's lock (stale, or any with FORCE) and the ledger host's: the one
+    this machine's dead run held (its op id), or with FORCE any (whose holder may be
+    another machine's live run: drctl cannot tell)."""
+    from drctl import ledger
+
+    cleared: dict[str, dict | None] = {"local": None, "cluster": None}
     info = holder(cluster)
-    if info is None:
-        return None
-    if not force and not is_stale(info):
-        raise DrctlError(f"the lock of cluster '{cluster}' is held by a live process: "
-                         f"{describe(info)}", ExitCode.LOCKED,
-                         hint="use --force only if you are sure that operation is not running")
-    lock_path(cluster).unlink(missing_ok=True)
-    return info
+    if info is not None:
+        if not force and not is_stale(info):
+            raise DrctlError(f"the lock of cluster '{cluster}' is held by a live process: "
+                             f"{describe(info)}", ExitCode.LOCKED,
+                             hint="use --force only if you are sure that operation is not "
+                                  "running")
+        lock_path(cluster).unlink(missing_ok=True)
+        cleared["local"] = info
+    if inv is None or ledger.host(inv) is None:
+        return cleared
+    shown = ledger.show(inv)
+    if not shown.get("ok"):
+        if not force and info is None:
+            return cleared
+        raise DrctlError(f"cannot read the cluster's lock on {shown.get('host')}: "
+                         f"{shown.get('error')}", ExitCode.LOCKED)
+    held = shown.get("lock")
+    ours = info is not None and held is not None and held.get("op_id") == info.get("op_id")
+    if held and not force and not ours:
+        raise DrctlError(f"the cluster's lock on {shown['host']} is held: "
+                         f"{ledger_describe(held)}", ExitCode.LOCKED,
+                         hint="use --force only if you are sure that run is over (an AWX "
+                              "job's status, or the operator who ran it)")
+    if held:
+        answer = ledger.release(inv, str(held.get("op_id")), [], force=True)
+        if not answer.get("ok"):
+            raise DrctlError(f"could not clear the cluster's lock on {shown['host']}: "
+                             f"{answer.get('error')}", ExitCode.LOCKED)
+        cleared["cluster"] = held
+    return cleared

@@ -81,6 +81,12 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
     Option("drctl_location", "str", "default",
            "Per host: its site. A standby in another site than the first primary is never "
            "promoted automatically, only by `drctl failover`."),
+    Option("drctl_ledger_host", "str", "",
+           "The host that keeps the cluster's lock and journal, shared by drctl, "
+           "ansible-playbook and AWX runs; empty: the first backup host (none: no shared "
+           "lock)."),
+    Option("drctl_ledger_dir", "str", "/var/lib/drctl/ledger",
+           "Directory on the ledger host for the lock and the journal."),
     Option("drctl_tls_ca_dir", "str", "",
            "Required. Directory on the control machine for the cluster CA (ca.crt, ca.key): "
            "your own CA, or empty for a new cluster (provision generates one there once). It "

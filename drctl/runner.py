@@ -232,7 +232,7 @@ def run_playbook(
 ) -> RunResult:
     import ansible_runner  # lazily: keeps `drctl --help` fast
 
-    from drctl import vault
+    from drctl import lock, vault
 
     vault.decrypt(inventory)  # a wrong vault password stops here, named as such
     root = project_dir()
@@ -267,7 +267,7 @@ def run_playbook(
             project_dir=str(root),
             playbook=str(pb),
             inventory=str(Path(inventory).resolve()),
-            extravars=extravars or {},
+            extravars={**(extravars or {}), **lock.playbook_vars()},
             limit=limit,
             cmdline=" ".join(cmdline) or None,
             envvars=envvars,

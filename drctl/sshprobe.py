@@ -57,10 +57,12 @@ def ssh_command(inv: Inventory, host: str, remote: list[str],
     return [*cmd, target, "--", shlex.join([*(["sudo", "-n"] if become else []), *remote])]
 
 
-def run(inv: Inventory, host: str, remote: list[str], timeout: float = 8) -> tuple[int, str, str]:
+def run(inv: Inventory, host: str, remote: list[str], timeout: float = 8,
+        stdin: str | None = None) -> tuple[int, str, str]:
     try:
         proc = subprocess.run(ssh_command(inv, host, remote), capture_output=True, text=True,
-                              timeout=timeout, check=False)
+                              timeout=timeout, check=False, input=stdin,
+                              stdin=None if stdin is not None else subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return 255, "", f"no answer within {timeout:.0f} s"
     return proc.returncode, proc.stdout, proc.stderr

@@ -4,6 +4,7 @@
   drctl-node [--config PATH] STEP ...        (see drctl.node.steps)
   drctl-node [--config PATH] auto validate|promote|follow|event ...
   drctl-node [--watch-config PATH] watch [--show]
+  drctl-node [--config PATH] metrics --out PATH|- [--cluster NAME] [--stanza NAME] ...
 
 The wrappers the drctl_node role installs (drctl-node, drctl-probe, drctl-auto) call
 main() with the configuration paths the role's variables name.
@@ -31,6 +32,14 @@ def parser() -> argparse.ArgumentParser:
     p = _options()
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("probe")
+    s = sub.add_parser("metrics", help="write drctl's metrics for node_exporter")
+    s.add_argument("--out", required=True, help="file to write ('-': print them)")
+    s.add_argument("--cluster", default="", help="the cluster label of every series")
+    s.add_argument("--stanza", default="", help="pgBackRest stanza (empty: no backups here)")
+    s.add_argument("--backup-cache", default="/run/drctl/backup-info.json",
+                   help="where pgBackRest's last answer is kept")
+    s.add_argument("--backup-every", type=float, default=300.0,
+                   help="seconds that answer is reused before asking again")
     s = sub.add_parser("watch")
     s.add_argument("--show", action="store_true", help="print the record and exit")
     s.add_argument("--settle", type=float, default=0.0,
@@ -56,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return watch.main(a.watch_config, a)
     c = common.Config.load(a.config)
+    if a.cmd == "metrics":
+        from drctl.node import metrics
+
+        return metrics.main(c, a.out, cluster=a.cluster, stanza=a.stanza,
+                            backup_cache=a.backup_cache, backup_every_s=a.backup_every)
     if a.cmd == "auto":
         from drctl.node import auto
 

@@ -43,7 +43,7 @@ def change(inventory: Path, fmt: str, action: str, ui: Interaction) -> dict[str,
     if action in ("disable",):
         ui.confirm(f"{WHAT[action].capitalize()} on cluster '{inv.name}'?")
     started = time.monotonic()
-    with cluster_lock(inv.name, f"auto-{action}"):
+    with cluster_lock(inv.name, f"auto-{action}", inv):
         journal = Journal(inv.name, f"auto-{action}")
         journal.write("start", detail=WHAT[action])
         if fmt != "json":

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from drctl.lock import cluster_lock
 from drctl.operations.ha import Interaction
 
 
@@ -24,5 +25,8 @@ def drill(inventory: Path, *, scenario: str, duration: float, rate: float, app_r
             "auto-failover": "POWER OFF the primary and let automatic failover promote the "
                              "standby, then fail back and switch back"}[scenario]
     ui.confirm(f"Drill on cluster '{inv.name}': {what}, under a write load?")
-    return drill_mod.run(inv.path, scenario=scenario, duration=duration, rate=rate,
-                         app_rate=app_rate, out_dir=out_dir, say=say or (lambda m: None))
+    # the whole drill holds the cluster's lock: its switchover, failover and failback run
+    # under it, and no one else acts on the cluster in between
+    with cluster_lock(inv.name, f"drill-{scenario}", inv, nestable=True):
+        return drill_mod.run(inv.path, scenario=scenario, duration=duration, rate=rate,
+                             app_rate=app_rate, out_dir=out_dir, say=say or (lambda m: None))

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from drctl import inventory as inv_mod
+from drctl import lock as lock_mod
 from drctl import sshprobe
 from drctl import status as status_mod
 from drctl.errors import DrctlError
@@ -170,6 +171,8 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, ui: Interaction, *, questi
     itself under the lock and journal (None from it: run the playbook after all)."""
     from drctl.runner import run_playbook
 
+    if plan.operation != "failover":  # a failover loses no time on it: its take decides
+        lock_mod.ensure_free(plan.cluster, inventory)
     failed = [g for g in plan.gates if not g.ok]
     if failed:
         raise DrctlError(f"{plan.operation} refused by its gates; nothing was changed:\n  "
@@ -181,7 +184,7 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, ui: Interaction, *, questi
                 "detail": plan.nothing_to_do, "status": status_mod.collect(inventory)}
     ui.confirm(question)
     started = time.monotonic()
-    with cluster_lock(plan.cluster, plan.operation):
+    with cluster_lock(plan.cluster, plan.operation, inventory):
         journal = Journal(plan.cluster, plan.operation)
         journal.write("start", host=plan.target, detail=" ".join(sys.argv[1:]) or None)
         result = act(journal, ui) if act else None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from drctl import inventory as inv_mod
 from drctl.errors import DrctlError
+from drctl.journal import Journal
+from drctl.lock import cluster_lock
 from drctl.output import Progress, console, emit_json
 from drctl.runner import RunResult, run_playbook
 
@@ -23,9 +26,19 @@ def run(playbook: str, inventory: Path, fmt: str, extravars: dict[str, Any] | No
     kwargs: dict[str, Any] = {}
     if job_timeout:
         kwargs["job_timeout"] = job_timeout
+    operation = title or Path(playbook).stem
+    # a check run changes nothing: it takes no lock and writes no journal
+    guard = nullcontext() if check else cluster_lock(inv.name, operation, inv)
     try:
-        result = run_playbook(playbook, inv.path, extravars, check=check, limit=limit,
-                              progress=progress, **kwargs)
+        with guard:
+            journal = None if check else Journal(inv.name, operation)
+            if journal:
+                journal.write("start", detail=playbook)
+            result = run_playbook(playbook, inv.path, extravars, check=check, limit=limit,
+                                  progress=progress,
+                                  journal=journal.from_playbook if journal else None, **kwargs)
+            if journal:
+                journal.write("end", result=result.status)
     finally:
         progress.close()
     if render:

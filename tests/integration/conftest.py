@@ -270,3 +270,31 @@ def lab():
         assert proc.returncode == 0, proc.stderr
     os.environ.setdefault("DRCTL_INVENTORY", str(INVENTORY))
     return INVENTORY
+
+
+def scrape_text(host: str) -> str:
+    """What HOST's node_exporter (port 9100) serves Prometheus; '' when it does not answer."""
+    import urllib.request
+
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # lab traffic only
+    try:
+        with direct.open(f"http://{lab_address(host)}:9100/metrics", timeout=5) as resp:
+            return resp.read().decode()
+    except OSError:
+        return ""
+
+
+def scrape(host: str) -> dict[str, float]:
+    """drctl's series from HOST's node_exporter:
+    {'drctl_pg_primary{cluster="lab",node="pg1"}': 1.0, ...}; {} when it does not answer."""
+    text = scrape_text(host)
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines() if line.startswith("drctl_")}
+
+
+def series(scraped: dict[str, float], name: str, **labels: str) -> float | None:
+    """The value of the one series NAME with LABELS (a subset) in SCRAPED, else None."""
+    hits = [v for k, v in scraped.items() if k.split("{")[0] == name
+            and all(f'{lk}="{lv}"' in k for lk, lv in labels.items())]
+    assert len(hits) <= 1, f"{name} {labels}: {len(hits)} series"
+    return hits[0] if hits else None

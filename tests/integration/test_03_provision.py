@@ -3,7 +3,10 @@
 import json
 import re
 import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +18,9 @@ from tests.integration.conftest import (
     lab_address,
     lab_secrets,
     psql,
+    scrape,
+    scrape_text,
+    series,
     sh,
     vip_connect,
     vip_holders,
@@ -34,6 +40,34 @@ def test_provision_succeeds(provisioned):
     assert provisioned["failures"] == []
     if provisioned["from_bare"]:  # as on a fresh lab (CI); else code changes provisioned on top
         assert provisioned["changed"] > 0
+
+
+def test_every_node_serves_drctl_view_to_prometheus(provisioned):
+    """node_exporter on each node serves what `drctl status` sees: one primary holding the
+    VIP, a streaming standby, archiving, and the newest backup's age (with a backup host)."""
+    healthy_since = time.time()  # the fixture left a healthy cluster: metrics written from
+    # now on must say so (the timer writes every 15 s; a restored lab starts with old ones)
+
+    def both() -> tuple[dict, dict] | None:
+        pg1, pg2 = scrape("pg1"), scrape("pg2")
+        fresh = all((series(m, "drctl_metrics_timestamp_seconds") or 0) > healthy_since
+                    for m in (pg1, pg2))
+        return (pg1, pg2) if fresh else None
+
+    pg1, pg2 = wait_for("drctl's metrics on pg1 and pg2 written after the check began", both,
+                        timeout=60, interval=1)
+    assert series(pg1, "drctl_pg_primary", cluster="lab", node="pg1") == 1
+    assert series(pg1, "drctl_vip_held") == 1 and series(pg2, "drctl_vip_held") == 0
+    assert series(pg2, "drctl_pg_primary", node="pg2") == 0
+    assert series(pg2, "drctl_standby_streaming") == 1
+    assert series(pg1, "drctl_replication_lag_bytes", standby="pg2") is not None
+    assert series(pg1, "drctl_archive_failed_total") is not None
+    assert series(pg1, "drctl_backup_info_ok") == 1
+    text = scrape_text("pg1")
+    drctl_only = "".join(ln + "\n" for ln in text.splitlines() if "drctl_" in ln)
+    lint = subprocess.run([str(Path(sys.executable).parent / "promtool"), "check", "metrics"],
+                          input=drctl_only, capture_output=True, text=True, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
 def test_status_is_healthy_with_the_documented_json(provisioned):

@@ -2,6 +2,7 @@
 installed into a scratch path and its playbooks run by their collection names, from a
 directory that is not the repository (no ansible.cfg, no adjacent roles or plugins)."""
 
+import json
 import os
 import re
 import subprocess
@@ -12,8 +13,24 @@ from pathlib import Path
 
 import pytest
 
+from drctl.exitcodes import ExitCode
 from drctl.paths import lab_dir
-from tests.integration.conftest import INVENTORY, ROOT, healthy_with, psql, vip_connect
+from tests.integration.conftest import (
+    INVENTORY,
+    ROOT,
+    drctl,
+    drctl_json,
+    healthy_with,
+    power_off,
+    power_on,
+    psql,
+    scrape,
+    series,
+    sh,
+    vip_connect,
+    vip_holders,
+    wait_for,
+)
 
 pytestmark = pytest.mark.usefixtures("clean_cluster")
 BIN = Path(sys.executable).parent
@@ -90,6 +107,61 @@ def test_switchover_by_collection_name_and_back(installed):
     assert psql("pg2", f"select count(*) from app.collection_marks where mark = '{marker}'",
                 db="app") == "1"
     assert psql("pg1", "select pg_is_in_recovery()") == "t"
+    # Prometheus sees the new roles within the metrics timer's interval
+    wait_for("pg2's metrics to show it the primary with the VIP",
+             lambda: series(scrape("pg2"), "drctl_pg_primary") == 1
+             and series(scrape("pg2"), "drctl_vip_held") == 1
+             and series(scrape("pg1"), "drctl_pg_primary") == 0, timeout=40, interval=1)
     play = run(installed, "drctl.cluster.switchover", "-e", "target=pg1")
     assert play.returncode == 0, play.stdout[-4000:] + play.stderr[-2000:]
     healthy_with("pg1")
+
+
+def ledger_lock() -> dict | None:
+    """The cluster's lock as the ledger host (backup1) keeps it, or None."""
+    text = sh("backup1", "cat /var/lib/drctl/ledger/lock.json 2>/dev/null", check=False)
+    return json.loads(text) if text.strip() else None
+
+
+def test_an_awx_failover_holds_the_lock_and_the_journal_names_every_run(installed):
+    """An AWX job (its job id and user, as AWX passes them) fails over with the
+    collection's playbook after a power loss; an operator's drctl, meanwhile, is refused
+    naming that job; the cluster's journal shows the job's run and the operator's next one,
+    each with who ran it."""
+    power_off("pg1")
+    env = installed.env
+    job = subprocess.Popen(
+        [BIN / "ansible-playbook", "-i", str(INVENTORY), "--vault-password-file",
+         str(lab_dir() / "vault-pass"), "drctl.cluster.failover",
+         "-e", "awx_job_id=4711", "-e", "awx_user_name=alice"],
+        cwd=installed.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    try:
+        held = wait_for("the AWX job's lock on backup1", ledger_lock, timeout=120,
+                        interval=0.1)
+        assert held["holder"] == "AWX job 4711 (alice)" and held["operation"] == "failover"
+        refused = drctl("switchover", "--yes", "--to", "pg2")
+        assert refused.returncode == ExitCode.LOCKED, refused.stdout + refused.stderr
+        assert "AWX job 4711 (alice)" in refused.stderr and "failover" in refused.stderr
+        refused = drctl("backup", "--type", "incr")
+        assert refused.returncode == ExitCode.LOCKED, refused.stdout + refused.stderr
+        assert "AWX job 4711 (alice)" in refused.stderr
+    finally:
+        out, _ = job.communicate(timeout=900)
+    assert job.returncode == 0, out[-5000:]
+    assert psql("pg2", "select pg_is_in_recovery()") == "f"
+    assert vip_holders() == ["pg2"]
+    assert ledger_lock() is None, "the job gave the lock back"
+
+    # the operator's next run: pg1 comes back and rejoins as a standby
+    power_on("pg1")
+    code, report = drctl_json("failback", "--yes", timeout=900)
+    assert code == 0, report
+    code, entries = drctl_json("journal", "--last", "500")
+    assert code == 0
+    by_awx = {e["step"] for e in entries if e.get("who") == "AWX job 4711 (alice)"}
+    assert {"lock", "unlock"} <= by_awx, by_awx
+    failback = [e for e in entries if e.get("operation") == "failback"]
+    assert failback and all(e["who"] != "AWX job 4711 (alice)" and "@" in e["who"]
+                            for e in failback), failback
+    assert {"lock", "start", "end", "unlock"} <= {e["step"] for e in failback}

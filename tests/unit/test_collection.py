@@ -52,7 +52,7 @@ def test_the_artifact_holds_the_content_and_not_the_working_tree(artifact):
     info = manifest["collection_info"]
     assert (info["namespace"], info["name"], info["version"]) == (
         "drctl", "cluster", GALAXY["version"])
-    for needed in ("plugins/action/drctl_gate.py", "plugins/lookup/drctl_node_bundle.py",
+    for needed in ("plugins/action/drctl_gate.py", "plugins/action/drctl_node_bundle.py",
                    "plugins/modules/drctl_pg_node_state.py", "meta/runtime.yml",
                    "drctl/rules/decide.py", "drctl/node/cli.py", "playbooks/failover.yml",
                    "roles/pg_tls/tasks/main.yml"):

@@ -194,7 +194,7 @@ def test_lock_refuses_a_second_holder_and_reports_a_stale_one():
     with pytest.raises(DrctlError) as exc, lock.cluster_lock("t", "switchover"):
         pass
     assert "stale" in exc.value.message
-    assert lock.unlock("t")["pid"] == dead.pid
+    assert lock.unlock("t")["local"]["pid"] == dead.pid
     assert lock.holder("t") is None
 
 

@@ -19,15 +19,18 @@ HELD = {"since": "2026-11-27T10:25:15Z", "liftable": True, "timeline": 1,
 @pytest.fixture
 def node(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """pg1's probe reports STATE['held']; its confirm-primary calls are recorded."""
-    state: dict[str, Any] = {"held": dict(HELD), "calls": []}
+    state: dict[str, Any] = {"held": dict(HELD), "calls": [], "ledger": []}
 
     def fake_probe(inv: Any, host: str, command: list[str] | None = None
                    ) -> sshprobe.ProbeResult:
         return sshprobe.ProbeResult(host, True, {"host": host, "postgres": None,
                                                  "start_held": state["held"]})
 
-    def fake_run(inv: Any, host: str, remote: list[str], timeout: float = 8
-                 ) -> tuple[int, str, str]:
+    def fake_run(inv: Any, host: str, remote: list[str], timeout: float = 8,
+                 stdin: str | None = None) -> tuple[int, str, str]:
+        if remote[:2] == ["python3", "-"]:  # the cluster's ledger (lock and journal)
+            state["ledger"].append([host, remote[4]])
+            return 0, json.dumps({"ok": True, "lock": {"op_id": "x"}, "released": None}), ""
         state["calls"].append([host, *remote[1:]])
         return 0, json.dumps({"ok": True, "host": host, "started": True,
                               "held": state["held"]}), ""
@@ -56,6 +59,8 @@ def test_with_yes_it_lifts_the_hold_once(make_inventory, node) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["started"] is True
     assert node["calls"] == [["pg1", "confirm-primary", "--by", "drctl confirm-primary"]]
+    # under the cluster's lock, taken and given back on the ledger host (the backup host)
+    assert node["ledger"] == [["backup1", "take"], ["backup1", "release"]]
 
 
 @pytest.mark.parametrize(("held", "words"), [

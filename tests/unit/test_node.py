@@ -283,7 +283,7 @@ def test_watcher_takes_a_hanging_check_for_a_failed_one() -> None:
 def _bundle_plugin():
     import importlib.util
 
-    path = ROOT / "plugins" / "lookup" / "drctl_node_bundle.py"
+    path = ROOT / "plugins" / "action" / "drctl_node_bundle.py"
     spec = importlib.util.spec_from_file_location("drctl_node_bundle", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
