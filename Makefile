@@ -108,6 +108,7 @@ bench: setup
 	$(BIN)/python bench/backup.py
 	$(BIN)/python bench/drill.py
 	$(BIN)/python bench/auto.py
+	$(BIN)/python bench/metrics.py
 
 lab-down: $(VENV)/.installed
 	$(DRCTL) lab down
