@@ -410,7 +410,14 @@ def diverged_drop(inventory: Path, fmt: str, host: str, name: str, yes: bool) ->
                              hint=f"it holds {dv.at_stake(copy)}")
         if not click.confirm(question, default=False, err=True):
             raise DrctlError("nothing was deleted", ExitCode.REFUSED)
-    result = dv.drop(inv, host, name)
+    from drctl.journal import Journal
+    from drctl.lock import cluster_lock
+
+    with cluster_lock(inv.name, "diverged-drop", inv):
+        journal = Journal(inv.name, "diverged-drop")
+        journal.write("start", host=host, detail=f"{copy['path']}: {dv.at_stake(copy)}")
+        result = dv.drop(inv, host, name)
+        journal.write("dropped", host=host, detail=copy["path"])
     emit(fmt, result, lambda r: console().print(f"deleted {host}:{copy['path']}"))
 
 

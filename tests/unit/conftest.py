@@ -1,5 +1,6 @@
 """Helpers that write small inventories into a temporary directory."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,16 @@ def make_inventory(tmp_path: Path):
         return path
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def no_ssh(monkeypatch, tmp_path_factory):
+    """Unit tests reach no host: `ssh` on PATH is a stand-in that fails as an unreachable
+    host does (a test that needs answers fakes drctl.sshprobe.run or its callers)."""
+    shim = tmp_path_factory.getbasetemp() / "no-ssh"
+    if not (shim / "ssh").exists():
+        shim.mkdir(exist_ok=True)
+        (shim / "ssh").write_text("#!/bin/sh\necho 'ssh: unit tests reach no host' >&2\n"
+                                  "exit 255\n")
+        (shim / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim}:{os.environ['PATH']}")

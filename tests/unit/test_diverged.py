@@ -23,8 +23,11 @@ def nodes(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """pg1 keeps COPY, pg2 keeps nothing; every remote command is recorded."""
     calls: list[list[str]] = []
 
-    def fake_run(inv: Any, host: str, remote: list[str], timeout: float = 8
-                 ) -> tuple[int, str, str]:
+    def fake_run(inv: Any, host: str, remote: list[str], timeout: float = 8,
+                 stdin: str | None = None) -> tuple[int, str, str]:
+        if remote[:2] == ["python3", "-"]:  # the cluster's lock on the ledger host
+            calls.append([host, "ledger", remote[4]])
+            return 0, json.dumps({"ok": True, "lock": {"op_id": "x"}, "released": None}), ""
         calls.append([host, *remote[1:]])
         if remote[1] == "diverged-list":
             copies = [COPY] if host == "pg1" else []
@@ -72,9 +75,14 @@ def test_drop_without_a_terminal_needs_yes_and_says_what_is_at_stake(make_invent
     assert refused.exit_code == ExitCode.REFUSED
     assert "10 commits" in refused.output and "nothing was deleted" in refused.output
     assert not any(c[1] == "diverged-drop" for c in nodes)
+    assert not any(c[1] == "ledger" for c in nodes), "a refusal takes no lock"
     done = run("diverged", "drop", "pg1", COPY["name"], "-i", inv, "--yes")
     assert done.exit_code == 0, done.output
     assert ["pg1", "diverged-drop", COPY["name"]] in nodes
+    # under the cluster's lock, taken before and given back after
+    ledger = [c for c in nodes if c[1] == "ledger"]
+    assert ledger == [["backup1", "ledger", "take"], ["backup1", "ledger", "release"]]
+    assert nodes.index(ledger[0]) < nodes.index(["pg1", "diverged-drop", COPY["name"]])
 
 
 def test_drop_of_an_unknown_copy_or_host_changes_nothing(make_inventory, nodes) -> None:
