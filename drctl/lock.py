@@ -178,7 +178,7 @@ def _take_ledger(cluster: str, operation: str, inv: Inventory, info: dict) -> No
             "acting on this cluster")
         return
     raise DrctlError(f"cannot take the cluster's lock on {answer.get('host')}: {problem}",
-                     ExitCode.LOCKED,
+                     ExitCode.UNREACHABLE if answer.get("unreachable") else ExitCode.LOCKED,
                      hint="the ledger host (drctl_ledger_host, by default the first backup "
                           "host) must answer SSH; only a failover goes on without it")
 

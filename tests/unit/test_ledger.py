@@ -142,7 +142,7 @@ def test_an_unreachable_ledger_host_refuses_every_operation_but_failover(
     ledger_host["down"] = True
     with pytest.raises(DrctlError) as exc, lock.cluster_lock(inv.name, operation, inv):
         pass
-    assert exc.value.code == ExitCode.LOCKED and "No route to host" in str(exc.value)
+    assert exc.value.code == ExitCode.UNREACHABLE and "No route to host" in str(exc.value)
     assert lock.holder(inv.name) is None
 
 
