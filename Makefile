@@ -79,7 +79,7 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy --strict -p drctl.rules -p drctl.node
 	$(BIN)/mypy --strict plugins/modules/drctl_pg_node_state.py
 	$(BIN)/yamllint -s .
-	$(BIN)/ansible-lint --profile production $(LINT_PATHS)
+	ANSIBLE_HOME=$(CURDIR)/.ansible $(BIN)/ansible-lint --profile production $(LINT_PATHS)
 
 unit: $(VENV)/.installed $(BIN)/promtool
 	$(BIN)/pytest -q tests/unit
@@ -91,7 +91,7 @@ integration: setup-test
 	$(BIN)/pytest -q -x tests/integration
 
 molecule: setup
-	DRCTL_LAB_IMAGE=$$($(DRCTL) lab image) $(BIN)/molecule test
+	ANSIBLE_HOME=$(CURDIR)/.ansible DRCTL_LAB_IMAGE=$$($(DRCTL) lab image) $(BIN)/molecule test
 
 # Every phase timed, the table printed at the end (test-artifacts/phases.json keeps it).
 test: setup-test

@@ -54,11 +54,18 @@ def installed(tmp_path_factory) -> Installed:
     subprocess.run([BIN / "ansible-galaxy", "collection", "build", "--output-path",
                     str(base / "dist"), str(ROOT)], check=True, capture_output=True, text=True)
     [artifact] = (base / "dist").glob("drctl-cluster-*.tar.gz")
-    subprocess.run([BIN / "ansible-galaxy", "collection", "install", str(artifact), "-p",
-                    str(base / "collections")], check=True, capture_output=True, text=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update(ANSIBLE_COLLECTIONS_PATH=str(base / "collections"), ANSIBLE_NOCOLOR="1",
                PATH=f"{BIN}:{env.get('PATH', '')}")
+    # The scratch path is the only collections path the install sees, and --force: a copy
+    # of drctl.cluster that some other tool left in ~/.ansible/collections would otherwise
+    # make ansible-galaxy report "nothing to do" and install nothing here. The dependencies
+    # (community.crypto, community.postgresql) come with the ansible package in the venv.
+    install = subprocess.run(
+        [BIN / "ansible-galaxy", "collection", "install", "--force", "--no-deps",
+         str(artifact), "-p", str(base / "collections")],
+        env=env, capture_output=True, text=True, check=False)
+    assert install.returncode == 0, install.stdout + install.stderr
     return Installed(base, env)
 
 
