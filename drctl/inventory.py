@@ -86,6 +86,13 @@ class Inventory:
     def pg_hosts(self) -> list[Host]:
         return [h for h in self.hosts.values() if h.groups & set(PG_GROUPS)]
 
+    @property
+    def pg_hosts_home_first(self) -> list[Host]:
+        """The PostgreSQL nodes, those of the home site (pg_primary's) first."""
+        primaries = self.group("pg_primary")
+        home = self.site(primaries[0].name) if primaries else None
+        return sorted(self.pg_hosts, key=lambda h: self.site(h.name) != home)
+
     def require_pg_host(self, host: str) -> Host:
         """HOST as a PostgreSQL node, or a usage error naming the ones there are."""
         for h in self.pg_hosts:
@@ -96,7 +103,23 @@ class Inventory:
 
     @property
     def vip(self) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+        """The home site's VIP (the cluster-wide drctl_vip)."""
         return ipaddress.ip_interface(self.cluster["drctl_vip"])
+
+    def site(self, name: str) -> str:
+        """A host's site (drctl_location; one site, 'default', when none is set)."""
+        return str(self.hostvars(name).get("drctl_location") or "default")
+
+    @property
+    def sites(self) -> dict[str, dict[str, Any]]:
+        """Each site of the PostgreSQL nodes, in inventory order: its VIP (drctl_vip as its
+        hosts see it: a site group's vars override the cluster's) and its nodes."""
+        out: dict[str, dict[str, Any]] = {}
+        for h in self.pg_hosts_home_first:
+            site = out.setdefault(self.site(h.name), {"vip": None, "nodes": []})
+            site["nodes"].append(h.name)
+            site["vip"] = site["vip"] or self.hostvars(h.name).get("drctl_vip")
+        return out
 
     @property
     def name(self) -> str:
@@ -249,26 +272,50 @@ def _check_addresses(inv: Inventory) -> list[str]:
         problems.append("missing option 'drctl_tls_ca_dir' (set it in group_vars/all): a "
                         "directory on this machine that outlives every run, for the cluster "
                         "CA (see inventories/example/group_vars/all/main.yml)")
-    raw = inv.cluster.get("drctl_vip")
-    if not raw:
+    if not inv.cluster.get("drctl_vip"):
         return problems
-    if "/" not in str(raw):
-        problems.append(f"drctl_vip '{raw}' needs a prefix length, e.g. {raw}/24")
-        return problems
+    # Each site's VIP is drctl_vip as its hosts see it (a site group may override the
+    # cluster's); it must sit in the subnet of every PostgreSQL node of that site, one VIP
+    # per site, no VIP shared by two sites.
+    site_vips: dict[str, dict[str, list[str]]] = {}
+    for host in inv.pg_hosts_home_first:
+        raw = inv.hostvars(host.name).get("drctl_vip")
+        site_vips.setdefault(inv.site(host.name), {}).setdefault(str(raw), []).append(host.name)
+    owners: dict[str, str] = {}
+    for site, vips in site_vips.items():
+        if len(vips) > 1:
+            detail = "; ".join(f"{v} for {', '.join(hs)}" for v, hs in vips.items())
+            problems.append(f"site '{site}' has more than one drctl_vip ({detail}): set it "
+                            "once for the site (a group of its hosts)")
+        for raw, names in vips.items():
+            if raw in owners and owners[raw] != site:
+                problems.append(f"drctl_vip {raw} is used by sites '{owners[raw]}' and "
+                                f"'{site}': each site needs its own")
+            owners.setdefault(raw, site)
+            problems += _check_vip(inv, raw, names, site if len(site_vips) > 1 else "")
+    return problems
+
+
+def _check_vip(inv: Inventory, raw: str, names: list[str], site: str) -> list[str]:
+    problems: list[str] = []
+    where = f" (site '{site}')" if site else ""
+    if "/" not in raw:
+        return [f"drctl_vip '{raw}'{where} needs a prefix length, e.g. {raw}/24"]
     try:
-        vip = ipaddress.ip_interface(str(raw))
+        vip = ipaddress.ip_interface(raw)
     except ValueError:
-        problems.append(f"drctl_vip '{raw}' is not a valid address/prefix")
-        return problems
-    for host in inv.pg_hosts:
+        return [f"drctl_vip '{raw}'{where} is not a valid address/prefix"]
+    for name in names:
+        host = inv.hosts[name]
         try:
             addr = ipaddress.ip_address(host.address)
         except ValueError:
             continue  # a DNS name: the playbook's preflight checks it on the host
         if addr == vip.ip:
-            problems.append(f"drctl_vip {vip.ip} equals the address of host '{host.name}'")
+            problems.append(f"drctl_vip {vip.ip}{where} equals the address of host "
+                            f"'{host.name}'")
         elif addr not in vip.network:
-            problems.append(f"drctl_vip {vip} is outside host '{host.name}''s subnet "
+            problems.append(f"drctl_vip {vip}{where} is outside host '{host.name}''s subnet "
                             f"({host.address} is not in {vip.network})")
     return problems
 

@@ -214,6 +214,26 @@ def evaluate(nodes: list[dict[str, Any]], slot_warn_bytes: int) -> tuple[str | N
     return (primary["host"] if primary else None), problems
 
 
+def site_view(nodes: list[dict[str, Any]], sites: dict[str, dict[str, Any]]
+              ) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Each site with its VIP, its nodes and who holds its VIP; a problem for each site
+    whose VIP more than one node holds (each node reports its own site's VIP). The
+    cluster-wide rule (exactly one holder, the primary) is evaluate()'s."""
+    view: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for name, site in sites.items():
+        members = [n for n in nodes if n["host"] in site["nodes"]]
+        holders = [n["host"] for n in members if n["vip"]]
+        view[name] = {"vip": str(site["vip"]).split("/")[0], "nodes": site["nodes"],
+                      "vip_holders": holders,
+                      "primary": next((n["host"] for n in members if n["role"] == "primary"),
+                                      None)}
+        if len(holders) > 1:
+            problems.append(f"site {name}: {len(holders)} nodes hold its VIP "
+                            f"{view[name]['vip']} ({', '.join(holders)}); at most one may")
+    return view, problems
+
+
 def collect(inventory: Path | inv_mod.Inventory,
             raw: dict[str, sshprobe.ProbeResult] | None = None) -> dict[str, Any]:
     """Probe every node now and check the invariants. `raw`, when given, receives each
@@ -227,8 +247,12 @@ def collect(inventory: Path | inv_mod.Inventory,
     if raw is not None:
         raw.update(results)
     nodes = [_node(h, inv.hosts[h].address, results[h]) for h in hosts]
+    for n in nodes:
+        n["site"] = inv.site(n["host"])
     warn = int(inv.cluster.get("drctl_slot_warn_bytes") or 512 * 1024 * 1024)
     primary, problems = evaluate(nodes, warn)
+    sites, s_problems = site_view(nodes, inv.sites)
+    problems += s_problems
     backup, b_problems, warnings = backup_state(
         repo, results.get(repo) if repo else None,
         next((n for n in nodes if n["host"] == primary), None), time.time(),
@@ -255,6 +279,7 @@ def collect(inventory: Path | inv_mod.Inventory,
         "primary": primary,
         "vip": str(inv.vip.ip),
         "vip_holders": [n["host"] for n in nodes if n["vip"]],
+        "sites": sites,
         "healthy": not problems,
         "problems": problems,
         "warnings": warnings,
@@ -275,18 +300,26 @@ def render(report: dict[str, Any], fmt: str) -> None:
     from rich.table import Table
 
     con = console()
-    table = Table(title=f"cluster {report['cluster']}  VIP {report['vip']}", title_justify="left")
-    for col in ("node", "role", "TL", "LSN", "lag", "stream", "TLS", "slots", "keepalived",
-                "VIP"):
+    sites = report.get("sites") or {}
+    many = len(sites) > 1
+    vips = ("  VIPs " + ", ".join(f"{k} {v['vip']}" for k, v in sites.items())) if many \
+        else f"  VIP {report['vip']}"
+    table = Table(title=f"cluster {report['cluster']}{vips}", title_justify="left")
+    for col in (("node",) + (("site",) if many else ()) + (
+            "role", "TL", "LSN", "lag", "stream", "TLS", "slots", "keepalived", "VIP")):
         table.add_column(col)
+    by_address = {n["address"]: n["host"] for n in report["nodes"]}
     for n in report["nodes"]:
         colour = {"primary": "green", "standby": "cyan"}.get(n["role"], "red")
         lag = "" if n["lag_bytes"] is None else f"{n['lag_bytes']} B / {n['lag_s']} s"
         stream = "" if n["streaming"] is None else ("yes" if n["streaming"] else "[red]no[/red]")
+        if n["streaming"] and many:
+            stream += f" from {by_address.get(n['upstream'], n['upstream'])}"
         tls = "" if n["replication_ssl"] is None else ("yes" if n["replication_ssl"] else "no")
         slots = ", ".join(f"{s['slot_name']}{'*' if s['active'] else ''}" for s in n["slots"])
         keep = f"{n['keepalived'] or '?'} {n['vrrp_state'] or ''}".strip()
-        table.add_row(n["host"], f"[{colour}]{n['role']}{' FENCED' if n['fenced'] else ''}"
+        table.add_row(n["host"], *((n["site"],) if many else ()),
+                      f"[{colour}]{n['role']}{' FENCED' if n['fenced'] else ''}"
                       f"{' HELD' if n.get('start_held') else ''}"
                       f"[/{colour}]", str(n["timeline"] or ""), n["lsn"] or "", lag, stream, tls,
                       slots, keep, "[bold]VIP[/bold]" if n["vip"] else "")

@@ -34,6 +34,8 @@ Each prints one JSON object, so a step costs one Ansible task and its result is 
   follow --slot S ...     a node that holds this cluster's data follows the primary its
                           standby settings (on stdin, as pg_replication renders them) name:
                           settings, standby.signal, start or reload, streaming, slots
+  repoint --primary-address A   a failover's other standbys: the same as follow, with the
+                          node's own standby settings naming the new primary's address
 """
 
 from __future__ import annotations
@@ -816,10 +818,49 @@ def cmd_follow(c: Config, a: argparse.Namespace) -> None:
     a rewound node), a standby of the primary its new standby settings name; what
     pg_replication's standby tasks do, in one step. The settings come rendered on stdin
     (the role's own template), so that a later provision finds nothing to change."""
-    start = time.monotonic()
     conf = sys.stdin.read().rstrip("\n") + "\n"
     if "primary_conninfo" not in conf:
         fail("no standby settings on stdin (expected primary_conninfo)")
+    follow(c, a, conf)
+
+
+CONNINFO_HOST = re.compile(r"(primary_conninfo\s*=\s*'(?:[^']*\s)?host=)([^\s']+)")
+
+
+def repointed(conf: str, address: str) -> str:
+    """Standby settings CONF with the primary's address in primary_conninfo replaced by
+    ADDRESS, everything else (port, user, TLS, slot) kept as the role rendered it."""
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]+", address):
+        raise ValueError(f"not an address: {address!r}")
+    new, count = CONNINFO_HOST.subn(lambda m: m.group(1) + address, conf)
+    if count != 1:
+        raise ValueError("the standby settings hold no primary_conninfo with a host")
+    return new
+
+
+def cmd_repoint(c: Config, a: argparse.Namespace) -> None:
+    """A standby of a primary that is gone follows the new primary at --primary-address
+    (a failover's other standbys): its own standby settings with only the primary's address
+    changed, then what follow does (reload, streaming, slots). Nothing is read from stdin:
+    the node keeps the role's rendering, so a later provision (which renders the same
+    address for the new primary) changes nothing."""
+    if not a.primary_address:
+        fail("--primary-address is required")
+    try:
+        with open(c.standby_conf_file) as fh:
+            current = fh.read()
+    except FileNotFoundError:
+        fail(f"{c.standby_conf_file} is missing: this node is not set up as a standby")
+    try:
+        conf = repointed(current, a.primary_address)
+    except ValueError as exc:
+        fail(f"{c.standby_conf_file}: {exc}")
+    follow(c, a, conf)
+
+
+def follow(c: Config, a: argparse.Namespace, conf: str) -> None:
+    """Write CONF as this node's standby settings and follow the primary they name."""
+    start = time.monotonic()
     if not os.path.exists(os.path.join(c.datadir, "PG_VERSION")):
         fail(f"{c.datadir} holds no cluster: a node without data is cloned by provision")
     if a.primary_address:
@@ -934,6 +975,13 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("name")
     s = sub.add_parser("follow")
     s.add_argument("--primary-address", help="check that this node holds the primary's cluster")
+    s.add_argument("--slot", action="append", default=[],
+                   help="a slot this node keeps for another node (repeat)")
+    s.add_argument("--stream-timeout", type=float, default=60)
+    s.add_argument("--start-timeout", type=float, default=300)
+    s.add_argument("--owner", default="postgres", help="who owns the files it writes")
+    s = sub.add_parser("repoint")
+    s.add_argument("--primary-address", help="the new primary's address (required)")
     s.add_argument("--slot", action="append", default=[],
                    help="a slot this node keeps for another node (repeat)")
     s.add_argument("--stream-timeout", type=float, default=60)

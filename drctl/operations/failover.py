@@ -40,6 +40,8 @@ STEPS = [
     "promote the target after it has replayed all WAL it received",
     "wait until the VIP is on the new primary (keepalived's check passes there only)",
     "write a row on the new primary and record the timeline switch point",
+    "every other standby follows the new primary (its own settings, the new address); one "
+    "that cannot is a failure of the failover, named with why (the promotion stands)",
 ]
 
 
@@ -68,7 +70,8 @@ def plan(inv: inv_mod.Inventory, report: dict, facts: ClusterFacts, target: str 
                 "evidence": list(d.data_loss.evidence), "accepted": d.data_loss_accepted}
     return ha.Plan("failover", inv.name, STEPS, ha.gates_from(d), extravars, target=d.target,
                    notes=notes, nothing_to_do=nothing, data_loss=loss,
-                   limit=",".join(answering + watchers) if unreachable else None)
+                   limit=",".join(answering + watchers) if unreachable else None,
+                   followers=list(d.followers))
 
 
 def operator() -> str:
@@ -144,7 +147,34 @@ def take_over(inv: inv_mod.Inventory, p: ha.Plan, facts: ClusterFacts, journal: 
     journal.write("vip-moved", host=target, time=vip.get("vip_at"), vip=vip)
     journal.write("write-proved", host=target, time=answer.get("written_at"),
                   timeline=answer.get("timeline"), switch_point=answer.get("switch_point"))
+    repoint(inv, p, target, journal, ui, run)
     return run.done()
+
+
+def repoint(inv: inv_mod.Inventory, p: ha.Plan, target: str, journal: Journal,
+            ui: ha.Interaction, run: ha.DirectRun) -> None:
+    """The other standbys follow the new primary, all at once; one that cannot is a
+    failure of the failover (the promotion stands), and so is one the rules left behind."""
+    address = inv.hosts[target].address if p.followers else ""
+    with ThreadPoolExecutor(max_workers=max(1, len(p.followers))) as pool:
+        answers = dict(zip(p.followers, pool.map(
+            lambda h: sshprobe.node_json(inv, h, ["repoint", "--primary-address", address,
+                                                  "--stream-timeout", "30"], timeout=120),
+            p.followers), strict=True))
+    for host, answer in answers.items():
+        run.steps.append({"step": "repoint", "host": host, "answer": answer})
+        if answer.get("ok"):
+            journal.write("followed", host=host, detail=f"streams from {target}")
+            ui.step(f"Follow the new primary {target}", host, "changed")
+        else:
+            run.failures.append(f"{host} does not follow the new primary {target}: "
+                                f"{answer.get('error')}")
+            journal.write("followed", host=host, result="failed", detail=answer.get("error"))
+            ui.step(f"Follow the new primary {target}", host, "failed",
+                    str(answer.get("error")))
+    for note in p.notes:
+        if note.startswith("left behind: "):
+            run.failures.append(note)
 
 
 def direct(inv: inv_mod.Inventory, p: ha.Plan, facts: ClusterFacts, report: dict[str, Any],

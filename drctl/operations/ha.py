@@ -53,6 +53,8 @@ class Plan:
     nothing_to_do: str = ""
     limit: str | None = None  # hosts the playbook may contact (skip known-dead ones)
     data_loss: dict[str, Any] | None = None  # the rules core's verdict, when one was made
+    # the other standbys that follow the new primary (failover), decided with the gates
+    followers: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -63,7 +65,7 @@ class Plan:
                 "steps": self.steps, "gates": [g.as_dict() for g in self.gates],
                 "would_proceed": self.ok and not self.nothing_to_do,
                 "nothing_to_do": self.nothing_to_do or None, "notes": self.notes,
-                "data_loss": self.data_loss}
+                "data_loss": self.data_loss, "followers": self.followers}
 
 
 @dataclass

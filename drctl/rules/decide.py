@@ -2,6 +2,7 @@
 
 - assess_data_loss: may this standby be promoted without losing acknowledged work?
 - choose_candidate: which standby a failover promotes when none is named.
+- followers: which of the other standbys follow the new primary, and which are left behind.
 - failover, switchover, failback, auto_promotion: the gates of each operation.
 - set_aside: whether failback keeps a copy of a returning node's diverged data.
 - startup: whether a node may start PostgreSQL (fence-check, before every start).
@@ -54,6 +55,9 @@ class Decision:
     data_loss_accepted: bool = False
     nothing_to_do: str = ""
     notes: tuple[str, ...] = ()
+    # the other standbys that follow the new primary, and those left behind with why
+    followers: tuple[str, ...] = ()
+    left_behind: tuple[tuple[str, str], ...] = ()
 
     @property
     def proceed(self) -> bool:
@@ -202,6 +206,30 @@ def choose_candidate(cluster: ClusterFacts) -> tuple[str | None, str]:
                        f"timeline {best.timeline}; {rest})")
 
 
+def followers(cluster: ClusterFacts, target: str) -> tuple[tuple[str, ...],
+                                                         tuple[tuple[str, str], ...]]:
+    """After TARGET is promoted: the standbys that follow it (re-pointed at once), and the
+    nodes left behind, each with why. A standby holding WAL the new primary lacks cannot
+    follow it without a rewind (PostgreSQL refuses the new timeline; nothing is lost by
+    trying, but drctl says so instead); one that does not answer follows nobody until it
+    rejoins. Nodes that answer but not as standbys are the failover's to fence, and rejoin
+    by failback like any fenced node."""
+    t = cluster.node(target)
+    follow: list[str] = []
+    behind: list[tuple[str, str]] = []
+    for n in cluster.nodes:
+        if n.host == target or n.fenced or not n.reachable or n.role != "standby":
+            continue
+        if (t and t.position is not None and n.position is not None
+              and n.timeline == t.timeline and n.position > t.position):
+            behind.append((n.host, f"{n.host} holds WAL {target} lacks "
+                           f"({lsn.fmt(n.position)} > {lsn.fmt(t.position)}): it cannot "
+                           f"follow {target} without a rewind (`drctl failback {n.host}`)"))
+        else:
+            follow.append(n.host)
+    return tuple(follow), tuple(behind)
+
+
 # ------------------------------------------------------------------ operations
 
 
@@ -267,9 +295,16 @@ def failover(cluster: ClusterFacts, policy: Policy, target: str | None = None,
         elif not ok:
             detail += "; --allow-data-loss promotes anyway"
         gates.append(Gate("no acknowledged commit lost", ok, detail, overridable=True))
+    follow, behind = followers(cluster, t.host) if t else ((), ())
     notes = tuple(f"{h} does not answer: it is recorded as unfenced and fences itself "
-                  "when it returns" for h in down if h != target)
-    return Decision("failover", target, tuple(gates), why, loss, accepted, notes=notes)
+                  f"when it returns (a standby rejoins with `drctl failback {h}`)"
+                  for h in down if h != target)
+    notes += tuple(f"left behind: {why}" for _, why in behind)
+    if follow:
+        notes += (f"{', '.join(follow)} will follow {target} (re-pointed after the "
+                  "promotion)",)
+    return Decision("failover", target, tuple(gates), why, loss, accepted, notes=notes,
+                    followers=follow, left_behind=behind)
 
 
 def switchover(cluster: ClusterFacts, policy: Policy, target: str | None = None) -> Decision:

@@ -144,3 +144,40 @@ def test_status_says_a_held_node_waits_for_a_peer_and_how_to_lift_it() -> None:
     starting = status._node("pg1", "10.0.0.11", _probe("pg1", postgres_service="activating"))
     _, problems = status.evaluate([starting], 1 << 30)
     assert any("pg1: PostgreSQL is starting" in p for p in problems), problems
+
+
+def test_status_shows_each_site_with_its_vip_and_flags_two_holders_in_one_site(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from drctl import status
+
+    def node(host: str, role: str, vip: bool, site: str, address: str) -> dict[str, Any]:
+        return {"host": host, "address": address, "role": role, "vip": vip, "site": site,
+                "streaming": True if role == "standby" else None, "upstream": "10.0.0.11",
+                "lag_bytes": 0, "lag_s": 0.0, "replication_ssl": True, "fenced": False,
+                "timeline": 1, "lsn": "0/5000000", "slots": [], "keepalived": "active",
+                "vrrp_state": "BACKUP"}
+
+    nodes = [node("pg1", "primary", True, "dc1", "10.0.0.11"),
+             node("pg2", "standby", False, "dc1", "10.0.0.12"),
+             node("pg3", "standby", False, "dc2", "10.0.16.11")]
+    sites = {"dc1": {"vip": "10.0.0.100/24", "nodes": ["pg1", "pg2"]},
+             "dc2": {"vip": "10.0.16.100/24", "nodes": ["pg3"]}}
+    view, problems = status.site_view(nodes, sites)
+    assert problems == []
+    assert view == {"dc1": {"vip": "10.0.0.100", "nodes": ["pg1", "pg2"],
+                            "vip_holders": ["pg1"], "primary": "pg1"},
+                    "dc2": {"vip": "10.0.16.100", "nodes": ["pg3"], "vip_holders": [],
+                            "primary": None}}
+    nodes[1]["vip"] = True
+    _, problems = status.site_view(nodes, sites)
+    assert problems == ["site dc1: 2 nodes hold its VIP 10.0.0.100 (pg1, pg2); at most one "
+                        "may"]
+    nodes[1]["vip"] = False
+    report = {"cluster": "lab", "vip": "10.0.0.100", "sites": view, "nodes": nodes,
+              "healthy": True, "problems": [], "primary": "pg1", "vip_holders": ["pg1"],
+              "duration_s": 0.1}
+    status.render(report, "table")
+    out = capsys.readouterr().out
+    assert "VIPs dc1 10.0.0.100, dc2 10.0.16.100" in out
+    assert "dc2" in out.split("pg3")[1].splitlines()[0]
+    assert "yes from pg1" in out.split("pg3")[1].splitlines()[0]

@@ -282,6 +282,66 @@ def test_direct_failover_fences_what_answers_then_takes_over(monkeypatch):
     assert entries["vip-moved"]["time"] == "2026-12-02T10:00:01.250+00:00"
 
 
+def _three_node_plan(monkeypatch):
+    """pg1 gone; pg2 holds the most WAL; pg3 is a second standby behind it."""
+    from tests.unit.test_rules import standby_probe, watch
+
+    p, _, _ = _direct_setup(
+        monkeypatch, {"pg1": None, "pg2": standby_probe("0/5000000"),
+                      "pg3": standby_probe("0/4F00000")},
+        {"backup1": watch("0/5000000")}, {})
+    return p
+
+
+def test_direct_failover_repoints_the_other_standby_at_the_new_primary(monkeypatch):
+    """Two standbys: the one holding the most WAL is promoted, the other follows it at the
+    new primary's address; the journal says so."""
+    from drctl.inventory import Host
+
+    p = _three_node_plan(monkeypatch)
+    assert p.target == "pg2" and p.followers == ["pg3"]
+    assert any("pg3 will follow pg2" in n for n in p.notes)
+    sent = []
+    answers = {"pg2": [dict(TAKE_OVER)], "pg3": [{"ok": True, "changed": ["reloaded"]}]}
+    monkeypatch.setattr("drctl.sshprobe.node_json", lambda i, host, args, timeout=60: (
+        sent.append((host, args)) or answers[host].pop(0)))
+    the_inv = inv()
+    the_inv.hosts = {"pg2": Host("pg2", "10.0.0.12"), "pg3": Host("pg3", "10.0.1.11")}
+    act = failover.direct(the_inv, p, facts({"pg1": None}), {"auto": {"state": "disabled"}},
+                          None, False)
+    j = journal.Journal("t", "failover")
+    run = act(j, ha.Interaction(yes=True))
+    assert run.exit_code == ExitCode.OK, run.failures
+    assert [h for h, _ in sent] == ["pg2", "pg3"]
+    assert sent[1] == ("pg3", ["repoint", "--primary-address", "10.0.0.12",
+                               "--stream-timeout", "30"])
+    assert [(e["step"], e["host"]) for e in journal.read("t", op_id=j.op_id)][-1] == (
+        "followed", "pg3")
+
+
+def test_direct_failover_that_leaves_a_standby_behind_fails_and_says_which(monkeypatch):
+    """The other standby cannot follow: the promotion stands (journalled), the failover
+    fails naming the standby and why."""
+    from drctl.inventory import Host
+
+    p = _three_node_plan(monkeypatch)
+    the_inv = inv()
+    the_inv.hosts = {"pg2": Host("pg2", "10.0.0.12"), "pg3": Host("pg3", "10.0.1.11")}
+    answers = {"pg2": [dict(TAKE_OVER)],
+               "pg3": [{"ok": False, "error": "not streaming from the primary after 30 s"}]}
+    monkeypatch.setattr("drctl.sshprobe.node_json",
+                        lambda i, host, args, timeout=60: answers[host].pop(0))
+    act = failover.direct(the_inv, p, facts({"pg1": None}), {"auto": {"state": "disabled"}},
+                          None, False)
+    j = journal.Journal("t", "failover")
+    run = act(j, ha.Interaction(yes=True))
+    assert run.exit_code == ExitCode.FAILED
+    assert run.failures == ["pg3 does not follow the new primary pg2: not streaming from "
+                            "the primary after 30 s"]
+    steps = [(e["step"], e["host"], e.get("result")) for e in journal.read("t", op_id=j.op_id)]
+    assert ("promoted", "pg2", "ok") in steps and ("followed", "pg3", "failed") in steps
+
+
 def test_direct_failover_promotes_nothing_when_a_node_that_answers_cannot_be_fenced(
         monkeypatch):
     from tests.unit.test_rules import standby_probe, watch

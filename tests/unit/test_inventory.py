@@ -146,3 +146,54 @@ def test_inline_vault_tag_is_accepted(make_inventory):
            "  children:\n    pg_primary:\n      hosts:\n        pg1: {ansible_host: 10.9.0.11}\n"
            "    pg_standby:\n      hosts:\n        pg2: {ansible_host: 10.9.0.12}\n")
     assert inventory.load(make_inventory(raw=raw)).primary.name == "pg1"
+
+
+# ------------------------------------------------------------------ sites
+
+
+def two_sites(dc2_vars: dict | None = None, pg3: dict | None = None) -> dict:
+    """The two-site shape: pg3 at dc2, which a group `dc2` gives its own VIP."""
+    hosts = copy.deepcopy(GOOD_HOSTS)
+    children = hosts["all"]["children"]
+    for group in children.values():
+        for hvars in group["hosts"].values():
+            hvars["drctl_location"] = "dc1"
+    children["pg_standby"]["hosts"]["pg3"] = pg3 or {"ansible_host": "10.9.16.11",
+                                                     "drctl_location": "dc2"}
+    children["dc2"] = {"hosts": {"pg3": None},
+                       "vars": dc2_vars if dc2_vars is not None else
+                       {"drctl_vip": "10.9.16.100/24"}}
+    return hosts
+
+
+def test_each_site_has_its_own_vip_checked_against_its_own_hosts(make_inventory):
+    inv = inventory.load(make_inventory(hosts=two_sites()))
+    assert inv.site("pg1") == "dc1" and inv.site("pg3") == "dc2"
+    assert inv.sites == {"dc1": {"vip": "10.9.0.100/24", "nodes": ["pg1", "pg2"]},
+                         "dc2": {"vip": "10.9.16.100/24", "nodes": ["pg3"]}}
+    assert str(inv.vip.ip) == "10.9.0.100"  # the cluster's own: the home site's
+
+
+def test_a_remote_host_without_its_sites_vip_is_refused_naming_the_site(make_inventory):
+    problems = problems_of(make_inventory(hosts=two_sites(dc2_vars={})))
+    assert problems == ["drctl_vip 10.9.0.100/24 is used by sites 'dc1' and 'dc2': each "
+                        "site needs its own",
+                        "drctl_vip 10.9.0.100/24 (site 'dc2') is outside host 'pg3''s subnet "
+                        "(10.9.16.11 is not in 10.9.0.0/24)"]
+
+
+def test_two_sites_sharing_a_vip_or_one_site_with_two_are_refused(make_inventory):
+    hosts = two_sites(dc2_vars={"drctl_vip": "10.9.0.100/24"},
+                      pg3={"ansible_host": "10.9.0.21", "drctl_location": "dc2"})
+    problems = problems_of(make_inventory(hosts=hosts))
+    assert problems == ["drctl_vip 10.9.0.100/24 is used by sites 'dc1' and 'dc2': each "
+                        "site needs its own"]
+    hosts = two_sites(pg3={"ansible_host": "10.9.16.11", "drctl_location": "dc1"})
+    problems = problems_of(make_inventory(hosts=hosts))
+    [problem] = [p for p in problems if p.startswith("site 'dc1' has more than one")]
+    assert "10.9.0.100/24 for pg1, pg2" in problem and "10.9.16.100/24 for pg3" in problem
+
+
+def test_without_locations_there_is_one_site(make_inventory):
+    inv = inventory.load(make_inventory())
+    assert inv.sites == {"default": {"vip": "10.9.0.100/24", "nodes": ["pg1", "pg2"]}}

@@ -796,6 +796,56 @@ def test_follow_refuses_a_node_that_holds_another_cluster(
     assert code == 0, out
 
 
+def test_repoint_changes_only_the_primary_address_and_streams_from_the_new_primary(
+        following_node: Path, node_config: Path, returning_node: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failover's other standby: its settings keep port, user and slot; only the host
+    changes; it reloads (it was running) and streams again."""
+    conf = tmp_path / "90-drctl-standby.conf"
+    conf.write_text(STANDBY_CONF)
+    (returning_node / "standby.signal").touch()
+    (tmp_path / "up").touch()
+    (tmp_path / "enabled").touch()
+    monkeypatch.setattr(steps, "peer_connect", lambda c, address: SimpleNamespace(
+        cursor=lambda: SimpleNamespace(execute=lambda q: None, fetchone=lambda: (1,))))
+    monkeypatch.setattr(steps, "controldata", lambda c: {"Database system identifier": "1"})
+    code = cli.main(["--config", str(node_config), "repoint", "--owner", "root",
+                     "--primary-address", "10.0.0.12"])
+    out = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert code == 0, out
+    assert conf.read_text() == STANDBY_CONF.replace("host=10.0.0.11", "host=10.0.0.12")
+    assert out["changed"][:2] == ["standby settings", "reloaded"]
+    assert "systemctl reload" in following_node.read_text()
+
+
+@pytest.mark.parametrize("text, address, problem", [
+    ("primary_slot_name = 'pg2'\n", "10.0.0.12", "no primary_conninfo with a host"),
+    (STANDBY_CONF, "10.0.0.12 user=postgres", "not an address"),
+    (STANDBY_CONF, "", "not an address"),
+])
+def test_repointed_refuses_what_it_cannot_rewrite_exactly(text: str, address: str,
+                                                          problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        steps.repointed(text, address)
+
+
+def test_repointed_keeps_every_other_setting() -> None:
+    text = ("primary_conninfo = 'host=pg1 port=5433 user=replicator sslmode=verify-full'\n"
+            "primary_slot_name = 'pg3'\n")
+    assert steps.repointed(text, "172.29.53.12") == text.replace("host=pg1",
+                                                                 "host=172.29.53.12")
+
+
+def test_repoint_without_standby_settings_fails_and_changes_nothing(
+        following_node: Path, node_config: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["--config", str(node_config), "repoint", "--owner", "root",
+                     "--primary-address", "10.0.0.12"])
+    out = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert code == 1 and "not set up as a standby" in out["error"], out
+    assert not (tmp_path / "90-drctl-standby.conf").exists()
+
+
 def test_the_probe_imports_neither_the_rules_core_nor_the_steps(node_config: Path) -> None:
     """drctl status runs the probe on every node each time; what it imports it compiles
     from the zip on every run."""

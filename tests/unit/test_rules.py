@@ -516,3 +516,37 @@ def test_a_held_start_says_who_did_not_answer_and_may_be_lifted() -> None:
 def test_a_fence_names_the_newer_node_and_its_timeline() -> None:
     v = start(peers=[P("pg2", "primary", 4)])
     assert "pg2" in v.reason and "timeline 4" in v.reason and "3" in v.reason
+
+
+# ------------------------------------------------------------------ many standbys
+
+
+def test_failover_with_two_standbys_promotes_the_most_advanced_and_the_other_follows():
+    c = cluster({"pg1": None, "pg2": standby_probe("0/4F00000"),
+                 "pg3": standby_probe("0/5000000")}, {"backup1": watch("0/5000000")})
+    d = decide.failover(c, POLICY)
+    assert d.proceed and d.target == "pg3" and "holds the most WAL" in d.why_target
+    assert d.followers == ("pg2",) and d.left_behind == ()
+
+
+def test_a_named_target_behind_another_standby_leaves_that_standby_behind():
+    """pg2 holds WAL pg3 lacks: the data-loss gate refuses (pg2's copy is evidence), and
+    even with consent pg2 cannot follow pg3 without a rewind; the decision says so."""
+    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000"),
+                 "pg3": standby_probe("0/4000000")}, {"backup1": watch("0/4000000")})
+    d = decide.failover(c, POLICY, target="pg3")
+    assert not d.proceed and "held by pg2" in d.data_loss.sentence
+    d = decide.failover(c, POLICY, target="pg3", allow_data_loss=True)
+    assert d.proceed and d.followers == ()
+    [(host, why)] = d.left_behind
+    assert host == "pg2" and "without a rewind" in why
+    assert any(n.startswith("left behind: pg2 holds WAL pg3 lacks") for n in d.notes)
+
+
+def test_an_unreachable_standby_is_neither_a_follower_nor_guessed_at():
+    c = cluster({"pg1": None, "pg2": standby_probe("0/5000000"), "pg3": None},
+                {"backup1": watch("0/5000000")})
+    d = decide.failover(c, POLICY)
+    assert d.target == "pg2" and d.followers == () and d.left_behind == ()
+    assert any(n.startswith("pg3 does not answer") and "drctl failback pg3" in n
+               for n in d.notes)
