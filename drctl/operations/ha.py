@@ -252,7 +252,8 @@ def gather(inv: inv_mod.Inventory, settle_s: float = 0.0,
     watching = tuple(rules_facts.WatcherFacts.from_json(
         w, seen[w].data, seen[w].ok and seen[w].data is not None, seen[w].error)
         for w in watchers)
-    return report, rules_facts.ClusterFacts(nodes, watching)
+    sites = {h.name: inv.site(h.name) for h in inv.pg_hosts}
+    return report, rules_facts.ClusterFacts(nodes, watching, sites)
 
 
 @dataclass

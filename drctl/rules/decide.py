@@ -189,13 +189,36 @@ def _why_not_covering(s: Sighting, policy: Policy) -> str:
 # ------------------------------------------------------------------ candidate choice
 
 
+def lost_primary(cluster: ClusterFacts) -> str | None:
+    """The primary the watchers saw last (the newest timeline, then the latest sighting)."""
+    seen = [w.sighting for w in cluster.watchers if w.sighting]
+    if not seen:
+        return None
+    return max(seen, key=lambda s: (s.timeline, -s.age_s)).primary
+
+
 def choose_candidate(cluster: ClusterFacts) -> tuple[str | None, str]:
     """The standby a failover promotes when none is named: the one holding the most WAL
-    on the newest timeline (inventory order breaks ties)."""
+    on the newest timeline (inventory order breaks ties), among the standbys of the site
+    the lost primary was in. A standby in another site is promoted only when named: that
+    moves the primary to another site, which its clients must follow (DNS, connection
+    strings), so it is an operator's choice, never a default."""
     eligible = [n for n in cluster.nodes
                 if n.reachable and n.role == "standby" and not n.fenced]
     if not eligible:
         return None, "no reachable, unfenced standby"
+    old = lost_primary(cluster)
+    sites = {cluster.site(n.host) for n in cluster.nodes}
+    if old and len(sites) > 1:
+        home = cluster.site(old)
+        local = [n for n in eligible if cluster.site(n.host) == home]
+        if not local:
+            remote = ", ".join(n.host for n in eligible)
+            return None, (f"no standby of site {home}, where {old} was the primary, answers; "
+                          f"promoting one in another site ({remote}) moves the primary "
+                          f"there: name it (`drctl failover --to {eligible[0].host}`) after "
+                          "reading the README's site failover section")
+        eligible = local
     ranked = sorted(enumerate(eligible),
                     key=lambda i: (-(i[1].timeline or 0), -(i[1].position or -1), i[0]))
     best = ranked[0][1]
@@ -273,8 +296,8 @@ def failover(cluster: ClusterFacts, policy: Policy, target: str | None = None,
     down = [n.host for n in cluster.nodes if not n.reachable or n.role == "down"]
     gates = [
         Gate("target answers and is a standby", bool(t and t.role == "standby"),
-             f"{target}: {t.role if t else 'none chosen'}"
-             + (f" ({t.error})" if t and t.error else "")),
+             f"{target}: {t.role}" + (f" ({t.error})" if t.error else "") if t
+             else f"none chosen: {why}"),
         Gate("target not fenced", bool(t and not t.fenced),
              f"{target} is fenced" if t and t.fenced else f"{target}"),
         Gate("no live primary elsewhere", not others,

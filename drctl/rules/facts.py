@@ -190,6 +190,11 @@ class Liveness:
 class ClusterFacts:
     nodes: tuple[NodeFacts, ...]
     watchers: tuple[WatcherFacts, ...] = ()
+    # each node's site (the inventory's drctl_location); empty: one site
+    sites: Mapping[str, str] = field(default_factory=dict)
+
+    def site(self, host: str | None) -> str:
+        return self.sites.get(host or "", "default")
 
     def node(self, host: str | None) -> NodeFacts | None:
         return next((n for n in self.nodes if n.host == host), None)

@@ -52,7 +52,7 @@ def _parsed(result: Any) -> tuple[bool, dict[str, Any] | None, str]:
 
 
 def gather(hostvars: Any, nodes: list[str], watchers: list[str], probe_var: str,
-           watch_var: str) -> ClusterFacts:
+           watch_var: str, sites: dict[str, str] | None = None) -> ClusterFacts:
     node_facts = []
     for host in nodes:
         reachable, data, error = _parsed(hostvars.get(host, {}).get(probe_var))
@@ -62,7 +62,7 @@ def gather(hostvars: Any, nodes: list[str], watchers: list[str], probe_var: str,
     for host in watchers:
         reachable, data, error = _parsed(hostvars.get(host, {}).get(watch_var))
         watcher_facts.append(WatcherFacts.from_json(host, data, reachable, error))
-    return ClusterFacts(tuple(node_facts), tuple(watcher_facts))
+    return ClusterFacts(tuple(node_facts), tuple(watcher_facts), sites or {})
 
 
 class ActionModule(ActionBase):
@@ -77,9 +77,14 @@ class ActionModule(ActionBase):
         if operation not in OPERATIONS:
             return {**result, "failed": True,
                     "msg": f"drctl_gate: operation must be one of {', '.join(OPERATIONS)}"}
-        facts = gather(task_vars.get("hostvars", {}), list(args.get("nodes") or []),
-                       list(args.get("watchers") or []), args.get("probe_var", "drctl_probe"),
-                       args.get("watch_var", "drctl_watch"))
+        hostvars = task_vars.get("hostvars", {})
+        nodes = list(args.get("nodes") or [])
+        # each node's site, as the inventory gives it (drctl_location)
+        sites = {h: str(hostvars.get(h, {}).get("drctl_location") or "default")
+                 for h in nodes}
+        facts = gather(hostvars, nodes, list(args.get("watchers") or []),
+                       args.get("probe_var", "drctl_probe"), args.get("watch_var", "drctl_watch"),
+                       sites)
         policy = Policy.from_options(args.get("policy") or {})
         target = args.get("target") or None
         if operation == "failover":

@@ -255,6 +255,11 @@ def test_gate_plugin_gathers_from_registered_results() -> None:
     assert not d.proceed and "lacks at least 1.2 MB" in d.failed[0].detail
     # an unregistered (skipped) result is not a reachable node
     assert mod._parsed(SimpleNamespace())[0] is False
+    sited = mod.gather(hostvars, ["pg1", "pg2"], ["backup1"], "probe", "w",
+                       {"pg1": "dc1", "pg2": "dc2"})
+    assert sited.site("pg2") == "dc2" and sited.site("pg9") == "default"
+    d = decide.failover(sited, Policy())
+    assert d.target is None and "no standby of site dc1" in d.failed[0].detail
 
 
 def test_prove_write_reads_the_switch_point() -> None:

@@ -45,13 +45,13 @@ def watch(lsn_text: str = "0/5000000", tl: int = 1, host: str = "pg1",
 
 
 def cluster(nodes: dict[str, dict | None], watchers: dict[str, dict | None] | None = None,
-            ) -> ClusterFacts:
+            sites: dict[str, str] | None = None) -> ClusterFacts:
     ns = tuple(NodeFacts.from_probe(h, d, reachable=d is not None,
                                     error="" if d is not None else "unreachable")
                for h, d in nodes.items())
     ws = tuple(WatcherFacts.from_json(h, d, reachable=d is not None)
                for h, d in (watchers or {}).items())
-    return ClusterFacts(ns, ws)
+    return ClusterFacts(ns, ws, sites or {})
 
 
 def failover(c: ClusterFacts, **kw: Any) -> decide.Decision:
@@ -550,3 +550,38 @@ def test_an_unreachable_standby_is_neither_a_follower_nor_guessed_at():
     assert d.target == "pg2" and d.followers == () and d.left_behind == ()
     assert any(n.startswith("pg3 does not answer") and "drctl failback pg3" in n
                for n in d.notes)
+
+
+TWO_SITES = {"pg1": "dc1", "pg2": "dc1", "pg3": "dc2"}
+
+
+def test_failover_stays_in_the_lost_primarys_site_even_when_a_remote_standby_ties():
+    c = cluster({"pg1": None, "pg3": standby_probe("0/5000000"),
+                 "pg2": standby_probe("0/5000000")}, {"backup1": watch("0/5000000")},
+                TWO_SITES)
+    d = decide.failover(c, POLICY)
+    assert d.proceed and d.target == "pg2" and d.followers == ("pg3",)
+
+
+def test_a_remote_standby_ahead_of_the_local_one_is_evidence_of_loss_not_a_silent_site_move():
+    """pg3 (dc2) holds WAL pg2 lacks: the default stays in dc1, and the data-loss gate
+    refuses pg2 naming pg3's copy; the operator chooses: --to pg3, or the loss."""
+    c = cluster({"pg1": None, "pg2": standby_probe("0/4000000"),
+                 "pg3": standby_probe("0/5000000")}, {"backup1": watch("0/4800000")},
+                TWO_SITES)
+    d = decide.failover(c, POLICY)
+    assert d.target == "pg2" and not d.proceed
+    assert "held by pg3" in d.data_loss.sentence
+    named = decide.failover(c, POLICY, target="pg3")
+    assert named.proceed and named.followers == ("pg2",)
+
+
+def test_with_no_standby_left_in_the_primarys_site_nothing_is_chosen_for_the_operator():
+    c = cluster({"pg1": None, "pg2": None, "pg3": standby_probe("0/5000000")},
+                {"backup1": watch("0/5000000")}, TWO_SITES)
+    d = decide.failover(c, POLICY)
+    assert d.target is None and not d.proceed
+    [gate] = [g for g in d.failed if g.name == "target answers and is a standby"]
+    assert "no standby of site dc1, where pg1 was the primary, answers" in gate.detail
+    assert "drctl failover --to pg3" in gate.detail
+    assert decide.failover(c, POLICY, target="pg3").proceed
