@@ -33,6 +33,12 @@ def test_example_inventory_is_valid_offline():
     assert inv.cluster["drctl_cluster_name"] == "prod"
 
 
+def test_two_site_example_inventory_is_valid_offline():
+    inv = inventory.load(ROOT / "inventories" / "example" / "two-sites.yml")
+    assert inv.sites == {"dc1": {"vip": "198.51.100.100/24", "nodes": ["db1", "db2"]},
+                         "dc2": {"vip": "203.0.113.100/24", "nodes": ["db3"]}}
+
+
 def test_missing_file_says_how_to_get_one(tmp_path):
     problems = problems_of(tmp_path / "nope.yml")
     assert "no such file" in problems[0] and "drctl lab up" in problems[0]
