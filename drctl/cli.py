@@ -71,19 +71,24 @@ def _say(fmt: str):
 
 @lab.command("up")
 @click.option("--fresh", is_flag=True, help="Recreate the containers (bare hosts again).")
+@click.option("--sites", type=click.IntRange(1, 2), default=None,
+              show_default="$DRCTL_LAB_SITES, else what the lab was last brought up with, else 1",
+              help="1: site dc1 alone. 2: also site dc2 (pg3) on a second network, joined to "
+                   "dc1 by a WAN router (`drctl lab wan cut` cuts it).")
 @format_option
-def lab_up(fresh: bool, fmt: str) -> None:
+def lab_up(fresh: bool, sites: int | None, fmt: str) -> None:
     """Build the image (once), start the containers, write inventories/lab/."""
     from drctl import lab as labmod
     from drctl.output import console, emit
 
-    result = labmod.up(_say(fmt), fresh=fresh)
+    result = labmod.up(_say(fmt), fresh=fresh, sites=sites)
 
     def pretty(r):
         con = console()
+        where = "" if r["sites"] == 1 else f"; {r['sites']} sites"
         con.print(f"lab is up in {r['seconds']} s (image {r['image']}"
                   f"{', built now' if r['image_built'] else ', cached'}); "
-                  f"{'changed' if r['changed'] else 'nothing changed'}")
+                  f"{'changed' if r['changed'] else 'nothing changed'}{where}")
         for name, action in r["hosts"].items():
             con.print(f"  {name:<8} {action}")
         con.print(f"inventory: {r['inventory']}")
@@ -111,7 +116,8 @@ def lab_down(purge_image: bool, fmt: str) -> None:
 
     result = labmod.down(_say(fmt), purge_image=purge_image)
     emit(fmt, result, lambda r: console().print(
-        f"lab removed: {r['containers_removed']} containers, network, inventory and keys"))
+        f"lab removed: {r['containers_removed']} containers, "
+        f"{'networks' if len(r['networks_removed']) > 1 else 'network'}, inventory and keys"))
 
 
 @lab.command("snapshot")
@@ -176,13 +182,66 @@ def lab_status(fmt: str) -> None:
     def pretty(rows):
         con = console()
         for r in rows:
+            site = f"{r['site']:<4} " if "site" in r else ""
+            if r["group"] == "router":
+                wan = "[green]wan up[/green]" if r["wan"] == "up" else f"[red]wan {r['wan']}[/red]"
+                con.print(f"{r['host']:<8} {r['address']:<31} {r['group']:<11} {site}"
+                          f"{r['container']:<9} {wan}")
+                continue
             ssh = "[green]ssh ok[/green]" if r["ssh"] else "[red]no ssh[/red]"
-            con.print(f"{r['host']:<8} {r['address']:<15} {r['group']:<11} "
+            con.print(f"{r['host']:<8} {r['address']:<15} {r['group']:<11} {site}"
                       f"{r['container']:<9} {ssh}")
 
     emit(fmt, rows, pretty)
-    if not all(r["ssh"] for r in rows):
+    # every host answers SSH; the WAN router (no sshd) runs
+    if not all(r["ssh"] if r["group"] != "router" else r["container"] == "running"
+               for r in rows):
         sys.exit(int(ExitCode.UNREACHABLE))
+
+
+@lab.group("wan")
+def lab_wan() -> None:
+    """The WAN link between the lab's two sites (`drctl lab up --sites 2`)."""
+
+
+def _wan_emit(fmt: str, result: dict) -> None:
+    from drctl.output import console, emit
+
+    def pretty(r):
+        state = "[red]cut[/red]" if r["wan"] == "cut" else "[green]up[/green]"
+        sites = " <-> ".join(f"{s} {v['subnet']}" for s, v in r["sites"].items())
+        con = console()
+        con.print(f"wan {state}{'' if r['changed'] else ' (unchanged)'}: {sites} "
+                  f"through {r['router']}")
+
+    emit(fmt, result, pretty)
+
+
+@lab_wan.command("cut")
+@format_option
+def lab_wan_cut(fmt: str) -> None:
+    """Silently drop every packet between the sites (a lost WAN link)."""
+    from drctl import lab as labmod
+
+    _wan_emit(fmt, labmod.wan_cut())
+
+
+@lab_wan.command("restore")
+@format_option
+def lab_wan_restore(fmt: str) -> None:
+    """End a cut: the sites reach each other again."""
+    from drctl import lab as labmod
+
+    _wan_emit(fmt, labmod.wan_restore())
+
+
+@lab_wan.command("status")
+@format_option
+def lab_wan_status(fmt: str) -> None:
+    """Whether the WAN between the sites is up or cut."""
+    from drctl import lab as labmod
+
+    _wan_emit(fmt, labmod.wan_status())
 
 
 # ---------------------------------------------------------------- cluster verbs

@@ -5,6 +5,11 @@ debootstrap, dockerd), builds the image once (debootstrap + docker import, cache
 the recipe's hash), starts the containers on a dedicated network with fixed
 addresses, and writes inventories/lab/ with a generated vault. A second `up()`
 changes nothing; containers left "Exited" by a machine restart are started again.
+
+The lab has one site (dc1, the home site) or two: `up(sites=2)` adds dc2, a second
+docker network with its own hosts, joined to dc1 by a WAN router container that
+forwards between the two subnets without address translation; `wan_cut()` makes it
+drop that traffic silently, `wan_restore()` ends the cut.
 """
 
 from __future__ import annotations
@@ -39,14 +44,35 @@ LABEL = "drctl.lab"
 PREFIX = NETWORK + "-"
 RECIPE = Path(__file__).parent / "lab_image" / "build-rootfs.sh"
 DOCKER_SOCK = "/var/run/docker.sock"
-# name, last octet, inventory group
-HOSTS: tuple[tuple[str, int, str], ...] = (
-    ("pg1", 11, "pg_primary"),
-    ("pg2", 12, "pg_standby"),
-    ("backup1", 13, "backup"),
-    ("app1", 14, "app"),
-)
+# The sites, in order: dc1 is the home site (a lab of one site is dc1 alone, on NETWORK
+# and DRCTL_LAB_SUBNET); dc2 the disaster-recovery site, on its own network.
+SITES = ("dc1", "dc2")
+# site -> (name, last octet in the site's subnet, inventory group); a host is one line
+SITE_HOSTS: dict[str, tuple[tuple[str, int, str], ...]] = {
+    "dc1": (
+        ("pg1", 11, "pg_primary"),
+        ("pg2", 12, "pg_standby"),
+        ("backup1", 13, "backup"),
+        ("app1", 14, "app"),
+    ),
+    "dc2": (
+        ("pg3", 11, "pg_standby"),
+    ),
+}
+HOSTS = SITE_HOSTS["dc1"]
 VIP_OCTET = 100
+# The WAN router between the sites: a container of the lab image on both networks at
+# this last octet, forwarding (no NAT) between them. Not an inventory host.
+ROUTER = "wan"
+ROUTER_OCTET = 254
+ROUTER_RUN_ARGS = (
+    "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW",
+    "--sysctl", "net.ipv4.ip_forward=1",
+    "--stop-signal", "SIGKILL",  # nothing in it to shut down cleanly
+)
+# dc2's subnet unless DRCTL_LAB_DC2_SUBNET says otherwise: dc1's, third octet + 16
+DC2_THIRD_OCTET_OFFSET = 16
+WAN_CUT_COMMENT = "drctl-lab-wan-cut"
 RUN_ARGS = (
     "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW",
     "--cap-add", "NET_BROADCAST",
@@ -82,6 +108,7 @@ class LabHost:
     name: str
     address: str
     group: str
+    site: str = "dc1"
 
     @property
     def container(self) -> str:
@@ -92,14 +119,114 @@ def subnet() -> ipaddress.IPv4Network:
     return ipaddress.IPv4Network(os.environ.get("DRCTL_LAB_SUBNET", "172.29.53.0/24"))
 
 
-def lab_hosts() -> list[LabHost]:
-    net = subnet()
-    return [LabHost(n, str(net.network_address + o), g) for n, o, g in HOSTS]
+def dc2_subnet() -> ipaddress.IPv4Network:
+    """$DRCTL_LAB_DC2_SUBNET, else dc1's subnet with its third octet + 16
+    (172.29.53.0/24 -> 172.29.69.0/24); never one that overlaps dc1's."""
+    first = subnet()
+    env = os.environ.get("DRCTL_LAB_DC2_SUBNET")
+    try:
+        if env:
+            net = ipaddress.IPv4Network(env)
+        else:
+            net = ipaddress.IPv4Network(
+                (int(first.network_address) + DC2_THIRD_OCTET_OFFSET * 256, first.prefixlen))
+    except ValueError as exc:
+        what = (f"DRCTL_LAB_DC2_SUBNET={env!r} is not a subnet" if env else
+                f"dc1's subnet {first} plus 16 in its third octet is no subnet for dc2")
+        raise DrctlError(f"{what} ({exc})", ExitCode.USAGE,
+                         hint="set DRCTL_LAB_DC2_SUBNET, e.g. 172.29.69.0/24") from exc
+    if net.overlaps(first):
+        raise DrctlError(f"dc2's subnet {net} overlaps dc1's {first}", ExitCode.USAGE,
+                         hint="set DRCTL_LAB_DC2_SUBNET to a subnet of its own")
+    return net
+
+
+def site_subnet(site: str) -> ipaddress.IPv4Network:
+    return subnet() if site == "dc1" else dc2_subnet()
+
+
+def site_network(site: str) -> str:
+    """The docker network of SITE: dc1's keeps the lab's name (as with one site)."""
+    return NETWORK if site == "dc1" else f"{NETWORK}-{site}"
+
+
+def _sites_file() -> Path:
+    return lab_dir() / f"sites-{NETWORK}"
+
+
+def site_count() -> int:
+    """How many sites the lab has: what `lab up` last recorded, else $DRCTL_LAB_SITES,
+    else 1."""
+    try:
+        text = _sites_file().read_text().strip()
+    except OSError:
+        text = ""
+    return _check_sites(text or os.environ.get("DRCTL_LAB_SITES") or 1)
+
+
+def _check_sites(value: object) -> int:
+    try:
+        count = int(str(value))
+    except ValueError:
+        count = 0
+    if not 1 <= count <= len(SITES):
+        raise DrctlError(f"the lab has 1 or {len(SITES)} sites, not {value!r}", ExitCode.USAGE)
+    return count
+
+
+def wanted_sites(requested: int | None) -> int:
+    """The number of sites `lab up` builds: REQUESTED, else $DRCTL_LAB_SITES, else what
+    the lab was last brought up with, else 1."""
+    if requested is not None:
+        return _check_sites(requested)
+    env = os.environ.get("DRCTL_LAB_SITES")
+    return _check_sites(env) if env else site_count()
+
+
+def _record_sites(count: int) -> None:
+    path = _sites_file()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _write_if_changed(path, f"{count}\n")
+
+
+def lab_hosts(sites: int | None = None) -> list[LabHost]:
+    """The inventory hosts of the lab's first SITES sites (default: site_count())."""
+    count = site_count() if sites is None else _check_sites(sites)
+    hosts = []
+    for site in SITES[:count]:
+        net = site_subnet(site)
+        hosts += [LabHost(n, str(net.network_address + o), g, site)
+                  for n, o, g in SITE_HOSTS[site]]
+    return hosts
 
 
 def vip() -> str:
     net = subnet()
     return f"{net.network_address + VIP_OCTET}/{net.prefixlen}"
+
+
+def site_vip(site: str) -> str:
+    net = site_subnet(site)
+    return f"{net.network_address + VIP_OCTET}/{net.prefixlen}"
+
+
+def router_container() -> str:
+    return PREFIX + ROUTER
+
+
+def router_address(site: str) -> str:
+    """The WAN router's address in SITE's subnet."""
+    return str(site_subnet(site).network_address + ROUTER_OCTET)
+
+
+def site_routes(site: str, sites: int | None = None) -> list[str]:
+    """`ip route` arguments a container of SITE needs: every other site's subnet via the
+    router's address in SITE (its default route stays docker's bridge)."""
+    count = site_count() if sites is None else _check_sites(sites)
+    if count < 2:
+        return []
+    return [f"{site_subnet(other)} via {router_address(site)}"
+            for other in SITES[:count] if other != site]
 
 
 def _run(cmd: list[str], *, check: bool = True, input: str | None = None,
@@ -207,35 +334,62 @@ def ensure_image(say: Say) -> tuple[str, bool]:
 
 # ---------------------------------------------------------------- network and containers
 
-def ensure_network(say: Say) -> None:
-    want = str(subnet())
-    proc = docker("network", "inspect", NETWORK, check=False)
+def ensure_network(say: Say, site: str = "dc1") -> None:
+    want = str(site_subnet(site))
+    name = site_network(site)
+    proc = docker("network", "inspect", name, check=False)
     if proc.returncode == 0:
         info = json.loads(proc.stdout)[0]
         have = [c.get("Subnet") for c in (info.get("IPAM", {}).get("Config") or [])]
         if want in have:
             return
-        say(f"recreating network {NETWORK} ({have} -> {want})")
+        say(f"recreating network {name} ({have} -> {want})")
         remove_containers(say)
-        docker("network", "rm", NETWORK)
-    docker("network", "create", "--subnet", want, "--label", f"{LABEL}={NETWORK}", NETWORK)
+        docker("network", "rm", name)
+    docker("network", "create", "--subnet", want, "--label", f"{LABEL}={NETWORK}", name)
+
+
+def _remove_network(name: str) -> bool:
+    if docker("network", "inspect", name, check=False).returncode != 0:
+        return False
+    docker("network", "rm", name)
+    return True
+
+
+def _inspect(name: str) -> dict | None:
+    proc = docker("container", "inspect", name, check=False)
+    return json.loads(proc.stdout)[0] if proc.returncode == 0 else None
+
+
+def _state_of(info: dict) -> tuple[str, str]:
+    labels = info["Config"].get("Labels") or {}
+    return info["State"]["Status"], labels.get(BASE_LABEL) or info["Config"]["Image"]
 
 
 def _container_state(name: str) -> tuple[str, str] | None:
     """(status, lab image) of a container, or None. A container started from a snapshot
     counts as running the lab image the snapshot was taken from."""
-    proc = docker("container", "inspect", name, check=False)
-    if proc.returncode != 0:
-        return None
-    info = json.loads(proc.stdout)[0]
-    labels = info["Config"].get("Labels") or {}
-    return info["State"]["Status"], labels.get(BASE_LABEL) or info["Config"]["Image"]
+    info = _inspect(name)
+    return _state_of(info) if info else None
+
+
+def _host_names(host: LabHost) -> set[str]:
+    """The --add-host entries HOST's container needs: every other lab host."""
+    return {f"{h.name}:{h.address}" for h in lab_hosts() if h.name != host.name}
 
 
 def ensure_container(host: LabHost, tag: str, fresh: bool, say: Say) -> str:
     """Return what was done: reused | started | created."""
-    state = _container_state(host.container)
-    if state and (fresh or state[1] != tag):
+    info = _inspect(host.container)
+    state = _state_of(info) if info else None
+    # docker fixes a container's names (--add-host) when it creates it: one that lacks a
+    # lab host's name (made before the lab had a second site) is made again
+    missing = (_host_names(host) - set(info["HostConfig"].get("ExtraHosts") or [])
+               if info else set())
+    if missing and state and not fresh and state[1] == tag:
+        say(f"{host.name}: recreating its container, which does not resolve "
+            f"{', '.join(sorted(n.split(':')[0] for n in missing))}")
+    if state and (fresh or state[1] != tag or missing):
         docker("rm", "-f", host.container)
         state = None
     if state and state[0] == "running":
@@ -256,8 +410,203 @@ def _run_container(host: LabHost, image: str, copy_up: tuple[str, ...] = ()) -> 
     else:
         start = [image, "/sbin/init"]
     docker("run", "-d", "--name", host.container, "--hostname", host.name,
-           "--network", NETWORK, "--ip", host.address, "--label", f"{LABEL}={NETWORK}",
-           *names, *RUN_ARGS, *start)
+           "--network", site_network(host.site), "--ip", host.address,
+           "--label", f"{LABEL}={NETWORK}", *names, *RUN_ARGS, *start)
+
+
+# ---------------------------------------------------------------- the WAN between the sites
+
+def ensure_router(tag: str, fresh: bool, say: Say) -> str:
+    """The WAN router on every site's network; return reused | started | created."""
+    name = router_container()
+    state = _container_state(name)
+    if state and (fresh or state[1] != tag or not _router_attached(name)):
+        docker("rm", "-f", name)
+        state = None
+    if state and state[0] == "running":
+        return "reused"
+    if state:
+        docker("start", name)
+        return "started"
+    _run_router(tag)
+    say(f"{ROUTER}: router created at "
+        + ", ".join(router_address(s) for s in SITES[:site_count()]))
+    return "created"
+
+
+def _router_attached(name: str) -> bool:
+    """True when the router sits on every site's network at its address there."""
+    proc = docker("container", "inspect", name, check=False)
+    if proc.returncode != 0:
+        return False
+    nets = json.loads(proc.stdout)[0].get("NetworkSettings", {}).get("Networks") or {}
+    for site in SITES[:site_count()]:
+        cfg = nets.get(site_network(site)) or {}
+        want = router_address(site)
+        have = {cfg.get("IPAddress"), (cfg.get("IPAMConfig") or {}).get("IPv4Address")}
+        if want not in have:
+            return False
+    return True
+
+
+def _run_router(image: str) -> None:
+    """Create the router on dc1's network, connect it to the others, then start it:
+    docker attaches every network at each start. PID 1 only sleeps: forwarding is the
+    kernel's (ip_forward=1 in its own network namespace), a cut is an iptables rule."""
+    name = router_container()
+    names = [f"--add-host={h.name}:{h.address}" for h in lab_hosts()]
+    docker("create", "--name", name, "--hostname", ROUTER,
+           "--network", site_network("dc1"), "--ip", router_address("dc1"),
+           "--label", f"{LABEL}={NETWORK}", *names, *ROUTER_RUN_ARGS,
+           "--entrypoint", "/bin/sleep", image, "infinity")
+    for site in SITES[1:site_count()]:
+        docker("network", "connect", "--ip", router_address(site), site_network(site), name)
+    docker("start", name)
+
+
+# Each container of a lab of several sites routes the other sites' subnets through the
+# router. `up` writes the routes to ROUTES_FILE and a oneshot unit that applies them at
+# every boot, before the network is up for anything else: they live in the container's
+# own layer, so they outlast `docker kill` + `docker start` and are part of a snapshot.
+ROUTES_FILE = "/etc/drctl-lab/routes"
+ROUTES_UNIT = "drctl-lab-routes.service"
+ROUTES_COMMAND = "/usr/local/sbin/drctl-lab-routes"
+_ROUTES_COMMAND_TEXT = f"""#!/bin/sh
+# Written by `drctl lab up`: routes to the lab's other sites through its WAN router,
+# one `ip route` destination per line of {ROUTES_FILE}.
+rc=0
+while read -r line; do
+    case "$line" in ''|'#'*) continue ;; esac
+    ip route replace $line || rc=1
+done < {ROUTES_FILE}
+exit $rc
+"""
+_ROUTES_UNIT_TEXT = f"""[Unit]
+Description=drctl lab: routes to the other sites through the WAN router
+DefaultDependencies=no
+Before=network.target ssh.service shutdown.target
+Conflicts=shutdown.target
+ConditionPathExists={ROUTES_FILE}
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart={ROUTES_COMMAND}
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def routes_install_script(routes: list[str]) -> str:
+    """The shell script `up` runs in a container to install ROUTES and apply them; when
+    the files are there already (a second `up`, a restored snapshot) it only applies them."""
+    body = "".join(f"{r}\n" for r in routes)
+    link = f"/etc/systemd/system/multi-user.target.wants/{ROUTES_UNIT}"
+    files = ((ROUTES_COMMAND, _ROUTES_COMMAND_TEXT),
+             (f"/etc/systemd/system/{ROUTES_UNIT}", _ROUTES_UNIT_TEXT), (ROUTES_FILE, body))
+    return (
+        "set -e\nchanged=\n"
+        f"mkdir -p {os.path.dirname(ROUTES_FILE)} {os.path.dirname(link)}\n"
+        + "".join(f"cat > {path}.new <<'DRCTL_EOF'\n{text}DRCTL_EOF\n"
+                  f"if cmp -s {path}.new {path}; then rm {path}.new; "
+                  f"else mv {path}.new {path}; changed=1; fi\n" for path, text in files)
+        + f"chmod 0755 {ROUTES_COMMAND}\n"
+        f"[ -L {link} ] || {{ ln -sf ../{ROUTES_UNIT} {link}; changed=1; }}\n"
+        f'if [ -n "$changed" ]; then systemctl daemon-reload; systemctl restart {ROUTES_UNIT}; '
+        f"else {ROUTES_COMMAND}; fi\n")
+
+
+ROUTES_REMOVE_SCRIPT = (
+    f"[ -f {ROUTES_FILE} ] || exit 0\n"
+    f"while read -r line; do [ -n \"$line\" ] && ip route del $line; done < {ROUTES_FILE}\n"
+    f"rm -f {ROUTES_FILE}\n"
+    f"systemctl stop {ROUTES_UNIT} 2>/dev/null\n"
+    "exit 0\n")
+
+
+def install_routes(host: LabHost, sites: int | None = None) -> list[str]:
+    """Install and apply the routes HOST's container needs; return them."""
+    routes = site_routes(host.site, sites)
+    if routes:
+        docker("exec", host.container, "sh", "-c", routes_install_script(routes))
+    return routes
+
+
+def _remove_routes(host: LabHost) -> None:
+    docker("exec", host.container, "sh", "-c", ROUTES_REMOVE_SCRIPT, check=False)
+
+
+def _remove_sites_beyond(count: int, say: Say) -> bool:
+    """Remove the containers and networks of the sites past the first COUNT, and the
+    router when one site is left (a lab brought up again with fewer sites); True if
+    anything was there."""
+    names = [PREFIX + n for site in SITES[count:] for n, _o, _g in SITE_HOSTS[site]]
+    names += [router_container()] if count < 2 else []
+    there = [n for n in names if _container_state(n) is not None]
+    if there:
+        docker("rm", "-f", *there)
+    networks = [site_network(site) for site in SITES[count:]
+                if _remove_network(site_network(site))]
+    if there or networks:
+        say(f"removed {', '.join(there + networks)} (the lab has {count} site(s) now)")
+    return bool(there or networks)
+
+
+def _require_wan() -> str:
+    if site_count() < 2:
+        raise DrctlError("the lab has one site: there is no WAN link to cut or restore",
+                         ExitCode.USAGE, hint="drctl lab up --sites 2")
+    name = router_container()
+    state = _container_state(name)
+    if state is None or state[0] != "running":
+        raise DrctlError(f"the lab's WAN router {name} is "
+                         f"{state[0] if state else 'absent'}", ExitCode.ENVIRONMENT,
+                         hint="drctl lab up")
+    return name
+
+
+def _wan_rules(name: str) -> int:
+    proc = docker("exec", name, "iptables", "-w", "-S", "FORWARD")
+    return sum(WAN_CUT_COMMENT in line for line in proc.stdout.splitlines())
+
+
+_WAN_RULE = ("FORWARD", "-m", "comment", "--comment", WAN_CUT_COMMENT, "-j", "DROP")
+
+
+def wan_state() -> str:
+    """"cut" when the router drops the traffic between the sites, else "up"."""
+    return "cut" if _wan_rules(_require_wan()) else "up"
+
+
+def wan_cut() -> dict:
+    """Make the router silently drop every packet it forwards between the sites (a lost
+    WAN: no reject, no reset; established connections stall). Idempotent."""
+    name = _require_wan()
+    changed = _wan_rules(name) == 0
+    if changed:
+        docker("exec", name, "iptables", "-w", "-I", _WAN_RULE[0], "1", *_WAN_RULE[1:])
+    return _wan_report(name, changed)
+
+
+def wan_restore() -> dict:
+    """Remove the cut (every rule of it); idempotent."""
+    name = _require_wan()
+    rules = _wan_rules(name)
+    for _ in range(rules):
+        docker("exec", name, "iptables", "-w", "-D", *_WAN_RULE)
+    return _wan_report(name, rules > 0)
+
+
+def wan_status() -> dict:
+    name = _require_wan()
+    return _wan_report(name, False)
+
+
+def _wan_report(name: str, changed: bool) -> dict:
+    return {"wan": "cut" if _wan_rules(name) else "up", "changed": changed, "router": name,
+            "sites": {s: {"subnet": str(site_subnet(s)), "router": router_address(s)}
+                      for s in SITES[:site_count()]}}
 
 
 # A container started from a snapshot has its data in the image's lower layer, where
@@ -363,10 +712,34 @@ def ensure_vault(inv_dir: Path) -> bool:
 
 
 def render_inventory(hosts: list[LabHost], key: Path) -> dict[str, str]:
-    """File name -> content for inventories/lab (the vault aside)."""
+    """File name -> content for inventories/lab (the vault aside).
+
+    With hosts in several sites, each host names its site (`drctl_location`) and every
+    site but dc1 is a group whose variables (group_vars/SITE/main.yml) give its VIP,
+    isolation check address and application network; group_vars/all describes dc1,
+    the home site, as with one site."""
+    sites = [s for s in SITES if any(h.site == s for h in hosts)]
+    several = len(sites) > 1
     groups: dict[str, dict] = {}
     for h in hosts:
-        groups.setdefault(h.group, {"hosts": {}})["hosts"][h.name] = {"ansible_host": h.address}
+        hostvars: dict[str, str] = {"ansible_host": h.address}
+        if several:
+            hostvars["drctl_location"] = h.site
+        groups.setdefault(h.group, {"hosts": {}})["hosts"][h.name] = hostvars
+    site_vars: dict[str, str] = {}
+    for site in sites[1:]:
+        groups[site] = {"hosts": {h.name: {} for h in hosts if h.site == site}}
+        net = site_subnet(site)
+        values = {
+            "drctl_vip": site_vip(site),
+            "drctl_isolation_check_address": str(net.network_address + 1),
+            "drctl_app_networks": [str(net)],
+        }
+        site_vars[f"group_vars/{site}/main.yml"] = (
+            f"---\n# Generated by `drctl lab up`: the lab's site {site}, on its own network "
+            f"(docker network {site_network(site)}).\n"
+            "# group_vars/all describes dc1, the home site.\n"
+            + yaml.safe_dump(values, sort_keys=False))
     hosts_yml = ("---\n# Generated by `drctl lab up`; `drctl lab down` removes it.\n"
                  + yaml.safe_dump({"all": {"children": groups}}, sort_keys=False))
     known = lab_dir() / "known_hosts"
@@ -396,7 +769,7 @@ def render_inventory(hosts: list[LabHost], key: Path) -> dict[str, str]:
                 "# The last options shorten timeouts the tests wait out (a dead repository,\n"
                 "# a silently broken stream); production keeps the roles' defaults.\n"
                 + yaml.safe_dump(main, sort_keys=False))
-    return {"hosts.yml": hosts_yml, "group_vars/all/main.yml": main_yml}
+    return {"hosts.yml": hosts_yml, "group_vars/all/main.yml": main_yml, **site_vars}
 
 
 def _write_if_changed(path: Path, content: str) -> bool:
@@ -413,55 +786,84 @@ def _write_if_changed(path: Path, content: str) -> bool:
 class UpResult:
     image: str
     image_built: bool
-    hosts: dict[str, str]  # name -> reused/started/created
+    hosts: dict[str, str]  # name -> reused/started/created (the WAN router too)
     inventory: str
     changed: bool
     seconds: float
+    sites: int = 1
 
     def as_dict(self) -> dict:
         return self.__dict__
 
 
-def up(say: Say, fresh: bool = False) -> UpResult:
+def up(say: Say, fresh: bool = False, sites: int | None = None) -> UpResult:
+    """Bring the lab up with SITES sites (see wanted_sites() for the default)."""
     start = time.monotonic()
+    count = wanted_sites(sites)
+    dc2 = dc2_subnet() if count > 1 else None  # a bad DRCTL_LAB_DC2_SUBNET fails first
     ensure_engine(say)
     tag, built = ensure_image(say)
-    ensure_network(say)
+    had = site_count()
+    _record_sites(count)  # from here on lab_hosts() and every other verb see COUNT sites
+    removed = _remove_sites_beyond(count, say)
+    for site in SITES[:count]:
+        ensure_network(say, site)
     hosts = lab_hosts()
     key = ensure_ssh_key()
     pubkey = (key.with_suffix(".pub")).read_text()
     if fresh:
         drop_snapshots(say)  # they hold the old hosts' state; fresh means bare
     actions: dict[str, str] = {}
+    if dc2 is not None:
+        actions[ROUTER] = ensure_router(tag, fresh, say)
     for h in hosts:
         actions[h.name] = ensure_container(h, tag, fresh, say)
         if actions[h.name] != "reused":
             say(f"{h.name}: container {actions[h.name]} at {h.address}")
     known_changed = _boot_and_authorize(hosts, pubkey)
+    if count > 1:
+        _install_routes_everywhere(hosts)
+    elif had > 1:
+        with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+            list(pool.map(_remove_routes, hosts))
     if fresh:
         _prune_untagged()
     inv_dir = lab_inventory_dir()
-    changed = built or known_changed or any(a != "reused" for a in actions.values())
-    for rel, content in render_inventory(hosts, key).items():
+    changed = (built or known_changed or removed or had != count
+               or any(a != "reused" for a in actions.values()))
+    files = render_inventory(hosts, key)
+    for rel, content in files.items():
         changed |= _write_if_changed(inv_dir / rel, content)
+    for site in SITES[1:]:  # a site the lab no longer has
+        if f"group_vars/{site}/main.yml" not in files and (inv_dir / "group_vars" / site).exists():
+            shutil.rmtree(inv_dir / "group_vars" / site)
+            changed = True
     changed |= ensure_vault(inv_dir)
     return UpResult(tag, built, actions, str(inv_dir / "hosts.yml"), changed,
-                    round(time.monotonic() - start, 1))
+                    round(time.monotonic() - start, 1), count)
+
+
+def _install_routes_everywhere(hosts: list[LabHost]) -> None:
+    with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+        list(pool.map(install_routes, hosts))
 
 
 def down(say: Say, purge_image: bool = False) -> dict:
     removed = []
+    networks = []
     if shutil.which("docker") and _engine_answers():
-        removed = remove_containers(say)
+        removed = remove_containers(say)  # the WAN router too: it bears the lab's label
         drop_snapshots(say)  # after the containers: their images can go too
-        if docker("network", "inspect", NETWORK, check=False).returncode == 0:
-            docker("network", "rm", NETWORK)
+        networks = [site_network(s) for s in reversed(SITES)
+                    if _remove_network(site_network(s))]
         if purge_image:
             docker("rmi", "-f", image_tag(), check=False)
     shutil.rmtree(lab_inventory_dir(), ignore_errors=True)
-    for name in ("id_ed25519", "id_ed25519.pub", "known_hosts", "vault-pass"):
+    for name in ("id_ed25519", "id_ed25519.pub", "known_hosts", "vault-pass",
+                 _sites_file().name):
         (lab_dir() / name).unlink(missing_ok=True)
-    return {"containers_removed": len(removed), "inventory_removed": True}
+    return {"containers_removed": len(removed), "inventory_removed": True,
+            "networks_removed": networks}
 
 
 def ssh_answers(address: str, timeout: float = 5) -> bool:
@@ -478,17 +880,31 @@ def ssh_answers(address: str, timeout: float = 5) -> bool:
 
 
 def status() -> list[dict]:
+    """One row per inventory host; with several sites each row names its site, and a last
+    row (group "router", "ssh" None: it runs no sshd) describes the WAN router."""
     engine = shutil.which("docker") is not None and _engine_answers()
+    count = site_count()
     rows = []
     for h in lab_hosts():
         state = _container_state(h.container) if engine else None
         rows.append({"host": h.name, "address": h.address, "group": h.group,
                      "container": state[0] if state else "absent", "ssh": False})
+        if count > 1:
+            rows[-1]["site"] = h.site
     with ThreadPoolExecutor(max_workers=len(rows)) as pool:
         answers = pool.map(lambda r: r["container"] == "running" and ssh_answers(r["address"]),
                            rows)
         for row, ok in zip(rows, answers, strict=True):
             row["ssh"] = ok
+    if count > 1:
+        state = _container_state(router_container()) if engine else None
+        running = state is not None and state[0] == "running"
+        rows.append({"host": ROUTER,
+                     "address": ",".join(router_address(s) for s in SITES[:count]),
+                     "group": "router", "site": "wan",
+                     "container": state[0] if state else "absent", "ssh": None,
+                     "wan": ("cut" if _wan_rules(router_container()) else "up")
+                            if running else "down"})
     return rows
 
 
@@ -559,7 +975,8 @@ def snapshot(name: str, say: Say, meta: dict | None = None) -> dict:
     The containers are paused together (the watcher's host first, so that it never sees
     a frozen primary), committed without pausing again, then resumed in reverse order:
     the images hold one consistent cut of the whole lab, as a power cut of every host at
-    once would leave it. PostgreSQL recovers from it as from any crash.
+    once would leave it. PostgreSQL recovers from it as from any crash. The WAN router of a
+    lab of two sites holds no state and is not part of it (a restore makes a new one).
     """
     _check_snapshot_name(name)
     start = time.monotonic()
@@ -641,20 +1058,34 @@ def restore(name: str, say: Say) -> dict:
     start = time.monotonic()
     ensure_engine(say)
     snap = next((s for s in snapshots() if s["name"] == name), None)
-    if snap is None or not snap["complete"]:
+    if snap is not None and not snap["complete"]:
+        count = site_count()
+        raise DrctlError(f"snapshot {name!r} holds {', '.join(snap['hosts'])}; the lab "
+                         f"({count} site{'s' if count > 1 else ''}) has "
+                         f"{', '.join(sorted(h.name for h in lab_hosts()))}", ExitCode.USAGE,
+                         hint="bring the lab up with the sites it had (drctl lab up --sites N), "
+                              "or take the snapshot again")
+    if snap is None:
         raise DrctlError(f"no complete lab snapshot named {name!r}", ExitCode.USAGE,
                          hint="drctl lab snapshots lists them; drctl lab snapshot NAME takes one")
     if not snap["current_image"]:
         raise DrctlError(f"snapshot {name!r} was taken from an older lab image",
                          ExitCode.ENVIRONMENT, hint="take it again after drctl lab up")
-    ensure_network(say)
+    count = site_count()
+    for site in SITES[:count]:
+        ensure_network(say, site)
     hosts = lab_hosts()
     for h in hosts:
         docker("rm", "-f", h.container, check=False)
     _forget_ssh_masters()
+    if count > 1:  # a new router: the WAN is up again after a restore
+        docker("rm", "-f", router_container(), check=False)
+        _run_router(ensure_image(say)[0])
     for h in hosts:
         _run_container(h, _snapshot_image(h, name), copy_up=SNAPSHOT_COPY_UP)
     _boot_and_authorize(hosts, ensure_ssh_key().with_suffix(".pub").read_text())
+    if count > 1:  # the snapshot holds them already; this also heals an older one
+        _install_routes_everywhere(hosts)
     _prune_untagged()
     say(f"lab restored from snapshot {name!r}")
     return {"name": name, "hosts": [h.name for h in hosts],

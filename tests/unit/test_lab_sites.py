@@ -1,0 +1,401 @@
+"""The lab's second site, without docker: host table, subnets, inventory, routes, the WAN."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from drctl import lab
+from drctl.errors import DrctlError
+
+DC1 = [("pg1", "172.29.53.11", "pg_primary"), ("pg2", "172.29.53.12", "pg_standby"),
+       ("backup1", "172.29.53.13", "backup"), ("app1", "172.29.53.14", "app")]
+
+
+@pytest.fixture(autouse=True)
+def _lab(tmp_path, monkeypatch):
+    """A lab with its default subnet, no recorded shape, state in tmp_path."""
+    for var in ("DRCTL_LAB_SUBNET", "DRCTL_LAB_DC2_SUBNET", "DRCTL_LAB_SITES"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(lab, "lab_dir", lambda: tmp_path / ".lab")
+    monkeypatch.setattr(lab, "state_dir", lambda: tmp_path / ".drctl")
+
+
+def _record(count: int) -> None:
+    lab._record_sites(count)
+
+
+def _rows(hosts):
+    return [(h.name, h.address, h.group, h.site) for h in hosts]
+
+
+# ---------------------------------------------------------------- host table and sites
+
+def test_one_site_is_the_lab_of_today():
+    assert lab.site_count() == 1
+    assert _rows(lab.lab_hosts()) == [(*row, "dc1") for row in DC1]
+    assert [h.container for h in lab.lab_hosts()] == [lab.PREFIX + n for n, *_ in DC1]
+    assert lab.vip() == "172.29.53.100/24"
+    assert lab.site_network("dc1") == lab.NETWORK
+    assert lab.site_routes("dc1") == []
+
+
+def test_two_sites_add_pg3_in_dc2():
+    _record(2)
+    assert lab.site_count() == 2
+    assert _rows(lab.lab_hosts()) == [*[(*row, "dc1") for row in DC1],
+                                      ("pg3", "172.29.69.11", "pg_standby", "dc2")]
+    assert lab.site_network("dc2") == lab.NETWORK + "-dc2"
+    assert lab.site_vip("dc2") == "172.29.69.100/24"
+    assert lab.router_container() == lab.PREFIX + "wan"
+    assert lab.router_address("dc1") == "172.29.53.254"
+    assert lab.router_address("dc2") == "172.29.69.254"
+    # a host of dc2 more is one line of the table
+    assert lab.SITE_HOSTS["dc2"] == (("pg3", 11, "pg_standby"),)
+    assert lab.SITE_HOSTS["dc1"] == lab.HOSTS
+
+
+def test_lab_hosts_takes_an_explicit_count_over_the_record():
+    _record(2)
+    assert [h.name for h in lab.lab_hosts(1)] == [n for n, *_ in DC1]
+
+
+def test_the_record_says_what_the_lab_is_and_the_environment_only_fills_in(monkeypatch):
+    monkeypatch.setenv("DRCTL_LAB_SITES", "2")
+    assert lab.site_count() == 2  # no record: the environment
+    _record(1)
+    assert lab.site_count() == 1  # the lab as it was brought up
+
+
+def test_up_chooses_option_then_environment_then_record_then_one(monkeypatch):
+    assert lab.wanted_sites(None) == 1
+    _record(2)
+    assert lab.wanted_sites(None) == 2
+    monkeypatch.setenv("DRCTL_LAB_SITES", "1")
+    assert lab.wanted_sites(None) == 1
+    assert lab.wanted_sites(2) == 2
+
+
+@pytest.mark.parametrize("bad", [0, 3, "x"])
+def test_a_count_of_sites_out_of_range_is_refused(bad, monkeypatch):
+    with pytest.raises(DrctlError, match="1 or 2 sites"):
+        lab.wanted_sites(bad)
+    monkeypatch.setenv("DRCTL_LAB_SITES", str(bad))
+    with pytest.raises(DrctlError):
+        lab.wanted_sites(None)
+
+
+def test_the_record_lives_in_the_lab_dir_under_the_labs_name(tmp_path):
+    _record(2)
+    assert (tmp_path / ".lab" / f"sites-{lab.NETWORK}").read_text() == "2\n"
+
+
+# ---------------------------------------------------------------- dc2's subnet
+
+@pytest.mark.parametrize(("dc1", "dc2"), [("172.29.53.0/24", "172.29.69.0/24"),
+                                          ("172.29.62.0/24", "172.29.78.0/24"),
+                                          ("10.1.200.0/24", "10.1.216.0/24")])
+def test_dc2_subnet_defaults_to_the_third_octet_plus_16(dc1, dc2, monkeypatch):
+    monkeypatch.setenv("DRCTL_LAB_SUBNET", dc1)
+    assert str(lab.dc2_subnet()) == dc2
+
+
+def test_dc2_subnet_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DRCTL_LAB_DC2_SUBNET", "172.30.9.0/24")
+    assert str(lab.dc2_subnet()) == "172.30.9.0/24"
+    _record(2)
+    assert lab.lab_hosts()[-1].address == "172.30.9.11"
+    assert lab.site_routes("dc1") == ["172.30.9.0/24 via 172.29.53.254"]
+
+
+@pytest.mark.parametrize("value", ["172.29.53.128/25", "172.29.0.0/16", "not-a-subnet",
+                                   "172.29.69.1/24"])
+def test_a_dc2_subnet_that_overlaps_dc1_or_is_malformed_is_refused(value, monkeypatch):
+    monkeypatch.setenv("DRCTL_LAB_DC2_SUBNET", value)
+    with pytest.raises(DrctlError, match=r"(?i)dc2"):
+        lab.dc2_subnet()
+
+
+def test_no_default_dc2_subnet_past_the_end_of_the_address_space(monkeypatch):
+    monkeypatch.setenv("DRCTL_LAB_SUBNET", "255.255.250.0/24")
+    with pytest.raises(DrctlError, match="no subnet for dc2") as err:
+        lab.dc2_subnet()
+    assert "DRCTL_LAB_DC2_SUBNET" in (err.value.hint or "")
+
+
+# ---------------------------------------------------------------- inventory
+
+def _expected_one_site(tmp_path: Path, key: Path) -> dict[str, str]:
+    """The lab inventory exactly as it was before sites existed."""
+    return {
+        "hosts.yml": """\
+---
+# Generated by `drctl lab up`; `drctl lab down` removes it.
+all:
+  children:
+    pg_primary:
+      hosts:
+        pg1:
+          ansible_host: 172.29.53.11
+    pg_standby:
+      hosts:
+        pg2:
+          ansible_host: 172.29.53.12
+    backup:
+      hosts:
+        backup1:
+          ansible_host: 172.29.53.13
+    app:
+      hosts:
+        app1:
+          ansible_host: 172.29.53.14
+""",
+        "group_vars/all/main.yml": f"""\
+---
+# Generated by `drctl lab up`: cluster options for the lab (documented in \
+inventories/example/group_vars/all/main.yml).
+# pgbackrest_manage_etc_hosts is false: docker's --add-host names the hosts.
+# The last options shorten timeouts the tests wait out (a dead repository,
+# a silently broken stream); production keeps the roles' defaults.
+drctl_cluster_name: lab
+drctl_vip: 172.29.53.100/24
+drctl_vip_interface: eth0
+drctl_app_networks:
+- 172.29.53.0/24
+drctl_isolation_check_address: 172.29.53.1
+drctl_tls_ca_dir: {tmp_path}/.drctl/ca/lab
+ansible_user: ansible
+ansible_become: true
+ansible_ssh_private_key_file: {key}
+ansible_ssh_common_args: -o UserKnownHostsFile={tmp_path}/.lab/known_hosts
+  -o StrictHostKeyChecking=yes -o ConnectTimeout=5 -o ServerAliveInterval=5 -o ServerAliveCountMax=3
+pgbackrest_manage_etc_hosts: false
+pgbackrest_io_timeout: 10
+drctl_archive_stall_s: 30
+drctl_node_start_confirm_wait_s: 5
+postgresql_extra_settings:
+  wal_receiver_timeout: 15s
+  wal_sender_timeout: 15s
+""",
+    }
+
+
+def test_one_site_inventory_is_byte_for_byte_as_before(tmp_path, monkeypatch):
+    key = tmp_path / "k"  # a short path: yaml folds the long ssh options line as before
+    monkeypatch.setattr(lab, "lab_dir", lambda: tmp_path / ".lab")
+    files = lab.render_inventory(lab.lab_hosts(), key)
+    assert files == _expected_one_site(tmp_path, key)
+
+
+def test_two_site_inventory(tmp_path):
+    key = tmp_path / "k"
+    one = lab.render_inventory(lab.lab_hosts(1), key)
+    files = lab.render_inventory(lab.lab_hosts(2), key)
+    assert set(files) == {"hosts.yml", "group_vars/all/main.yml", "group_vars/dc2/main.yml"}
+    # the cluster-wide options describe dc1, the home site, exactly as with one site
+    assert files["group_vars/all/main.yml"] == one["group_vars/all/main.yml"]
+    inv = yaml.safe_load(files["hosts.yml"])
+    assert inv == {"all": {"children": {
+        "pg_primary": {"hosts": {"pg1": {"ansible_host": "172.29.53.11",
+                                         "drctl_location": "dc1"}}},
+        "pg_standby": {"hosts": {"pg2": {"ansible_host": "172.29.53.12",
+                                         "drctl_location": "dc1"},
+                                 "pg3": {"ansible_host": "172.29.69.11",
+                                         "drctl_location": "dc2"}}},
+        "backup": {"hosts": {"backup1": {"ansible_host": "172.29.53.13",
+                                         "drctl_location": "dc1"}}},
+        "app": {"hosts": {"app1": {"ansible_host": "172.29.53.14", "drctl_location": "dc1"}}},
+        "dc2": {"hosts": {"pg3": {}}},
+    }}}
+    assert files["hosts.yml"].startswith(one["hosts.yml"].split("all:")[0])
+    assert yaml.safe_load(files["group_vars/dc2/main.yml"]) == {
+        "drctl_vip": "172.29.69.100/24",
+        "drctl_isolation_check_address": "172.29.69.1",
+        "drctl_app_networks": ["172.29.69.0/24"],
+    }
+    assert files["group_vars/dc2/main.yml"].startswith("---\n# Generated by `drctl lab up`")
+
+
+# ---------------------------------------------------------------- routes
+
+def test_each_site_routes_the_other_through_the_router():
+    assert lab.site_routes("dc1", 2) == ["172.29.69.0/24 via 172.29.53.254"]
+    assert lab.site_routes("dc2", 2) == ["172.29.53.0/24 via 172.29.69.254"]
+    assert lab.site_routes("dc1", 1) == lab.site_routes("dc2", 1) == []
+
+
+def test_routes_of_a_dc1_and_a_dc2_container(monkeypatch):
+    _record(2)
+    calls = _fake_docker(monkeypatch)
+    by_name = {h.name: h for h in lab.lab_hosts()}
+    assert lab.install_routes(by_name["pg1"]) == ["172.29.69.0/24 via 172.29.53.254"]
+    assert lab.install_routes(by_name["pg3"]) == ["172.29.53.0/24 via 172.29.69.254"]
+    assert [c[:5] for c in calls] == [("exec", lab.PREFIX + "pg1", "sh", "-c", calls[0][4]),
+                                      ("exec", lab.PREFIX + "pg3", "sh", "-c", calls[1][4])]
+    assert "\n172.29.69.0/24 via 172.29.53.254\nDRCTL_EOF\n" in calls[0][4]
+    assert "\n172.29.53.0/24 via 172.29.69.254\nDRCTL_EOF\n" in calls[1][4]
+
+
+def test_one_site_installs_no_routes(monkeypatch):
+    calls = _fake_docker(monkeypatch)
+    assert lab.install_routes(lab.lab_hosts()[0]) == []
+    assert calls == []
+
+
+def test_the_route_scripts_are_valid_shell():
+    for script in (lab.routes_install_script(["10.0.2.0/24 via 10.0.1.254"]),
+                   lab._ROUTES_COMMAND_TEXT, lab.ROUTES_REMOVE_SCRIPT):
+        assert subprocess.run(["sh", "-n", "-c", script], check=False).returncode == 0
+    unit = lab._ROUTES_UNIT_TEXT
+    assert f"ExecStart={lab.ROUTES_COMMAND}" in unit and "WantedBy=multi-user.target" in unit
+    assert f"ConditionPathExists={lab.ROUTES_FILE}" in unit
+
+
+def test_the_route_command_applies_each_line_of_the_file(tmp_path):
+    """Run the command the unit starts with a stand-in `ip` on PATH."""
+    routes = tmp_path / "routes"
+    routes.write_text("# comment\n\n10.0.2.0/24 via 10.0.1.254\n10.0.3.0/24 via 10.0.1.253\n")
+    ip = tmp_path / "bin" / "ip"
+    ip.parent.mkdir()
+    ip.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/log\n')
+    ip.chmod(0o755)
+    command = tmp_path / "cmd"
+    command.write_text(lab._ROUTES_COMMAND_TEXT.replace(lab.ROUTES_FILE, str(routes)))
+    proc = subprocess.run(["sh", str(command)], env={"PATH": f"{ip.parent}:/usr/bin:/bin"},
+                          check=False)
+    assert proc.returncode == 0
+    assert (tmp_path / "log").read_text() == ("route replace 10.0.2.0/24 via 10.0.1.254\n"
+                                              "route replace 10.0.3.0/24 via 10.0.1.253\n")
+
+
+# ---------------------------------------------------------------- containers
+
+def _fake_docker(monkeypatch, reply=None) -> list[tuple[str, ...]]:
+    calls: list[tuple[str, ...]] = []
+
+    def docker(*args: str, check: bool = True, **_kw) -> subprocess.CompletedProcess:
+        calls.append(args)
+        code, out = reply(args) if reply else (0, "")
+        return subprocess.CompletedProcess(["docker", *args], code, out, "")
+
+    monkeypatch.setattr(lab, "docker", docker)
+    return calls
+
+
+def test_a_dc2_host_runs_on_dc2s_network_and_resolves_every_other_host(monkeypatch):
+    _record(2)
+    calls = _fake_docker(monkeypatch)
+    pg3 = lab.lab_hosts()[-1]
+    lab._run_container(pg3, "img")
+    args = calls[0]
+    assert args[args.index("--network") + 1] == lab.NETWORK + "-dc2"
+    assert args[args.index("--ip") + 1] == "172.29.69.11"
+    assert sorted(a for a in args if a.startswith("--add-host")) == sorted(
+        f"--add-host={n}:{a}" for n, a, _ in DC1)
+
+
+def test_a_dc1_host_of_one_site_runs_as_before(monkeypatch):
+    calls = _fake_docker(monkeypatch)
+    pg1 = lab.lab_hosts()[0]
+    lab._run_container(pg1, "img")
+    args = calls[0]
+    assert args[args.index("--network") + 1] == lab.NETWORK
+    assert [a for a in args if a.startswith("--add-host")] == [
+        "--add-host=pg2:172.29.53.12", "--add-host=backup1:172.29.53.13",
+        "--add-host=app1:172.29.53.14"]
+    assert args[-2:] == ("img", "/sbin/init")
+
+
+def test_a_container_that_does_not_resolve_a_new_host_is_made_again(monkeypatch):
+    _record(2)
+    pg1 = lab.lab_hosts()[0]
+    old = {"Config": {"Labels": {}, "Image": "tag"}, "State": {"Status": "running"},
+           "HostConfig": {"ExtraHosts": ["pg2:172.29.53.12", "backup1:172.29.53.13",
+                                         "app1:172.29.53.14"]}}
+    monkeypatch.setattr(lab, "_inspect", lambda _name: old)
+    calls = _fake_docker(monkeypatch)
+    said: list[str] = []
+    assert lab.ensure_container(pg1, "tag", False, said.append) == "created"
+    assert calls[0] == ("rm", "-f", pg1.container) and calls[1][0] == "run"
+    assert "pg3" in said[0]
+    # with every name there, it is reused
+    old["HostConfig"]["ExtraHosts"].append("pg3:172.29.69.11")
+    calls.clear()
+    assert lab.ensure_container(pg1, "tag", False, said.append) == "reused"
+    assert calls == []
+
+
+def test_the_router_sits_on_both_networks_and_forwards(monkeypatch):
+    _record(2)
+    calls = _fake_docker(monkeypatch)
+    lab._run_router("img")
+    create, connect, start = calls
+    assert create[0] == "create" and create[create.index("--name") + 1] == lab.router_container()
+    assert create[create.index("--network") + 1] == lab.NETWORK
+    assert create[create.index("--ip") + 1] == "172.29.53.254"
+    assert "net.ipv4.ip_forward=1" in create and "NET_ADMIN" in create
+    assert connect == ("network", "connect", "--ip", "172.29.69.254", lab.NETWORK + "-dc2",
+                       lab.router_container())
+    assert start == ("start", lab.router_container())
+
+
+# ---------------------------------------------------------------- the WAN
+
+@pytest.mark.parametrize("verb", [lab.wan_cut, lab.wan_restore, lab.wan_state])
+def test_the_wan_of_a_lab_of_one_site_is_a_clear_error(verb, monkeypatch):
+    calls = _fake_docker(monkeypatch)
+    with pytest.raises(DrctlError, match="one site") as err:
+        verb()
+    assert "--sites 2" in (err.value.hint or "")
+    assert calls == []
+
+
+def _fake_router(monkeypatch, running: bool = True) -> list[list[str]]:
+    """docker() standing in for the router's iptables: the FORWARD chain's rules."""
+    rules: list[list[str]] = []
+
+    def reply(args):
+        if args[:2] == ("container", "inspect"):
+            state = "running" if running else "exited"
+            info = {"Config": {"Labels": {}, "Image": "x"}, "State": {"Status": state}}
+            return 0, __import__("json").dumps([info])
+        assert args[:4] == ("exec", lab.router_container(), "iptables", "-w")
+        op = args[4]
+        if op == "-S":
+            return 0, "".join(f"-A {' '.join(r)}\n" for r in [["FORWARD"], *rules][1:]) or \
+                "-P FORWARD ACCEPT\n"
+        if op == "-I":
+            rules.insert(0, [args[5], *args[7:]])
+            return 0, ""
+        if op == "-D":
+            rules.remove(list(args[5:]))
+            return 0, ""
+        raise AssertionError(args)
+
+    _record(2)
+    _fake_docker(monkeypatch, reply)
+    return rules
+
+
+def test_wan_cut_is_one_silent_drop_rule_however_often_it_is_asked(monkeypatch):
+    rules = _fake_router(monkeypatch)
+    assert lab.wan_state() == "up"
+    first = lab.wan_cut()
+    assert first["wan"] == "cut" and first["changed"] is True
+    assert lab.wan_cut()["changed"] is False
+    assert rules == [["FORWARD", "-m", "comment", "--comment", lab.WAN_CUT_COMMENT,
+                      "-j", "DROP"]]
+    assert lab.wan_state() == "cut"
+    restored = lab.wan_restore()
+    assert restored["wan"] == "up" and restored["changed"] is True and rules == []
+    assert lab.wan_restore()["changed"] is False
+    assert lab.wan_status()["sites"] == {
+        "dc1": {"subnet": "172.29.53.0/24", "router": "172.29.53.254"},
+        "dc2": {"subnet": "172.29.69.0/24", "router": "172.29.69.254"}}
+
+
+def test_the_wan_needs_its_router_running(monkeypatch):
+    _fake_router(monkeypatch, running=False)
+    with pytest.raises(DrctlError, match=r"router .* is exited"):
+        lab.wan_cut()
