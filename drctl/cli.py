@@ -341,17 +341,21 @@ def switchover(inventory: Path, fmt: str, yes: bool, show_plan: bool, target: st
 @common
 @operation_options
 @click.option("--to", "target", metavar="HOST",
-              help="The standby to promote (default: the one holding the most WAL).")
+              help="The standby to promote (default: the one holding the most WAL in the "
+                   "lost primary's site).")
+@click.option("--site", metavar="SITE",
+              help="Fail over to this site (drctl_location): its standby holding the most "
+                   "WAL. Moving the primary to another site is never a default.")
 @click.option("--allow-data-loss", is_flag=True,
               help="Promote even when the standby lacks WAL a watcher saw the primary write, "
                    "or nobody can tell what it lacks: those commits are lost (drctl says how "
                    "much before it asks).")
 def failover(inventory: Path, fmt: str, yes: bool, show_plan: bool, target: str | None,
-             allow_data_loss: bool) -> None:
+             site: str | None, allow_data_loss: bool) -> None:
     """The primary is gone: fence it, promote a standby, move the VIP."""
     from drctl.operations import failover as op
 
-    run_prepared(op.prepare(inventory, target, allow_data_loss), fmt, yes, show_plan)
+    run_prepared(op.prepare(inventory, target, allow_data_loss, site), fmt, yes, show_plan)
 
 
 @cli.command()

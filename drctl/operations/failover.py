@@ -46,8 +46,9 @@ STEPS = [
 
 
 def plan(inv: inv_mod.Inventory, report: dict, facts: ClusterFacts, target: str | None,
-         allow_data_loss: bool) -> ha.Plan:
-    d = decide.failover(facts, Policy.from_options(inv.cluster), target, allow_data_loss)
+         allow_data_loss: bool, site: str | None = None) -> ha.Plan:
+    d = decide.failover(facts, Policy.from_options(inv.cluster), target, allow_data_loss,
+                        site)
     unreachable = [n.host for n in facts.nodes if not n.reachable]
     notes = list(d.notes)
     if d.why_target:
@@ -63,6 +64,9 @@ def plan(inv: inv_mod.Inventory, report: dict, facts: ClusterFacts, target: str 
     watchers = [w.watcher for w in facts.watchers if w.reachable]
     extravars = {"target": d.target, "allow_data_loss": allow_data_loss,
                  "failover_unreachable": unreachable}
+    if d.target and any(n.startswith("the primary moves from site") for n in notes):
+        vip = str(inv.sites.get(inv.site(d.target), {}).get("vip") or "").split("/")[0]
+        notes.append(f"{inv.site(d.target)}'s VIP, where clients must connect: {vip}")
     loss = None
     if d.data_loss:
         loss = {"verdict": d.data_loss.verdict, "sentence": d.data_loss.sentence,
@@ -178,7 +182,8 @@ def repoint(inv: inv_mod.Inventory, p: ha.Plan, target: str, journal: Journal,
 
 
 def direct(inv: inv_mod.Inventory, p: ha.Plan, facts: ClusterFacts, report: dict[str, Any],
-           target: str | None, allow_data_loss: bool) -> ha.Act | None:
+           target: str | None, allow_data_loss: bool, site: str | None = None
+           ) -> ha.Act | None:
     """drctl's own steps, or None where the playbook must run: automatic failover set up
     (repmgrd is paused through Ansible first), or drctl_failover_path: playbook."""
     path = str(inv.cluster.get("drctl_failover_path") or "direct")
@@ -195,7 +200,7 @@ def direct(inv: inv_mod.Inventory, p: ha.Plan, facts: ClusterFacts, report: dict
         if ui.asked:  # the answer took time: decide again from facts gathered now
             settle = float(inv.cluster.get("drctl_watch_settle_s") or 4)
             now_report, now_facts = ha.gather(inv, settle_s=settle)
-            now_plan = plan(inv, now_report, now_facts, target, allow_data_loss)
+            now_plan = plan(inv, now_report, now_facts, target, allow_data_loss, site)
             if verdict(now_plan) != verdict(p):
                 run = ha.DirectRun("failover")
                 run.failures.append(
@@ -207,13 +212,14 @@ def direct(inv: inv_mod.Inventory, p: ha.Plan, facts: ClusterFacts, report: dict
     return act
 
 
-def prepare(inventory: Path, target: str | None, allow_data_loss: bool) -> ha.Prepared:
+def prepare(inventory: Path, target: str | None, allow_data_loss: bool,
+            site: str | None = None) -> ha.Prepared:
     """Facts gathered now, decided by the rules: the plan, and the question that states
     what is at stake."""
     inv = inv_mod.load(inventory)
     settle = float(inv.cluster.get("drctl_watch_settle_s") or 4)
     report, facts = ha.gather(inv, settle_s=settle)
-    p = plan(inv, report, facts, target, allow_data_loss)
+    p = plan(inv, report, facts, target, allow_data_loss, site)
     stake = ""
     if p.data_loss and p.data_loss["accepted"]:
         stake = f" {p.data_loss['sentence']}: those commits will be lost."
@@ -225,4 +231,4 @@ def prepare(inventory: Path, target: str | None, allow_data_loss: bool) -> ha.Pr
     return ha.Prepared(inv, p, "failover.yml",
                        f"Fail over cluster '{inv.name}' to {p.target}? The old primary will "
                        f"be fenced until `drctl failback`.{stake}", ok_when,
-                       act=direct(inv, p, facts, report, target, allow_data_loss))
+                       act=direct(inv, p, facts, report, target, allow_data_loss, site))

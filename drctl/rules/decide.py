@@ -197,19 +197,25 @@ def lost_primary(cluster: ClusterFacts) -> str | None:
     return max(seen, key=lambda s: (s.timeline, -s.age_s)).primary
 
 
-def choose_candidate(cluster: ClusterFacts) -> tuple[str | None, str]:
+def choose_candidate(cluster: ClusterFacts, site: str | None = None
+                     ) -> tuple[str | None, str]:
     """The standby a failover promotes when none is named: the one holding the most WAL
     on the newest timeline (inventory order breaks ties), among the standbys of the site
     the lost primary was in. A standby in another site is promoted only when named: that
     moves the primary to another site, which its clients must follow (DNS, connection
-    strings), so it is an operator's choice, never a default."""
+    strings), so it is an operator's choice, never a default: SITE names it (a site
+    failover), and the candidate is then the best standby of that site."""
     eligible = [n for n in cluster.nodes
                 if n.reachable and n.role == "standby" and not n.fenced]
+    if site is not None:
+        eligible = [n for n in eligible if cluster.site(n.host) == site]
+        if not eligible:
+            return None, f"no reachable, unfenced standby in site {site}"
     if not eligible:
         return None, "no reachable, unfenced standby"
     old = lost_primary(cluster)
     sites = {cluster.site(n.host) for n in cluster.nodes}
-    if old and len(sites) > 1:
+    if site is None and old and len(sites) > 1:
         home = cluster.site(old)
         local = [n for n in eligible if cluster.site(n.host) == home]
         if not local:
@@ -222,11 +228,12 @@ def choose_candidate(cluster: ClusterFacts) -> tuple[str | None, str]:
     ranked = sorted(enumerate(eligible),
                     key=lambda i: (-(i[1].timeline or 0), -(i[1].position or -1), i[0]))
     best = ranked[0][1]
+    where = f" of site {site}" if site is not None else ""
     if len(eligible) == 1:
-        return best.host, f"{best.host} is the only reachable, unfenced standby"
+        return best.host, f"{best.host} is the only reachable, unfenced standby{where}"
     rest = ", ".join(f"{n.host} {lsn.fmt(n.position)}" for _, n in ranked[1:])
-    return best.host, (f"{best.host} holds the most WAL ({lsn.fmt(best.position)} on "
-                       f"timeline {best.timeline}; {rest})")
+    return best.host, (f"{best.host} holds the most WAL{where} ({lsn.fmt(best.position)} "
+                       f"on timeline {best.timeline}; {rest})")
 
 
 def followers(cluster: ClusterFacts, target: str) -> tuple[tuple[str, ...],
@@ -277,15 +284,35 @@ def primary_still_seen(cluster: ClusterFacts, target: str | None, policy: Policy
             and s.watcher_age_s <= policy.watch_max_age_s and s.age_s <= policy.watch_gap_s]
 
 
+def site_move(cluster: ClusterFacts, target: str) -> str:
+    """The sentence a failover's plan carries when it moves the primary to another site:
+    what the operator must also do outside drctl. Empty when it stays."""
+    old = lost_primary(cluster)
+    if not old or cluster.site(old) == cluster.site(target):
+        return ""
+    a, b = cluster.site(old), cluster.site(target)
+    return (f"the primary moves from site {a} to site {b}: clients must reach {b}'s VIP "
+            f"from now on (DNS names, connection strings, the applications' settings: drctl "
+            f"changes none of them); {a}'s VIP stays with nobody, and {a}'s nodes rejoin as "
+            f"standbys with `drctl failback` when the site returns")
+
+
 def failover(cluster: ClusterFacts, policy: Policy, target: str | None = None,
-             allow_data_loss: bool = False) -> Decision:
+             allow_data_loss: bool = False, site: str | None = None) -> Decision:
     bad = _target_gate(cluster, target)
+    known = {cluster.site(n.host) for n in cluster.nodes}
+    if not bad and site is not None and site not in known:
+        bad = Gate("site is one of the cluster's", False,
+                   f"'{site}' is not a site of the inventory ({', '.join(sorted(known))})")
+    if not bad and site is not None and target and cluster.site(target) != site:
+        bad = Gate("target is in the named site", False,
+                   f"{target} is in site {cluster.site(target)}, not {site}")
     if bad:
         return Decision("failover", target, (bad,))
     live = cluster.primaries
     why = f"{target} was named" if target else ""
     if not target:
-        target, why = choose_candidate(cluster)
+        target, why = choose_candidate(cluster, site)
         if target is None and len(live) == 1:
             target, why = live[0].host, f"{live[0].host} is already the only primary"
     t = cluster.node(target)
@@ -323,6 +350,9 @@ def failover(cluster: ClusterFacts, policy: Policy, target: str | None = None,
                   f"when it returns (a standby rejoins with `drctl failback {h}`)"
                   for h in down if h != target)
     notes += tuple(f"left behind: {why}" for _, why in behind)
+    move = site_move(cluster, t.host) if t else ""
+    if move:
+        notes += (move,)
     if follow:
         notes += (f"{', '.join(follow)} will follow {target} (re-pointed after the "
                   "promotion)",)

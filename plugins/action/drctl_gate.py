@@ -13,7 +13,9 @@ Options:
   probe_var        the variable each node's probe was registered in
   watch_var        the variable each watcher's record was registered in
   target           failover/switchover: the standby to promote (failover's default: the
-                   one holding the most WAL); failback: the node to rejoin
+                   one holding the most WAL in the lost primary's site); failback: the
+                   node to rejoin
+  site             failover: the site to fail over to (its standby holding the most WAL)
   allow_data_loss  the operator's consent to lose what the candidate lacks
   policy           the drctl_* options of drctl.rules.policy.Policy
 """
@@ -88,7 +90,8 @@ class ActionModule(ActionBase):
         policy = Policy.from_options(args.get("policy") or {})
         target = args.get("target") or None
         if operation == "failover":
-            d = decide.failover(facts, policy, target, bool(args.get("allow_data_loss")))
+            d = decide.failover(facts, policy, target, bool(args.get("allow_data_loss")),
+                                args.get("site") or None)
         elif operation == "switchover":
             d = decide.switchover(facts, policy, target)
         else:

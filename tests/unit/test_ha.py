@@ -408,3 +408,23 @@ def test_failover_takes_the_playbook_where_automatic_failover_is_set_up():
     with pytest.raises(DrctlError) as exc:
         failover.direct(playbook_inv, p, f, {"auto": {"state": "disabled"}}, None, False)
     assert exc.value.exit_code == ExitCode.INVALID_INVENTORY and "'fast'" in exc.value.message
+
+
+def test_a_site_failover_plan_names_the_new_sites_vip():
+    from drctl.inventory import Host, Inventory
+    from tests.unit.test_rules import TWO_SITES, cluster, standby_probe, watch
+
+    hosts = {h: Host(h, f"10.0.{16 if s == 'dc2' else 0}.1{i}", {"pg_standby"},
+                     {"drctl_location": s}) for i, (h, s) in enumerate(TWO_SITES.items())}
+    hosts["pg1"].groups = {"pg_primary"}
+    the_inv = Inventory(path=None, hosts=hosts,
+                        cluster={"drctl_cluster_name": "t", "drctl_vip": "10.0.0.100/24"},
+                        group_vars={"all": {"drctl_vip": "10.0.0.100/24"},
+                                    "pg_standby": {}, "pg_primary": {}})
+    hosts["pg3"].vars["drctl_vip"] = "10.0.16.100/24"
+    f = cluster({"pg1": None, "pg2": None, "pg3": standby_probe("0/5000000")},
+                {"backup1": watch("0/5000000")}, TWO_SITES)
+    p = failover.plan(the_inv, {}, f, None, allow_data_loss=False, site="dc2")
+    assert p.ok and p.target == "pg3"
+    assert any(n.startswith("the primary moves from site dc1 to site dc2") for n in p.notes)
+    assert "dc2's VIP, where clients must connect: 10.0.16.100" in p.notes

@@ -585,3 +585,28 @@ def test_with_no_standby_left_in_the_primarys_site_nothing_is_chosen_for_the_ope
     assert "no standby of site dc1, where pg1 was the primary, answers" in gate.detail
     assert "drctl failover --to pg3" in gate.detail
     assert decide.failover(c, POLICY, target="pg3").proceed
+
+
+def test_a_site_failover_picks_the_named_sites_best_standby_and_says_what_clients_must_do():
+    c = cluster({"pg1": None, "pg2": None, "pg3": standby_probe("0/5000000")},
+                {"backup1": watch("0/5000000")}, TWO_SITES)
+    d = decide.failover(c, POLICY, site="dc2")
+    assert d.proceed and d.target == "pg3" and "of site dc2" in d.why_target
+    [move] = [n for n in d.notes if n.startswith("the primary moves from site dc1 to site dc2")]
+    assert "clients must reach dc2's VIP" in move and "drctl changes none of them" in move
+    local = decide.failover(cluster({"pg1": None, "pg2": standby_probe("0/5000000"),
+                                     "pg3": standby_probe("0/5000000")},
+                                    {"backup1": watch("0/5000000")}, TWO_SITES), POLICY)
+    assert local.target == "pg2" and not any("moves from site" in n for n in local.notes)
+
+
+@pytest.mark.parametrize("kw, detail", [
+    ({"site": "dc9"}, "'dc9' is not a site of the inventory (dc1, dc2)"),
+    ({"site": "dc2", "target": "pg2"}, "pg2 is in site dc1, not dc2"),
+    ({"site": "dc1"}, "none chosen: no reachable, unfenced standby in site dc1"),
+])
+def test_a_site_failover_refuses_what_does_not_add_up(kw, detail):
+    c = cluster({"pg1": None, "pg2": None, "pg3": standby_probe("0/5000000")},
+                {"backup1": watch("0/5000000")}, TWO_SITES)
+    d = decide.failover(c, POLICY, **kw)
+    assert not d.proceed and any(detail in g.detail for g in d.failed), d.failed
