@@ -284,17 +284,19 @@ def primary_still_seen(cluster: ClusterFacts, target: str | None, policy: Policy
             and s.watcher_age_s <= policy.watch_max_age_s and s.age_s <= policy.watch_gap_s]
 
 
-def site_move(cluster: ClusterFacts, target: str) -> str:
-    """The sentence a failover's plan carries when it moves the primary to another site:
-    what the operator must also do outside drctl. Empty when it stays."""
-    old = lost_primary(cluster)
+def site_move(cluster: ClusterFacts, target: str, old: str | None = None,
+              back: str = "rejoin as standbys with `drctl failback` when the site returns"
+              ) -> str:
+    """The sentence a plan carries when it moves the primary from OLD (by default the
+    primary the watchers lost) to another site: what the operator must also do outside
+    drctl. Empty when it stays."""
+    old = old or lost_primary(cluster)
     if not old or cluster.site(old) == cluster.site(target):
         return ""
     a, b = cluster.site(old), cluster.site(target)
     return (f"the primary moves from site {a} to site {b}: clients must reach {b}'s VIP "
             f"from now on (DNS names, connection strings, the applications' settings: drctl "
-            f"changes none of them); {a}'s VIP stays with nobody, and {a}'s nodes rejoin as "
-            f"standbys with `drctl failback` when the site returns")
+            f"changes none of them); {a}'s VIP stays with nobody, and {a}'s nodes {back}")
 
 
 def failover(cluster: ClusterFacts, policy: Policy, target: str | None = None,
@@ -394,7 +396,9 @@ def switchover(cluster: ClusterFacts, policy: Policy, target: str | None = None)
              f"{primary.host if primary else '?'}"),
         Gate("target not fenced", bool(t and not t.fenced), f"{target}"),
     )
-    return Decision("switchover", target, gates, why)
+    move = site_move(cluster, t.host, primary.host, "follow the new primary as standbys"
+                     ) if t and primary else ""
+    return Decision("switchover", target, gates, why, notes=(move,) if move else ())
 
 
 def failback(cluster: ClusterFacts, node: str | None = None) -> Decision:

@@ -610,3 +610,21 @@ def test_a_site_failover_refuses_what_does_not_add_up(kw, detail):
                 {"backup1": watch("0/5000000")}, TWO_SITES)
     d = decide.failover(c, POLICY, **kw)
     assert not d.proceed and any(detail in g.detail for g in d.failed), d.failed
+
+
+def test_a_switchover_to_another_site_says_what_clients_must_do():
+    def primary(replication: list[dict]) -> dict:
+        return {"fenced": False, "holds_vip": True, "postgres": {
+            "in_recovery": False, "lsn": "0/5000000", "timeline": 1, "prepared_xacts": 0,
+            "replication": replication}}
+
+    rows = [{"application_name": h, "state": "streaming", "sync_state": "async",
+             "lag_bytes": 0, "ssl": True} for h in ("pg2", "pg3")]
+    c = cluster({"pg1": primary(rows), "pg2": standby_probe(), "pg3": standby_probe()},
+                None, TWO_SITES)
+    d = decide.switchover(c, POLICY, target="pg3")
+    assert d.proceed, d.failed
+    [move] = d.notes
+    assert move.startswith("the primary moves from site dc1 to site dc2")
+    assert move.endswith("dc1's nodes follow the new primary as standbys")
+    assert decide.switchover(c, POLICY, target="pg2").notes == ()
