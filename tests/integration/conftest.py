@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = ROOT / "inventories" / "lab" / "hosts.yml"
 PREFIX = os.environ.get("DRCTL_LAB_NAME", "drctl-lab") + "-"
 # The lab as `drctl provision` leaves it, kept as a snapshot: every module that needs a
-# clean cluster restores it (seconds) instead of provisioning or failing back.
+# clean cluster restores it (seconds) instead of provisioning or failing back. A lab of
+# two sites keeps its own (snapshot_name()).
 SNAPSHOT = "provisioned"
 # What a provisioned lab is made from: a change to any of these makes the snapshot stale.
 PROVISION_INPUTS = ("roles", "playbooks", "drctl/node", "drctl/rules")
@@ -47,9 +48,14 @@ def ansible_playbook(playbook: str, *args: str, timeout: float = 900
 
 
 def drctl_json(*args: str, timeout: float = 900) -> tuple[int, dict]:
+    """The exit code and the JSON document; when drctl failed, what it said on stderr rides
+    along as "_stderr" (first in a failed assertion's message: why it failed)."""
     proc = drctl(*args, "--format", "json", timeout=timeout)
     try:
-        return proc.returncode, json.loads(proc.stdout)
+        data = json.loads(proc.stdout)
+        if proc.returncode != 0 and isinstance(data, dict):
+            data = {"_stderr": proc.stderr[-3000:], **data}
+        return proc.returncode, data
     except ValueError as exc:
         raise AssertionError(f"no JSON on stdout (rc {proc.returncode}):\n{proc.stdout}\n"
                              f"{proc.stderr}") from exc
@@ -139,11 +145,12 @@ def lab_secrets() -> dict[str, str]:
     return yaml.safe_load(vault.decrypt(data))
 
 
-def vip_connect(**kw):
-    """psycopg connection to the application database through the VIP, TLS verify-full."""
+def vip_connect(vip: str | None = None, **kw):
+    """psycopg connection to the application database through the VIP (by default the
+    home site's), TLS verify-full."""
     import psycopg
 
-    vip = lab_vars()["drctl_vip"].split("/")[0]
+    vip = vip or lab_vars()["drctl_vip"].split("/")[0]
     kw.setdefault("connect_timeout", 5)
     return psycopg.connect(host=vip, port=5432, dbname="app", user="app",
                            password=_password(), sslmode="verify-full",
@@ -185,6 +192,7 @@ def provision_inputs() -> str:
                    if p.is_file() and "__pycache__" not in p.parts)
     files += [INVENTORY, INVENTORY.parent / "group_vars" / "all" / "main.yml",
               INVENTORY.parent / "group_vars" / "all" / "vault.yml",
+              INVENTORY.parent / "group_vars" / "dc2" / "main.yml",
               ROOT / ".drctl" / "ca" / "lab" / "ca.crt"]
     for path in files:
         if path.exists():
@@ -196,6 +204,15 @@ def lab_say(message: str) -> None:
     print(f"lab: {message}", file=sys.stderr)
 
 
+def snapshot_name() -> str:
+    """The provisioned snapshot of this lab's shape: 'provisioned' (one site) or
+    'provisioned-2sites'."""
+    from drctl import lab as labmod
+
+    count = labmod.site_count()
+    return SNAPSHOT if count == 1 else f"{SNAPSHOT}-{count}sites"
+
+
 @pytest.fixture(scope="session")
 def provisioned_lab(lab) -> dict:
     """A snapshot of the lab provisioned from the current code; provisions (and takes the
@@ -203,12 +220,17 @@ def provisioned_lab(lab) -> dict:
     Returns what the snapshot records of the provision that made it."""
     from drctl import lab as labmod
 
-    snap = next((s for s in labmod.snapshots() if s["name"] == SNAPSHOT and s["complete"]
-                 and s["current_image"]), None)
+    name = snapshot_name()
+    current = [s for s in labmod.snapshots() if s["current_image"]]
+    snap = next((s for s in current if s["name"] == name and s["complete"]), None)
     if snap and snap["meta"].get("inputs") == provision_inputs():
         return snap["meta"]
     if snap:  # the lab as last provisioned, then provision the changes on top of it
-        labmod.restore(SNAPSHOT, lab_say)
+        labmod.restore(name, lab_say)
+    elif name != SNAPSHOT and any(s["name"] == SNAPSHOT for s in current):
+        # a second site added to a provisioned lab: its first site as provisioned, the
+        # new site's hosts bare, and provision does the rest
+        labmod.restore(SNAPSHOT, lab_say, partial=True)
     code, result = drctl_json("provision", timeout=1500)
     assert code == 0, result["failures"]
     # a lab that operations have left with another primary (`make demo`'s drills end on
@@ -221,17 +243,18 @@ def provisioned_lab(lab) -> dict:
     meta = {"inputs": provision_inputs(), "status": result["status"],
             "failures": result["failures"], "changed": result["changed"],
             "from_bare": snap is None}
-    labmod.snapshot(SNAPSHOT, lab_say, meta)
+    labmod.snapshot(name, lab_say, meta)
     healthy_with("pg1")
     return meta
 
 
-def restore_snapshot(name: str = SNAPSHOT) -> None:
-    """Bring the lab back to snapshot NAME (a stale lock left by a killed drctl goes too)
-    and wait until the cluster is healthy with pg1 primary."""
+def restore_snapshot(name: str | None = None) -> None:
+    """Bring the lab back to snapshot NAME (by default the provisioned one; a stale lock
+    left by a killed drctl goes too) and wait until the cluster is healthy with pg1
+    primary."""
     from drctl import lab as labmod
 
-    labmod.restore(name, lab_say)
+    labmod.restore(name or snapshot_name(), lab_say)
     lock = ROOT / ".drctl" / "locks" / "lab.lock"
     if lock.exists():
         assert drctl("unlock").returncode == 0, "a live drctl holds the lab's lock"
@@ -257,16 +280,20 @@ def fresh_cluster(provisioned_lab) -> dict:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def lab():
-    """The lab must be up (make integration runs `drctl lab up --fresh` first)."""
-    import drctl
+def lab(request):
+    """The lab must be up (make integration runs `drctl lab up --fresh` first), with as
+    many sites as the collected modules ask for (marker lab_sites)."""
+    import drctl as package
+    from drctl import lab as labmod
 
     # two labs side by side (make test's lanes) each run from their own tree: the code
     # imported here must be this tree's, or the tests would drive the other lab
-    assert Path(drctl.__file__).resolve().is_relative_to(ROOT), (
-        f"drctl imported from {drctl.__file__}, not from {ROOT}")
-    if not INVENTORY.exists():
-        proc = drctl("lab", "up")
+    assert Path(package.__file__).resolve().is_relative_to(ROOT), (
+        f"drctl imported from {package.__file__}, not from {ROOT}")
+    wanted = max((m.args[0] for item in request.session.items
+                  for m in item.iter_markers("lab_sites")), default=None)
+    if not INVENTORY.exists() or (wanted and labmod.site_count() != wanted):
+        proc = drctl("lab", "up", *(("--sites", str(wanted)) if wanted else ()))
         assert proc.returncode == 0, proc.stderr
     os.environ.setdefault("DRCTL_INVENTORY", str(INVENTORY))
     return INVENTORY

@@ -1,0 +1,171 @@
+"""Two sites: dc1 (pg1, pg2, backup1, app1) and dc2 (pg3) on their own networks, joined
+by a routed WAN link that the lab cuts and restores (`drctl lab wan cut|restore`)."""
+
+import time
+
+import pytest
+import yaml
+
+from drctl import lab as labmod
+from drctl.exitcodes import ExitCode
+from tests.integration.conftest import (
+    INVENTORY,
+    drctl_json,
+    healthy_with,
+    holds_for,
+    lab_address,
+    power_off,
+    psql,
+    sh,
+    vip_connect,
+    vip_holders,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.lab_sites(2), pytest.mark.usefixtures("fresh_cluster")]
+
+
+def dc2_vip() -> str:
+    return yaml.safe_load((INVENTORY.parent / "group_vars" / "dc2" / "main.yml").read_text()
+                          )["drctl_vip"].split("/")[0]
+
+
+def write_marker(table: str, vip: str | None = None) -> int:
+    """A row written (and committed) through a site's VIP (dc1's by default); its value."""
+    marker = time.time_ns()
+    with vip_connect(vip) as conn:
+        conn.execute(f"create table if not exists app.{table} (x bigint)")
+        conn.execute(f"insert into app.{table} values (%s)", (marker,))
+        conn.commit()
+    return marker
+
+
+def has_row(host: str, table: str, marker: int) -> bool:
+    out = psql(host, f"select count(*) from app.{table} where x = {marker}", db="app",
+               check=False)
+    return out == "1"
+
+
+def node(status: dict, host: str) -> dict:
+    return next(n for n in status["nodes"] if n["host"] == host)
+
+
+@pytest.fixture
+def wan_restored():
+    """Whatever a test does to the WAN link, the next one starts with it up."""
+    yield
+    labmod.wan_restore()
+
+
+def test_three_nodes_over_two_sites_each_site_with_its_vip_the_remote_standby_async():
+    code, st = drctl_json("status")
+    assert code == 0 and st["healthy"], st["problems"]
+    assert {n["host"]: n["site"] for n in st["nodes"]} == {"pg1": "dc1", "pg2": "dc1",
+                                                           "pg3": "dc2"}
+    assert st["sites"]["dc1"]["vip_holders"] == ["pg1"]
+    assert st["sites"]["dc2"] == {"vip": dc2_vip(), "nodes": ["pg3"], "vip_holders": [],
+                                  "primary": None}
+    pg3 = node(st, "pg3")
+    assert pg3["streaming"] and pg3["sync_state"] == "async" and pg3["replication_ssl"]
+    # pg3 reaches pg1 across the WAN router with its own address (no translation), in its
+    # own slot
+    assert psql("pg1", "select client_addr from pg_stat_replication "
+                       "where application_name = 'pg3'") == lab_address("pg3")
+    assert psql("pg1", "select active from pg_replication_slots where slot_name = 'pg3'") == "t"
+    # nobody holds dc2's VIP while the primary is in dc1; dc2's keepalived peers with no
+    # node of dc1
+    assert dc2_vip() not in sh("pg3", "ip -o addr show dev eth0")
+    conf = sh("pg3", "cat /etc/keepalived/keepalived.conf")
+    assert dc2_vip() in conf and lab_address("pg1") not in conf
+    # what is written through dc1's VIP reaches dc2
+    marker = write_marker("site_marks")
+    wait_for("the row on pg3", lambda: has_row("pg3", "site_marks", marker), timeout=30)
+
+
+def test_a_cut_wan_link_promotes_nothing_and_status_reports_the_remote_standby(wan_restored):
+    assert labmod.wan_cut()["wan"] == "cut"
+    # commits do not wait for the remote site
+    marker = write_marker("site_marks")
+    wait_for("status to report pg3 not streaming", lambda: any(
+        p.startswith("pg3 is not streaming") for p in drctl_json("status")[1]["problems"]),
+        timeout=90, interval=2)
+    holds_for("no promotion anywhere while the WAN is cut", lambda: (
+        psql("pg3", "select pg_is_in_recovery()") == "t" and vip_holders() == ["pg1"]
+        and dc2_vip() not in sh("pg3", "ip -o addr show dev eth0")), 5)
+    assert not has_row("pg3", "site_marks", marker)
+    assert labmod.wan_restore()["wan"] == "up"
+    wait_for("pg3 to catch up", lambda: has_row("pg3", "site_marks", marker), timeout=90,
+             interval=1)
+    healthy_with("pg1", timeout=90)
+
+
+def test_failover_with_two_standbys_promotes_the_local_one_and_the_remote_one_follows(
+        wan_restored):
+    """pg3 (dc2) is behind when pg1 loses power: drctl failover promotes pg2 (dc1, the
+    most WAL), then re-points pg3 at pg2, which streams what pg3 missed on the new
+    timeline; nothing acknowledged is lost."""
+    before = write_marker("site_marks")
+    wait_for("the first row on pg3", lambda: has_row("pg3", "site_marks", before), timeout=30)
+    labmod.wan_cut()
+    missed = write_marker("site_marks")
+    wait_for("the second row on pg2", lambda: has_row("pg2", "site_marks", missed), timeout=30)
+    power_off("pg1")
+    labmod.wan_restore()
+    code, report = drctl_json("failover", "--yes", timeout=600)
+    assert code == ExitCode.OK, report
+    st = report["status"]
+    assert st["primary"] == "pg2" and st["vip_holders"] == ["pg2"], st
+    followed = [e for e in report["journal"] if e["step"] == "followed"]
+    assert [(e["host"], e["result"]) for e in followed] == [("pg3", "ok")], report["journal"]
+    pg3 = node(st, "pg3")
+    assert pg3["streaming"] and pg3["upstream"] == lab_address("pg2"), pg3
+    assert pg3["timeline"] == node(st, "pg2")["timeline"] == 2
+    wait_for("the row pg3 missed, from pg2", lambda: has_row("pg3", "site_marks", missed),
+             timeout=30)
+    after = write_marker("site_marks")  # through dc1's VIP, now on pg2
+    assert has_row("pg2", "site_marks", after)
+    wait_for("the new primary's row on pg3", lambda: has_row("pg3", "site_marks", after),
+             timeout=30)
+
+
+def test_a_standby_that_cannot_follow_the_new_primary_fails_the_failover_by_name():
+    """pg3 cannot reach pg2 (a firewall on pg3): pg2 is promoted and serves, and the
+    failover still exits non-zero naming pg3 and why, instead of calling it a success."""
+    sh("pg3", f"iptables -I OUTPUT -d {lab_address('pg2')} -p tcp --dport 5432 -j REJECT")
+    power_off("pg1")
+    code, report = drctl_json("failover", "--yes", timeout=600)
+    assert code == ExitCode.FAILED, report
+    assert report["status"]["primary"] == "pg2" and report["status"]["vip_holders"] == ["pg2"]
+    [followed] = [e for e in report["journal"] if e["step"] == "followed"]
+    assert followed["host"] == "pg3" and followed["result"] == "failed", followed
+    assert any(p.startswith("pg3 is not streaming") for p in report["status"]["problems"])
+
+
+def test_a_planned_switchover_to_the_remote_site_and_back_loses_nothing():
+    """The primary moves to dc2 (a site maintenance, a real DR test) and back: dc1's nodes
+    follow pg3 without a re-clone, writes go through dc2's VIP meanwhile, the plan says
+    clients must move, and every row is everywhere at the end."""
+    before = write_marker("site_marks")
+    code, plan = drctl_json("switchover", "--to", "pg3", "--plan")
+    assert code == 0 and any(n.startswith("the primary moves from site dc1 to site dc2")
+                             for n in plan["notes"]), plan
+    assert f"dc2's VIP, where clients must connect: {dc2_vip()}" in plan["notes"]
+    code, report = drctl_json("switchover", "--to", "pg3", "--yes", timeout=600)
+    assert code == ExitCode.OK, report
+    st = report["status"]
+    assert st["primary"] == "pg3" and st["vip_holders"] == ["pg3"], st
+    assert st["sites"]["dc2"]["vip_holders"] == ["pg3"] and st["sites"]["dc1"]["vip_holders"] == []
+    for host in ("pg1", "pg2"):
+        n = node(st, host)
+        assert n["streaming"] and n["upstream"] == lab_address("pg3"), n
+    remote = write_marker("site_marks", dc2_vip())
+    assert has_row("pg3", "site_marks", remote)
+    wait_for("dc2's row on pg1", lambda: has_row("pg1", "site_marks", remote), timeout=30)
+    code, report = drctl_json("switchover", "--to", "pg1", "--yes", timeout=600)
+    assert code == ExitCode.OK, report
+    assert report["status"]["primary"] == "pg1" and report["status"]["vip_holders"] == ["pg1"]
+    healthy_with("pg1", timeout=90)
+    for marker in (before, remote):
+        for host in ("pg1", "pg2", "pg3"):
+            wait_for(f"row {marker} on {host}", lambda h=host, m=marker: has_row(
+                h, "site_marks", m), timeout=30)
