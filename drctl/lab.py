@@ -346,7 +346,36 @@ def ensure_network(say: Say, site: str = "dc1") -> None:
         say(f"recreating network {name} ({have} -> {want})")
         remove_containers(say)
         docker("network", "rm", name)
+    clash = overlapping_networks(ipaddress.IPv4Network(want), name)
+    if clash:
+        other, subnet_text = clash[0]
+        raise DrctlError(
+            f"cannot create network {name} ({want}): docker network {other} already uses "
+            f"{subnet_text}", ExitCode.ENVIRONMENT,
+            hint=(f"another lab left it (remove it with `DRCTL_LAB_NAME={other} drctl lab down` "
+                  "if nothing uses it), or give this lab another subnet with DRCTL_LAB_SUBNET"
+                  if other.startswith("drctl") else
+                  "give this lab another subnet with DRCTL_LAB_SUBNET"))
     docker("network", "create", "--subnet", want, "--label", f"{LABEL}={NETWORK}", name)
+
+
+def overlapping_networks(want: ipaddress.IPv4Network, name: str) -> list[tuple[str, str]]:
+    """(network, subnet) of every other docker network whose subnet overlaps WANT: docker
+    refuses the new one ("Pool overlaps"), and the operator needs to know which it is."""
+    names = docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+    others = [n for n in names if n != name]
+    if not others:
+        return []
+    found = []
+    for info in json.loads(docker("network", "inspect", *others).stdout or "[]"):
+        for cfg in info.get("IPAM", {}).get("Config") or []:
+            try:
+                net = ipaddress.ip_network(cfg.get("Subnet", ""), strict=False)
+            except ValueError:
+                continue
+            if net.version == 4 and net.overlaps(want):
+                found.append((str(info.get("Name")), str(net)))
+    return found
 
 
 def _remove_network(name: str) -> bool:

@@ -1,5 +1,6 @@
 """The lab's second site, without docker: host table, subnets, inventory, routes, the WAN."""
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import yaml
 
 from drctl import lab
 from drctl.errors import DrctlError
+from drctl.exitcodes import ExitCode
 
 DC1 = [("pg1", "172.29.53.11", "pg_primary"), ("pg2", "172.29.53.12", "pg_standby"),
        ("backup1", "172.29.53.13", "backup"), ("app1", "172.29.53.14", "app")]
@@ -400,3 +402,26 @@ def test_the_wan_needs_its_router_running(monkeypatch):
     _fake_router(monkeypatch, running=False)
     with pytest.raises(DrctlError, match=r"router .* is exited"):
         lab.wan_cut()
+
+
+def test_a_subnet_another_lab_left_behind_is_named_with_what_to_do(monkeypatch):
+    """An older lab's network holds the subnet (docker would only say "Pool overlaps"):
+    lab up names it and how to remove it, and creates nothing."""
+    def reply(args):
+        if args[:2] == ("network", "inspect") and len(args) == 3 and args[2] == lab.NETWORK:
+            return 1, ""
+        if args[:2] == ("network", "ls"):
+            return 0, f"bridge\ndrctl-lab-old\n{lab.NETWORK}\n"
+        if args[:2] == ("network", "inspect"):
+            return 0, json.dumps([
+                {"Name": "bridge", "IPAM": {"Config": [{"Subnet": "172.17.0.0/16"}]}},
+                {"Name": "drctl-lab-old", "IPAM": {"Config": [{"Subnet": "172.29.53.0/24"}]}}])
+        return 0, ""
+
+    calls = _fake_docker(monkeypatch, reply)
+    with pytest.raises(DrctlError) as exc:
+        lab.ensure_network(lambda m: None)
+    assert "docker network drctl-lab-old already uses 172.29.53.0/24" in str(exc.value)
+    assert "DRCTL_LAB_NAME=drctl-lab-old drctl lab down" in exc.value.hint
+    assert exc.value.exit_code == ExitCode.ENVIRONMENT
+    assert not any(c[:2] == ("network", "create") for c in calls)
