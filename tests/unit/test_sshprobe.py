@@ -55,3 +55,27 @@ def test_silence_costs_the_timeout_and_no_more() -> None:
             c.close()
         full.close()
 
+
+
+def test_an_answer_that_arrived_while_this_process_was_not_running_counts(
+        listener: socket.socket, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a loaded machine the prober may not run for the whole timeout: its wait sees
+    nothing, the clock is past the deadline when it looks again, and the host's answer
+    is sitting in the socket. That is an answer, not a dead host."""
+    import select as select_mod
+
+    from drctl import sshprobe
+
+    real = select_mod.select
+    calls: list[float] = []
+
+    def starved(r, w, x, timeout=None):
+        calls.append(timeout)
+        if len(calls) == 1:  # the waiting select: descheduled, it saw nothing in time
+            time.sleep(0.3)
+            return [], [], []
+        return real(r, w, x, timeout)
+
+    monkeypatch.setattr(sshprobe.select, "select", starved)
+    assert port_answers("127.0.0.1", listener.getsockname()[1], timeout=0.2, stagger=10)
+    assert calls[-1] == 0  # the last look, after the deadline, did not wait
