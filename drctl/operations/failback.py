@@ -3,6 +3,7 @@ the switchover back so that it serves again."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,19 @@ def prepare(inventory: Path, node: str | None, switch_back: bool,
             "what it committed after the failover, if anything, is copied aside first")
     return ha.Prepared(inv, p, "failback.yml",
                        f"Rejoin {p.target} to cluster '{inv.name}' as a standby of "
-                       f"{report['primary']}, rewound onto its timeline ({kept})?")
+                       f"{report['primary']}, rewound onto its timeline ({kept})?",
+                       ok_when=rejoined(p.target))
+
+
+def rejoined(node: str | None) -> Callable[[dict[str, Any]], bool]:
+    """What a failback must leave: NODE a standby streaming from the one primary, which
+    alone holds a VIP. Other nodes' problems (a second node of a returning site still to
+    rejoin, an old backup) are reported with the status, not this failback's failure."""
+    def ok(st: dict[str, Any]) -> bool:
+        n = next((x for x in st["nodes"] if x["host"] == node), None)
+        return bool(n and n["role"] == "standby" and n["streaming"] and not n["fenced"]
+                    and st["primary"] and st["vip_holders"] == [st["primary"]])
+    return ok
 
 
 def run(prepared: ha.Prepared, ui: ha.Interaction, switch_back: bool) -> dict[str, Any]:

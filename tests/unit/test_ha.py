@@ -428,3 +428,21 @@ def test_a_site_failover_plan_names_the_new_sites_vip():
     assert p.ok and p.target == "pg3"
     assert any(n.startswith("the primary moves from site dc1 to site dc2") for n in p.notes)
     assert "dc2's VIP, where clients must connect: 10.0.16.100" in p.notes
+
+
+def test_a_failback_succeeds_when_its_node_streams_whatever_else_is_still_wrong():
+    from drctl.operations import failback as fb
+
+    def st(pg1: dict, holders=("pg3",)) -> dict:
+        return {"primary": "pg3", "vip_holders": list(holders), "healthy": False,
+                "nodes": [{"host": "pg1", "role": "standby", "streaming": True,
+                           "fenced": False, **pg1},
+                          {"host": "pg2", "role": "standby", "streaming": False,
+                           "fenced": False}]}
+
+    ok = fb.rejoined("pg1")
+    assert ok(st({}))  # pg2 still to rejoin: reported, not this failback's failure
+    assert not ok(st({"streaming": False}))
+    assert not ok(st({"fenced": True}))
+    assert not ok(st({}, holders=("pg3", "pg1")))
+    assert not fb.rejoined("pg2")(st({}))
