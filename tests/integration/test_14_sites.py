@@ -15,6 +15,7 @@ from tests.integration.conftest import (
     holds_for,
     lab_address,
     power_off,
+    power_on,
     psql,
     sh,
     vip_connect,
@@ -167,5 +168,46 @@ def test_a_planned_switchover_to_the_remote_site_and_back_loses_nothing():
     healthy_with("pg1", timeout=90)
     for marker in (before, remote):
         for host in ("pg1", "pg2", "pg3"):
+            wait_for(f"row {marker} on {host}", lambda h=host, m=marker: has_row(
+                h, "site_marks", m), timeout=30)
+
+
+def test_site_failover_when_dc1_is_gone_then_dc1_fails_back_and_the_primary_comes_home():
+    """All of dc1 loses power. drctl failover --site dc2 refuses while nobody can tell
+    what pg3 lacks (dc1's watcher went with the site: unknown is not zero), then with the
+    operator's consent promotes pg3, which serves writes through dc2's VIP. dc1 returns:
+    pg1 fences itself, failback rejoins both of dc1's nodes as standbys of pg3, and a
+    switchover brings the primary home; every row that reached pg3 is everywhere."""
+    kept = write_marker("site_marks")
+    wait_for("the row on pg3", lambda: has_row("pg3", "site_marks", kept), timeout=30)
+    power_off("pg1", "pg2", "backup1", "app1")
+    try:
+        code, refused = drctl_json("failover", "--site", "dc2", "--yes", timeout=600)
+        assert code == ExitCode.REFUSED, refused
+        assert "unknown is not zero" in refused["_stderr"], refused["_stderr"]
+        code, report = drctl_json("failover", "--site", "dc2", "--allow-data-loss", "--yes",
+                                  timeout=600)
+        assert code == ExitCode.OK, report
+        st = report["status"]
+        assert st["primary"] == "pg3" and st["vip_holders"] == ["pg3"], st
+        assert st["sites"]["dc2"]["vip_holders"] == ["pg3"]
+        assert report["data_loss"]["accepted"] and report["data_loss"]["verdict"] == "unknown"
+        remote = write_marker("site_marks", dc2_vip())
+        assert has_row("pg3", "site_marks", remote) and has_row("pg3", "site_marks", kept)
+    finally:
+        for host in ("pg1", "pg2", "backup1", "app1"):
+            power_on(host)
+    wait_for("pg1 to fence itself (pg3 is on a newer timeline)",
+             lambda: sh("pg1", "test -e /etc/drctl/fenced && echo yes", check=False) == "yes",
+             timeout=120, interval=2)
+    assert vip_holders() == [] and psql("pg3", "select pg_is_in_recovery()") == "f"
+    for host in ("pg1", "pg2"):
+        code, report = drctl_json("failback", "--node", host, "--yes", timeout=900)
+        assert code == ExitCode.OK, report
+    code, report = drctl_json("switchover", "--to", "pg1", "--yes", timeout=600)
+    assert code == ExitCode.OK, report
+    healthy_with("pg1", timeout=120)
+    for host in ("pg1", "pg2", "pg3"):
+        for marker in (kept, remote):
             wait_for(f"row {marker} on {host}", lambda h=host, m=marker: has_row(
                 h, "site_marks", m), timeout=30)
