@@ -14,11 +14,17 @@ def docker(*args: str) -> str:
 
 
 def test_lab_down_removes_containers_network_inventory_and_keys():
+    from drctl import lab as labmod
+
+    # the lab's hosts, and with two sites (test_14 left lane b's so) dc2's and the router
+    sites = labmod.site_count()
+    expected = len(labmod.lab_hosts()) + (1 if sites > 1 else 0)
     code, result = drctl_json("lab", "down")
     assert code == 0
-    assert result["containers_removed"] == 4
+    assert result["containers_removed"] == expected
     assert docker("ps", "-aq", "--filter", f"label=drctl.lab={NAME}") == ""
     assert docker("network", "ls", "-q", "--filter", f"name=^{NAME}$") == ""
+    assert docker("network", "ls", "-q", "--filter", f"name=^{NAME}-dc2$") == ""
     assert not INVENTORY.parent.exists()
     assert not (ROOT / ".lab" / "id_ed25519").exists()
     assert not (ROOT / ".lab" / "vault-pass").exists()
