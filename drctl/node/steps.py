@@ -973,20 +973,15 @@ def add_parsers(sub: Any) -> None:
     sub.add_parser("diverged-list")
     s = sub.add_parser("diverged-drop")
     s.add_argument("name")
-    s = sub.add_parser("follow")
-    s.add_argument("--primary-address", help="check that this node holds the primary's cluster")
-    s.add_argument("--slot", action="append", default=[],
-                   help="a slot this node keeps for another node (repeat)")
-    s.add_argument("--stream-timeout", type=float, default=60)
-    s.add_argument("--start-timeout", type=float, default=300)
-    s.add_argument("--owner", default="postgres", help="who owns the files it writes")
-    s = sub.add_parser("repoint")
-    s.add_argument("--primary-address", help="the new primary's address (required)")
-    s.add_argument("--slot", action="append", default=[],
-                   help="a slot this node keeps for another node (repeat)")
-    s.add_argument("--stream-timeout", type=float, default=60)
-    s.add_argument("--start-timeout", type=float, default=300)
-    s.add_argument("--owner", default="postgres", help="who owns the files it writes")
+    for name, address in (("follow", "check that this node holds the primary's cluster"),
+                          ("repoint", "the new primary's address (required)")):
+        s = sub.add_parser(name)  # repoint is follow with the node's own settings
+        s.add_argument("--primary-address", help=address)
+        s.add_argument("--slot", action="append", default=[],
+                       help="a slot this node keeps for another node (repeat)")
+        s.add_argument("--stream-timeout", type=float, default=60)
+        s.add_argument("--start-timeout", type=float, default=300)
+        s.add_argument("--owner", default="postgres", help="who owns the files it writes")
 
 
 COMMANDS = {name.removeprefix("cmd_").replace("_", "-"): fn

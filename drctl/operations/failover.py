@@ -75,7 +75,8 @@ def plan(inv: inv_mod.Inventory, report: dict, facts: ClusterFacts, target: str 
     return ha.Plan("failover", inv.name, STEPS, ha.gates_from(d), extravars, target=d.target,
                    notes=notes, nothing_to_do=nothing, data_loss=loss,
                    limit=",".join(answering + watchers) if unreachable else None,
-                   followers=list(d.followers))
+                   followers=list(d.followers),
+                   left_behind=[why for _, why in d.left_behind])
 
 
 def operator() -> str:
@@ -176,9 +177,7 @@ def repoint(inv: inv_mod.Inventory, p: ha.Plan, target: str, journal: Journal,
             journal.write("followed", host=host, result="failed", detail=answer.get("error"))
             ui.step(f"Follow the new primary {target}", host, "failed",
                     str(answer.get("error")))
-    for note in p.notes:
-        if note.startswith("left behind: "):
-            run.failures.append(note)
+    run.failures += [f"left behind: {why}" for why in p.left_behind]
 
 
 def direct(inv: inv_mod.Inventory, p: ha.Plan, facts: ClusterFacts, report: dict[str, Any],

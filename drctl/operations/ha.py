@@ -55,6 +55,7 @@ class Plan:
     data_loss: dict[str, Any] | None = None  # the rules core's verdict, when one was made
     # the other standbys that follow the new primary (failover), decided with the gates
     followers: list[str] = field(default_factory=list)
+    left_behind: list[str] = field(default_factory=list)  # why each is left behind
 
     @property
     def ok(self) -> bool:
