@@ -18,7 +18,7 @@ SYSTEM_PACKAGES := docker.io debootstrap openssh-client iptables postgresql-clie
 TEST_PACKAGES := chromium chromium-driver
 LINT_PATHS := playbooks roles inventories/example molecule bench/peer
 
-.PHONY: all setup setup-test system demo demo-auto check test lint unit integration molecule bench clean lab-down collection ee-context
+.PHONY: all setup setup-test system demo demo-auto demo-dr check test lint unit integration molecule bench clean lab-down collection ee-context
 
 all: test
 
@@ -72,6 +72,17 @@ demo-auto: setup
 	$(DRCTL) auto enable
 	$(DRCTL) drill --scenario auto-failover --yes
 	$(DRCTL) auto disable --yes
+
+# Two sites (dc1: pg1, pg2, backup1, app1; dc2: pg3, app2): the whole of dc1 loses power
+# under load, dc2 takes over, dc1 comes back and the primary goes home. Rebuilds the lab's
+# containers when it had one site.
+demo-dr: setup
+	$(DRCTL) lab up --sites 2
+	$(DRCTL) ping
+	$(DRCTL) provision
+	$(DRCTL) status
+	$(DRCTL) drill --scenario site-failback-cycle --allow-data-loss --yes
+	$(DRCTL) status
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check drctl tests bench molecule plugins bin/argspecs bin/test-phases

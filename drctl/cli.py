@@ -643,7 +643,8 @@ def verify_backup(inventory: Path, fmt: str, sql: str, database: str) -> None:
 @cli.command()
 @common
 @click.option("--scenario", type=click.Choice(["switchover", "failover", "failback-cycle",
-                                                 "auto-failover"]),
+                                                 "auto-failover", "site-failover",
+                                                 "site-failback-cycle"]),
               default="switchover", show_default=True, help="What happens during the drill.")
 @click.option("--duration", type=click.FloatRange(5, 3600), default=20, show_default=True,
               help="Seconds the workload runs at least (longer if the operation takes longer).")
@@ -655,10 +656,14 @@ def verify_backup(inventory: Path, fmt: str, sql: str, database: str) -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Directory for the JSON and HTML reports (default: the state directory's "
                    "drills/).")
+@click.option("--allow-data-loss", is_flag=True,
+              help="The site scenarios promote an asynchronous remote standby: consent to "
+                   "lose the acknowledged commits that had not reached it (counted in the "
+                   "report). Required for them.")
 @click.option("--yes", "-y", is_flag=True,
               help="Do not ask for confirmation (required without a terminal).")
 def drill(inventory: Path, fmt: str, scenario: str, duration: float, rate: float,
-          app_rate: float, out_dir: Path | None, yes: bool) -> None:
+          app_rate: float, out_dir: Path | None, allow_data_loss: bool, yes: bool) -> None:
     """Measure what the business sees during an operation: write outage, app errors,
     writes lost; writes a JSON and a self-contained HTML report."""
     from drctl import views
@@ -668,6 +673,7 @@ def drill(inventory: Path, fmt: str, scenario: str, duration: float, rate: float
     err = console(stderr=True)
     report = op.drill(inventory, scenario=scenario, duration=duration, rate=rate,
                       app_rate=app_rate, out_dir=out_dir, ui=interaction(yes, "json"),
+                      allow_data_loss=allow_data_loss,
                       say=(lambda m: err.print(f"[dim]drill:[/dim] {m}")) if fmt != "json"
                       else None)
     views.render_drill(report, fmt)

@@ -13,10 +13,19 @@ Scenarios:
                   and nobody runs a command until the standby has promoted itself and
                   holds the VIP; then the old primary powers on and `drctl failback
                   --switch-back` restores the start
+  site-failover   (two sites) every host of the primary's site loses power (lab: docker
+                  kill; elsewhere: PostgreSQL and keepalived of its nodes are killed), then
+                  `drctl failover --site REMOTE --allow-data-loss`; the SQL workload knows
+                  every site's VIP (libpq's host list, read-write), and the app load moves
+                  to the remote site's app, as DNS would once the operator moves it
+  site-failback-cycle
+                  site-failover, then the first site powers on again: each of its nodes is
+                  failed back, and a switchover brings the primary home
 """
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import json
 import subprocess
@@ -32,19 +41,29 @@ from drctl.exitcodes import ExitCode
 from drctl.operations.ha import Interaction
 from drctl.rules import sql as rules_sql
 
-SCENARIOS = ("switchover", "failover", "failback-cycle", "auto-failover")
+SCENARIOS = ("switchover", "failover", "failback-cycle", "auto-failover", "site-failover",
+             "site-failback-cycle")
+# The scenarios that lose a whole site; they promote an asynchronous remote standby, so
+# they need the operator's consent to lose what had not reached it.
+SITE_SCENARIOS = ("site-failover", "site-failback-cycle")
+
+
+def _value(args: list[str], option: str) -> str | None:
+    return args[args.index(option) + 1] if option in args else None
 
 
 def _switchover(inventory: Path, args: list[str], ui: Interaction) -> dict[str, Any]:
     from drctl.operations import switchover
 
-    return switchover.prepare(inventory, args[1]).run(ui)  # ["--to", HOST]
+    return switchover.prepare(inventory, _value(args, "--to")).run(ui)
 
 
 def _failover(inventory: Path, args: list[str], ui: Interaction) -> dict[str, Any]:
     from drctl.operations import failover
 
-    return failover.prepare(inventory, args[1], allow_data_loss=False).run(ui)
+    return failover.prepare(inventory, _value(args, "--to"),
+                            allow_data_loss="--allow-data-loss" in args,
+                            site=_value(args, "--site")).run(ui)
 
 
 def _failback(inventory: Path, args: list[str], ui: Interaction) -> dict[str, Any]:
@@ -78,8 +97,14 @@ def _connector(inv: inv_mod.Inventory):
     ca_dir = inv.cluster.get("drctl_tls_ca_dir") or project_dir() / ".drctl" / "ca" / inv.name
     port = int(inv.cluster.get("drctl_pg_port") or 5432)
 
+    # every site's VIP, the home site's first: libpq tries them in turn and keeps the
+    # writable one (target_session_attrs), so the workload follows a site failover
+    hosts = ",".join(dict.fromkeys(
+        [str(inv.vip.ip)] + [str(ipaddress.ip_interface(s["vip"]).ip)
+                             for s in inv.sites.values() if s.get("vip")]))
+
     def connect(connect_timeout: int = 5):
-        return psycopg.connect(host=str(inv.vip.ip), port=port, dbname="app", user="app",
+        return psycopg.connect(host=hosts, port=port, dbname="app", user="app",
                                password=password, sslmode="verify-full",
                                sslrootcert=str(Path(ca_dir) / "ca.crt"),
                                connect_timeout=connect_timeout, application_name="drctl-drill",
@@ -184,8 +209,56 @@ def _topology(st: dict[str, Any]) -> dict[str, Any]:
                       for n in st.get("nodes", [])}}
 
 
+def _sites(inv: inv_mod.Inventory, before: dict[str, Any], after: dict[str, Any],
+           plan: dict[str, Any] | None) -> dict[str, Any]:
+    """Each site: its VIP and nodes, where the primary was before and after, and in a site
+    drill which site was lost and which took over."""
+    out: dict[str, Any] = {}
+    for name, site in inv.sites.items():
+        out[name] = {"vip": site.get("vip"), "nodes": site["nodes"],
+                     "primary_before": before.get("primary") in site["nodes"],
+                     "primary_after": after.get("primary") in site["nodes"],
+                     "role": ("lost" if plan and plan["from"] == name else
+                              "took over" if plan and plan["to"] == name else None)}
+    return out
+
+
 def _gaps(times: list[float]) -> float:
     return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
+def site_plan(inv: inv_mod.Inventory, primary: str) -> dict[str, Any]:
+    """For a site drill: the primary's site (lost) and the one that takes over (the first
+    other site with a PostgreSQL node), each with its hosts and its app hosts."""
+    sites = inv.sites
+    home = inv.site(primary)
+    remote = next((name for name in sites if name != home), None)
+    if remote is None:
+        raise DrctlError("a site drill needs a second site: every PostgreSQL node is in "
+                         f"{home}", ExitCode.USAGE,
+                         hint="set drctl_location per host (inventories/example/two-sites.yml)"
+                              "; in the lab: `drctl lab up --sites 2`, then provision")
+
+    def hosts_of(site: str, group: str | None = None) -> list[str]:
+        names = [h.name for h in (inv.group(group) if group else inv.hosts.values())]
+        return [n for n in names if inv.site(n) == site]
+    nodes = list(sites[home]["nodes"])  # its PostgreSQL nodes first, then its other hosts
+    return {"from": home, "to": remote,
+            "lost_hosts": nodes + [n for n in hosts_of(home) if n not in nodes],
+            "lost_nodes": nodes,
+            "from_apps": hosts_of(home, "app"), "to_apps": hosts_of(remote, "app")}
+
+
+def rpo_seconds(acked: list[tuple[float, int]], lost: list[int], cut: float | None) -> float:
+    """The RPO in time: from the newest acknowledged write that survived to the newest
+    acknowledged before the cut (0 when nothing acknowledged was lost)."""
+    if not lost or cut is None:
+        return 0.0
+    gone = set(lost)
+    before = [(t, i) for t, i in acked if t <= cut]
+    newest = max((t for t, _ in before), default=cut)
+    kept = max((t for t, i in before if i not in gone), default=None)
+    return round(newest - kept, 3) if kept is not None else round(newest - before[0][0], 3)
 
 
 def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rate: float,
@@ -209,12 +282,16 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
                          ExitCode.REFUSED, hint="`drctl auto enable`, then `drctl auto status`")
     primary = before["primary"]
     standby = next(n["host"] for n in before["nodes"] if n["role"] == "standby")
-    apps = [h.address for h in inv.group("app")]
+    sites = site_plan(inv, primary) if scenario in SITE_SCENARIOS else None
+    app_hosts = {h.name: h.address for h in inv.group("app")}
     port = int(inv.cluster.get("drctl_demo_app_port") or 8080)
+    first_app = (sites["from_apps"] if sites else list(app_hosts))[:1]
     connect = _connector(inv)
     writer = SqlWriter(connect, rate=rate)
     writer.prepare()
-    probe = AppProbe(f"http://{apps[0]}:{port}", rate=app_rate) if apps else None
+    probe = AppProbe(f"http://{app_hosts[first_app[0]]}:{port}", rate=app_rate) \
+        if first_app else None
+    cut: float | None = None
     t0 = time.monotonic()
     started_at = datetime.now(UTC)
     writer.start()
@@ -263,6 +340,7 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
         elif scenario == "auto-failover":
             timeline = _timeline(connect)
             mark(_power_off(inv, primary, lab))
+            cut = time.monotonic() - t0
             t = time.monotonic()
             _wait_new_timeline(connect, timeline, standby, timeout=120)
             mark(f"{standby} promoted by itself and holds the VIP (no command run)")
@@ -276,8 +354,32 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
             _wait_ssh(inv, primary)
             mark(f"{primary} is back (fenced)")
             op(["failback", "--node", primary, "--switch-back"])
+        elif sites:
+            targets = sites["lost_hosts"] if lab else sites["lost_nodes"]
+            for host in targets:
+                _power_off(inv, host, lab)
+            cut = time.monotonic() - t0
+            mark(f"site {sites['from']} loses power: {', '.join(targets)}")
+            op(["failover", "--site", sites["to"], "--allow-data-loss"])
+            if probe and sites["to_apps"]:
+                probe.move(f"http://{app_hosts[sites['to_apps'][0]]}:{port}")
+                mark(f"the app's users move to {sites['to_apps'][0]} (the DNS step the "
+                     "plan names)")
+            if scenario == "site-failback-cycle":
+                for host in targets:
+                    _power_on(inv, host, lab)
+                for host in targets:
+                    _wait_ssh(inv, host)
+                mark(f"site {sites['from']} is back (its nodes fenced)")
+                for host in [primary, *(n for n in sites["lost_nodes"] if n != primary)]:
+                    op(["failback", "--node", host])
+                op(["switchover", "--to", primary])
+                if probe and sites["from_apps"]:
+                    probe.move(f"http://{app_hosts[sites['from_apps'][0]]}:{port}")
+                    mark(f"the app's users move back to {sites['from_apps'][0]}")
         else:
             mark(_power_off(inv, primary, lab))
+            cut = time.monotonic() - t0
             op(["failover", "--to", standby])
             if scenario == "failback-cycle":
                 _power_on(inv, primary, lab)
@@ -321,11 +423,15 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
         "started_at": started_at.isoformat(timespec="milliseconds"),
         "duration_s": round(total, 3),
         "ok": failure is None and not lost and not registered_missing,
+        "rto_s": round(_gaps(acked_times), 3),
+        "rpo_s": rpo_seconds([(t - t0, i) for t, i in writer.acked], lost, cut),
+        "sites": _sites(inv, before, after, sites),
         "error": str(failure) if failure else None,
         "sql": {"rate": rate, "acknowledged": len(writer.acked), "errors": len(writer.errors),
                 "write_outage_s": round(_gaps(acked_times), 3), "lost": len(lost),
                 "lost_ids": lost[:100]},
-        "app": {"url": probe.base if probe else None, "rate": app_rate,
+        "app": {"url": probe.bases[0] if probe else None,
+                "urls": probe.bases if probe else [], "rate": app_rate,
                 "requests": len(app_results), "failed": len(failed),
                 "error_window_s": round(failed[-1]["t"] - failed[0]["t"], 3) if failed else 0.0,
                 "first_error_s": round(failed[0]["t"] - t0, 3) if failed else None,

@@ -94,6 +94,15 @@ def _row(k: str, v: Any) -> str:
     return f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
 
 
+def drill_site_line(site: dict[str, Any]) -> str:
+    """A site in a drill's report, in words (the text and HTML views both show it)."""
+    where = ("primary before and after" if site["primary_before"] and site["primary_after"]
+             else "primary before" if site["primary_before"]
+             else "primary after" if site["primary_after"] else "no primary")
+    return (f"VIP {site.get('vip') or '-'}, nodes {', '.join(site['nodes'])}; {where}"
+            + (f"; {site['role']}" if site.get("role") else ""))
+
+
 def render(report: dict[str, Any]) -> str:
     sql, app = report["sql"], report["app"]
     verdict = ("PASSED: nothing acknowledged was lost" if report["ok"] else
@@ -105,6 +114,11 @@ def render(report: dict[str, Any]) -> str:
          f"{sql['write_outage_s']} s"),
         ("acknowledged writes / failed attempts", f"{sql['acknowledged']} / {sql['errors']}"),
         ("acknowledged writes lost (RPO)", sql["lost"]),
+        ("RPO in time (newest acknowledged before the cut, less the newest kept)",
+         f"{report.get('rpo_s', 0.0)} s"),
+        *((f"site {name}", drill_site_line(site))
+          for name, site in (report.get("sites") or {}).items()
+          if len(report.get("sites") or {}) > 1),
         ("app requests / failed", f"{app['requests']} / {app['failed']}"),
         ("app error window (first to last failed request)", f"{app['error_window_s']} s"),
         ("users registered / missing afterwards",

@@ -57,6 +57,7 @@ SITE_HOSTS: dict[str, tuple[tuple[str, int, str], ...]] = {
     ),
     "dc2": (
         ("pg3", 11, "pg_standby"),
+        ("app2", 14, "app"),
     ),
 }
 HOSTS = SITE_HOSTS["dc1"]

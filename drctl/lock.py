@@ -90,21 +90,36 @@ def describe(info: dict) -> str:
 
 @contextmanager
 def cluster_lock(cluster: str, operation: str, inv: Inventory | None = None, *,
-                 nestable: bool = False) -> Iterator[dict]:
+                 nestable: bool = False, ledger_per_operation: bool = False) -> Iterator[dict]:
     """Hold the cluster's lock for OPERATION: this machine's, and the ledger host's when
     INV (the inventory) names one. A NESTABLE lock (a drill's) lets the operations it
-    runs in this process go on under it; any other second taker is refused."""
+    runs in this process go on under it; any other second taker is refused. With
+    LEDGER_PER_OPERATION the nestable lock is this machine's only, and each operation run
+    under it takes (and gives back) the ledger host's lock for itself."""
+    from drctl import ledger
+
     held = _HELD.get(cluster)
     if held is not None and held.get("nestable"):
-        yield held
+        if not held.get("ledger_per_operation") or inv is None or ledger.host(inv) is None:
+            yield held
+            return
+        inner = {**held, "operation": operation, "op_id": uuid.uuid4().hex[:12],
+                 "ledger": None, "nestable": False}
+        _take_ledger(cluster, operation, inv, inner)
+        _HELD[cluster] = inner  # its journal and playbooks carry its own op id
+        try:
+            yield inner
+        finally:
+            _HELD[cluster] = held
+            if inner.get("ledger"):
+                _release_ledger(cluster, inv, inner)
         return
-    from drctl import ledger
 
     path = lock_path(cluster)
     info = {"host": socket.gethostname(), "pid": os.getpid(), "operation": operation,
             "since": datetime.now(UTC).isoformat(timespec="seconds"),
             "op_id": uuid.uuid4().hex[:12], "who": ledger.who(), "ledger": None,
-            "nestable": nestable}
+            "nestable": nestable, "ledger_per_operation": nestable and ledger_per_operation}
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
@@ -112,7 +127,8 @@ def cluster_lock(cluster: str, operation: str, inv: Inventory | None = None, *,
     with os.fdopen(fd, "w") as fh:
         json.dump(info, fh)
     try:
-        if inv is not None and ledger.host(inv) is not None:
+        if inv is not None and ledger.host(inv) is not None and \
+                not info["ledger_per_operation"]:
             _take_ledger(cluster, operation, inv, info)
         _HELD[cluster] = info
         yield info

@@ -77,7 +77,9 @@ def render_drill(report: dict[str, Any], fmt: str) -> None:
         for k, v in [
             ("write outage (longest gap between acknowledged writes)",
              f"{sql['write_outage_s']} s"),
-            ("acknowledged writes lost (RPO)", str(sql["lost"])),
+            ("acknowledged writes lost (RPO)", str(sql["lost"])
+             + (f" (the newest {report['rpo_s']} s before the cut)" if report.get("rpo_s")
+                else "")),
             ("acknowledged writes / failed attempts",
              f"{sql['acknowledged']} / {sql['errors']}"),
             ("app requests / failed", f"{app['requests']} / {app['failed']}"),
@@ -89,6 +91,11 @@ def render_drill(report: dict[str, Any], fmt: str) -> None:
             ("total", f"{report['duration_s']} s"),
         ]:
             table.add_row(k, v)
+        from drctl.drill_html import drill_site_line
+
+        for name, site in (report.get("sites") or {}).items():
+            if len(report["sites"]) > 1:
+                table.add_row(f"site {name}", drill_site_line(site))
         con = console()
         con.print(table)
         for o in report["operations"]:

@@ -83,6 +83,7 @@ class AppProbe:
 
     def __init__(self, base_url: str, rate: float = 2.0, timeout: float = 10.0):
         self.base = base_url.rstrip("/")
+        self.bases = [self.base]  # every address it used, in order (see move)
         self.interval = 1.0 / rate if rate > 0 else 1.0
         self.timeout = timeout
         self.prefix = "drill" + uuid.uuid4().hex[:8]
@@ -98,6 +99,11 @@ class AppProbe:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=60)
+
+    def move(self, base_url: str) -> None:
+        """From the next request on, use another address (users sent elsewhere by DNS)."""
+        self.base = base_url.rstrip("/")
+        self.bases.append(self.base)
 
     def _opener(self):
         return urllib.request.build_opener(
@@ -122,32 +128,41 @@ class AppProbe:
         self._n += 1
         user = f"{self.prefix}_{self._n}"
         password = uuid.uuid4().hex
+        if self.register(user, password):
+            self.registered.append(user)
+            self.login(user, password)
+
+    def register(self, user: str, password: str) -> bool:
+        """Register USER as a browser would (form, then post); True when the app shows the
+        new user logged in. Recorded in results."""
         opener = self._opener()
         t0 = time.monotonic()
         status, body = self._call(opener, "/register")
         m, k = _CSRF.search(body), _KEY.search(body)
         if status != 200 or not m or not k:
             self._record(t0, "register", status, False, user)
-            return
+            return False
         status, body = self._call(opener, "/register", {
             "csrf": m.group(1), "idempotency_key": k.group(1), "username": user,
             "password": password})
         ok = status == 200 and f'id="username">{user}<' in body
         self._record(t0, "register", status, ok, user)
-        if not ok:
-            return
-        self.registered.append(user)
-        opener = self._opener()  # a fresh browser: log in from scratch
+        return ok
+
+    def login(self, user: str, password: str) -> bool:
+        """Log USER in from a fresh browser; True when the app shows them logged in."""
+        opener = self._opener()
         t0 = time.monotonic()
         status, body = self._call(opener, "/login")
         m = _CSRF.search(body)
         if status != 200 or not m:
             self._record(t0, "login", status, False, user)
-            return
+            return False
         status, body = self._call(opener, "/login", {"csrf": m.group(1), "username": user,
                                                       "password": password})
-        self._record(t0, "login", status, status == 200 and f'id="username">{user}<' in body,
-                     user)
+        ok = status == 200 and f'id="username">{user}<' in body
+        self._record(t0, "login", status, ok, user)
+        return ok
 
     def _run(self) -> None:
         while not self._stop.is_set():

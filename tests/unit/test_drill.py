@@ -79,3 +79,85 @@ def test_step_labels_never_overlap():
     texts = [t for _, _, t in placed]
     assert "steady state measured" in texts and "end" in texts
     assert any(t.isdigit() for t in texts), "crowded steps fall back to their numbers"
+
+
+# ---------------------------------------------------------------- site drills
+
+def _two_site_inventory(make_inventory):
+    from drctl import inventory
+    from tests.unit.test_inventory import two_sites
+
+    hosts = two_sites()
+    hosts["all"]["children"]["app"]["hosts"]["app2"] = {"ansible_host": "10.9.16.14",
+                                                       "drctl_location": "dc2"}
+    hosts["all"]["children"]["dc2"]["hosts"]["app2"] = None
+    return inventory.load(make_inventory(hosts=hosts))
+
+
+def test_a_site_drill_loses_the_primarys_whole_site_and_moves_to_the_other(make_inventory):
+    from drctl.drill import site_plan
+
+    inv = _two_site_inventory(make_inventory)
+    plan = site_plan(inv, "pg1")
+    assert plan == {"from": "dc1", "to": "dc2",
+                    "lost_hosts": ["pg1", "pg2", "app1", "backup1"],
+                    "lost_nodes": ["pg1", "pg2"], "from_apps": ["app1"], "to_apps": ["app2"]}
+    # with the primary at dc2 (after a site failover), the drill goes the other way
+    assert site_plan(inv, "pg3")["to"] == "dc1"
+
+
+def test_a_site_drill_needs_a_second_site(make_inventory):
+    import pytest
+
+    from drctl import inventory
+    from drctl.drill import site_plan
+    from drctl.errors import DrctlError
+    from drctl.exitcodes import ExitCode
+
+    with pytest.raises(DrctlError) as err:
+        site_plan(inventory.load(make_inventory()), "pg1")
+    assert err.value.exit_code == ExitCode.USAGE and "second site" in str(err.value)
+
+
+def test_a_site_drill_without_consent_to_lose_data_is_refused_before_anything(
+        make_inventory, monkeypatch):
+    import pytest
+
+    from drctl import drill
+    from drctl.errors import DrctlError
+    from drctl.exitcodes import ExitCode
+    from drctl.operations import drill as op
+    from drctl.operations.ha import Interaction
+
+    monkeypatch.setattr(drill, "run", lambda *a, **kw: pytest.fail("the drill ran"))
+    for scenario in drill.SITE_SCENARIOS:
+        with pytest.raises(DrctlError) as err:
+            op.drill(make_inventory(), scenario=scenario, duration=5, rate=1, app_rate=0,
+                     out_dir=None, ui=Interaction(yes=True))
+        assert err.value.exit_code == ExitCode.REFUSED
+        assert "asynchronously" in str(err.value) and "--allow-data-loss" in err.value.hint
+
+
+def test_rpo_in_time_is_from_the_newest_write_kept_to_the_newest_acknowledged():
+    from drctl.drill import rpo_seconds
+
+    acked = [(1.0, 1), (1.5, 2), (2.0, 3), (2.25, 4), (9.0, 5)]  # 5: after the failover
+    assert rpo_seconds(acked, [], cut=2.5) == 0.0
+    assert rpo_seconds(acked, [3, 4], cut=2.5) == 0.75  # 1.5 kept, 2.25 acknowledged
+    assert rpo_seconds(acked, [1, 2, 3, 4], cut=2.5) == 1.25  # nothing kept before the cut
+    assert rpo_seconds(acked, [4], cut=None) == 0.0  # no cut (a switchover)
+
+
+def test_the_report_shows_each_site_and_its_part(make_inventory):
+    from drctl.drill import _sites, site_plan
+
+    inv = _two_site_inventory(make_inventory)
+    sites = _sites(inv, {"primary": "pg1"}, {"primary": "pg3"}, site_plan(inv, "pg1"))
+    assert sites == {
+        "dc1": {"vip": "10.9.0.100/24", "nodes": ["pg1", "pg2"], "primary_before": True,
+                "primary_after": False, "role": "lost"},
+        "dc2": {"vip": "10.9.16.100/24", "nodes": ["pg3"], "primary_before": False,
+                "primary_after": True, "role": "took over"}}
+    html = render(report(scenario="site-failover", sites=sites, rpo_s=0.25))
+    assert "site dc1" in html and "10.9.16.100/24" in html and "took over" in html
+    assert "0.25 s" in html

@@ -43,18 +43,19 @@ def test_one_site_is_the_lab_of_today():
     assert lab.site_routes("dc1") == []
 
 
-def test_two_sites_add_pg3_in_dc2():
+def test_two_sites_add_pg3_and_app2_in_dc2():
     _record(2)
     assert lab.site_count() == 2
     assert _rows(lab.lab_hosts()) == [*[(*row, "dc1") for row in DC1],
-                                      ("pg3", "172.29.69.11", "pg_standby", "dc2")]
+                                      ("pg3", "172.29.69.11", "pg_standby", "dc2"),
+                                      ("app2", "172.29.69.14", "app", "dc2")]
     assert lab.site_network("dc2") == lab.NETWORK + "-dc2"
     assert lab.site_vip("dc2") == "172.29.69.100/24"
     assert lab.router_container() == lab.PREFIX + "wan"
     assert lab.router_address("dc1") == "172.29.53.254"
     assert lab.router_address("dc2") == "172.29.69.254"
     # a host of dc2 more is one line of the table
-    assert lab.SITE_HOSTS["dc2"] == (("pg3", 11, "pg_standby"),)
+    assert lab.SITE_HOSTS["dc2"] == (("pg3", 11, "pg_standby"), ("app2", 14, "app"))
     assert lab.SITE_HOSTS["dc1"] == lab.HOSTS
 
 
@@ -107,7 +108,7 @@ def test_dc2_subnet_from_the_environment(monkeypatch):
     monkeypatch.setenv("DRCTL_LAB_DC2_SUBNET", "172.30.9.0/24")
     assert str(lab.dc2_subnet()) == "172.30.9.0/24"
     _record(2)
-    assert lab.lab_hosts()[-1].address == "172.30.9.11"
+    assert [h.address for h in lab.lab_hosts()[-2:]] == ["172.30.9.11", "172.30.9.14"]
     assert lab.site_routes("dc1") == ["172.30.9.0/24 via 172.29.53.254"]
 
 
@@ -209,8 +210,9 @@ def test_two_site_inventory(tmp_path):
                                          "drctl_location": "dc2"}}},
         "backup": {"hosts": {"backup1": {"ansible_host": "172.29.53.13",
                                          "drctl_location": "dc1"}}},
-        "app": {"hosts": {"app1": {"ansible_host": "172.29.53.14", "drctl_location": "dc1"}}},
-        "dc2": {"hosts": {"pg3": {}}},
+        "app": {"hosts": {"app1": {"ansible_host": "172.29.53.14", "drctl_location": "dc1"},
+                          "app2": {"ansible_host": "172.29.69.14", "drctl_location": "dc2"}}},
+        "dc2": {"hosts": {"pg3": {}, "app2": {}}},
     }}}
     assert files["hosts.yml"].startswith(one["hosts.yml"].split("all:")[0])
     assert yaml.safe_load(files["group_vars/dc2/main.yml"]) == {
@@ -289,13 +291,13 @@ def _fake_docker(monkeypatch, reply=None) -> list[tuple[str, ...]]:
 def test_a_dc2_host_runs_on_dc2s_network_and_resolves_every_other_host(monkeypatch):
     _record(2)
     calls = _fake_docker(monkeypatch)
-    pg3 = lab.lab_hosts()[-1]
+    pg3 = next(h for h in lab.lab_hosts() if h.name == "pg3")
     lab._run_container(pg3, "img")
     args = calls[0]
     assert args[args.index("--network") + 1] == lab.NETWORK + "-dc2"
     assert args[args.index("--ip") + 1] == "172.29.69.11"
     assert sorted(a for a in args if a.startswith("--add-host")) == sorted(
-        f"--add-host={n}:{a}" for n, a, _ in DC1)
+        [*(f"--add-host={n}:{a}" for n, a, _ in DC1), "--add-host=app2:172.29.69.14"])
 
 
 def test_a_dc1_host_of_one_site_runs_as_before(monkeypatch):
@@ -323,7 +325,7 @@ def test_a_container_that_does_not_resolve_a_new_host_is_made_again(monkeypatch)
     assert calls[0] == ("rm", "-f", pg1.container) and calls[1][0] == "run"
     assert "pg3" in said[0]
     # with every name there, it is reused
-    old["HostConfig"]["ExtraHosts"].append("pg3:172.29.69.11")
+    old["HostConfig"]["ExtraHosts"] += ["pg3:172.29.69.11", "app2:172.29.69.14"]
     calls.clear()
     assert lab.ensure_container(pg1, "tag", False, said.append) == "reused"
     assert calls == []

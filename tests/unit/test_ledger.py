@@ -165,6 +165,30 @@ def test_a_drill_lock_is_nestable_and_any_other_is_not(inv, ledger_host) -> None
         pass
 
 
+def test_a_site_drills_lock_leaves_the_ledger_to_each_operation(
+        inv, ledger_host, capsys: pytest.CaptureFixture[str]) -> None:
+    """A site drill powers off the ledger host's site: its own lock is this machine's
+    only, and each operation under it holds the ledger's lock for itself, under its own op
+    id (so its journal is published), and a failover goes on when the ledger is gone."""
+    with lock.cluster_lock(inv.name, "drill-site-failover", inv, nestable=True,
+                           ledger_per_operation=True) as outer:
+        assert outer["ledger"] is None
+        assert node_ledger.holder(str(ledger_host["dir"])) is None
+        with lock.cluster_lock(inv.name, "switchover", inv) as inner:
+            assert inner["op_id"] != outer["op_id"] and lock.current(inv.name) is inner
+            assert node_ledger.holder(str(ledger_host["dir"]))["op_id"] == inner["op_id"]
+        assert node_ledger.holder(str(ledger_host["dir"])) is None
+        assert lock.current(inv.name) is outer
+        ledger_host["down"] = True
+        with lock.cluster_lock(inv.name, "failover", inv) as inner:
+            assert inner["ledger"] is None
+        assert "goes on without it" in capsys.readouterr().err
+        with pytest.raises(DrctlError) as exc, lock.cluster_lock(inv.name, "failback", inv):
+            pass
+        assert exc.value.exit_code == ExitCode.UNREACHABLE
+    assert lock.holder(inv.name) is None
+
+
 def test_unlock_clears_the_ledger_only_with_force(inv, ledger_host) -> None:
     node_ledger.take(str(ledger_host["dir"]), "erin@old-laptop", "backup", "e5")
     with pytest.raises(DrctlError) as exc:
