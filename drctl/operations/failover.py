@@ -64,9 +64,8 @@ def plan(inv: inv_mod.Inventory, report: dict, facts: ClusterFacts, target: str 
     watchers = [w.watcher for w in facts.watchers if w.reachable]
     extravars = {"target": d.target, "allow_data_loss": allow_data_loss,
                  "failover_unreachable": unreachable}
-    if d.target and any(n.startswith("the primary moves from site") for n in notes):
-        vip = str(inv.sites.get(inv.site(d.target), {}).get("vip") or "").split("/")[0]
-        notes.append(f"{inv.site(d.target)}'s VIP, where clients must connect: {vip}")
+    notes += ha.site_vip_note(inv, facts, d.target,
+                                 decide.lost_primary(facts))
     loss = None
     if d.data_loss:
         loss = {"verdict": d.data_loss.verdict, "sentence": d.data_loss.sentence,

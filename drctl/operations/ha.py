@@ -273,5 +273,18 @@ class Prepared:
                        playbook=self.playbook, ok_when=self.ok_when, act=self.act)
 
 
+def site_vip_note(inv: inv_mod.Inventory, facts: rules_facts.ClusterFacts,
+                  target: str | None, old: str | None) -> list[str]:
+    """When the primary moves from OLD to TARGET in another site (the sites the rules
+    decided with): the address of that site's VIP, where clients must connect from now
+    on (the rules' site-move note says what the operator must do; this names the
+    address). Empty when it stays."""
+    if not target or not old or facts.site(target) == facts.site(old):
+        return []
+    site = facts.site(target)
+    vip = str(inv.sites.get(site, {}).get("vip") or "").split("/")[0]
+    return [f"{site}'s VIP, where clients must connect: {vip or 'not set'}"]
+
+
 def gates_from(decision: rules_decide.Decision) -> list[Gate]:
     return [Gate(g.name, g.ok, g.detail, g.overridable) for g in decision.gates]

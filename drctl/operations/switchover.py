@@ -25,10 +25,8 @@ STEPS = [
 
 def plan(inv: inv_mod.Inventory, facts: ClusterFacts, target: str | None) -> ha.Plan:
     d = decide.switchover(facts, Policy.from_options(inv.cluster), target)
-    notes = list(d.notes)
-    if d.target and notes:  # the primary moves to another site: name its VIP
-        vip = str(inv.sites.get(inv.site(d.target), {}).get("vip") or "").split("/")[0]
-        notes.append(f"{inv.site(d.target)}'s VIP, where clients must connect: {vip}")
+    primary = next((n.host for n in facts.primaries), None)
+    notes = [*d.notes, *ha.site_vip_note(inv, facts, d.target, primary)]
     return ha.Plan("switchover", inv.name, STEPS, ha.gates_from(d), {"target": d.target},
                    target=d.target, nothing_to_do=d.nothing_to_do, notes=notes)
 
