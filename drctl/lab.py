@@ -1085,7 +1085,8 @@ def restore(name: str, say: Say, partial: bool = False) -> dict:
     """Replace every lab container by one started from snapshot NAME (same names and
     addresses); return once each has booted and accepts the lab key over SSH. PARTIAL:
     a snapshot of fewer hosts (a one-site lab's, in a two-site lab) replaces the hosts it
-    holds and leaves the others as they are."""
+    holds and makes every other host bare again (from the lab image), as when its site
+    was just added: a host left as it was could hold a cluster ahead of the restored one."""
     _check_snapshot_name(name)
     start = time.monotonic()
     ensure_engine(say)
@@ -1110,7 +1111,8 @@ def restore(name: str, say: Say, partial: bool = False) -> dict:
     for site in SITES[:count]:
         ensure_network(say, site)
     hosts = [h for h in lab_hosts() if h.name in snap["hosts"]]
-    for h in hosts:
+    bare = [h for h in lab_hosts() if h.name not in snap["hosts"]]
+    for h in hosts + bare:
         docker("rm", "-f", h.container, check=False)
     _forget_ssh_masters()
     if count > 1:  # a new router: the WAN is up again after a restore
@@ -1118,13 +1120,15 @@ def restore(name: str, say: Say, partial: bool = False) -> dict:
         _run_router(ensure_image(say)[0])
     for h in hosts:
         _run_container(h, _snapshot_image(h, name), copy_up=SNAPSHOT_COPY_UP)
+    for h in bare:
+        _run_container(h, ensure_image(say)[0])
     # every host's key stays in known_hosts (after a partial restore too)
     _boot_and_authorize(lab_hosts(), ensure_ssh_key().with_suffix(".pub").read_text())
     if count > 1:  # the snapshot holds them already; this also heals an older one
-        _install_routes_everywhere(hosts)
+        _install_routes_everywhere(hosts + bare)
     _prune_untagged()
     say(f"lab restored from snapshot {name!r}")
-    return {"name": name, "hosts": [h.name for h in hosts],
+    return {"name": name, "hosts": [h.name for h in hosts], "bare": [h.name for h in bare],
             "seconds": round(time.monotonic() - start, 1)}
 
 

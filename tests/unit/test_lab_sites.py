@@ -427,3 +427,35 @@ def test_a_subnet_another_lab_left_behind_is_named_with_what_to_do(monkeypatch):
     assert "DRCTL_LAB_NAME=drctl-lab-old drctl lab down" in exc.value.hint
     assert exc.value.exit_code == ExitCode.ENVIRONMENT
     assert not any(c[:2] == ("network", "create") for c in calls)
+
+
+def test_a_partial_restore_makes_the_hosts_it_does_not_hold_bare(monkeypatch, tmp_path):
+    """A one-site snapshot restored in a two-site lab: dc1's hosts from the snapshot, dc2's
+    made bare again (a pg3 left as it was could hold a cluster ahead of the restored pg1)."""
+    _record(2)
+    calls = _fake_docker(monkeypatch)
+    snap = {"name": "provisioned", "hosts": [n for n, *_ in DC1], "complete": False,
+            "current_image": True}
+    monkeypatch.setattr(lab, "snapshots", lambda: [snap])
+    monkeypatch.setattr(lab, "ensure_engine", lambda say: None)
+    monkeypatch.setattr(lab, "ensure_network", lambda say, site: None)
+    monkeypatch.setattr(lab, "ensure_image", lambda say: ("drctl-lab:tag", False))
+    monkeypatch.setattr(lab, "_run_router", lambda image: None)
+    monkeypatch.setattr(lab, "_forget_ssh_masters", lambda: None)
+    monkeypatch.setattr(lab, "_boot_and_authorize", lambda hosts, key: None)
+    (tmp_path / "k.pub").write_text("ssh-ed25519 AAAA")
+    monkeypatch.setattr(lab, "ensure_ssh_key", lambda: tmp_path / "k")
+    routed: list[str] = []
+    monkeypatch.setattr(lab, "_install_routes_everywhere",
+                        lambda hosts: routed.extend(h.name for h in hosts))
+    monkeypatch.setattr(lab, "_prune_untagged", lambda: None)
+    started: list[tuple[str, str]] = []
+    monkeypatch.setattr(lab, "_run_container",
+                        lambda h, image, copy_up=(): started.append((h.name, image)))
+    result = lab.restore("provisioned", lambda m: None, partial=True)
+    assert result["hosts"] == [n for n, *_ in DC1] and result["bare"] == ["pg3", "app2"]
+    removed = [c[2] for c in calls if c[:2] == ("rm", "-f")]
+    assert {lab.PREFIX + n for n in ("pg3", "app2")} <= set(removed)
+    assert started[-2:] == [("pg3", "drctl-lab:tag"), ("app2", "drctl-lab:tag")]
+    assert all(image != "drctl-lab:tag" for _, image in started[:-2])
+    assert set(routed) == {n for n, *_ in DC1} | {"pg3", "app2"}
