@@ -49,6 +49,7 @@ SITE_SCENARIOS = ("site-failover", "site-failback-cycle")
 
 
 def _value(args: list[str], option: str) -> str | None:
+    """The value after OPTION in an operation's arguments (as on its command line)."""
     return args[args.index(option) + 1] if option in args else None
 
 
@@ -70,7 +71,8 @@ def _failback(inventory: Path, args: list[str], ui: Interaction) -> dict[str, An
     from drctl.operations import failback
 
     switch_back = "--switch-back" in args
-    return failback.run(failback.prepare(inventory, args[1], switch_back), ui, switch_back)
+    return failback.run(failback.prepare(inventory, _value(args, "--node"), switch_back), ui,
+                        switch_back)
 
 
 # The operations a drill runs, called in this process with the drill's arguments.

@@ -161,3 +161,28 @@ def test_the_report_shows_each_site_and_its_part(make_inventory):
     html = render(report(scenario="site-failover", sites=sites, rpo_s=0.25))
     assert "site dc1" in html and "10.9.16.100/24" in html and "took over" in html
     assert "0.25 s" in html
+
+
+def test_the_drills_operations_read_their_command_lines(monkeypatch):
+    """A drill runs each operation with its command line as the report shows it."""
+    from drctl import drill
+    from drctl.operations import failback, failover, switchover
+
+    seen = []
+
+    class Prepared:
+        def run(self, ui):
+            return {}
+
+    monkeypatch.setattr(failover, "prepare", lambda inv, target, allow_data_loss, site:
+                        seen.append(("failover", target, allow_data_loss, site)) or Prepared())
+    monkeypatch.setattr(switchover, "prepare",
+                        lambda inv, target: seen.append(("switchover", target)) or Prepared())
+    monkeypatch.setattr(failback, "prepare", lambda inv, node, switch_back:
+                        seen.append(("failback", node, switch_back)) or Prepared())
+    monkeypatch.setattr(failback, "run", lambda prepared, ui, switch_back: {})
+    for line in (["failover", "--site", "dc2", "--allow-data-loss"], ["failover", "--to", "pg2"],
+                 ["switchover", "--to", "pg1"], ["failback", "--node", "pg1", "--switch-back"]):
+        drill.OPERATIONS[line[0]](None, line[1:], None)
+    assert seen == [("failover", None, True, "dc2"), ("failover", "pg2", False, None),
+                    ("switchover", "pg1"), ("failback", "pg1", True)]
