@@ -51,6 +51,9 @@ def call(inv: Inventory, args: list[str], timeout: float = 15) -> dict[str, Any]
     ledger_host = host(inv)
     if ledger_host is None:
         return {"ok": False, "error": "this cluster has no ledger host"}
+    why = sshprobe.dead(inv, ledger_host)
+    if why:  # half a second, not SSH's timeout: a failover after a site loss waits on it
+        return {"ok": False, "unreachable": True, "host": ledger_host, "error": why}
     rc, out, err = sshprobe.run(inv, ledger_host,
                                 ["python3", "-", "--dir", directory(inv), *args],
                                 timeout=timeout, stdin=SCRIPT.read_text())

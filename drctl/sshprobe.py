@@ -127,14 +127,23 @@ def forget_connection(inv: Inventory, host: str) -> None:
                    timeout=5, check=False)
 
 
-def probe(inv: Inventory, host: str, command: list[str] | None = None) -> ProbeResult:
+def dead(inv: Inventory, host: str) -> str | None:
+    """Why HOST is unreachable, when nothing answers on its SSH port within half a second
+    (its shared connection is then closed); None when it answers or sits behind a proxy
+    (which only SSH itself can try). Costs a dead host 0.5 s instead of SSH's timeout."""
     hv = inv.hostvars(host)
     port = int(hv.get("ansible_port") or 22)
     proxied = "proxy" in str(hv.get("ansible_ssh_common_args", "")).lower()
-    if not proxied and not port_answers(inv.hosts[host].address, port):
-        forget_connection(inv, host)
-        return ProbeResult(host, False, None, f"unreachable: nothing answers on "
-                                              f"{inv.hosts[host].address}:{port}")
+    if proxied or port_answers(inv.hosts[host].address, port):
+        return None
+    forget_connection(inv, host)
+    return f"unreachable: nothing answers on {inv.hosts[host].address}:{port}"
+
+
+def probe(inv: Inventory, host: str, command: list[str] | None = None) -> ProbeResult:
+    why = dead(inv, host)
+    if why:
+        return ProbeResult(host, False, None, why)
     rc, out, err = run(inv, host, command or [PROBE], timeout=6)
     if rc == 0:
         try:

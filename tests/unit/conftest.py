@@ -41,7 +41,8 @@ def make_inventory(tmp_path: Path):
 @pytest.fixture(autouse=True)
 def no_ssh(monkeypatch, tmp_path_factory):
     """Unit tests reach no host: `ssh` on PATH is a stand-in that fails as an unreachable
-    host does (a test that needs answers fakes drctl.sshprobe.run or its callers)."""
+    host does (a test that needs answers fakes drctl.sshprobe.run or its callers), and no
+    TCP connection leaves loopback."""
     shim = tmp_path_factory.getbasetemp() / "no-ssh"
     if not (shim / "ssh").exists():
         shim.mkdir(exist_ok=True)
@@ -49,3 +50,10 @@ def no_ssh(monkeypatch, tmp_path_factory):
                                   "exit 255\n")
         (shim / "ssh").chmod(0o755)
     monkeypatch.setenv("PATH", f"{shim}:{os.environ['PATH']}")
+    # nor a TCP port: the quick liveness check answers "it answers" for any address but
+    # loopback without opening a connection (the ssh stand-in or a test's fake decides)
+    from drctl import sshprobe
+
+    real = sshprobe.port_answers
+    monkeypatch.setattr(sshprobe, "port_answers", lambda address, port, *a, **kw: (
+        real(address, port, *a, **kw) if address.startswith("127.") else True))

@@ -155,6 +155,17 @@ def test_failover_goes_on_without_an_unreachable_ledger_host_and_says_so(
     assert ledger_host["hosts"] == ["backup1"]  # no release attempted on a lock never taken
 
 
+def test_a_dead_ledger_host_costs_the_quick_check_not_an_ssh_timeout(
+        inv, ledger_host, monkeypatch: pytest.MonkeyPatch) -> None:
+    from drctl import ledger, sshprobe
+
+    monkeypatch.setattr(sshprobe, "port_answers", lambda address, port, *a, **kw: False)
+    monkeypatch.setattr(sshprobe, "forget_connection", lambda inv, host: None)
+    answer = ledger.take(inv, "failover", "f1")
+    assert answer["unreachable"] and "nothing answers on 10.9.0.13:22" in answer["error"]
+    assert ledger_host["hosts"] == []  # no ssh was tried
+
+
 def test_a_drill_lock_is_nestable_and_any_other_is_not(inv, ledger_host) -> None:
     with lock.cluster_lock(inv.name, "drill-failover", inv, nestable=True) as outer:
         with lock.cluster_lock(inv.name, "failover", inv) as inner:
