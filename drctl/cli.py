@@ -17,7 +17,7 @@ import click
 from drctl import __version__
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
-from drctl.output import FORMATS
+from drctl.output import FORMATS, emit_error_json, json_requested
 from drctl.paths import default_inventory
 
 
@@ -767,6 +767,8 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except DrctlError as exc:
         exc.show()
+        if json_requested(sys.argv[1:]):
+            emit_error_json(exc.message, exc.exit_code, exc.code.name, exc.hint)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

@@ -24,8 +24,27 @@ def console(stderr: bool = False) -> Any:  # a rich.console.Console, imported la
     return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
+_EMITTED: list[bool] = []  # whether this process wrote its JSON document yet
+
+
 def emit_json(data: Any) -> None:
+    _EMITTED.append(True)
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def json_requested(argv: list[str]) -> bool:
+    """Whether a command line asks for --format json (read before or without click)."""
+    return any(a == "--format=json" or (a == "--format" and b == "json")
+               for a, b in zip(argv, [*argv[1:], ""], strict=True))
+
+
+def emit_error_json(message: str, code: int, name: str, hint: str | None) -> None:
+    """With --format json, stdout holds one JSON document even when a command fails
+    before it has a report: the error, its exit code and the hint. Nothing when the
+    command already wrote its document (a report of what it got to)."""
+    if not _EMITTED:
+        emit_json({"ok": False, "error": message, "exit_code": code, "exit_name": name,
+                   "hint": hint})
 
 
 def emit(fmt: str, data: Any, pretty: Callable[[Any], None]) -> None:

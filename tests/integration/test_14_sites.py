@@ -12,7 +12,6 @@ from drctl.exitcodes import ExitCode
 from drctl.workload import AppProbe
 from tests.integration.conftest import (
     INVENTORY,
-    drctl,
     drctl_json,
     healthy_with,
     holds_for,
@@ -236,9 +235,9 @@ def test_the_site_drill_loses_dc1_serves_from_dc2_and_comes_home():
     with it, dc1 loses power under a write and app load, dc2 takes over, dc1 comes back
     and the primary goes home. The report shows both sites and every acknowledged write
     accounted for."""
-    refused = drctl("drill", "--scenario", "site-failback-cycle", "--yes")
-    assert refused.returncode == ExitCode.REFUSED and "--allow-data-loss" in refused.stderr
-    assert "asynchronously" in refused.stderr and refused.stdout == ""
+    code, refused = drctl_json("drill", "--scenario", "site-failback-cycle", "--yes")
+    assert code == ExitCode.REFUSED and refused["exit_name"] == "REFUSED"
+    assert "asynchronously" in refused["error"] and "--allow-data-loss" in refused["hint"]
     code, report = drctl_json("drill", "--scenario", "site-failback-cycle", "--duration", "10",
                               "--rate", "50", "--app-rate", "1", "--allow-data-loss", "--yes",
                               timeout=1200)

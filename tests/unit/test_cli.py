@@ -1,5 +1,6 @@
 """The CLI driven through click's CliRunner: exit codes and messages, abort paths included."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,28 @@ def test_main_maps_errors_to_exit_codes(make_inventory, no_remote):
                           capture_output=True, text=True, cwd=ROOT, check=False)
     assert proc.returncode == ExitCode.INVALID_INVENTORY
     assert "malformed YAML" in proc.stderr
+
+
+def test_with_format_json_a_failure_without_a_report_is_one_json_document(
+        make_inventory, no_remote):
+    """A script reading stdout gets the error, its code and the hint as JSON (and a person
+    the same sentence on stderr); nothing is printed twice."""
+    path = make_inventory(raw="all: [")
+    for fmt in (["--format", "json"], ["--format=json"]):
+        proc = subprocess.run([sys.executable, "-m", "drctl", "status", "-i", str(path), *fmt],
+                              capture_output=True, text=True, cwd=ROOT, check=False)
+        doc = json.loads(proc.stdout)
+        assert proc.returncode == ExitCode.INVALID_INVENTORY == doc["exit_code"]
+        assert doc["ok"] is False and doc["exit_name"] == "INVALID_INVENTORY"
+        assert "malformed YAML" in doc["error"] and "malformed YAML" in proc.stderr
+    plain = subprocess.run([sys.executable, "-m", "drctl", "status", "-i", str(path)],
+                           capture_output=True, text=True, cwd=ROOT, check=False)
+    assert plain.stdout == ""  # pretty output: the error goes to stderr only
+    proc = subprocess.run([sys.executable, "-m", "drctl", "drill", "--scenario",
+                           "site-failover", "--yes", "-i", str(make_inventory()), "--format",
+                           "json"], capture_output=True, text=True, cwd=ROOT, check=False)
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == ExitCode.REFUSED and "--allow-data-loss" in doc["hint"]
 
 
 def test_readme_documents_every_exit_code():
