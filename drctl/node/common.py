@@ -106,6 +106,9 @@ def run(args: list[str], timeout: float = 60,
                            env=dict(env) if env is not None else None)
     except OSError as exc:
         return 255, "", str(exc)
+    except subprocess.TimeoutExpired:  # a failed step that says which command hung
+        command = args[args.index("--") + 1] if "--" in args[:-1] else args[0]
+        return 124, "", f"{os.path.basename(command)} gave no answer within {timeout:g} s"
     return p.returncode, p.stdout.strip(), p.stderr.strip()
 
 

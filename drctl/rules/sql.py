@@ -159,10 +159,15 @@ def relax_synchronous() -> list[str]:
 
 def failover_proof(node: str) -> str:
     """Write a row on the new primary and read back its timeline and that timeline's
-    history file (the switch point): one line 'TL', then the history's lines."""
+    history file (the switch point): one line 'TL', then the history's lines. The row is
+    committed locally (synchronous_commit = local): it proves that the node takes writes,
+    and must not wait for a synchronous standby that went with the old primary while the
+    server has not yet applied the cleared synchronous_standby_names (its checkpointer
+    applies a reload, and under load that was seen to take over 30 s)."""
     if not node.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ValueError(f"not a host name: {node!r}")
     return (
+        "set synchronous_commit = local; "
         "create table if not exists drctl_failover_log (at timestamptz default now(), "
         "node text, timeline int); "
         f"insert into drctl_failover_log (node, timeline) values ('{node}', {TIMELINE}); "

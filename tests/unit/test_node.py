@@ -1020,3 +1020,17 @@ def test_a_fast_stop_signals_the_postmaster_and_sees_it_exit(
     (datadir / "postmaster.pid").unlink()
     assert steps.stop_fast(c, timeout=10) == (0, "")
     assert ran == [["systemctl", "stop", c.unit]]
+
+
+def test_the_failover_proof_commits_locally():
+    """A synchronous standby gone with the old primary must not hold the proving write."""
+    from drctl.rules import sql
+
+    assert sql.failover_proof("pg2").startswith("set synchronous_commit = local; ")
+
+
+def test_a_command_that_hangs_is_a_failed_step_naming_it():
+    from drctl.node.common import run
+
+    rc, out, err = run(["sh", "-c", "sleep 5"], timeout=0.2)
+    assert (rc, out) == (124, "") and err == "sh gave no answer within 0.2 s"
