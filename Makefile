@@ -13,9 +13,9 @@ BIN := $(VENV)/bin
 DRCTL := $(BIN)/drctl
 export PATH := $(abspath $(BIN)):$(PATH)
 # Debian packages the control machine needs: for the lab (docker engine, image build, ssh)
-# and, for the tests only, a browser.
+# and, for the tests only, a browser and rsync (the unit tests of the file copy run it).
 SYSTEM_PACKAGES := docker.io debootstrap openssh-client iptables postgresql-client
-TEST_PACKAGES := chromium chromium-driver
+TEST_PACKAGES := chromium chromium-driver rsync
 LINT_PATHS := playbooks roles inventories/example molecule bench/peer
 
 .PHONY: all setup setup-test system demo demo-auto demo-dr check test lint unit integration molecule bench clean lab-down collection ee-context

@@ -98,6 +98,8 @@ LAB_TIMEOUTS: dict[str, object] = {
     "pgbackrest_io_timeout": 10,
     "drctl_archive_stall_s": 30,
     "drctl_node_start_confirm_wait_s": 5,
+    # the application's files reach the other site every 10 s (production: every minute)
+    "app_files_interval": "10s",
     "postgresql_extra_settings": {"wal_receiver_timeout": "15s", "wal_sender_timeout": "15s"},
 }
 

@@ -68,6 +68,9 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
     Option("drctl_backup_max_age_h", "int", 26,
            "`drctl status` warns when the last backup is older than this many hours (the "
            "default schedule backs up every night)."),
+    Option("drctl_files_max_age_s", "int", 300,
+           "`drctl status` warns when a copy of the application's files (app_files) is older "
+           "than this many seconds: what a site failover would lose of them."),
     Option("drctl_archive_ready_warn", "int", 16,
            "WAL segments waiting to be archived on the primary above which status reports "
            "archiving falling behind."),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from drctl import inventory as inv_mod
 from drctl import sshprobe
 
 BACKUP_TOOL = "/usr/local/libexec/drctl/drctl-backup"
+FILES_STATE = [sshprobe.NODE_COMMAND, "files", "state"]
 
 
 def _norm(name: str) -> str:
@@ -214,6 +216,50 @@ def evaluate(nodes: list[dict[str, Any]], slot_warn_bytes: int) -> tuple[str | N
     return (primary["host"] if primary else None), problems
 
 
+def files_view(results: dict[str, sshprobe.ProbeResult], sites: dict[str, str],
+               max_age_s: float) -> tuple[list[dict[str, Any]], list[str]]:
+    """The copies of the application's files (app_files): one entry per app and backup
+    host, and a warning for each copy that is missing, old or unknown, or whose last send
+    failed. The sender is the host whose copy carries its own name (it wrote the stamp)."""
+    view: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    for host, res in results.items():
+        d = res.data if res.ok and isinstance(res.data, dict) else None
+        entry: dict[str, Any] = {"host": host, "site": sites.get(host), "reachable": res.ok,
+                                 "error": res.error, "sender": False, "age_s": None,
+                                 "copied_from": None, "files": None, "last_send_ok": None}
+        view.append(entry)
+        if d is None or d.get("configured") is False:
+            if d is not None or (res.ok and "not provisioned" in (res.error or "")):
+                entry["error"] = "no copy of the application's files configured"
+                continue
+            warnings.append(f"{host}: the age of its copy of the application's files is "
+                            f"unknown ({res.error or 'no answer'})")
+            continue
+        last = d.get("last_run") or {}
+        entry.update(age_s=d.get("age_s"), copied_from=d.get("copied_from"),
+                     files=d.get("files"), set_aside=d.get("set_aside") or [],
+                     sender=d.get("copied_from") == host)
+        if last.get("sent"):
+            entry["last_send_ok"] = bool(last.get("ok"))
+            for peer in last.get("peers") or []:
+                if not peer.get("ok"):
+                    warnings.append(f"{host} could not copy the application's files to "
+                                    f"{peer.get('peer')}: {peer.get('error')}")
+    senders = [e for e in view if e["sender"]]
+    for e in view:
+        if e["sender"] or not e["reachable"] or e["files"] is None:
+            continue
+        if e["age_s"] is None:
+            warnings.append(f"{e['host']} holds no copy of the application's files yet")
+        elif e["age_s"] > max_age_s:
+            warnings.append(
+                f"{e['host']}'s copy of the application's files is {int(e['age_s'])} s old "
+                f"(from {e['copied_from']}): files uploaded since then exist only at "
+                f"{', '.join(s['host'] for s in senders) or 'the serving site'}")
+    return view, warnings
+
+
 def site_view(nodes: list[dict[str, Any]], sites: dict[str, dict[str, Any]]
               ) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Each site with its VIP, its nodes and who holds its VIP; a problem for each site
@@ -243,7 +289,12 @@ def collect(inventory: Path | inv_mod.Inventory,
     hosts = [h.name for h in inv.pg_hosts]
     repo = next((h.name for h in inv.group("backup")), None)
     commands = {repo: [BACKUP_TOOL, "info"]} if repo else {}
-    results = sshprobe.probe_all(inv, hosts + ([repo] if repo else []), commands)
+    copies = [h.name for h in inv.group("app") + inv.group("backup")]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        copies_future = pool.submit(sshprobe.probe_all, inv, copies,
+                                    dict.fromkeys(copies, FILES_STATE))
+        results = sshprobe.probe_all(inv, hosts + ([repo] if repo else []), commands)
+        files_results = copies_future.result()
     if raw is not None:
         raw.update(results)
     nodes = [_node(h, inv.hosts[h].address, results[h]) for h in hosts]
@@ -266,6 +317,9 @@ def collect(inventory: Path | inv_mod.Inventory,
                             f"director{'ies' if len(n['set_aside']) > 1 else 'y'} set aside by "
                             f"failback ({', '.join(n['set_aside'][-3:])}): review and remove "
                             "them, they use disk")
+    files, f_warnings = files_view(files_results, {h: inv.site(h) for h in copies},
+                                   float(inv.cluster.get("drctl_files_max_age_s") or 300))
+    warnings += f_warnings
     auto = auto_mod.summarize(nodes, primary)
     if auto["state"] == "impossible":
         warnings.append(auto_mod.describe(auto))
@@ -285,6 +339,7 @@ def collect(inventory: Path | inv_mod.Inventory,
         "warnings": warnings,
         "nodes": nodes,
         "backup": backup,
+        "files": files,
         "auto": auto,
         "duration_s": round(time.monotonic() - start, 3),
     }
@@ -336,6 +391,13 @@ def render(report: dict[str, Any], fmt: str) -> None:
         if arch.get("ready_segments"):
             arch_text += f", {arch['ready_segments']} waiting"
         con.print(f"backups on {b['repo_host']}: {last}; {arch_text}")
+    copies = [f for f in report.get("files") or [] if f.get("files") is not None]
+    if copies:
+        con.print("application files: " + "; ".join(
+            f"{f['host']} " + (f"sends ({f['files']} files, last sent {f['age_s']:.0f} s ago)"
+                               if f["sender"] and f["age_s"] is not None else
+                               f"copy {f['age_s']:.0f} s old" if f["age_s"] is not None
+                               else "no copy yet") for f in copies))
     a = report.get("auto")
     if a and a["state"] != "impossible":  # impossible is listed with the warnings
         colour = {"armed": "green", "paused": "yellow"}.get(a["state"], "dim")

@@ -5,6 +5,7 @@
   drctl-node [--config PATH] auto validate|promote|follow|event ...
   drctl-node [--watch-config PATH] watch [--show]
   drctl-node [--config PATH] metrics --out PATH|- [--cluster NAME] [--stanza NAME] ...
+  drctl-node [--files-config PATH] files sync|state
 
 The wrappers the drctl_node role installs (drctl-node, drctl-probe, drctl-auto) call
 main() with the configuration paths the role's variables name.
@@ -23,6 +24,7 @@ def _options(add_help: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="drctl-node", add_help=add_help)
     p.add_argument("--config", default=common.DEFAULT_CONFIG)
     p.add_argument("--watch-config", default=common.DEFAULT_WATCH_CONFIG)
+    p.add_argument("--files-config", default=common.DEFAULT_FILES_CONFIG)
     return p
 
 
@@ -44,6 +46,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--show", action="store_true", help="print the record and exit")
     s.add_argument("--settle", type=float, default=0.0,
                    help="with --show: wait up to this long for a dying primary to be lost")
+    s = sub.add_parser("files", help="copy the application's files to the other sites")
+    s.add_argument("action", choices=["sync", "state"])
     s = sub.add_parser("auto")
     s.add_argument("args", nargs=argparse.REMAINDER)
     steps.add_parsers(sub)
@@ -64,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         from drctl.node import watch
 
         return watch.main(a.watch_config, a)
+    if a.cmd == "files":  # app and backup hosts: no node.json there
+        from drctl.node import files
+
+        return files.main(a.files_config, a.action)
     c = common.Config.load(a.config)
     if a.cmd == "metrics":
         from drctl.node import metrics

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 DEFAULT_CONFIG = "/etc/drctl/node.json"
 DEFAULT_WATCH_CONFIG = "/etc/drctl/watch.json"  # the watcher's (drctl.node.watch)
+DEFAULT_FILES_CONFIG = "/etc/drctl/files.json"  # the app files copy (drctl.node.files)
 
 
 @dataclass(frozen=True)

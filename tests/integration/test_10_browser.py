@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from tests.integration.browser import chromium, screenshot
+from tests.integration.pictures import png
 from tests.integration.test_09_app_drill import APP
 
 pytestmark = pytest.mark.usefixtures("clean_cluster")
@@ -83,3 +84,28 @@ def test_bad_input_shows_an_error_page_not_a_crash(browser):
     click_and_wait(browser, "#register", "Register")
     assert "Username: 3 to 32 characters" in by(browser, "[role=alert]").text
     screenshot(browser, "05-register-bad-input")
+
+
+def test_a_profile_picture_uploads_and_shows_and_a_non_picture_is_refused(browser, tmp_path):
+    name = "p" + uuid.uuid4().hex[:10]
+    open_page(browser, "/register", "Register")
+    by(browser, "input[name=username]").send_keys(name)
+    by(browser, "input[name=password]").send_keys("browser password")
+    click_and_wait(browser, "#register", "Profile")
+    assert by(browser, "#no-picture").text == "No picture yet."
+    picture = tmp_path / "me.png"
+    picture.write_bytes(png(name))
+    by(browser, "input[name=picture]").send_keys(str(picture))
+    click_and_wait(browser, "#upload", "Profile")
+    shown = browser.execute_script(
+        "const i = document.getElementById('picture'); return i.complete && i.naturalWidth;")
+    assert shown == 16  # the browser decoded the 16-pixel picture the app served back
+    screenshot(browser, "06-profile-with-picture")
+    not_picture = tmp_path / "notes.png"
+    not_picture.write_text("not a picture at all")
+    by(browser, "input[name=picture]").send_keys(str(not_picture))
+    click_and_wait(browser, "#upload", "Profile")
+    assert by(browser, "[role=alert]").text == \
+        "That is not a PNG or JPEG picture; nothing was changed."
+    assert browser.execute_script(
+        "return document.getElementById('picture').naturalWidth;") == 16  # still the first

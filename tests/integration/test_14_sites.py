@@ -1,7 +1,13 @@
 """Two sites: dc1 (pg1, pg2, backup1, app1) and dc2 (pg3, app2) on their own networks,
 joined by a routed WAN link that the lab cuts and restores (`drctl lab wan cut|restore`)."""
 
+import hashlib
+import http.cookiejar
+import re
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 
 import pytest
@@ -24,6 +30,7 @@ from tests.integration.conftest import (
     vip_holders,
     wait_for,
 )
+from tests.integration.pictures import png
 
 pytestmark = [pytest.mark.lab_sites(2), pytest.mark.usefixtures("fresh_cluster")]
 
@@ -46,6 +53,55 @@ def write_marker(table: str, vip: str | None = None) -> int:
 def app(host: str) -> AppProbe:
     """A browser-like client of the demo application on HOST."""
     return AppProbe(f"http://{lab_address(host)}:8080")
+
+
+class Browser:
+    """A logged-in user of one site's application (cookies, CSRF), for the pictures."""
+
+    def __init__(self, host: str, user: str, password: str):
+        self.base = f"http://{lab_address(host)}:8080"
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        status, body = self.call("/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', body.decode()).group(1)
+        status, body = self.call("/login", urllib.parse.urlencode(
+            {"csrf": token, "username": user, "password": password}).encode(),
+            {"Content-Type": "application/x-www-form-urlencoded"})
+        assert status == 200 and f'id="username">{user}<'.encode() in body, (status, body)
+
+    def call(self, path: str, data: bytes | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        req = urllib.request.Request(self.base + path, data=data, headers=headers or {})
+        try:
+            with self.opener.open(req, timeout=20) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def upload(self, picture: bytes) -> bytes:
+        """Upload PICTURE from the profile page's form; the profile page shown after."""
+        _, page = self.call("/profile")
+        token = re.search(rb'name="csrf" value="([^"]+)"', page).group(1)
+        boundary = uuid.uuid4().hex
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n"
+                ).encode() + token + (
+            f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"picture\"; "
+            f"filename=\"me.png\"\r\nContent-Type: image/png\r\n\r\n").encode() + picture + (
+            f"\r\n--{boundary}--\r\n").encode()
+        status, shown = self.call("/profile/picture", body, {
+            "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        assert status == 200 and b'id="picture"' in shown, (status, shown[:500])
+        return shown
+
+    def picture(self) -> bytes | None:
+        status, data = self.call("/profile/picture")
+        return data if status == 200 else None
+
+
+def copy_on(host: str, user: str) -> str:
+    """The checksum of USER's picture in HOST's copy of the application's files ('')."""
+    return sh(host, f"sha256sum /var/lib/drctl-demo-app/files/{user}.picture 2>/dev/null "
+                    "| cut -d' ' -f1", check=False)
 
 
 def has_row(host: str, table: str, marker: int) -> bool:
@@ -192,6 +248,18 @@ def test_site_failover_when_dc1_is_gone_then_dc1_fails_back_and_the_primary_come
     wait_for(f"{user} on pg3", lambda: psql("pg3", f"select count(*) from app.users where "
                                                    f"username = '{user}'", db="app") == "1",
              timeout=30)
+    # the user's picture, a file on app1's disk, reaches dc2 by the timer's copy
+    picture = png(user)
+    Browser("app1", user, password).upload(picture)
+    digest = hashlib.sha256(picture).hexdigest()
+    wait_for("app1's copy of the picture at app2 and backup1", lambda: copy_on(
+        "app2", user) == digest and sh("backup1", f"sha256sum /var/lib/drctl-app-files/"
+                                                  f"{user}.picture", check=False).startswith(
+        digest), timeout=60, interval=1)
+    code, st = drctl_json("status")
+    copies = {f["host"]: f for f in st["files"]}
+    assert copies["app1"]["sender"] and copies["app2"]["copied_from"] == "app1", copies
+    assert copies["app2"]["age_s"] < 60 and copies["backup1"]["age_s"] < 60, copies
     power_off("pg1", "pg2", "backup1", "app1")
     try:
         code, refused = drctl_json("failover", "--site", "dc2", "--yes", timeout=600)
@@ -209,8 +277,12 @@ def test_site_failover_when_dc1_is_gone_then_dc1_fails_back_and_the_primary_come
         # dc2's application serves: the user from before the loss logs in, a new one joins
         at_dc2 = app("app2")
         assert at_dc2.login(user, password), at_dc2.results
-        assert at_dc2.register(f"dc2_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex), \
-            at_dc2.results
+        newcomer, newcomer_password = f"dc2_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+        assert at_dc2.register(newcomer, newcomer_password), at_dc2.results
+        # the picture uploaded at dc1 is there at dc2; a new one uploaded at dc2 is kept
+        assert Browser("app2", user, password).picture() == picture
+        later = png(newcomer)
+        Browser("app2", newcomer, newcomer_password).upload(later)
     finally:
         for host in ("pg1", "pg2", "backup1", "app1"):
             power_on(host)
@@ -221,9 +293,14 @@ def test_site_failover_when_dc1_is_gone_then_dc1_fails_back_and_the_primary_come
     for host in ("pg1", "pg2"):
         code, report = drctl_json("failback", "--node", host, "--yes", timeout=900)
         assert code == ExitCode.OK, report
+    # dc2 serves, so app2 sends: what was uploaded at dc2 reaches app1 before it serves again
+    wait_for("the picture uploaded at dc2 on app1", lambda: copy_on(
+        "app1", newcomer) == hashlib.sha256(later).hexdigest(), timeout=60, interval=1)
     code, report = drctl_json("switchover", "--to", "pg1", "--yes", timeout=600)
     assert code == ExitCode.OK, report
     healthy_with("pg1", timeout=120)
+    assert Browser("app1", newcomer, newcomer_password).picture() == later
+    assert Browser("app1", user, password).picture() == picture
     for host in ("pg1", "pg2", "pg3"):
         for marker in (kept, remote):
             wait_for(f"row {marker} on {host}", lambda h=host, m=marker: has_row(

@@ -7,7 +7,11 @@ idempotency key, so a retry after an unknown commit outcome neither registers tw
 tells its own user that the name is taken. Sessions are signed cookies: they survive a
 database failover. Configuration comes from the environment (the systemd unit's
 EnvironmentFile): DEMO_DB_HOST, DEMO_DB_PORT, DEMO_DB_NAME, DEMO_DB_USER, DEMO_DB_PASSWORD,
-DEMO_DB_CA, DEMO_SECRET_KEY, DEMO_RETRY_BUDGET_S.
+DEMO_DB_CA, DEMO_SECRET_KEY, DEMO_RETRY_BUDGET_S, DEMO_FILES_DIR, DEMO_PICTURE_MAX_BYTES.
+
+Data that is not in the database: each user may upload a profile picture (PNG or JPEG),
+kept as one file per user in DEMO_FILES_DIR. The file is written to a temporary name and
+renamed, so a copy taken at any moment (drctl's file sync) sees a whole picture or none.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ from flask import Flask, abort, jsonify, redirect, request, session
 log = logging.getLogger("drctl-demo-app")
 USERNAME_RE = re.compile(r"^[a-z0-9_.-]{3,32}$")
 RETRY_BUDGET_S = float(os.environ.get("DEMO_RETRY_BUDGET_S", "5"))
+FILES_DIR = os.environ.get("DEMO_FILES_DIR", "")
+PICTURE_MAX_BYTES = int(os.environ.get("DEMO_PICTURE_MAX_BYTES", str(256 * 1024)))
+# The first bytes of the picture formats accepted, and the type each is served as.
+PICTURE_TYPES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
 SCHEMA = """
 create table if not exists app.users (
   id bigserial primary key,
@@ -46,7 +54,7 @@ app.config.update(
     SECRET_KEY=os.environ.get("DEMO_SECRET_KEY", ""),
     SESSION_COOKIE_HTTPONLY=True,
     SESSION_COOKIE_SAMESITE="Lax",
-    MAX_CONTENT_LENGTH=16 * 1024,
+    MAX_CONTENT_LENGTH=PICTURE_MAX_BYTES + 16 * 1024,
 )
 hasher = PasswordHasher()
 _failures: dict[str, tuple[int, float]] = {}
@@ -280,8 +288,37 @@ def logout():
     return redirect("/", code=303)
 
 
+def picture_path(user: str) -> str:
+    """The user's picture file (user names match USERNAME_RE: no path separators)."""
+    if not FILES_DIR or not USERNAME_RE.match(user):
+        abort(404)
+    return os.path.join(FILES_DIR, f"{user}.picture")
+
+
+def picture_type(data: bytes) -> str | None:
+    return next((kind for magic, kind in PICTURE_TYPES if data.startswith(magic)), None)
+
+
+def picture_form(msg: str = "") -> str:
+    if not FILES_DIR:
+        return ""
+    have = os.path.exists(picture_path(session["user"]))
+    return (('<p><img id="picture" src="/profile/picture" alt="your picture" '
+             'style="max-width:8rem"></p>' if have else '<p id="no-picture">No picture yet.</p>')
+            + f"{msg}<form method=post action=/profile/picture enctype=multipart/form-data>"
+            f'<input type="hidden" name="csrf" value="{csrf_token()}">'
+            '<label>Profile picture (PNG or JPEG, up to '
+            f'{PICTURE_MAX_BYTES // 1024} KiB) <input type="file" name="picture" '
+            'accept="image/png,image/jpeg" required></label>'
+            '<button id="upload">Upload</button></form>')
+
+
 @app.get("/profile")
 def profile():
+    return _profile_page()
+
+
+def _profile_page(msg: str = "", status: int = 200):
     user = session.get("user")
     if not user:
         return redirect("/login", code=303)
@@ -295,7 +332,52 @@ def profile():
         session.clear()
         return redirect("/login", code=303)
     return page("Profile", f'<p class="ok">Username: <b id="username">{html.escape(row[0])}'
-                           f"</b></p><p>Registered {row[1]:%Y-%m-%d %H:%M:%S %Z}.</p>")
+                           f"</b></p><p>Registered {row[1]:%Y-%m-%d %H:%M:%S %Z}.</p>"
+                           + picture_form(msg), status)
+
+
+@app.post("/profile/picture")
+def picture_post():
+    check_csrf()
+    user = session.get("user")
+    if not user:
+        return redirect("/login", code=303)
+    upload = request.files.get("picture")
+    data = upload.read(PICTURE_MAX_BYTES + 1) if upload else b""
+    if not data:
+        return _profile_page(error("Choose a picture to upload."), 400)
+    if len(data) > PICTURE_MAX_BYTES:
+        return _profile_page(error(f"The picture is larger than {PICTURE_MAX_BYTES // 1024} "
+                                   "KiB; nothing was changed."), 400)
+    if picture_type(data) is None:
+        return _profile_page(error("That is not a PNG or JPEG picture; nothing was changed."),
+                             400)
+    final = picture_path(user)
+    tmp = os.path.join(FILES_DIR, f".{user}.{secrets.token_hex(6)}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    log.info("picture of %s stored (%d bytes)", user, len(data))
+    return redirect("/profile", code=303)
+
+
+@app.get("/profile/picture")
+def picture_get():
+    user = session.get("user")
+    if not user:
+        return redirect("/login", code=303)
+    try:
+        with open(picture_path(user), "rb") as fh:
+            data = fh.read(PICTURE_MAX_BYTES + 1)
+    except FileNotFoundError:
+        abort(404)
+    kind = picture_type(data)
+    if kind is None:
+        abort(404)
+    return data, 200, {"Content-Type": kind, "Cache-Control": "private, no-store",
+                       "X-Content-Type-Options": "nosniff"}
 
 
 @app.get("/health")
@@ -316,6 +398,12 @@ def health():
 @app.errorhandler(400)
 def bad_request(exc):
     return page("Bad request", error(getattr(exc, "description", "Bad request")), 400)
+
+
+@app.errorhandler(413)
+def too_large(exc):
+    return page("Too large", error(f"The upload is larger than {PICTURE_MAX_BYTES // 1024} KiB; "
+                                   "nothing was changed."), 413)
 
 
 @app.errorhandler(500)
