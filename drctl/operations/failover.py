@@ -64,8 +64,6 @@ def plan(inv: inv_mod.Inventory, report: dict, facts: ClusterFacts, target: str 
     watchers = [w.watcher for w in facts.watchers if w.reachable]
     extravars = {"target": d.target, "allow_data_loss": allow_data_loss,
                  "failover_unreachable": unreachable}
-    notes += ha.site_vip_note(inv, facts, d.target,
-                                 decide.lost_primary(facts))
     loss = None
     if d.data_loss:
         loss = {"verdict": d.data_loss.verdict, "sentence": d.data_loss.sentence,

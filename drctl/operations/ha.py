@@ -254,7 +254,13 @@ def gather(inv: inv_mod.Inventory, settle_s: float = 0.0,
         w, seen[w].data, seen[w].ok and seen[w].data is not None, seen[w].error)
         for w in watchers)
     sites = {h.name: inv.site(h.name) for h in inv.pg_hosts}
-    return report, rules_facts.ClusterFacts(nodes, watching, sites)
+    return report, rules_facts.ClusterFacts(nodes, watching, sites, site_vips(inv))
+
+
+def site_vips(inv: inv_mod.Inventory) -> dict[str, str]:
+    """Each site's VIP address, as the inventory gives it (a fact the rules name)."""
+    return {name: str(site.get("vip") or "").split("/")[0]
+            for name, site in inv.sites.items() if site.get("vip")}
 
 
 @dataclass
@@ -271,19 +277,6 @@ class Prepared:
     def run(self, ui: Interaction) -> dict[str, Any]:
         return execute(self.plan, self.inventory, ui, question=self.question,
                        playbook=self.playbook, ok_when=self.ok_when, act=self.act)
-
-
-def site_vip_note(inv: inv_mod.Inventory, facts: rules_facts.ClusterFacts,
-                  target: str | None, old: str | None) -> list[str]:
-    """When the primary moves from OLD to TARGET in another site (the sites the rules
-    decided with): the address of that site's VIP, where clients must connect from now
-    on (the rules' site-move note says what the operator must do; this names the
-    address). Empty when it stays."""
-    if not target or not old or facts.site(target) == facts.site(old):
-        return []
-    site = facts.site(target)
-    vip = str(inv.sites.get(site, {}).get("vip") or "").split("/")[0]
-    return [f"{site}'s VIP, where clients must connect: {vip or 'not set'}"]
 
 
 def gates_from(decision: rules_decide.Decision) -> list[Gate]:

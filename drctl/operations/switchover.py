@@ -25,8 +25,7 @@ STEPS = [
 
 def plan(inv: inv_mod.Inventory, facts: ClusterFacts, target: str | None) -> ha.Plan:
     d = decide.switchover(facts, Policy.from_options(inv.cluster), target)
-    primary = next((n.host for n in facts.primaries), None)
-    notes = [*d.notes, *ha.site_vip_note(inv, facts, d.target, primary)]
+    notes = list(d.notes)
     return ha.Plan("switchover", inv.name, STEPS, ha.gates_from(d), {"target": d.target},
                    target=d.target, nothing_to_do=d.nothing_to_do, notes=notes)
 

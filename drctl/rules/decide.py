@@ -294,9 +294,11 @@ def site_move(cluster: ClusterFacts, target: str, old: str | None = None,
     if not old or cluster.site(old) == cluster.site(target):
         return ""
     a, b = cluster.site(old), cluster.site(target)
-    return (f"the primary moves from site {a} to site {b}: clients must reach {b}'s VIP "
-            f"from now on (DNS names, connection strings, the applications' settings: drctl "
-            f"changes none of them); {a}'s VIP stays with nobody, and {a}'s nodes {back}")
+    vip = cluster.site_vips.get(b)
+    return (f"the primary moves from site {a} to site {b}: clients must reach {b}'s VIP"
+            f"{f' ({vip})' if vip else ''} from now on (DNS names, connection strings, the "
+            f"applications' settings: drctl changes none of them); {a}'s VIP stays with "
+            f"nobody, and {a}'s nodes {back}")
 
 
 def failover(cluster: ClusterFacts, policy: Policy, target: str | None = None,

@@ -192,6 +192,8 @@ class ClusterFacts:
     watchers: tuple[WatcherFacts, ...] = ()
     # each node's site (the inventory's drctl_location); empty: one site
     sites: Mapping[str, str] = field(default_factory=dict)
+    # each site's VIP address (where its clients connect); empty: not known here
+    site_vips: Mapping[str, str] = field(default_factory=dict)
 
     def site(self, host: str | None) -> str:
         return self.sites.get(host or "", "default")

@@ -54,7 +54,8 @@ def _parsed(result: Any) -> tuple[bool, dict[str, Any] | None, str]:
 
 
 def gather(hostvars: Any, nodes: list[str], watchers: list[str], probe_var: str,
-           watch_var: str, sites: dict[str, str] | None = None) -> ClusterFacts:
+           watch_var: str, sites: dict[str, str] | None = None,
+           site_vips: dict[str, str] | None = None) -> ClusterFacts:
     node_facts = []
     for host in nodes:
         reachable, data, error = _parsed(hostvars.get(host, {}).get(probe_var))
@@ -64,7 +65,8 @@ def gather(hostvars: Any, nodes: list[str], watchers: list[str], probe_var: str,
     for host in watchers:
         reachable, data, error = _parsed(hostvars.get(host, {}).get(watch_var))
         watcher_facts.append(WatcherFacts.from_json(host, data, reachable, error))
-    return ClusterFacts(tuple(node_facts), tuple(watcher_facts), sites or {})
+    return ClusterFacts(tuple(node_facts), tuple(watcher_facts), sites or {},
+                        site_vips or {})
 
 
 class ActionModule(ActionBase):
@@ -84,9 +86,12 @@ class ActionModule(ActionBase):
         # each node's site, as the inventory gives it (drctl_location)
         sites = {h: str(hostvars.get(h, {}).get("drctl_location") or "default")
                  for h in nodes}
+        # each site's VIP address, from its nodes' drctl_vip (the plans name it)
+        site_vips = {sites[h]: str(hostvars.get(h, {}).get("drctl_vip") or "").split("/")[0]
+                     for h in nodes if hostvars.get(h, {}).get("drctl_vip")}
         facts = gather(hostvars, nodes, list(args.get("watchers") or []),
                        args.get("probe_var", "drctl_probe"), args.get("watch_var", "drctl_watch"),
-                       sites)
+                       sites, site_vips)
         policy = Policy.from_options(args.get("policy") or {})
         target = args.get("target") or None
         if operation == "failover":

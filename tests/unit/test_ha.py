@@ -1,5 +1,6 @@
 """Gates, plans, confirmation, lock and journal of the HA verbs, without any host."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -422,12 +423,14 @@ def test_a_site_failover_plan_names_the_new_sites_vip():
                         group_vars={"all": {"drctl_vip": "10.0.0.100/24"},
                                     "pg_standby": {}, "pg_primary": {}})
     hosts["pg3"].vars["drctl_vip"] = "10.0.16.100/24"
-    f = cluster({"pg1": None, "pg2": None, "pg3": standby_probe("0/5000000")},
-                {"backup1": watch("0/5000000")}, TWO_SITES)
+    f = dataclasses.replace(
+        cluster({"pg1": None, "pg2": None, "pg3": standby_probe("0/5000000")},
+                {"backup1": watch("0/5000000")}, TWO_SITES), site_vips=ha.site_vips(the_inv))
+    assert f.site_vips == {"dc1": "10.0.0.100", "dc2": "10.0.16.100"}
     p = failover.plan(the_inv, {}, f, None, allow_data_loss=False, site="dc2")
     assert p.ok and p.target == "pg3"
-    assert any(n.startswith("the primary moves from site dc1 to site dc2") for n in p.notes)
-    assert "dc2's VIP, where clients must connect: 10.0.16.100" in p.notes
+    assert any(n.startswith("the primary moves from site dc1 to site dc2: clients must reach "
+                            "dc2's VIP (10.0.16.100) from now on") for n in p.notes), p.notes
 
 
 def test_a_failback_succeeds_when_its_node_streams_whatever_else_is_still_wrong():

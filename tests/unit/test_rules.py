@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -593,7 +594,12 @@ def test_a_site_failover_picks_the_named_sites_best_standby_and_says_what_client
     d = decide.failover(c, POLICY, site="dc2")
     assert d.proceed and d.target == "pg3" and "of site dc2" in d.why_target
     [move] = [n for n in d.notes if n.startswith("the primary moves from site dc1 to site dc2")]
-    assert "clients must reach dc2's VIP" in move and "drctl changes none of them" in move
+    assert "clients must reach dc2's VIP from now on" in move
+    assert "drctl changes none of them" in move
+    # with the sites' VIPs among the facts, the sentence names the address to connect to
+    named = dataclasses.replace(c, site_vips={"dc1": "10.0.0.100", "dc2": "10.0.16.100"})
+    assert "clients must reach dc2's VIP (10.0.16.100) from now on" in \
+        decide.site_move(named, "pg3", "pg1")
     local = decide.failover(cluster({"pg1": None, "pg2": standby_probe("0/5000000"),
                                      "pg3": standby_probe("0/5000000")},
                                     {"backup1": watch("0/5000000")}, TWO_SITES), POLICY)
