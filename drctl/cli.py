@@ -17,7 +17,7 @@ import click
 from drctl import __version__
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
-from drctl.output import FORMATS, emit_error_json, json_requested
+from drctl.output import FORMATS, choose_format, emit_error_json, json_chosen
 from drctl.paths import default_inventory
 
 
@@ -30,7 +30,8 @@ def inventory_option(f):
 
 def format_option(f):
     return click.option("--format", "fmt", type=click.Choice(FORMATS), default="pretty",
-                        show_default=True, help="Output for people or for programs.")(f)
+                        show_default=True, help="Output for people or for programs.",
+                        callback=lambda _ctx, _param, value: choose_format(value))(f)
 
 
 def common(f):
@@ -767,7 +768,7 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except DrctlError as exc:
         exc.show()
-        if json_requested(sys.argv[1:]):
+        if json_chosen():
             emit_error_json(exc.message, exc.exit_code, exc.code.name, exc.hint)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:

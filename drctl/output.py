@@ -32,10 +32,19 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def json_requested(argv: list[str]) -> bool:
-    """Whether a command line asks for --format json (read before or without click)."""
-    return any(a == "--format=json" or (a == "--format" and b == "json")
-               for a, b in zip(argv, [*argv[1:], ""], strict=True))
+_CHOSEN: list[str] = []  # the --format click parsed for this process's command
+
+
+def choose_format(value: str) -> str:
+    """Record the command's --format as click parses it (the option's callback)."""
+    _CHOSEN.append(value)
+    return value
+
+
+def json_chosen() -> bool:
+    """Whether this process's command asked for --format json (False before click parsed
+    it: a usage error has no JSON document)."""
+    return bool(_CHOSEN) and _CHOSEN[-1] == "json"
 
 
 def emit_error_json(message: str, code: int, name: str, hint: str | None) -> None:
