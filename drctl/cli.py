@@ -277,7 +277,7 @@ def status(inventory: Path, fmt: str) -> None:
     """Roles, timelines, LSNs, lag, slots and VIP holders; exits 7 when unhealthy."""
     from drctl import status as st
 
-    report = st.collect(inventory)
+    report = st.collect(inventory, files=True)
     st.render(report, fmt)
     if not report["healthy"]:
         sys.exit(int(ExitCode.UNHEALTHY))

@@ -281,20 +281,23 @@ def site_view(nodes: list[dict[str, Any]], sites: dict[str, dict[str, Any]]
 
 
 def collect(inventory: Path | inv_mod.Inventory,
-            raw: dict[str, sshprobe.ProbeResult] | None = None) -> dict[str, Any]:
+            raw: dict[str, sshprobe.ProbeResult] | None = None,
+            files: bool = False) -> dict[str, Any]:
     """Probe every node now and check the invariants. `raw`, when given, receives each
-    host's probe result as it came (the rules core parses those for decisions)."""
+    host's probe result as it came (the rules core parses those for decisions). With
+    FILES, also the app and backup hosts' copies of the application's files (`drctl
+    status` shows them; a failover's facts and checks have no use for them)."""
     start = time.monotonic()
     inv = inventory if isinstance(inventory, inv_mod.Inventory) else inv_mod.load(inventory)
     hosts = [h.name for h in inv.pg_hosts]
     repo = next((h.name for h in inv.group("backup")), None)
     commands = {repo: [BACKUP_TOOL, "info"]} if repo else {}
-    copies = [h.name for h in inv.group("app") + inv.group("backup")]
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    copies = [h.name for h in inv.group("app") + inv.group("backup")] if files else []
+    with ThreadPoolExecutor(max_workers=1) as pool:
         copies_future = pool.submit(sshprobe.probe_all, inv, copies,
-                                    dict.fromkeys(copies, FILES_STATE))
+                                    dict.fromkeys(copies, FILES_STATE)) if copies else None
         results = sshprobe.probe_all(inv, hosts + ([repo] if repo else []), commands)
-        files_results = copies_future.result()
+        files_results = copies_future.result() if copies_future else {}
     if raw is not None:
         raw.update(results)
     nodes = [_node(h, inv.hosts[h].address, results[h]) for h in hosts]
@@ -317,8 +320,9 @@ def collect(inventory: Path | inv_mod.Inventory,
                             f"director{'ies' if len(n['set_aside']) > 1 else 'y'} set aside by "
                             f"failback ({', '.join(n['set_aside'][-3:])}): review and remove "
                             "them, they use disk")
-    files, f_warnings = files_view(files_results, {h: inv.site(h) for h in copies},
-                                   float(inv.cluster.get("drctl_files_max_age_s") or 300))
+    copies_view, f_warnings = files_view(
+        files_results, {h: inv.site(h) for h in copies},
+        float(inv.cluster.get("drctl_files_max_age_s") or 300))
     warnings += f_warnings
     auto = auto_mod.summarize(nodes, primary)
     if auto["state"] == "impossible":
@@ -339,7 +343,7 @@ def collect(inventory: Path | inv_mod.Inventory,
         "warnings": warnings,
         "nodes": nodes,
         "backup": backup,
-        "files": files,
+        "files": copies_view if files else None,
         "auto": auto,
         "duration_s": round(time.monotonic() - start, 3),
     }

@@ -33,7 +33,6 @@ from typing import Any
 
 from drctl.node import common
 
-DEFAULT_CONFIG = common.DEFAULT_FILES_CONFIG
 STAMP = ".drctl-copied-at"
 SET_ASIDE = ".drctl-set-aside"
 
@@ -185,7 +184,6 @@ def main(config_path: str, command: str) -> int:
         common.emit(ok=True, configured=True, **state(c))
         return 0
     record = sync(c)
-    os.makedirs(os.path.dirname(c.last_run), exist_ok=True)
-    common.write_json_atomic(c.last_run, record)
+    common.write_json_atomic(c.last_run, record)  # creates its directory
     print(json.dumps(record, sort_keys=True), flush=True)
     return 0 if record["ok"] else 1

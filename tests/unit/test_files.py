@@ -203,3 +203,24 @@ def test_status_says_nothing_about_hosts_without_the_copy_configured(tmp_path, c
         {"backup1": _res("backup1", None, error="not provisioned (no drctl probe on the host)"),
          "backup2": _res("backup2", answer)}, {}, 300)
     assert warnings == [] and [v["files"] for v in view] == [None, None]
+
+
+def test_only_drctl_status_asks_the_app_and_backup_hosts_for_their_copies(make_inventory,
+                                                                          monkeypatch):
+    """A failover gathers its facts through status.collect: it must not wait on the
+    copies of the application's files, which decide nothing there."""
+    asked: list[tuple[str, tuple[str, ...]]] = []
+
+    def probe(inv, host, command=None):
+        asked.append((host, tuple(command or ())))
+        return sshprobe.ProbeResult(host, False, None, "unreachable: test")
+
+    monkeypatch.setattr(sshprobe, "probe", probe)
+    path = make_inventory()
+    report = status.collect(path)
+    assert report["files"] is None
+    assert not any(cmd == tuple(status.FILES_STATE) for _, cmd in asked)
+    asked.clear()
+    report = status.collect(path, files=True)
+    assert {h for h, cmd in asked if cmd == tuple(status.FILES_STATE)} == {"app1", "backup1"}
+    assert {f["host"] for f in report["files"]} == {"app1", "backup1"}
