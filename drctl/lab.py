@@ -57,6 +57,7 @@ SITE_HOSTS: dict[str, tuple[tuple[str, int, str], ...]] = {
     ),
     "dc2": (
         ("pg3", 11, "pg_standby"),
+        ("backup2", 13, "backup"),
         ("app2", 14, "app"),
     ),
 }
