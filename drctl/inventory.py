@@ -281,6 +281,15 @@ def _check_addresses(inv: Inventory) -> list[str]:
     for host in inv.pg_hosts_home_first:
         raw = inv.hostvars(host.name).get("drctl_vip")
         site_vips.setdefault(inv.site(host.name), {}).setdefault(str(raw), []).append(host.name)
+    if len(site_vips) > 1:
+        # the rules weigh a watcher by its site, and the files follow the serving site:
+        # with several sites, every backup and app host says which one it is in
+        for group in ("backup", "app"):
+            for h in inv.group(group):
+                where = inv.hostvars(h.name).get("drctl_location")
+                if where not in site_vips:
+                    problems.append(f"{group} host '{h.name}' needs drctl_location, one of "
+                                    f"the sites {', '.join(site_vips)} (it has {where!r})")
     owners: dict[str, str] = {}
     for site, vips in site_vips.items():
         if len(vips) > 1:

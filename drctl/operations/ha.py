@@ -253,7 +253,8 @@ def gather(inv: inv_mod.Inventory, settle_s: float = 0.0,
     watching = tuple(rules_facts.WatcherFacts.from_json(
         w, seen[w].data, seen[w].ok and seen[w].data is not None, seen[w].error)
         for w in watchers)
-    sites = {h.name: inv.site(h.name) for h in inv.pg_hosts}
+    # the watchers' sites too: a watcher's "lost" counts only in the primary's own site
+    sites = {name: inv.site(name) for name in [h.name for h in inv.pg_hosts] + watchers}
     return report, rules_facts.ClusterFacts(nodes, watching, sites, site_vips(inv))
 
 

@@ -98,11 +98,16 @@ def holds_every_commit(s: Sighting, host: str) -> bool:
         s.synchronous_standby_names, s.primary))
 
 
-def _covers_the_end(s: Sighting, policy: Policy) -> bool:
-    """The watcher was watching when the primary went: alive now, and it lost the primary
-    within watch_gap_s of its last sighting (no gap in which more could be written)."""
+def _covers_the_end(s: Sighting, policy: Policy, cluster: ClusterFacts) -> bool:
+    """The watcher was watching when the primary went: alive now, it lost the primary
+    within watch_gap_s of its last sighting (no gap in which more could be written), and
+    it sits in the primary's own site. A watcher across the WAN cannot tell the loss of
+    the primary's site from the loss of the link to it: behind a cut link the primary may
+    still be acknowledging commits, so that watcher's "lost" proves nothing about the end
+    (its sightings still prove what was written up to them)."""
     return (s.watcher_age_s <= policy.watch_max_age_s and s.lost_after_s is not None
-            and s.lost_after_s <= policy.watch_gap_s)
+            and s.lost_after_s <= policy.watch_gap_s
+            and cluster.site(s.watcher) == cluster.site(s.primary))
 
 
 def assess_data_loss(cluster: ClusterFacts, candidate: NodeFacts, policy: Policy) -> DataLoss:
@@ -138,7 +143,7 @@ def assess_data_loss(cluster: ClusterFacts, candidate: NodeFacts, policy: Policy
                            else ", still answering") + ")")
     evidence.append(f"{name} holds {lsn.fmt(candidate.position)} on timeline "
                     f"{candidate.timeline}")
-    covering = [s for s in same if _covers_the_end(s, policy)]
+    covering = [s for s in same if _covers_the_end(s, policy, cluster)]
     sync = next((s for s in covering if holds_every_commit(s, name)), None)
     if sync:
         return DataLoss("none", f"{name} was the synchronous standby of {sync.primary} when "
@@ -156,7 +161,7 @@ def assess_data_loss(cluster: ClusterFacts, candidate: NodeFacts, policy: Policy
             why = "; ".join(w.error or (f"{w.watcher} saw no primary on timeline "
                                         f"{candidate.timeline}") for w in cluster.watchers)
         else:
-            why = "; ".join(_why_not_covering(s, policy) for s in same)
+            why = "; ".join(_why_not_covering(s, policy, cluster) for s in same)
         return DataLoss("unknown", f"cannot establish what {name} is missing: {why}; "
                         "unknown is not zero", None, tuple(evidence))
     best = max(covering, key=lambda s: s.position)
@@ -176,7 +181,11 @@ def assess_data_loss(cluster: ClusterFacts, candidate: NodeFacts, policy: Policy
                     missing, tuple(evidence))
 
 
-def _why_not_covering(s: Sighting, policy: Policy) -> str:
+def _why_not_covering(s: Sighting, policy: Policy, cluster: ClusterFacts) -> str:
+    if cluster.site(s.watcher) != cluster.site(s.primary):
+        return (f"{s.watcher} is in site {cluster.site(s.watcher)}, not in {s.primary}'s "
+                f"site {cluster.site(s.primary)}: it cannot tell the loss of that site from "
+                "the loss of the link to it")
     if s.watcher_age_s > policy.watch_max_age_s:
         return (f"{s.watcher}'s watcher has not checked for {s.watcher_age_s:.0f} s "
                 f"(limit {policy.watch_max_age_s:g} s)")

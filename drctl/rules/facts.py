@@ -190,7 +190,7 @@ class Liveness:
 class ClusterFacts:
     nodes: tuple[NodeFacts, ...]
     watchers: tuple[WatcherFacts, ...] = ()
-    # each node's site (the inventory's drctl_location); empty: one site
+    # each node's and watcher's site (the inventory's drctl_location); empty: one site
     sites: Mapping[str, str] = field(default_factory=dict)
     # each site's VIP address (where its clients connect); empty: not known here
     site_vips: Mapping[str, str] = field(default_factory=dict)

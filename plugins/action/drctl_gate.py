@@ -83,13 +83,14 @@ class ActionModule(ActionBase):
                     "msg": f"drctl_gate: operation must be one of {', '.join(OPERATIONS)}"}
         hostvars = task_vars.get("hostvars", {})
         nodes = list(args.get("nodes") or [])
-        # each node's site, as the inventory gives it (drctl_location)
+        watchers = list(args.get("watchers") or [])
+        # each node's and watcher's site, as the inventory gives it (drctl_location)
         sites = {h: str(hostvars.get(h, {}).get("drctl_location") or "default")
-                 for h in nodes}
+                 for h in nodes + watchers}
         # each site's VIP address, from its nodes' drctl_vip (the plans name it)
         site_vips = {sites[h]: str(hostvars.get(h, {}).get("drctl_vip") or "").split("/")[0]
                      for h in nodes if hostvars.get(h, {}).get("drctl_vip")}
-        facts = gather(hostvars, nodes, list(args.get("watchers") or []),
+        facts = gather(hostvars, nodes, watchers,
                        args.get("probe_var", "drctl_probe"), args.get("watch_var", "drctl_watch"),
                        sites, site_vips)
         policy = Policy.from_options(args.get("policy") or {})

@@ -200,6 +200,18 @@ def test_two_sites_sharing_a_vip_or_one_site_with_two_are_refused(make_inventory
     assert "10.9.0.100/24 for pg1, pg2" in problem and "10.9.16.100/24 for pg3" in problem
 
 
+def test_with_two_sites_every_backup_and_app_host_names_its_site(make_inventory):
+    """The rules weigh a watcher (a backup host) by its site: one with no site would be
+    weighed as if it were somewhere it is not."""
+    hosts = two_sites()
+    children = hosts["all"]["children"]
+    del children["backup"]["hosts"]["backup1"]["drctl_location"]
+    children["app"]["hosts"]["app1"]["drctl_location"] = "dc9"
+    assert problems_of(make_inventory(hosts=hosts)) == [
+        "backup host 'backup1' needs drctl_location, one of the sites dc1, dc2 (it has None)",
+        "app host 'app1' needs drctl_location, one of the sites dc1, dc2 (it has 'dc9')"]
+
+
 def test_without_locations_there_is_one_site(make_inventory):
     inv = inventory.load(make_inventory())
     assert inv.sites == {"default": {"vip": "10.9.0.100/24", "nodes": ["pg1", "pg2"]}}

@@ -43,11 +43,12 @@ def test_one_site_is_the_lab_of_today():
     assert lab.site_routes("dc1") == []
 
 
-def test_two_sites_add_pg3_and_app2_in_dc2():
+def test_two_sites_add_pg3_backup2_and_app2_in_dc2():
     _record(2)
     assert lab.site_count() == 2
     assert _rows(lab.lab_hosts()) == [*[(*row, "dc1") for row in DC1],
                                       ("pg3", "172.29.69.11", "pg_standby", "dc2"),
+                                      ("backup2", "172.29.69.13", "backup", "dc2"),
                                       ("app2", "172.29.69.14", "app", "dc2")]
     assert lab.site_network("dc2") == lab.NETWORK + "-dc2"
     assert lab.site_vip("dc2") == "172.29.69.100/24"
@@ -55,7 +56,8 @@ def test_two_sites_add_pg3_and_app2_in_dc2():
     assert lab.router_address("dc1") == "172.29.53.254"
     assert lab.router_address("dc2") == "172.29.69.254"
     # a host of dc2 more is one line of the table
-    assert lab.SITE_HOSTS["dc2"] == (("pg3", 11, "pg_standby"), ("app2", 14, "app"))
+    assert lab.SITE_HOSTS["dc2"] == (("pg3", 11, "pg_standby"), ("backup2", 13, "backup"),
+                                     ("app2", 14, "app"))
     assert lab.SITE_HOSTS["dc1"] == lab.HOSTS
 
 
@@ -108,7 +110,8 @@ def test_dc2_subnet_from_the_environment(monkeypatch):
     monkeypatch.setenv("DRCTL_LAB_DC2_SUBNET", "172.30.9.0/24")
     assert str(lab.dc2_subnet()) == "172.30.9.0/24"
     _record(2)
-    assert [h.address for h in lab.lab_hosts()[-2:]] == ["172.30.9.11", "172.30.9.14"]
+    assert [h.address for h in lab.lab_hosts()[-3:]] == ["172.30.9.11", "172.30.9.13",
+                                                          "172.30.9.14"]
     assert lab.site_routes("dc1") == ["172.30.9.0/24 via 172.29.53.254"]
 
 
@@ -210,10 +213,12 @@ def test_two_site_inventory(tmp_path):
                                  "pg3": {"ansible_host": "172.29.69.11",
                                          "drctl_location": "dc2"}}},
         "backup": {"hosts": {"backup1": {"ansible_host": "172.29.53.13",
-                                         "drctl_location": "dc1"}}},
+                                         "drctl_location": "dc1"},
+                             "backup2": {"ansible_host": "172.29.69.13",
+                                         "drctl_location": "dc2"}}},
         "app": {"hosts": {"app1": {"ansible_host": "172.29.53.14", "drctl_location": "dc1"},
                           "app2": {"ansible_host": "172.29.69.14", "drctl_location": "dc2"}}},
-        "dc2": {"hosts": {"pg3": {}, "app2": {}}},
+        "dc2": {"hosts": {"pg3": {}, "backup2": {}, "app2": {}}},
     }}}
     assert files["hosts.yml"].startswith(one["hosts.yml"].split("all:")[0])
     assert yaml.safe_load(files["group_vars/dc2/main.yml"]) == {
@@ -298,7 +303,8 @@ def test_a_dc2_host_runs_on_dc2s_network_and_resolves_every_other_host(monkeypat
     assert args[args.index("--network") + 1] == lab.NETWORK + "-dc2"
     assert args[args.index("--ip") + 1] == "172.29.69.11"
     assert sorted(a for a in args if a.startswith("--add-host")) == sorted(
-        [*(f"--add-host={n}:{a}" for n, a, _ in DC1), "--add-host=app2:172.29.69.14"])
+        [*(f"--add-host={n}:{a}" for n, a, _ in DC1), "--add-host=backup2:172.29.69.13",
+         "--add-host=app2:172.29.69.14"])
 
 
 def test_a_dc1_host_of_one_site_runs_as_before(monkeypatch):
@@ -326,7 +332,8 @@ def test_a_container_that_does_not_resolve_a_new_host_is_made_again(monkeypatch)
     assert calls[0] == ("rm", "-f", pg1.container) and calls[1][0] == "run"
     assert "pg3" in said[0]
     # with every name there, it is reused
-    old["HostConfig"]["ExtraHosts"] += ["pg3:172.29.69.11", "app2:172.29.69.14"]
+    old["HostConfig"]["ExtraHosts"] += ["pg3:172.29.69.11", "backup2:172.29.69.13",
+                                        "app2:172.29.69.14"]
     calls.clear()
     assert lab.ensure_container(pg1, "tag", False, said.append) == "reused"
     assert calls == []
@@ -454,9 +461,11 @@ def test_a_partial_restore_makes_the_hosts_it_does_not_hold_bare(monkeypatch, tm
     monkeypatch.setattr(lab, "_run_container",
                         lambda h, image, copy_up=(): started.append((h.name, image)))
     result = lab.restore("provisioned", lambda m: None, partial=True)
-    assert result["hosts"] == [n for n, *_ in DC1] and result["bare"] == ["pg3", "app2"]
+    assert result["hosts"] == [n for n, *_ in DC1]
+    assert result["bare"] == ["pg3", "backup2", "app2"]
     removed = [c[2] for c in calls if c[:2] == ("rm", "-f")]
-    assert {lab.PREFIX + n for n in ("pg3", "app2")} <= set(removed)
-    assert started[-2:] == [("pg3", "drctl-lab:tag"), ("app2", "drctl-lab:tag")]
-    assert all(image != "drctl-lab:tag" for _, image in started[:-2])
-    assert set(routed) == {n for n, *_ in DC1} | {"pg3", "app2"}
+    assert {lab.PREFIX + n for n in ("pg3", "backup2", "app2")} <= set(removed)
+    assert started[-3:] == [("pg3", "drctl-lab:tag"), ("backup2", "drctl-lab:tag"),
+                            ("app2", "drctl-lab:tag")]
+    assert all(image != "drctl-lab:tag" for _, image in started[:-3])
+    assert set(routed) == {n for n, *_ in DC1} | {"pg3", "backup2", "app2"}

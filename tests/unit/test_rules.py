@@ -553,7 +553,35 @@ def test_an_unreachable_standby_is_neither_a_follower_nor_guessed_at():
                for n in d.notes)
 
 
-TWO_SITES = {"pg1": "dc1", "pg2": "dc1", "pg3": "dc2"}
+TWO_SITES = {"pg1": "dc1", "pg2": "dc1", "pg3": "dc2", "backup1": "dc1", "backup2": "dc2"}
+
+
+def test_a_watcher_across_the_wan_cannot_vouch_for_the_end():
+    """backup2 (dc2) lost pg1 1 s after its last sighting, and pg3 holds all it saw. A cut
+    link looks the same from dc2 as a lost site: pg1 may still be acknowledging commits,
+    so a site failover on that evidence alone is unknown, not zero."""
+    c = cluster({"pg1": None, "pg2": None, "pg3": standby_probe("0/5000000")},
+                {"backup1": None, "backup2": watch("0/5000000")}, TWO_SITES)
+    d = decide.failover(c, POLICY, site="dc2")
+    assert not d.proceed
+    assert d.data_loss and d.data_loss.verdict == "unknown"
+    assert ("backup2 is in site dc2, not in pg1's site dc1: it cannot tell the loss of "
+            "that site from the loss of the link to it") in d.data_loss.sentence
+    assert "unknown is not zero" in d.data_loss.sentence
+    # the same record from a watcher in dc1 covers the end
+    local = dataclasses.replace(c, sites={**TWO_SITES, "backup2": "dc1"})
+    assert decide.failover(local, POLICY, site="dc2").proceed
+    # and with the operator's consent the site moves, the sentence kept
+    ok = decide.failover(c, POLICY, site="dc2", allow_data_loss=True)
+    assert ok.proceed and ok.data_loss_accepted
+
+
+def test_a_watcher_across_the_wan_still_proves_what_is_missing():
+    c = cluster({"pg1": None, "pg2": None, "pg3": standby_probe("0/5000000")},
+                {"backup2": watch("0/5124F80")}, TWO_SITES)
+    d = decide.failover(c, POLICY, site="dc2")
+    assert d.data_loss and d.data_loss.verdict == "loss"
+    assert "pg3 lacks at least 1.2 MB of WAL" in d.data_loss.sentence
 
 
 def test_failover_stays_in_the_lost_primarys_site_even_when_a_remote_standby_ties():
