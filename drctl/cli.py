@@ -586,20 +586,25 @@ def auto_status(inventory: Path, fmt: str) -> None:
 @click.option("--from", "source", type=click.Choice(["auto", "standby", "primary"]),
               default="auto", show_default=True,
               help="Copy from the standby (auto: when one is healthy) or the primary.")
-def backup(inventory: Path, fmt: str, kind: str, source: str) -> None:
+@click.option("--repo", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Repository N (the Nth host of group backup; default 1).")
+def backup(inventory: Path, fmt: str, kind: str, source: str, repo: int | None) -> None:
     """Take a pgBackRest backup and print what it took (type, size, time, WAL range)."""
     from drctl.operations import backup as op
 
-    op.backup(inventory, fmt, kind, source)
+    op.backup(inventory, fmt, kind, source, repo or 1)
 
 
 @cli.command()
 @common
-def backups(inventory: Path, fmt: str) -> None:
-    """List the backups and the recoverable window (earliest and latest restorable time)."""
+@click.option("--repo", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Repository N (the Nth host of group backup; default 1).")
+def backups(inventory: Path, fmt: str, repo: int | None) -> None:
+    """List the backups and the recoverable window (earliest and latest restorable time),
+    and a line for each other repository."""
     from drctl.operations import backup as op
 
-    op.backups(inventory, fmt)
+    op.backups(inventory, fmt, repo)
 
 
 @cli.command()
@@ -615,14 +620,16 @@ def backups(inventory: Path, fmt: str) -> None:
               help="Name of the scratch instance.")
 @click.option("--replace", is_flag=True, help="Replace a scratch instance of the same name.")
 @click.option("--drop", is_flag=True, help="Stop and remove the scratch instance instead.")
+@click.option("--repo", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Restore from repository N, on its host (the Nth of group backup).")
 def restore(inventory: Path, fmt: str, to: str | None, target_time: str | None,
             target_lsn: str | None, latest: bool, name: str, replace: bool,
-            drop: bool) -> None:
+            drop: bool, repo: int | None) -> None:
     """Point-in-time restore into a scratch instance, started so that it can be checked."""
     from drctl.operations import backup as op
 
     op.restore(inventory, fmt, to=to, target_time=target_time, target_lsn=target_lsn,
-               latest=latest, name=name, replace=replace, drop=drop)
+               latest=latest, name=name, replace=replace, drop=drop, repo=repo)
 
 
 @cli.command("verify-backup")
@@ -631,12 +638,15 @@ def restore(inventory: Path, fmt: str, to: str | None, target_time: str | None,
               "not false, 0 or empty.")
 @click.option("--database", default="postgres", show_default=True,
               help="Database the --sql check runs in.")
-def verify_backup(inventory: Path, fmt: str, sql: str, database: str) -> None:
+@click.option("--repo", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Repository N (the Nth host of group backup; default 1).")
+def verify_backup(inventory: Path, fmt: str, sql: str, database: str,
+                  repo: int | None) -> None:
     """Prove the latest backup: restore it into a scratch instance, start it, read every
     table, run the --sql check, remove it."""
     from drctl.operations import backup as op
 
-    op.verify(inventory, fmt, sql=sql, database=database)
+    op.verify(inventory, fmt, sql=sql, database=database, repo=repo or 1)
 
 
 # ---------------------------------------------------------------- drill

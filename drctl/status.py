@@ -144,6 +144,63 @@ def backup_state(repo: str | None, res: sshprobe.ProbeResult | None,
     return state, problems, warnings
 
 
+def repos_state(repos: list[tuple[str, sshprobe.ProbeResult | None]], now: float,
+                max_age_h: float) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """Every repository in a line (repo1 first, as backup_state sees it in detail): can it
+    be read, its last backup and the newest WAL segment it holds. A repository holding an
+    older segment than another is behind (a cut WAN, a repository host down): archiving
+    to the others goes on, PostgreSQL keeps the WAL it lacks until it has it. Problems and
+    warnings are those of repo2 and later (backup_state reports repo1's)."""
+    out: list[dict[str, Any]] = []
+    problems: list[str] = []
+    warnings: list[str] = []
+    for i, (host, res) in enumerate(repos, 1):
+        entry: dict[str, Any] = {"repo": i, "host": host,
+                                 "reachable": bool(res and res.ok and res.data is not None),
+                                 "error": res.error if res else "not asked",
+                                 "backups": 0, "last_backup": None, "age_s": None,
+                                 "last_segment": None, "last_arrived": None, "behind": False}
+        if entry["reachable"] and res is not None:
+            d = res.data or {}
+            good = [b for b in d.get("backups", []) if not b.get("error")]
+            arch = d.get("archive") or {}
+            entry.update(backups=len(good), last_segment=arch.get("last_segment"),
+                         last_arrived=arch.get("last_arrived"))
+            if good:
+                entry.update(last_backup=good[-1]["label"],
+                             age_s=round(now - good[-1]["stop_epoch"]))
+            if i > 1 and not good:
+                warnings.append(f"repo{i} on {host} holds no backup yet (`drctl backup "
+                                f"--repo {i}`)")
+            elif i > 1 and entry["age_s"] is not None and entry["age_s"] > max_age_h * 3600:
+                warnings.append(f"the last backup in repo{i} on {host} is "
+                                f"{entry['age_s'] / 3600:.0f} h old (more than {max_age_h:g} h)")
+        elif i > 1:
+            problems.append(f"repository host {host} (repo{i}): {entry['error'] or 'no answer'}")
+        out.append(entry)
+    newest: str = max((str(e["last_segment"]) for e in out if e["last_segment"]), default="")
+    for e in out:
+        e["behind"] = bool(newest) and (not e["reachable"] or (e["last_segment"] or "") < newest)
+    return out, problems, warnings
+
+
+def archive_detail(repos: list[dict[str, Any]]) -> str:
+    """Which repositories hold the newest archived WAL and which lag, in words ('' when
+    there is only one repository or none lags)."""
+    if len(repos) < 2 or not any(r["behind"] for r in repos):
+        return ""
+    parts = []
+    for r in repos:
+        where = f"repo{r['repo']} ({r['host']})"
+        if not r["reachable"]:
+            parts.append(f"{where} does not answer")
+        elif r["behind"]:
+            parts.append(f"{where} is behind, at {r['last_segment'] or 'no segment'}")
+        else:
+            parts.append(f"{where} has up to {r['last_segment']}")
+    return "; ".join(parts)
+
+
 def evaluate(nodes: list[dict[str, Any]], slot_warn_bytes: int) -> tuple[str | None, list[str]]:
     """Fill in lag from the primary's view; return (primary, problems)."""
     problems: list[str] = []
@@ -290,13 +347,14 @@ def collect(inventory: Path | inv_mod.Inventory,
     start = time.monotonic()
     inv = inventory if isinstance(inventory, inv_mod.Inventory) else inv_mod.load(inventory)
     hosts = [h.name for h in inv.pg_hosts]
-    repo = next((h.name for h in inv.group("backup")), None)
-    commands = {repo: [BACKUP_TOOL, "info"]} if repo else {}
+    repos = [h.name for h in inv.group("backup")]  # repo1's host first
+    repo = repos[0] if repos else None
+    commands = {r: [BACKUP_TOOL, "info"] for r in repos}
     copies = [h.name for h in inv.group("app") + inv.group("backup")] if files else []
     with ThreadPoolExecutor(max_workers=1) as pool:
         copies_future = pool.submit(sshprobe.probe_all, inv, copies,
                                     dict.fromkeys(copies, FILES_STATE)) if copies else None
-        results = sshprobe.probe_all(inv, hosts + ([repo] if repo else []), commands)
+        results = sshprobe.probe_all(inv, hosts + repos, commands)
         files_results = copies_future.result() if copies_future else {}
     if raw is not None:
         raw.update(results)
@@ -314,6 +372,20 @@ def collect(inventory: Path | inv_mod.Inventory,
         int(inv.cluster.get("drctl_archive_ready_warn") or 16),
         float(inv.cluster.get("drctl_archive_stall_s") or 120))
     problems += b_problems
+    if backup is not None:
+        repos_view, r_problems, r_warnings = repos_state(
+            [(r, results.get(r)) for r in repos], time.time(),
+            float(inv.cluster.get("drctl_backup_max_age_h") or 26))
+        backup["repos"] = repos_view
+        problems += r_problems
+        warnings += r_warnings
+        detail = archive_detail(repos_view)
+        if backup.get("archiving") is not None:
+            backup["archiving"]["repos"] = detail
+        # PostgreSQL counts a segment archived only once every repository has it: say
+        # which one holds archiving back
+        problems = [f"{p}: {detail}" if detail and p.startswith(
+            ("WAL archiving FAILS", "WAL archiving is stuck")) else p for p in problems]
     for n in nodes:
         if n["set_aside"]:
             warnings.append(f"{n['host']} keeps {len(n['set_aside'])} diverged data "
@@ -395,6 +467,13 @@ def render(report: dict[str, Any], fmt: str) -> None:
         if arch.get("ready_segments"):
             arch_text += f", {arch['ready_segments']} waiting"
         con.print(f"backups on {b['repo_host']}: {last}; {arch_text}")
+        for r in (b.get("repos") or [])[1:]:
+            con.print(f"  repo{r['repo']} on {r['host']}: " + (
+                (f"last backup {r['last_backup']} ({r['age_s'] // 60} min ago)"
+                 if r["last_backup"] else "no backup yet")
+                + f", WAL up to {r['last_segment'] or 'none'}"
+                + (" [yellow](behind)[/yellow]" if r["behind"] else "")
+                if r["reachable"] else f"[red]does not answer[/red] ({r['error']})"))
     copies = [f for f in report.get("files") or [] if f.get("files") is not None]
     if copies:
         con.print("application files: " + "; ".join(

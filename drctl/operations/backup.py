@@ -1,4 +1,8 @@
-"""drctl backup / backups / restore / verify-backup: pgBackRest on the repository host.
+"""drctl backup / backups / restore / verify-backup: pgBackRest on the repository hosts.
+
+Each host of the `backup` group holds one repository: the first repo1, the second repo2
+(e.g. one per site). Every node archives WAL to all of them; `--repo N` backs up into,
+lists, verifies or restores from repository N, on its own host.
 
 Changes go through playbooks (backup.yml, restore.yml, verify_backup.yml) so that they run
 from AWX too; the read-only listing asks the repository host's drctl-backup over SSH,
@@ -21,45 +25,82 @@ from drctl.operations import playbook
 TOOL = "/usr/local/libexec/drctl/drctl-backup"
 
 
-def repo_host(inv: inv_mod.Inventory) -> str:
+def repo_hosts(inv: inv_mod.Inventory) -> list[str]:
+    """The repository hosts in repository order: the first host of `backup` holds repo1,
+    the second repo2 (the pgbackrest role's pgbackrest_repos)."""
     hosts = [h.name for h in inv.group("backup")]
     if not hosts:
         raise DrctlError(f"the inventory {inv.path} has no `backup` group: backups need a "
                          "pgBackRest repository host", ExitCode.INVALID_INVENTORY,
                          hint="add a host to the `backup` group and run `drctl provision`")
-    return hosts[0]
+    return hosts
 
 
-def repo_info(inv: inv_mod.Inventory) -> dict[str, Any]:
-    host = repo_host(inv)
+def repo_host(inv: inv_mod.Inventory, repo: int = 1) -> str:
+    """The host that holds repository REPO (1-based)."""
+    hosts = repo_hosts(inv)
+    if not 1 <= repo <= len(hosts):
+        raise DrctlError(f"there is no repo{repo}: the inventory has {len(hosts)} repository "
+                         f"host{'s' if len(hosts) > 1 else ''} ("
+                         + ", ".join(f"repo{i} on {h}" for i, h in enumerate(hosts, 1)) + ")",
+                         ExitCode.USAGE)
+    return hosts[repo - 1]
+
+
+def repo_of(inv: inv_mod.Inventory, host: str) -> int:
+    """The repository a repository host holds (0: HOST is not one)."""
+    hosts = repo_hosts(inv)
+    return hosts.index(host) + 1 if host in hosts else 0
+
+
+def repo_info(inv: inv_mod.Inventory, repo: int = 1) -> dict[str, Any]:
+    host = repo_host(inv, repo)
     rc, out, err = sshprobe.run(inv, host, [TOOL, "info"], timeout=30)
     if rc == 255:
-        raise DrctlError(f"the repository host {host} does not answer: {err.strip()}",
-                         ExitCode.UNREACHABLE)
+        raise DrctlError(f"the repository host {host} (repo{repo}) does not answer: "
+                         f"{err.strip()}", ExitCode.UNREACHABLE)
     if rc != 0:
-        raise DrctlError(f"cannot read the repository on {host}: {err.strip() or out.strip()}",
+        raise DrctlError(f"cannot read repo{repo} on {host}: {err.strip() or out.strip()}",
                          ExitCode.FAILED,
                          hint="was the cluster provisioned with the backup host?")
     data = json.loads(out)
     data["repo_host"] = host
+    data["repo"] = repo
     return data
+
+
+def all_repo_info(inv: inv_mod.Inventory) -> list[dict[str, Any]]:
+    """Every repository's listing, asked at once; one that does not answer is listed with
+    its error (a cut WAN link leaves the other site's repository unread, not the rest)."""
+    hosts = repo_hosts(inv)
+    results = sshprobe.probe_all(inv, hosts, {h: [TOOL, "info"] for h in hosts})
+    out: list[dict[str, Any]] = []
+    for i, host in enumerate(hosts, 1):
+        res = results[host]
+        if res.ok and isinstance(res.data, dict):
+            out.append({**res.data, "repo_host": host, "repo": i, "reachable": True})
+        else:
+            out.append({"repo_host": host, "repo": i, "reachable": False,
+                        "error": res.error or "no answer", "exists": False, "backups": []})
+    return out
 
 
 def _mib(n: int | None) -> str:
     return "-" if n is None else f"{n / 1048576:.1f} MiB"
 
 
-def backup(inventory: Path, fmt: str, kind: str, source: str) -> dict[str, Any]:
+def backup(inventory: Path, fmt: str, kind: str, source: str, repo: int = 1
+           ) -> dict[str, Any]:
     inv = inv_mod.load(inventory)
-    repo_host(inv)
+    host = repo_host(inv, repo)
     result = playbook.run("backup.yml", inventory, fmt,
-                          {"backup_type": kind, "backup_source": source},
-                          title=f"backup ({kind})", render=False)
+                          {"backup_type": kind, "backup_source": source, "backup_repo": repo},
+                          title=f"backup ({kind}) into repo{repo} on {host}", render=False)
     if result.exit_code != ExitCode.OK:
         if fmt == "json":
             playbook.show(result, fmt)
         playbook.raise_for(result, "backup")
-    report = result.data.get("backup") or {}
+    report = {**(result.data.get("backup") or {}), "repo": repo, "repo_host": host}
     if fmt == "json":
         from drctl.output import emit_json
 
@@ -69,7 +110,8 @@ def backup(inventory: Path, fmt: str, kind: str, source: str) -> dict[str, Any]:
 
     b = report.get("backup", {})
     con = console()
-    con.print(f"[green]backup {b.get('label')}[/green]: {b.get('type')} from the "
+    con.print(f"[green]backup {b.get('label')}[/green] in repo{repo} ({host}): "
+              f"{b.get('type')} from the "
               f"{report.get('source')}, {_mib(b.get('size_bytes'))} of data, "
               f"{_mib(b.get('repo_bytes'))} stored, {b.get('duration_s')} s "
               f"({report.get('elapsed_s')} s with the start checkpoint)")
@@ -82,9 +124,21 @@ def backup(inventory: Path, fmt: str, kind: str, source: str) -> dict[str, Any]:
     return report
 
 
-def backups(inventory: Path, fmt: str) -> dict[str, Any]:
+def backups(inventory: Path, fmt: str, repo: int | None = None) -> dict[str, Any]:
+    """The backups of repository REPO (default: the first), and every repository's summary
+    in `repos` (all of them are asked at once)."""
     inv = inv_mod.load(inventory)
-    data = repo_info(inv)
+    if repo is not None:
+        repo_host(inv, repo)
+    every = all_repo_info(inv)
+    chosen = every[(repo or 1) - 1]
+    if not chosen["reachable"]:
+        raise DrctlError(f"the repository host {chosen['repo_host']} (repo{chosen['repo']}) "
+                         f"does not answer: {chosen['error']}", ExitCode.UNREACHABLE,
+                         hint=None if len(every) == 1 else
+                         "another repository: --repo " + ", --repo ".join(
+                             str(r["repo"]) for r in every if r is not chosen))
+    data = {**chosen, "repos": [_summary(r) for r in every]}
     if fmt == "json":
         from drctl.output import emit_json
 
@@ -95,12 +149,11 @@ def backups(inventory: Path, fmt: str) -> dict[str, Any]:
     from drctl.output import console
 
     con = console()
+    where = f"repo{data['repo']} on {data['repo_host']}"
     if not data["exists"]:
-        con.print(f"stanza '{data['stanza']}' does not exist on {data['repo_host']} "
-                  "(run `drctl provision`)")
+        con.print(f"stanza '{data['stanza']}' does not exist in {where} (run `drctl provision`)")
         return data
-    table = Table(title=f"backups of '{data['stanza']}' on {data['repo_host']}",
-                  title_justify="left")
+    table = Table(title=f"backups of '{data['stanza']}' in {where}", title_justify="left")
     for col in ("label", "type", "started", "took", "size", "stored", "WAL range"):
         table.add_column(col)
     for b in data["backups"]:
@@ -115,7 +168,30 @@ def backups(inventory: Path, fmt: str) -> dict[str, Any]:
                   f"{data['archive']['last_arrived']})")
     else:
         con.print("no backup yet: nothing can be restored (run `drctl backup`)")
+    for r in data["repos"]:
+        if r["repo"] != data["repo"]:
+            con.print(f"repo{r['repo']} on {r['repo_host']}: {r['text']} "
+                      f"(drctl backups --repo {r['repo']})")
     return data
+
+
+def _summary(r: dict[str, Any]) -> dict[str, Any]:
+    """One repository in a line: how many backups, the last, the newest archived WAL."""
+    if not r.get("reachable"):
+        return {"repo": r["repo"], "repo_host": r["repo_host"], "reachable": False,
+                "error": r.get("error"), "text": f"does not answer ({r.get('error')})"}
+    good = [b for b in r.get("backups", []) if not b.get("error")]
+    arch = r.get("archive") or {}
+    out = {"repo": r["repo"], "repo_host": r["repo_host"], "reachable": True,
+           "backups": len(good), "last_backup": good[-1]["label"] if good else None,
+           "window": {k: v for k, v in (r.get("window") or {}).items()
+                      if not k.endswith("_epoch")},
+           "last_segment": arch.get("last_segment"), "last_arrived": arch.get("last_arrived")}
+    out["text"] = (f"{len(good)} backup{'s' if len(good) != 1 else ''}"
+                   + (f", the last {out['last_backup']}" if good else "")
+                   + (f"; latest archived WAL {out['last_segment']} arrived "
+                      f"{out['last_arrived']}" if out["last_segment"] else "; no WAL archived"))
+    return out
 
 
 def parse_time(text: str) -> datetime:
@@ -159,9 +235,13 @@ def check_restore(inv: inv_mod.Inventory, to: str, target_time: str | None,
 
 def restore(inventory: Path, fmt: str, *, to: str | None, target_time: str | None,
             target_lsn: str | None, latest: bool, name: str, replace: bool,
-            drop: bool) -> dict[str, Any]:
+            drop: bool, repo: int | None = None) -> dict[str, Any]:
     inv = inv_mod.load(inventory)
-    to = to or repo_host(inv)
+    if repo is not None and to is not None and to != repo_host(inv, repo):
+        raise DrctlError(f"repo{repo} is on {repo_host(inv, repo)}, not {to}: a scratch "
+                         "restore runs on the host of the repository it restores from",
+                         ExitCode.USAGE, hint="give --repo or --to, not both")
+    to = to or repo_host(inv, repo or 1)
     extravars: dict[str, Any] = {"restore_to": to, "restore_name": name}
     if drop:
         extravars["restore_drop"] = True
@@ -170,7 +250,8 @@ def restore(inventory: Path, fmt: str, *, to: str | None, target_time: str | Non
         if len(chosen) != 1:
             raise DrctlError("give exactly one of --target-time, --target-lsn, --latest",
                              ExitCode.USAGE)
-        info = repo_info(inv)
+        n = repo_of(inv, to)
+        info = repo_info(inv, n) if n else {}  # not a repository host: refused below
         check_restore(inv, to, target_time, info)
         if target_time:
             extravars["restore_target_time"] = parse_time(target_time).isoformat()
@@ -189,6 +270,7 @@ def restore(inventory: Path, fmt: str, *, to: str | None, target_time: str | Non
         playbook.raise_for(result, "restore")
     report = result.data.get("restore") or {}
     report["host"] = to
+    report["repo"] = repo_of(inv, to)
     if fmt == "json":
         from drctl.output import emit_json
 
@@ -201,7 +283,8 @@ def restore(inventory: Path, fmt: str, *, to: str | None, target_time: str | Non
         con.print(f"scratch instance '{name}' on {to}: "
                   + ("removed" if report.get("dropped") else "there was none"))
         return report
-    con.print(f"[green]restored[/green] into scratch instance '{report['name']}' on {to} "
+    con.print(f"[green]restored[/green] from repo{report['repo']} into scratch instance "
+              f"'{report['name']}' on {to} "
               f"(timeline {report['timeline']}, LSN {report['lsn']}): restore "
               f"{report['restore_s']} s, ready after {report['ready_s']} s")
     con.print(f"  databases: {', '.join(report.get('databases') or [])}")
@@ -210,13 +293,14 @@ def restore(inventory: Path, fmt: str, *, to: str | None, target_time: str | Non
     return report
 
 
-def verify(inventory: Path, fmt: str, *, sql: str, database: str) -> dict[str, Any]:
+def verify(inventory: Path, fmt: str, *, sql: str, database: str, repo: int = 1
+           ) -> dict[str, Any]:
     inv = inv_mod.load(inventory)
-    repo_host(inv)
+    host = repo_host(inv, repo)
     result = playbook.run("verify_backup.yml", inventory, fmt,
-                          {"verify_sql": sql, "verify_database": database},
-                          title="verify-backup", render=False)
-    report = result.data.get("verify") or {}
+                          {"verify_sql": sql, "verify_database": database, "backup_repo": repo},
+                          title=f"verify-backup of repo{repo} on {host}", render=False)
+    report = {**(result.data.get("verify") or {}), "repo": repo, "repo_host": host}
     if fmt == "json":
         from drctl.output import emit_json
 
@@ -233,7 +317,8 @@ def verify(inventory: Path, fmt: str, *, sql: str, database: str) -> dict[str, A
             shown = ", ".join(f"{t}={n}" for t, n in list(counts.items())[:8])
             con.print(f"  rows in {db}: {shown or 'no tables'}")
         if report.get("ok"):
-            con.print(f"[green]backup {report.get('backup')} verified[/green]: restored in "
+            con.print(f"[green]backup {report.get('backup')} of repo{repo} ({host}) "
+                      "verified[/green]: restored in "
                       f"{report.get('restore_s')} s, ready in {report.get('ready_s')} s, "
                       f"{report.get('elapsed_s')} s in all; scratch instance removed")
     if result.exit_code != ExitCode.OK or not report.get("ok"):

@@ -1,5 +1,6 @@
-"""Two sites: dc1 (pg1, pg2, backup1, app1) and dc2 (pg3, app2) on their own networks,
-joined by a routed WAN link that the lab cuts and restores (`drctl lab wan cut|restore`)."""
+"""Two sites: dc1 (pg1, pg2, backup1, app1) and dc2 (pg3, backup2, app2) on their own
+networks, joined by a routed WAN link that the lab cuts and restores (`drctl lab wan
+cut|restore`). backup1 holds pgBackRest's repo1, backup2 repo2."""
 
 import hashlib
 import http.cookiejar
@@ -146,13 +147,53 @@ def test_three_nodes_over_two_sites_each_site_with_its_vip_the_remote_standby_as
     wait_for("the row on pg3", lambda: has_row("pg3", "site_marks", marker), timeout=30)
 
 
+def scratch_sql(host: str, sql: str, name: str = "restore", port: int = 5490) -> str:
+    """SQL in the scratch instance NAME a restore started on the repository host HOST."""
+    return sh(host, f"runuser -u pgbackrest -- psql -XAtq -h /var/lib/pgbackrest-scratch/"
+                    f"{name} -p {port} -U postgres -d app -c \"{sql}\"")
+
+
+def test_both_sites_hold_the_backups_and_the_second_repository_restores():
+    """WAL is archived to both repositories; a backup into repo2 (at dc2) is verified by a
+    restore, and a point-in-time restore from repo2 alone holds a row written after it."""
+    before = write_marker("repo_marks")
+    code, b = drctl_json("backup", "--repo", "2", "--type", "full", timeout=600)
+    assert code == ExitCode.OK, b
+    assert (b["repo"], b["repo_host"]) == (2, "backup2") and b["backup"]["type"] == "full"
+    code, v = drctl_json("verify-backup", "--repo", "2", "--database", "app", "--sql",
+                         f"select count(*) = 1 from app.repo_marks where x = {before}",
+                         timeout=600)
+    assert code == ExitCode.OK and v["ok"] and v["repo_host"] == "backup2", v
+    after = write_marker("repo_marks")
+    segment = psql("pg1", "select pg_walfile_name(pg_switch_wal())")
+    wait_for(f"{segment} in both repositories", lambda: all(
+        (r["last_segment"] or "") >= segment
+        for r in drctl_json("backups")[1]["repos"]), timeout=120, interval=2)
+    code, listing = drctl_json("backups", "--repo", "2")
+    assert code == ExitCode.OK and listing["repo_host"] == "backup2", listing
+    assert b["backup"]["label"] in [x["label"] for x in listing["backups"]]
+    assert [r["repo_host"] for r in listing["repos"]] == ["backup1", "backup2"]
+    code, r = drctl_json("restore", "--repo", "2", "--latest", "--replace", timeout=600)
+    try:
+        assert code == ExitCode.OK and (r["host"], r["repo"]) == ("backup2", 2), r
+        assert scratch_sql("backup2", f"select count(*) from app.repo_marks where x in "
+                                      f"({before}, {after})") == "2"
+    finally:
+        drctl_json("restore", "--repo", "2", "--drop", timeout=300)
+
+
 def test_a_cut_wan_link_promotes_nothing_and_status_reports_the_remote_standby(wan_restored):
     assert labmod.wan_cut()["wan"] == "cut"
     # commits do not wait for the remote site
     marker = write_marker("site_marks")
-    wait_for("status to report pg3 not streaming", lambda: any(
-        p.startswith("pg3 is not streaming") for p in drctl_json("status")[1]["problems"]),
-        timeout=90, interval=2)
+
+    def cut_seen() -> bool:
+        problems = drctl_json("status")[1]["problems"]
+        return (any(p.startswith("pg3 is not streaming") for p in problems)
+                and any(p.startswith("repository host backup2 (repo2)") for p in problems))
+
+    wait_for("status to report pg3 not streaming and repo2 out of reach", cut_seen,
+             timeout=90, interval=2)
     holds_for("no promotion anywhere while the WAN is cut", lambda: (
         psql("pg3", "select pg_is_in_recovery()") == "t" and vip_holders() == ["pg1"]
         and dc2_vip() not in sh("pg3", "ip -o addr show dev eth0")), 5)
@@ -265,6 +306,8 @@ def test_site_failover_when_dc1_is_gone_then_dc1_fails_back_and_the_primary_come
         code, refused = drctl_json("failover", "--site", "dc2", "--yes", timeout=600)
         assert code == ExitCode.REFUSED, refused
         assert "unknown is not zero" in refused["_stderr"], refused["_stderr"]
+        # dc2's own watcher lost pg1 too, but from across the WAN: that is no proof
+        assert "backup2 is in site dc2, not in pg1's site dc1" in refused["_stderr"]
         code, report = drctl_json("failover", "--site", "dc2", "--allow-data-loss", "--yes",
                                   timeout=600)
         assert code == ExitCode.OK, report

@@ -1,5 +1,7 @@
 """Backup state in status, and the restore refusals, without any host."""
 
+import copy
+
 import pytest
 
 from drctl import inventory as inv_mod
@@ -7,7 +9,8 @@ from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
 from drctl.operations import backup as op
 from drctl.sshprobe import ProbeResult
-from drctl.status import backup_state
+from drctl.status import archive_detail, backup_state, repos_state
+from tests.unit.conftest import GOOD_HOSTS
 
 NOW = 1_800_000_000.0
 
@@ -129,3 +132,66 @@ def test_restore_inside_the_window_passes(inventory):
 
 def test_unreadable_time_is_a_usage_error(inventory):
     assert refusal(inventory, "backup1", "yesterday").exit_code == ExitCode.USAGE
+
+
+# ---------------------------------------------------------------- two repositories
+
+def repo_info(segment: str | None, backups: int = 1) -> dict:
+    return {**info(backups), "archive": {"last_segment": segment, "last_arrived": "t"}}
+
+
+def test_every_repository_in_a_line_the_one_that_lags_is_behind():
+    repos, problems, warnings = repos_state(
+        [("backup1", ProbeResult("backup1", True, repo_info("000000010000000000000012"))),
+         ("backup2", ProbeResult("backup2", True, repo_info("00000001000000000000000F")))],
+        NOW, 26)
+    assert [(r["repo"], r["host"], r["behind"]) for r in repos] == [
+        (1, "backup1", False), (2, "backup2", True)]
+    assert problems == [] and warnings == []
+    assert archive_detail(repos) == ("repo1 (backup1) has up to 000000010000000000000012; "
+                                     "repo2 (backup2) is behind, at 00000001000000000000000F")
+
+
+def test_a_repository_across_a_cut_link_is_a_problem_named_by_its_number():
+    repos, problems, _ = repos_state(
+        [("backup1", ProbeResult("backup1", True, repo_info("000000010000000000000012"))),
+         ("backup2", ProbeResult("backup2", False, None, "unreachable: timed out"))], NOW, 26)
+    assert problems == ["repository host backup2 (repo2): unreachable: timed out"]
+    assert repos[1]["behind"] and not repos[1]["reachable"]
+    assert "repo2 (backup2) does not answer" in archive_detail(repos)
+
+
+def test_repositories_in_step_say_nothing_and_a_second_without_backup_warns():
+    repos, problems, warnings = repos_state(
+        [("backup1", ProbeResult("backup1", True, repo_info("000000010000000000000012"))),
+         ("backup2", ProbeResult("backup2", True, repo_info("000000010000000000000012", 0)))],
+        NOW, 26)
+    assert archive_detail(repos) == "" and problems == []
+    assert warnings == ["repo2 on backup2 holds no backup yet (`drctl backup --repo 2`)"]
+
+
+@pytest.fixture
+def two_repos(make_inventory):
+    hosts = copy.deepcopy(GOOD_HOSTS)
+    hosts["all"]["children"]["backup"]["hosts"]["backup2"] = {"ansible_host": "10.9.0.23"}
+    return make_inventory(hosts=hosts)
+
+
+def test_repository_numbers_are_the_backup_groups_order(two_repos):
+    inv = inv_mod.load(two_repos)
+    assert op.repo_hosts(inv) == ["backup1", "backup2"]
+    assert op.repo_host(inv, 2) == "backup2" and op.repo_of(inv, "backup2") == 2
+    assert op.repo_of(inv, "pg1") == 0
+    with pytest.raises(DrctlError) as exc:
+        op.repo_host(inv, 3)
+    assert exc.value.exit_code == ExitCode.USAGE
+    assert str(exc.value) == ("there is no repo3: the inventory has 2 repository hosts "
+                              "(repo1 on backup1, repo2 on backup2)")
+
+
+def test_restore_from_one_repository_on_another_host_is_refused_before_anything(two_repos):
+    with pytest.raises(DrctlError) as exc:
+        op.restore(two_repos, "json", to="backup1", target_time=None, target_lsn=None,
+                   latest=True, name="restore", replace=False, drop=False, repo=2)
+    assert exc.value.exit_code == ExitCode.USAGE
+    assert "repo2 is on backup2, not backup1" in str(exc.value)
