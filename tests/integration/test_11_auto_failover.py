@@ -263,8 +263,14 @@ def test_a_lagging_standby_does_not_promote_itself():
         subprocess.run(["docker", "kill", PREFIX + "pg1"], check=True, capture_output=True)
         # repmgrd asks drctl-auto, which refuses: wait for that refusal, then make sure
         # nothing promotes pg2 afterwards
-        wait_for("drctl-auto's refusal", lambda: auto_state()["last_refusal"], timeout=60,
-                 interval=1)
+        # (seconds when the machine is quiet; the bound is for a loaded one, and a miss
+        # shows what repmgrd did)
+        try:
+            wait_for("drctl-auto's refusal", lambda: auto_state()["last_refusal"],
+                     timeout=120, interval=1)
+        except AssertionError as exc:
+            log = sh("pg2", "journalctl -u drctl-repmgrd -n 40 --no-pager", check=False)
+            raise AssertionError(f"{exc}\nrepmgrd on pg2:\n{log}") from None
         no_promotion_of("pg2")  # too far behind
         refusal = auto_state()["last_refusal"]
         # the same rule as `drctl failover`, from the watcher's record in the witness
