@@ -186,14 +186,21 @@ def test_a_cut_wan_link_promotes_nothing_and_status_reports_the_remote_standby(w
     assert labmod.wan_cut()["wan"] == "cut"
     # commits do not wait for the remote site
     marker = write_marker("site_marks")
+    psql("pg1", "select pg_switch_wal()")  # a segment to archive across the cut
+    wait_for("status to report pg3 not streaming", lambda: any(
+        p.startswith("pg3 is not streaming") for p in drctl_json("status")[1]["problems"]),
+        timeout=90, interval=2)
 
-    def cut_seen() -> bool:
-        problems = drctl_json("status")[1]["problems"]
-        return (any(p.startswith("pg3 is not streaming") for p in problems)
-                and any(p.startswith("repository host backup2 (repo2)") for p in problems))
+    def repo2_behind() -> bool:
+        """repo1 (dc1) received the segment, repo2 (dc2) did not, and status says it is
+        repo2 that holds archiving back (PostgreSQL waits for every repository)."""
+        st = drctl_json("status")[1]
+        repos = st["backup"]["repos"]
+        return (not repos[0]["behind"] and repos[1]["behind"] and any(
+            p.startswith("WAL archiving") and "repo2 (backup2) is behind" in p
+            for p in st["problems"]))
 
-    wait_for("status to report pg3 not streaming and repo2 out of reach", cut_seen,
-             timeout=90, interval=2)
+    wait_for("status to name repo2 behind", repo2_behind, timeout=150, interval=3)
     holds_for("no promotion anywhere while the WAN is cut", lambda: (
         psql("pg3", "select pg_is_in_recovery()") == "t" and vip_holders() == ["pg1"]
         and dc2_vip() not in sh("pg3", "ip -o addr show dev eth0")), 5)
