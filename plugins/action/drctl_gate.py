@@ -69,6 +69,13 @@ def gather(hostvars: Any, nodes: list[str], watchers: list[str], probe_var: str,
                         site_vips or {})
 
 
+def locations(hostvars: Any, hosts: list[str]) -> dict[str, str]:
+    """Each host's site, as the inventory gives it (drctl_location; 'default' without).
+    The watchers' too: the rules count a watcher's loss of the primary only in the
+    primary's own site."""
+    return {h: str(hostvars.get(h, {}).get("drctl_location") or "default") for h in hosts}
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -84,9 +91,7 @@ class ActionModule(ActionBase):
         hostvars = task_vars.get("hostvars", {})
         nodes = list(args.get("nodes") or [])
         watchers = list(args.get("watchers") or [])
-        # each node's and watcher's site, as the inventory gives it (drctl_location)
-        sites = {h: str(hostvars.get(h, {}).get("drctl_location") or "default")
-                 for h in nodes + watchers}
+        sites = locations(hostvars, nodes + watchers)
         # each site's VIP address, from its nodes' drctl_vip (the plans name it)
         site_vips = {sites[h]: str(hostvars.get(h, {}).get("drctl_vip") or "").split("/")[0]
                      for h in nodes if hostvars.get(h, {}).get("drctl_vip")}

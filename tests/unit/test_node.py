@@ -260,6 +260,20 @@ def test_gate_plugin_gathers_from_registered_results() -> None:
     assert sited.site("pg2") == "dc2" and sited.site("pg9") == "default"
     d = decide.failover(sited, Policy())
     assert d.target is None and "no standby of site dc1" in d.failed[0].detail
+    # the watchers' sites come from the inventory too: backup1 across the WAN from pg1
+    # cannot vouch for the end, whatever pg2 holds
+    where = mod.locations({"pg1": {"drctl_location": "dc1"}, "pg2": {"drctl_location": "dc2"},
+                           "backup1": {"drctl_location": "dc2"}}, ["pg1", "pg2", "backup1"])
+    assert where == {"pg1": "dc1", "pg2": "dc2", "backup1": "dc2"}
+    level = {**hostvars, "backup1": {"w": {"stdout": json.dumps(
+        {**state, "primary": {**state["primary"], "lsn": "0/5000000"}, "checked_at": 101,
+         "now": 101.2})}}}
+    far = mod.gather(level, ["pg1", "pg2"], ["backup1"], "probe", "w", where)
+    d = decide.failover(far, Policy(), target="pg2")
+    assert d.data_loss.verdict == "unknown" and "backup1 is in site dc2" in d.data_loss.sentence
+    near = mod.gather(level, ["pg1", "pg2"], ["backup1"], "probe", "w",
+                      {**where, "backup1": "dc1"})
+    assert decide.failover(near, Policy(), target="pg2").data_loss.verdict == "none"
 
 
 def test_prove_write_reads_the_switch_point() -> None:
