@@ -6,9 +6,12 @@
   drctl-node [--watch-config PATH] watch [--show]
   drctl-node [--config PATH] metrics --out PATH|- [--cluster NAME] [--stanza NAME] ...
   drctl-node [--files-config PATH] files sync|state
+  drctl-node [--backup-config PATH] backup backup|info|restore|drop|verify ...
+                                              (a repository host: drctl.node.backup)
 
-The wrappers the drctl_node role installs (drctl-node, drctl-probe, drctl-auto) call
-main() with the configuration paths the role's variables name.
+The wrappers the drctl_node role installs (drctl-node, drctl-probe, drctl-auto, and
+drctl-backup on the repository hosts) call main() with the configuration paths the
+roles' variables name.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ def _options(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--config", default=common.DEFAULT_CONFIG)
     p.add_argument("--watch-config", default=common.DEFAULT_WATCH_CONFIG)
     p.add_argument("--files-config", default=common.DEFAULT_FILES_CONFIG)
+    p.add_argument("--backup-config", default=common.DEFAULT_BACKUP_CONFIG)
     return p
 
 
@@ -50,6 +54,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("action", choices=["sync", "state"])
     s = sub.add_parser("auto")
     s.add_argument("args", nargs=argparse.REMAINDER)
+    s = sub.add_parser("backup", help="the repository host's backups (drctl-backup)",
+                       add_help=False)
+    s.add_argument("args", nargs=argparse.REMAINDER)
     steps.add_parsers(sub)
     return p
 
@@ -72,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         from drctl.node import files
 
         return files.main(a.files_config, a.action)
+    if a.cmd == "backup":  # repository hosts: no node.json there either
+        from drctl.node import backup
+
+        return backup.main(a.backup_config, a.args)
     c = common.Config.load(a.config)
     if a.cmd == "metrics":
         from drctl.node import metrics
