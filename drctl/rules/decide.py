@@ -429,12 +429,15 @@ def failback(cluster: ClusterFacts, node: str | None = None) -> Decision:
     if n and n.role == "standby" and n.streaming and not n.fenced and primary:
         return Decision("failback", node, (one,),
                         nothing_to_do=f"{node} already streams from {primary.host}")
+    if n is None:
+        return Decision("failback", None, (one, Gate(
+            "a node to rejoin", False, "no node is fenced or stopped: name one with "
+                                       "`drctl failback --node HOST`")))
     gates = (
         one,
-        Gate("node answers", bool(n and n.reachable),
-             f"{node}: {'answers' if n and n.reachable else 'does not answer'}"),
-        Gate("node is not the primary", bool(n and n.role != "primary"),
-             f"{node}: {n.role if n else 'none'}"),
+        Gate("node answers", n.reachable,
+             f"{node}: {'answers' if n.reachable else 'does not answer'}"),
+        Gate("node is not the primary", n.role != "primary", f"{node}: {n.role}"),
         Gate("rewind possible", bool(primary and primary.rewind_possible),
              "wal_log_hints or data checksums on the primary: "
              f"{primary.rewind_possible if primary else '?'}"),
@@ -516,6 +519,24 @@ def _local_gates(local: LocalAuto) -> list[Gate]:
              f"no quorum: the witness does not answer ({local.witness_error})"
              if local.witness_error else "ok"),
     ]
+
+
+def auto_pause(cluster: ClusterFacts) -> tuple[bool, str]:
+    """Must an operation pause automatic failover before it changes roles? Yes where a
+    node that answered has it enabled and not paused (repmgrd there could react to what
+    the operation does), and yes when no node answered (unknown is not off: the pause
+    looks on each host). No when every node that answered has it off or paused already.
+    (needed, why)."""
+    answered = [n for n in cluster.nodes if n.reachable]
+    if not answered:
+        return True, "no PostgreSQL node answered: look on every host"
+    armed = [n.host for n in answered if n.auto == "on"]
+    if armed:
+        return True, f"automatic failover is enabled and not paused on {', '.join(armed)}"
+    paused = [n.host for n in answered if n.auto == "paused"]
+    if paused:
+        return False, f"automatic failover is paused already ({', '.join(paused)})"
+    return False, "automatic failover is not enabled on any node that answered"
 
 
 # The shortest liveness probe: on a link dropping a third of its packets, some of the

@@ -73,6 +73,9 @@ class NodeFacts:
     rewind_possible: bool | None = None
     replicas: Mapping[str, Replica] = field(default_factory=dict)
     error: str = ""
+    # automatic failover on this node: "off" (never enabled here), "paused" (the pause
+    # marker is there), "on" (enabled, not paused); None: not known (it did not answer)
+    auto: str | None = None
 
     @property
     def streaming(self) -> bool:
@@ -84,11 +87,14 @@ class NodeFacts:
         if not reachable:
             return cls(host, False, "unknown", error=error)
         d = data or {}
+        raw_auto = d.get("auto")
+        auto = ("off" if not isinstance(raw_auto, Mapping) else
+                "paused" if raw_auto.get("paused") else "on")
         pg = d.get("postgres")
         if not isinstance(pg, Mapping):
             return cls(host, True, "down", fenced=bool(d.get("fenced")),
                        holds_vip=bool(d.get("holds_vip")),
-                       error=error or str(d.get("postgres_error") or ""))
+                       error=error or str(d.get("postgres_error") or ""), auto=auto)
         standby = bool(pg.get("in_recovery"))
         raw_receiver = pg.get("receiver")
         receiver: Mapping[str, Any] = raw_receiver if isinstance(raw_receiver, Mapping) else {}
@@ -111,7 +117,7 @@ class NodeFacts:
             last_msg_age_s=_float(receiver.get("last_msg_age_s")),
             prepared_xacts=_int(pg.get("prepared_xacts")),
             rewind_possible=None if checks == (None, None) else any(bool(c) for c in checks),
-            replicas=replicas, error=error)
+            replicas=replicas, error=error, auto=auto)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ decisions are written. It fails, naming every failed gate, when the operation mu
 go on; otherwise it returns the decision (target, data-loss verdict, notes).
 
 Options:
-  operation        failover, switchover or failback
+  operation        failover, switchover or failback; or auto-pause: must automatic
+                   failover be paused before the operation (returns needed and why;
+                   never fails)
   nodes            the PostgreSQL hosts (inventory names)
   watchers         the hosts that run a watcher
   probe_var        the variable each node's probe was registered in
@@ -37,7 +39,7 @@ except ImportError:  # run from the repository without drctl installed (plain an
 from drctl.rules.facts import ClusterFacts, NodeFacts, WatcherFacts
 from drctl.rules.policy import Policy
 
-OPERATIONS = ("failover", "switchover", "failback")
+OPERATIONS = ("failover", "switchover", "failback", "auto-pause")
 
 
 def _parsed(result: Any) -> tuple[bool, dict[str, Any] | None, str]:
@@ -98,6 +100,9 @@ class ActionModule(ActionBase):
         facts = gather(hostvars, nodes, watchers,
                        args.get("probe_var", "drctl_probe"), args.get("watch_var", "drctl_watch"),
                        sites, site_vips)
+        if operation == "auto-pause":
+            needed, why = decide.auto_pause(facts)
+            return {**result, "changed": False, "needed": needed, "why": why}
         policy = Policy.from_options(args.get("policy") or {})
         target = args.get("target") or None
         if operation == "failover":

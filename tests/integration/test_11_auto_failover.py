@@ -141,12 +141,23 @@ def test_replication_link_cut_does_not_promote():
     assert auto_state()["last_promotion"] == promoted_before
 
 
+# The gates that refuse a promotion because the primary is not proven gone: a watcher
+# still sees it, it answered the liveness probe (or was seen under the blip tolerance),
+# or the data-loss rule cannot establish what the standby lacks while it is still seen.
+NOT_PROVEN_GONE = ("the primary is gone for the watchers too",
+                   "the primary is silent and ignores probes", "no acknowledged commit lost")
+
+
 def test_a_three_second_isolation_of_the_primary_promotes_nothing():
     """Every packet of pg1's dropped for 3 s: repmgrd, the witness and the watcher can all
     lose it. drctl-auto's validation (run here as repmgrd runs it, at the start of the cut,
-    since whether repmgrd's own election gets that far depends on its timers) probes pg1
-    until nobody has seen it for the blip tolerance (4 s), gets an answer once the cut is
-    over, and refuses: pg1 keeps the VIP and takes writes."""
+    since whether repmgrd's own election gets that far depends on its timers) refuses: pg1
+    keeps the VIP and takes writes.
+
+    Which gate refuses first is timing, and every one is correct: the watcher's sighting
+    may still be under the blip tolerance when the facts are read, or the liveness probe
+    may outlast the cut and get pg1's answer. What an operator relies on is the class of
+    the reason (pg1 not proven gone, named in each failed gate), not its wording."""
     sh("pg1", "iptables -I INPUT -i eth0 -j DROP && iptables -I OUTPUT -o eth0 -j DROP")
     cut = subprocess.Popen(["docker", "exec", PREFIX + "pg1", "sh", "-c",
                             "sleep 3; iptables -D INPUT 1; iptables -D OUTPUT 1"])
@@ -161,8 +172,13 @@ def test_a_three_second_isolation_of_the_primary_promotes_nothing():
         assert cut.wait(timeout=30) == 0
     assert out.returncode == 1, out.stdout + out.stderr
     event = json.loads(out.stdout.strip().splitlines()[-1])
-    assert event["result"] == "refused" and "pg1 answered a probe" in event["detail"], event
-    assert took > 2.5, f"the answer can only come once the cut is over: {took:.1f} s"
+    assert event["result"] == "refused", event
+    failed = [g for g in event["gates"] if not g["ok"]]
+    assert failed, event
+    assert all(g["name"] in NOT_PROVEN_GONE and "pg1" in g["detail"] for g in failed), failed
+    # pg1 itself is named alive (the watchers or the probe), not only the loss unknown
+    assert any(g["name"] != "no acknowledged commit lost" for g in failed), failed
+    print(f"refused after {took:.1f} s by: " + "; ".join(g["name"] for g in failed))
     no_promotion_of("pg2")
     assert vip_holders() == ["pg1"]
     with vip_connect() as conn:
