@@ -95,6 +95,12 @@ def cmd_promote(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
     if os.path.exists(c.fence_file):
         log(c, s, step="auto-promote", result="refused", detail="this node is fenced")
         return 1
+    if os.path.exists(c.auto_paused):
+        # paused after the validation passed: an operation (or an operator) has taken
+        # charge, and repmgrd is being stopped
+        log(c, s, step="auto-promote", result="refused",
+            detail="automatic failover was paused after the validation passed")
+        return 1
     # pg_promote() itself, then repmgr's records as `repmgr standby promote` would leave
     # them, without its checks of the other nodes (repmgrd just made them: a dead primary
     # would cost a connection timeout here)

@@ -11,9 +11,11 @@ import time
 from datetime import datetime
 
 import pytest
+import yaml
 
 from tests.integration.conftest import (
     PREFIX,
+    ROOT,
     drctl,
     drctl_json,
     healthy_with,
@@ -261,6 +263,48 @@ def test_no_quorum_without_the_witness_but_manual_failover_works():
     code, report = drctl_json("failback", "--node", "pg1", "--switch-back", "--yes", timeout=900)
     assert code == 0, report
     armed_with("pg1")
+
+
+def test_an_operators_failover_after_a_link_cut_is_not_held_by_repmgrd():
+    """The replication link cut on pg2's side for 10 s, then pg1 powered off and the link
+    restored (issue #34: `drctl failover` took 99 s, 94 of them in the pause): repmgrd on
+    pg2, stopped by the pause while it still held a connection to the dead pg1, ignored
+    SIGTERM until systemd's default 90-s stop timeout. The stop is bounded by the role
+    (repmgr_stop_timeout_s) on every host that runs repmgrd; the failover promotes pg2,
+    which takes a write through the VIP. (The next test starts from the armed snapshot.)"""
+    rearm()
+    defaults = yaml.safe_load((ROOT / "roles" / "repmgr" / "defaults" / "main.yml").read_text())
+    for host in ("pg1", "pg2", "backup1"):
+        bound = sh(host, "systemctl show -p TimeoutStopUSec --value drctl-repmgrd")
+        assert bound == f"{defaults['repmgr_stop_timeout_s']}s", \
+            f"{host}: repmgrd's stop waits {bound}"
+    pg1 = sh("pg1", "hostname -i").split()[0]
+    since = sh("pg2", "date '+%Y-%m-%d %H:%M:%S'")
+    sh("pg2", f"iptables -I INPUT -s {pg1} -j DROP && iptables -I OUTPUT -d {pg1} -j DROP")
+    try:
+        # repmgrd on pg2 loses its upstream and its election is cancelled (the witness
+        # still sees pg1): the state the pause used to hang in
+        def lost_and_elected() -> bool:
+            log = sh("pg2", f"journalctl -u drctl-repmgrd --since '{since}' --no-pager",
+                     check=False)
+            return "unable to connect to upstream node" in log and "election" in log
+        wait_for("repmgrd on pg2 to lose pg1 and hold an election", lost_and_elected,
+                 timeout=60, interval=1)
+        power_off("pg1")
+    finally:
+        sh("pg2", "iptables -D INPUT 1 && iptables -D OUTPUT 1")
+    code, report = drctl_json("failover", "--yes", "--allow-data-loss", timeout=600)
+    assert code == 0, report
+    assert report["status"]["primary"] == "pg2" and vip_holders(("pg2",)) == ["pg2"]
+    steps = {e["step"]: e for e in report["journal"]}
+    assert "pg2" in steps["auto-paused"]["host"].split(","), steps["auto-paused"]
+    print(f"failover after a link cut, automatic failover armed: auto-paused "
+          f"{seconds_between(steps['start']['time'], steps['auto-paused']['time']):.1f} s "
+          f"after the start, done in {report['duration_s']} s")
+    with vip_connect() as conn:
+        conn.execute("create table if not exists app.after_cut (x int)")
+        conn.execute("insert into app.after_cut values (1)")
+    assert psql("pg2", "select count(*) from app.after_cut", db="app") == "1"
 
 
 def test_a_lagging_standby_does_not_promote_itself():

@@ -92,3 +92,19 @@ def test_validate_probes_at_least_the_minimum(validate: dict[str, Any]) -> None:
     validate["records"] = [record(8.0), record(9.1)]
     assert validate["run"]() == 0
     assert validate["probes"] == [("pg1", "10.0.0.11", 5432, decide.LIVENESS_PROBE_MIN_S)]
+
+
+def test_promote_refuses_once_paused_after_the_validation(
+        validate: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operation paused automatic failover between repmgrd's validation and its
+    promote command: the operation has taken charge, nothing is promoted."""
+    c = validate["config"]
+    Path(c.auto_paused).write_text('{"by": "operation"}')
+    promoted: list[str] = []
+    monkeypatch.setattr(auto.steps, "promote_and_wait",
+                        lambda *a, **k: promoted.append("promoted") or True)
+    s = {"event_log": str(Path(c.auto_paused).parent / "ev"), "node_id": 2}
+    assert auto.cmd_promote(c, s, []) == 1
+    assert promoted == []
+    logged = json.loads(Path(s["event_log"]).read_text().splitlines()[-1])
+    assert logged["result"] == "refused" and "paused" in logged["detail"]
