@@ -126,11 +126,27 @@ class Inventory:
         return str(self.cluster.get("drctl_cluster_name", "main"))
 
 
+# An inventory file larger than this is not one (a log, a dump, a device): refused unread.
+MAX_FILE_BYTES = 4 << 20
+
+
 def _read_yaml(path: Path, problems: list[str]) -> Any:
+    """The YAML document in PATH, or None with a problem named (never an exception, never
+    a hang: only regular files are opened, a FIFO or a device would block or never end)."""
     try:
-        text = path.read_text()
+        if not path.is_file():
+            problems.append(f"{path}: not a regular file")
+            return None
+        if path.stat().st_size > MAX_FILE_BYTES:
+            problems.append(f"{path}: {path.stat().st_size} bytes, too large for an "
+                            f"inventory file (at most {MAX_FILE_BYTES})")
+            return None
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         problems.append(f"{path}: cannot read: {exc.strerror}")
+        return None
+    except UnicodeDecodeError as exc:
+        problems.append(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})")
         return None
     if text.lstrip().startswith(VAULT_HEADER):
         return None  # an ansible-vault file: secrets only, checked by the roles
@@ -142,6 +158,8 @@ def _read_yaml(path: Path, problems: list[str]) -> Any:
         problems.append(f"{where}: malformed YAML: {exc.problem or exc.context}")
     except yaml.YAMLError as exc:
         problems.append(f"{path}: malformed YAML: {exc}")
+    except RecursionError:
+        problems.append(f"{path}: nested too deeply to be an inventory")
     return None
 
 
@@ -175,6 +193,9 @@ def role_option_names(root: Path | None = None) -> tuple[set[str], set[str]]:
     return names, prefixes
 
 
+MAX_GROUP_DEPTH = 20
+
+
 def _walk(group: str, node: Any, parents: list[str], path: Path, problems: list[str],
           hosts: dict[str, Host], gvars: dict[str, dict[str, Any]]) -> None:
     if node is None:
@@ -183,9 +204,18 @@ def _walk(group: str, node: Any, parents: list[str], path: Path, problems: list[
         problems.append(f"{path}: group '{group}' must be a mapping, got {type(node).__name__}")
         return
     unknown = set(node) - {"hosts", "children", "vars"}
-    for key in sorted(unknown):
+    for key in sorted(unknown, key=str):
         problems.append(f"{path}: group '{group}' has unknown key '{key}' "
                         "(a group holds hosts, children and vars)")
+    for key in ("hosts", "children", "vars"):
+        if node.get(key) is not None and not isinstance(node[key], dict):
+            problems.append(f"{path}: group '{group}': '{key}' must be a mapping, got "
+                            f"{type(node[key]).__name__}")
+            return
+    if len(parents) > MAX_GROUP_DEPTH:
+        problems.append(f"{path}: group '{group}' is nested {len(parents)} groups deep "
+                        f"(at most {MAX_GROUP_DEPTH})")
+        return
     gvars.setdefault(group, {}).update(node.get("vars") or {})
     chain = [*parents, group]
     for hname, hvars in (node.get("hosts") or {}).items():
@@ -343,4 +373,11 @@ def _check_options(inv: Inventory, gvars: dict[str, dict[str, Any]]) -> list[str
             close = difflib.get_close_matches(var, sorted(known), n=1)
             tip = f" (did you mean '{close[0]}'?)" if close else ""
             problems.append(f"unknown option '{var}' in {place}{tip}")
+    typed = {o.name: o for o in CLUSTER_OPTIONS}
+    for place, variables in where:
+        for var, value in variables.items():
+            option = typed.get(var)
+            why = option.problem(value) if option else ""
+            if why:
+                problems.append(f"option '{var}' in {place} {why}")
     return problems

@@ -12,10 +12,37 @@ from typing import Any
 @dataclass(frozen=True)
 class Option:
     name: str
-    type: str
+    type: str  # str, int, bool or list: what the value must be (Jinja text is left alone)
     default: Any
     description: str
     required: bool = False
+    minimum: int | None = None  # int options: the range a value must lie in
+    maximum: int | None = None
+
+    def problem(self, value: Any) -> str:
+        """Why VALUE cannot be this option's value; empty when it can. A templated string
+        ('{{ ... }}') is Ansible's to resolve and is not judged here."""
+        if isinstance(value, str) and "{{" in value:
+            return ""
+        if self.type == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                return f"must be a whole number, not {_shown(value)}"
+            low = 0 if self.minimum is None else self.minimum
+            if value < low or (self.maximum is not None and value > self.maximum):
+                top = f" to {self.maximum}" if self.maximum is not None else " or more"
+                return f"must be {low}{top}, not {value}"
+        elif self.type == "bool" and not isinstance(value, bool):
+            return f"must be true or false, not {_shown(value)}"
+        elif self.type == "str" and not isinstance(value, str):
+            return f"must be text, not {_shown(value)}"
+        elif self.type == "list" and not isinstance(value, list):
+            return f"must be a list, not {_shown(value)}"
+        return ""
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"
 
 
 CLUSTER_OPTIONS: tuple[Option, ...] = (
@@ -31,9 +58,11 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
            "Per host: the address other hosts and clients use to reach it (default: "
            "ansible_host). Set it when Ansible connects some other way."),
     Option("drctl_vrrp_router_id", "int", 51,
-           "VRRP virtual_router_id (1-255), unique per broadcast domain."),
-    Option("drctl_pg_version", "int", 15, "PostgreSQL major version (Debian's package)."),
-    Option("drctl_pg_port", "int", 5432, "PostgreSQL TCP port."),
+           "VRRP virtual_router_id (1-255), unique per broadcast domain.", minimum=1,
+           maximum=255),
+    Option("drctl_pg_version", "int", 15, "PostgreSQL major version (Debian's package).",
+           minimum=10, maximum=99),
+    Option("drctl_pg_port", "int", 5432, "PostgreSQL TCP port.", minimum=1, maximum=65535),
     Option("drctl_synchronous", "bool", False,
            "Synchronous replication: commits wait for a standby (zero data loss on failover, "
            "writes stall while no standby is connected)."),

@@ -1,0 +1,116 @@
+"""Every failure while reading an inventory is exit 3 (INVALID_INVENTORY) naming the file
+and the field: never a traceback, never a hang, never a host contacted first."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from drctl import cli as cli_mod
+from drctl.exitcodes import ExitCode
+from tests.unit.conftest import GOOD_HOSTS, GOOD_VARS
+
+# (name, hosts.yml text or None for the good one, group_vars/all, words the error names)
+CASES: list[tuple[str, str | None, dict[str, Any], tuple[str, ...]]] = [
+    ("a list where the children mapping belongs",
+     "all:\n  children: [pg_primary, pg_standby]\n", GOOD_VARS, ("'children'", "mapping")),
+    ("a list where a group's hosts belong",
+     "all:\n  children:\n    pg_primary:\n      hosts: [pg1]\n", GOOD_VARS,
+     ("'hosts'", "mapping")),
+    ("a list where a group's vars belong",
+     yaml.safe_dump({"all": {**GOOD_HOSTS["all"], "vars": ["drctl_vip"]}}), GOOD_VARS,
+     ("'vars'", "mapping")),
+    ("a number of bytes that is not a number", None,
+     {**GOOD_VARS, "drctl_max_lag_bytes": "lots"}, ("drctl_max_lag_bytes", "whole number")),
+    ("a negative port", None, {**GOOD_VARS, "drctl_pg_port": -5}, ("drctl_pg_port", "-5")),
+    ("a port past 65535", None, {**GOOD_VARS, "drctl_pg_port": 70000},
+     ("drctl_pg_port", "65535")),
+    ("a VRRP router id of 0", None, {**GOOD_VARS, "drctl_vrrp_router_id": 0},
+     ("drctl_vrrp_router_id", "1 to 255")),
+    ("a boolean that is a word", None, {**GOOD_VARS, "drctl_synchronous": "maybe"},
+     ("drctl_synchronous", "true or false")),
+    ("a boolean given for a number", None, {**GOOD_VARS, "drctl_watch_gap_s": True},
+     ("drctl_watch_gap_s", "whole number")),
+    ("a mapping given for a list", None, {**GOOD_VARS, "drctl_app_networks": {"a": 1}},
+     ("drctl_app_networks", "list")),
+    ("a number given for text", None, {**GOOD_VARS, "drctl_cluster_name": 7},
+     ("drctl_cluster_name", "text")),
+    ("groups nested past any sensible depth",
+     "all:\n  children:\n" + "".join(f"{'  ' * (2 * i + 2)}g{i}:\n{'  ' * (2 * i + 3)}children:\n"
+                                    for i in range(30)), GOOD_VARS, ("nested",)),
+]
+
+
+def run(path: Path, *args: str) -> tuple[int, str, float]:
+    started = time.monotonic()
+    result = CliRunner().invoke(cli_mod.cli, ["status", "-i", str(path), *args])
+    return result.exit_code, result.output, time.monotonic() - started
+
+
+@pytest.mark.parametrize("name, text, all_vars, words", CASES, ids=[c[0] for c in CASES])
+def test_a_bad_inventory_is_exit_3_naming_the_field(make_inventory, name, text, all_vars,
+                                                    words):
+    path = make_inventory(all_vars=all_vars, raw=text)
+    code, out, took = run(path)
+    assert code == ExitCode.INVALID_INVENTORY, out
+    assert "Traceback" not in out and str(path) in out, out
+    for word in words:
+        assert word in out, (word, out)
+    assert took < 5, f"{took:.1f} s: nothing but the files is read"
+
+
+def test_json_errors_for_a_bad_inventory(make_inventory):
+    path = make_inventory(all_vars={**GOOD_VARS, "drctl_pg_port": "x"})
+    proc = subprocess.run([sys.executable, "-m", "drctl", "status", "-i", str(path),
+                           "--format", "json"], capture_output=True, text=True, check=False,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == ExitCode.INVALID_INVENTORY, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["exit_code"] == 3 and "drctl_pg_port" in doc["error"], doc
+
+
+def test_a_templated_value_is_ansibles_to_resolve(make_inventory):
+    """'{{ ... }}' is left to Ansible; only literal values are judged."""
+    from drctl import inventory
+
+    path = make_inventory(all_vars={**GOOD_VARS, "drctl_pg_port": "{{ my_port }}"})
+    assert inventory.load(path).cluster["drctl_pg_port"] == "{{ my_port }}"
+
+
+def test_undecodable_bytes_are_named_not_raised(make_inventory):
+    path = make_inventory()
+    path.write_bytes(b"all:\n  children:\n    pg_primary: \xff\xfe\n")
+    code, out, _ = run(path)
+    assert code == ExitCode.INVALID_INVENTORY and "not UTF-8" in out, out
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "hosts.yml"
+    os.mkfifo(fifo)
+    box: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: box.update(result=run(fifo)), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    if worker.is_alive():  # unblock the reader so the test process can end
+        with open(fifo, "w"):
+            pass
+        pytest.fail("reading a FIFO as the inventory blocked")
+    code, out, _ = box["result"]
+    assert code == ExitCode.INVALID_INVENTORY and "not a regular file" in out, out
+
+
+def test_a_fifo_among_the_group_vars_is_refused(make_inventory):
+    path = make_inventory()
+    os.mkfifo(path.parent / "group_vars" / "all" / "zz.yml")
+    code, out, _ = run(path)
+    assert code == ExitCode.INVALID_INVENTORY and "not a regular file" in out, out
