@@ -45,6 +45,8 @@ def plan(inv: inv_mod.Inventory, facts: ClusterFacts, node: str | None, switch_b
 def prepare(inventory: Path, node: str | None, switch_back: bool,
             reclone: bool = False, discard_diverged: bool = False) -> ha.Prepared:
     inv = inv_mod.load(inventory)
+    if node:  # a usage error before any host is contacted
+        inv.require_pg_host(node)
     report, facts = ha.gather(inv)
     p = plan(inv, facts, node, switch_back, reclone, discard_diverged)
     kept = ("whatever it committed after the failover is DISCARDED (--discard-diverged), "

@@ -213,6 +213,11 @@ def prepare(inventory: Path, target: str | None, allow_data_loss: bool,
     """Facts gathered now, decided by the rules: the plan, and the question that states
     what is at stake."""
     inv = inv_mod.load(inventory)
+    if target:  # a usage error before any host is contacted
+        inv.require_pg_host(target)
+    if site is not None and site not in inv.sites:
+        raise DrctlError(f"there is no site '{site}' in the inventory (sites: "
+                         f"{', '.join(inv.sites) or 'none'})", ExitCode.USAGE)
     settle = float(inv.cluster.get("drctl_watch_settle_s") or 4)
     report, facts = ha.gather(inv, settle_s=settle)
     p = plan(inv, report, facts, target, allow_data_loss, site)

@@ -32,6 +32,8 @@ def plan(inv: inv_mod.Inventory, facts: ClusterFacts, target: str | None) -> ha.
 
 def prepare(inventory: Path, target: str | None) -> ha.Prepared:
     inv = inv_mod.load(inventory)
+    if target:  # a usage error before any host is contacted
+        inv.require_pg_host(target)
     report, facts = ha.gather(inv)
     p = plan(inv, facts, target)
     if not report["healthy"] and p.nothing_to_do:

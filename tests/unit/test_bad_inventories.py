@@ -114,3 +114,22 @@ def test_a_fifo_among_the_group_vars_is_refused(make_inventory):
     os.mkfifo(path.parent / "group_vars" / "all" / "zz.yml")
     code, out, _ = run(path)
     assert code == ExitCode.INVALID_INVENTORY and "not a regular file" in out, out
+
+
+@pytest.mark.parametrize("args, words", [
+    (["switchover", "--to", "pg9", "--yes"], ("pg9", "pg1, pg2")),
+    (["failover", "--to", "pg9", "--yes"], ("pg9", "pg1, pg2")),
+    (["failover", "--site", "dc9", "--yes"], ("dc9", "default")),
+    (["failback", "--node", "pg9", "--yes"], ("pg9", "pg1, pg2")),
+    (["switchover", "--to", "backup1", "--plan"], ("backup1", "not a PostgreSQL node")),
+])
+def test_an_unknown_host_or_site_is_a_usage_error_before_any_host_is_asked(
+        make_inventory, args, words):
+    path = make_inventory()
+    started = time.monotonic()
+    result = CliRunner().invoke(cli_mod.cli, [*args, "-i", str(path)])
+    took = time.monotonic() - started
+    assert result.exit_code == ExitCode.USAGE, result.output
+    for word in words:
+        assert word in result.output, (word, result.output)
+    assert took < 2, f"{took:.1f} s: a usage error asks no host"
