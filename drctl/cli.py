@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from drctl import __version__
+from drctl.cli_types import FiniteFloatRange, IsoTime, Lsn, SafeName
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
 from drctl.output import FORMATS, choose_format, emit_error_json, json_chosen
@@ -29,8 +30,11 @@ def inventory_option(f):
 
 
 def format_option(f):
+    # eager: processed before the command's other options, so that a usage error in one of
+    # them is reported as JSON too when --format json was given
     return click.option("--format", "fmt", type=click.Choice(FORMATS), default="pretty",
                         show_default=True, help="Output for people or for programs.",
+                        is_eager=True,
                         callback=lambda _ctx, _param, value: choose_format(value))(f)
 
 
@@ -612,11 +616,12 @@ def backups(inventory: Path, fmt: str, repo: int | None) -> None:
 @click.option("--to", "to", metavar="HOST",
               help="Where to restore: a repository host (default: the first of group backup); "
                    "cluster members are refused.")
-@click.option("--target-time", metavar="TIME", help="Recover to this time (ISO 8601; UTC if "
-              "no zone is given).")
-@click.option("--target-lsn", metavar="LSN", help="Recover to this LSN (e.g. 0/3000060).")
+@click.option("--target-time", metavar="TIME", type=IsoTime(),
+              help="Recover to this time (ISO 8601; UTC if no zone is given).")
+@click.option("--target-lsn", metavar="LSN", type=Lsn(),
+              help="Recover to this LSN (e.g. 0/3000060).")
 @click.option("--latest", is_flag=True, help="Recover to the end of the archived WAL.")
-@click.option("--name", default="restore", show_default=True,
+@click.option("--name", default="restore", show_default=True, type=SafeName(),
               help="Name of the scratch instance.")
 @click.option("--replace", is_flag=True, help="Replace a scratch instance of the same name.")
 @click.option("--drop", is_flag=True, help="Stop and remove the scratch instance instead.")
@@ -657,11 +662,11 @@ def verify_backup(inventory: Path, fmt: str, sql: str, database: str,
                                                  "auto-failover", "site-failover",
                                                  "site-failback-cycle"]),
               default="switchover", show_default=True, help="What happens during the drill.")
-@click.option("--duration", type=click.FloatRange(5, 3600), default=20, show_default=True,
+@click.option("--duration", type=FiniteFloatRange(5, 3600), default=20, show_default=True,
               help="Seconds the workload runs at least (longer if the operation takes longer).")
-@click.option("--rate", type=click.FloatRange(1, 5000), default=100, show_default=True,
+@click.option("--rate", type=FiniteFloatRange(1, 5000), default=100, show_default=True,
               help="SQL writes per second through the VIP.")
-@click.option("--app-rate", type=click.FloatRange(0, 100), default=2, show_default=True,
+@click.option("--app-rate", type=FiniteFloatRange(0, 100), default=2, show_default=True,
               help="Registrations (each followed by a login) per second through the app "
                    "(0: no app load).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
@@ -696,7 +701,8 @@ def drill(inventory: Path, fmt: str, scenario: str, duration: float, rate: float
 
 @cli.command()
 @common
-@click.option("--last", type=int, default=50, show_default=True, help="How many entries.")
+@click.option("--last", type=click.IntRange(min=1), default=50, show_default=True,
+              help="How many entries.")
 @click.option("--op", "op_id", help="Only the steps of one operation (its op_id).")
 @click.option("--local", is_flag=True,
               help="This machine's journal (drctl's runs from here) instead of the cluster's.")
@@ -786,6 +792,10 @@ def main() -> None:
         sys.exit(int(ExitCode.REFUSED))
     except click.ClickException as exc:
         exc.show()
+        if json_chosen():
+            names = {int(c): c.name for c in ExitCode}
+            emit_error_json(exc.format_message(), exc.exit_code,
+                            names.get(exc.exit_code, "FAILED"), "see the command's --help")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

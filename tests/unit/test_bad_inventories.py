@@ -133,3 +133,38 @@ def test_an_unknown_host_or_site_is_a_usage_error_before_any_host_is_asked(
     for word in words:
         assert word in result.output, (word, result.output)
     assert took < 2, f"{took:.1f} s: a usage error asks no host"
+
+
+@pytest.mark.parametrize("args, words", [
+    (["drill", "--duration", "nan"], ("--duration", "finite")),
+    (["drill", "--rate", "inf"], ("--rate",)),
+    (["drill", "--app-rate", "-inf"], ("--app-rate",)),
+    (["restore", "--target-time", "yesterday"], ("--target-time", "ISO 8601")),
+    (["restore", "--target-lsn", "0/XYZ"], ("--target-lsn", "WAL position")),
+    (["restore", "--name", "../etc"], ("--name", "no '/'")),
+    (["restore", "--name", "a/b"], ("--name",)),
+    (["journal", "--last", "0"], ("--last",)),
+    (["journal", "--last", "-3"], ("--last",)),
+])
+def test_a_bad_argument_is_a_usage_error_before_anything_is_read(tmp_path, args, words):
+    """The inventory named does not even exist: the argument is refused first."""
+    started = time.monotonic()
+    result = CliRunner().invoke(cli_mod.cli, [*args, "-i", str(tmp_path / "none.yml")])
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "Traceback" not in result.output
+    for word in words:
+        assert word in result.output, (word, result.output)
+    assert time.monotonic() - started < 1
+
+
+@pytest.mark.parametrize("args", [["journal", "--format", "json", "--last", "0"],
+                                  ["drill", "--duration", "nan", "--format", "json"],
+                                  ["restore", "--format=json", "--name", "a/b"]])
+def test_with_format_json_a_usage_error_is_a_json_document(args):
+    """Whichever order the options come in: --format is read first."""
+    proc = subprocess.run([sys.executable, "-m", "drctl", *args], capture_output=True,
+                          text=True, check=False, cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == ExitCode.USAGE, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["exit_code"] == 2 and doc["exit_name"] == "USAGE" and not doc["ok"], doc
+    assert "Invalid value" in doc["error"] and "Invalid value" in proc.stderr
