@@ -257,7 +257,7 @@ def ping(inventory: Path, fmt: str) -> None:
     """Check that every host answers over SSH through Ansible."""
     from drctl.operations import playbook
 
-    result = playbook.run("ping.yml", inventory, fmt, title="ping")
+    result = playbook.run("ping.yml", inventory, fmt, title="ping", read_only=True)
     playbook.raise_for(result, "ping")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from drctl import auto as auto_mod
 from drctl import inventory as inv_mod
 from drctl import status as status_mod
+from drctl import vault
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
 from drctl.journal import Journal
@@ -42,6 +43,7 @@ def change(inventory: Path, fmt: str, action: str, ui: Interaction) -> dict[str,
                          hint="add a host to the backup group (it also holds the backups)")
     if action in ("disable",):
         ui.confirm(f"{WHAT[action].capitalize()} on cluster '{inv.name}'?")
+    vault.decrypt(inv.path)  # a bad vault is named as such, before the lock is taken
     started = time.monotonic()
     with cluster_lock(inv.name, f"auto-{action}", inv):
         journal = Journal(inv.name, f"auto-{action}")
@@ -49,8 +51,12 @@ def change(inventory: Path, fmt: str, action: str, ui: Interaction) -> dict[str,
         if fmt != "json":
             console(stderr=True).print(f"[bold]auto {action}[/bold] on cluster '{inv.name}': "
                                        f"{WHAT[action]}")
-        result = run_playbook("auto.yml", inv.path, {"auto": action}, progress=ui.progress,
-                              journal=journal.from_playbook)
+        try:
+            result = run_playbook("auto.yml", inv.path, {"auto": action},
+                                  progress=ui.progress, journal=journal.from_playbook)
+        except BaseException as exc:  # every start has its end
+            journal.write("end", result="error", detail=str(exc)[:300])
+            raise
         report = status_mod.collect(inv)
         journal.write("end", result=result.status, detail=report["auto"]["state"])
     out = {"action": action, "result": "ok" if result.exit_code == ExitCode.OK else "failed",

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from drctl import inventory as inv_mod
 from drctl import lock as lock_mod
-from drctl import sshprobe
+from drctl import sshprobe, vault
 from drctl import status as status_mod
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
@@ -186,15 +186,21 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, ui: Interaction, *, questi
         return {"operation": plan.operation, "result": "nothing-to-do",
                 "detail": plan.nothing_to_do, "status": status_mod.collect(inventory)}
     ui.confirm(question)
+    if act is None:  # the playbook reads the vault: a bad one is named before the lock
+        vault.decrypt(inventory.path)
     started = time.monotonic()
     with cluster_lock(plan.cluster, plan.operation, inventory):
         journal = Journal(plan.cluster, plan.operation)
         journal.write("start", host=plan.target, detail=" ".join(sys.argv[1:]) or None)
-        result = act(journal, ui) if act else None
-        if result is None:
-            result = run_playbook(playbook, inventory.path, plan.extravars,
-                                  progress=ui.progress, journal=journal.from_playbook,
-                                  limit=plan.limit)
+        try:
+            result = act(journal, ui) if act else None
+            if result is None:
+                result = run_playbook(playbook, inventory.path, plan.extravars,
+                                      progress=ui.progress, journal=journal.from_playbook,
+                                      limit=plan.limit)
+        except BaseException as exc:  # every start has its end
+            journal.write("end", host=plan.target, result="error", detail=str(exc)[:300])
+            raise
         status = status_mod.collect(inventory)
         journal.write("end", host=status["primary"], result=result.status,
                       vip_holder=",".join(status["vip_holders"]) or None,

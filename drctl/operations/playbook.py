@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from drctl import inventory as inv_mod
+from drctl import vault
 from drctl.errors import DrctlError
 from drctl.journal import Journal
 from drctl.lock import cluster_lock
@@ -16,7 +17,8 @@ from drctl.runner import RunResult, run_playbook
 
 def run(playbook: str, inventory: Path, fmt: str, extravars: dict[str, Any] | None = None,
         *, check: bool = False, limit: str | None = None, title: str = "",
-        job_timeout: int | None = None, render: bool = True) -> RunResult:
+        job_timeout: int | None = None, render: bool = True,
+        read_only: bool = False) -> RunResult:
     inv = inv_mod.load(inventory)
     progress = Progress(enabled=fmt != "json")
     if fmt != "json":
@@ -27,16 +29,26 @@ def run(playbook: str, inventory: Path, fmt: str, extravars: dict[str, Any] | No
     if job_timeout:
         kwargs["job_timeout"] = job_timeout
     operation = title or Path(playbook).stem
-    # a check run changes nothing: it takes no lock and writes no journal
-    guard = nullcontext() if check else cluster_lock(inv.name, operation, inv)
+    # the vault first: a wrong password or path is named as such, before the lock is taken
+    # (behind an unreachable ledger host it was reported as a lock failure)
+    vault.decrypt(inv.path)
+    # a check run and a read-only verb (ping) change nothing: no lock, no journal
+    quiet = check or read_only
+    guard = nullcontext() if quiet else cluster_lock(inv.name, operation, inv)
     try:
         with guard:
-            journal = None if check else Journal(inv.name, operation)
+            journal = None if quiet else Journal(inv.name, operation)
             if journal:
                 journal.write("start", detail=playbook)
-            result = run_playbook(playbook, inv.path, extravars, check=check, limit=limit,
-                                  progress=progress,
-                                  journal=journal.from_playbook if journal else None, **kwargs)
+            try:
+                result = run_playbook(playbook, inv.path, extravars, check=check, limit=limit,
+                                      progress=progress,
+                                      journal=journal.from_playbook if journal else None,
+                                      **kwargs)
+            except BaseException as exc:
+                if journal:  # every start has its end, also when the run could not start
+                    journal.write("end", result="error", detail=str(exc)[:300])
+                raise
             if journal:
                 journal.write("end", result=result.status)
     finally:
