@@ -263,7 +263,7 @@ def followers(cluster: ClusterFacts, target: str) -> tuple[tuple[str, ...],
               and n.timeline == t.timeline and n.position > t.position):
             behind.append((n.host, f"{n.host} holds WAL {target} lacks "
                            f"({lsn.fmt(n.position)} > {lsn.fmt(t.position)}): it cannot "
-                           f"follow {target} without a rewind (`drctl failback {n.host}`)"))
+                           f"follow {target} without a rewind (`drctl failback --node {n.host}`)"))
         else:
             follow.append(n.host)
     return tuple(follow), tuple(behind)
@@ -391,6 +391,10 @@ def switchover(cluster: ClusterFacts, policy: Policy, target: str | None = None)
     if primary and primary.host == target:
         return Decision("switchover", target, (one,), why,
                         nothing_to_do=f"{target} is already the primary")
+    if t is None:
+        return Decision("switchover", None, (one, Gate(
+            "a standby to switch over to", False,
+            "no unfenced standby answers: there is nothing to hand over to")), why)
     r = cluster.replica(target) if target else None
     lag = r.lag_bytes if r else None
     gates = (
@@ -403,8 +407,8 @@ def switchover(cluster: ClusterFacts, policy: Policy, target: str | None = None)
              f"{'unknown' if lag is None else lsn.size(lag)} (limit "
              f"{lsn.size(policy.max_lag_bytes)})"),
         Gate("no prepared transactions", bool(primary and not primary.prepared_xacts),
-             f"{primary.prepared_xacts if primary else '?'} on "
-             f"{primary.host if primary else '?'}"),
+             f"{primary.prepared_xacts} on {primary.host}" if primary
+             else "no single primary to ask"),
         Gate("target not fenced", bool(t and not t.fenced), f"{target}"),
     )
     move = site_move(cluster, t.host, primary.host, "follow the new primary as standbys"

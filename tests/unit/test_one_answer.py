@@ -166,3 +166,18 @@ def test_whether_to_pause_automatic_failover_is_the_rules_cores_answer():
         None, None)
     out = action.run(task_vars={"hostvars": as_hostvars({"pg1": None, "pg2": armed})})
     assert out["needed"] is True and not out.get("failed"), out
+
+
+def test_plans_print_no_python_none():
+    """A switchover with no standby to hand over to, and a failback with nothing to
+    rejoin, say so in words (they printed `target not fenced: None` and `? on ?`)."""
+    from drctl.rules import decide
+    from drctl.rules.policy import Policy
+
+    only_primary = cluster({"pg1": primary_probe(standbys={}),
+                            "pg2": standby_probe(fenced=True)})
+    for d in (decide.switchover(only_primary, Policy()),
+              decide.failback(cluster({"pg1": primary_probe(standbys={}),
+                                       "pg2": standby_probe()}), None)):
+        text = " ".join(f"{g.name}: {g.detail}" for g in d.gates)
+        assert not d.proceed and "None" not in text and "?" not in text, text
