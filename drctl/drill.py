@@ -39,6 +39,7 @@ from drctl import inventory as inv_mod
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
 from drctl.operations.ha import Interaction
+from drctl.rules import decide
 from drctl.rules import sql as rules_sql
 
 SCENARIOS = ("switchover", "failover", "failback-cycle", "auto-failover", "site-failover",
@@ -307,14 +308,19 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
         say(f"{time.monotonic() - t0:6.1f} s  {label}")
 
     ui = Interaction(yes=True)
+    stated: dict[str, Any] | None = None
 
     def op(args: list[str]) -> None:
+        nonlocal stated
         mark("drctl " + " ".join(args) + " starts")
         t = time.monotonic()
         code, report = _in_process(lambda: OPERATIONS[args[0]](inv.path, args[1:], ui))
+        if report.get("data_loss") and stated is None:
+            stated = report["data_loss"]  # the first failover's statement, consented to
         ops.append({"command": "drctl " + " ".join(args), "exit_code": code,
                     "start_s": round(t - t0, 3), "duration_s": round(time.monotonic() - t, 3),
                     "write_outage_s": report.get("write_outage_s"),
+                    "data_loss": report.get("data_loss"),
                     "error": report.get("error") or report.get("message"),
                     "journal": [{"step": e.get("step"), "host": e.get("host"),
                                  "result": e.get("result"), "time": e.get("time")}
@@ -419,14 +425,24 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
     for r in app_results:
         key = "app_ok" if r["ok"] else "app_errors"
         series[key][min(bins - 1, int((r["t"] - t0) / BIN_S))] += 1
+    rpo = rpo_seconds([(t - t0, i) for t, i in writer.acked], lost, cut)
+    judged = decide.drill_loss(stated, len(lost), rpo)
+    # registrations are acknowledged writes too: lost ones count as the writer's do
+    judged_users = decide.drill_loss(stated, len(registered_missing), rpo)
     report: dict[str, Any] = {
         "scenario": scenario,
         "cluster": inv.name,
         "started_at": started_at.isoformat(timespec="milliseconds"),
         "duration_s": round(total, 3),
-        "ok": failure is None and not lost and not registered_missing,
+        "ok": failure is None and judged.within and judged_users.within,
         "rto_s": round(_gaps(acked_times), 3),
-        "rpo_s": rpo_seconds([(t - t0, i) for t, i in writer.acked], lost, cut),
+        "rpo_s": rpo,
+        # what the rules stated when the operator consented, beside what was lost
+        "data_loss": {"stated": stated, "lost": len(lost), "rpo_s": rpo,
+                      "within": judged.within and judged_users.within,
+                      "sentence": judged.sentence
+                      + ("" if not registered_missing else
+                         f"; registrations: {judged_users.sentence}")},
         "sites": _sites(inv, before, after, sites),
         "error": str(failure) if failure else None,
         "sql": {"rate": rate, "acknowledged": len(writer.acked), "errors": len(writer.errors),

@@ -105,8 +105,11 @@ def drill_site_line(site: dict[str, Any]) -> str:
 
 def render(report: dict[str, Any]) -> str:
     sql, app = report["sql"], report["app"]
-    verdict = ("PASSED: nothing acknowledged was lost" if report["ok"] else
-               "FAILED: " + (report["error"] or f"{sql['lost']} acknowledged writes lost"))
+    judged = report.get("data_loss") or {}
+    verdict = (f"PASSED: {judged.get('sentence') or 'nothing acknowledged was lost'}"
+               if report["ok"] else "FAILED: " + (report["error"] or judged.get("sentence")
+                                                  or f"{sql['lost']} acknowledged writes lost"))
+    stated = judged.get("stated") or {}
     summary = "".join(_row(k, v) for k, v in [
         ("scenario", report["scenario"]), ("cluster", report["cluster"]),
         ("started", report["started_at"]), ("duration", f"{report['duration_s']} s"),
@@ -114,6 +117,8 @@ def render(report: dict[str, Any]) -> str:
          f"{sql['write_outage_s']} s"),
         ("acknowledged writes / failed attempts", f"{sql['acknowledged']} / {sql['errors']}"),
         ("acknowledged writes lost (RPO)", sql["lost"]),
+        ("what the rules stated at consent (the failover's data-loss verdict)",
+         f"{stated.get('verdict')}: {stated.get('sentence')}" if stated else "no verdict"),
         ("RPO in time (newest acknowledged before the cut, less the newest kept)",
          f"{report.get('rpo_s', 0.0)} s"),
         *((f"site {name}", drill_site_line(site))

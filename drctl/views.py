@@ -70,6 +70,7 @@ def render_drill(report: dict[str, Any], fmt: str) -> None:
         from rich.table import Table
 
         sql, app = report["sql"], report["app"]
+        stated = (report.get("data_loss") or {}).get("stated") or {}
         table = Table(title=f"drill {report['scenario']} on '{report.get('cluster', '')}'",
                       title_justify="left")
         table.add_column("measure")
@@ -80,6 +81,8 @@ def render_drill(report: dict[str, Any], fmt: str) -> None:
             ("acknowledged writes lost (RPO)", str(sql["lost"])
              + (f" (the newest {report['rpo_s']} s before the cut)" if report.get("rpo_s")
                 else "")),
+            ("stated at consent", f"{stated.get('verdict')}: {stated.get('sentence')}"
+             if stated else "no verdict"),
             ("acknowledged writes / failed attempts",
              f"{sql['acknowledged']} / {sql['errors']}"),
             ("app requests / failed", f"{app['requests']} / {app['failed']}"),
@@ -101,5 +104,7 @@ def render_drill(report: dict[str, Any], fmt: str) -> None:
         for o in report["operations"]:
             con.print(f"  {o['command']}: exit {o['exit_code']}, {o['duration_s']} s")
         con.print(f"report: {report['html_path']}\n        {report['json_path']}")
-        con.print("[green]PASSED[/green]" if report["ok"] else
-                  f"[red]FAILED[/red]: {report['error'] or 'acknowledged writes lost'}")
+        judged = (report.get("data_loss") or {}).get("sentence")
+        con.print(f"[green]PASSED[/green]: {judged or 'nothing acknowledged was lost'}"
+                  if report["ok"] else f"[red]FAILED[/red]: "
+                  f"{report['error'] or judged or 'acknowledged writes lost'}")

@@ -68,6 +68,7 @@ def plan(inv: inv_mod.Inventory, report: dict, facts: ClusterFacts, target: str 
     if d.data_loss:
         loss = {"verdict": d.data_loss.verdict, "sentence": d.data_loss.sentence,
                 "missing_bytes": d.data_loss.missing_bytes,
+                "window_s": d.data_loss.window_s,
                 "evidence": list(d.data_loss.evidence), "accepted": d.data_loss_accepted}
     return ha.Plan("failover", inv.name, STEPS, ha.gates_from(d), extravars, target=d.target,
                    notes=notes, nothing_to_do=nothing, data_loss=loss,

@@ -15,6 +15,7 @@ another host saw the primary write is refused unless the operator accepts the lo
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -39,6 +40,9 @@ class DataLoss:
     sentence: str
     missing_bytes: int | None = None  # a lower bound; None when it cannot be measured
     evidence: tuple[str, ...] = ()
+    # asynchronous replication: commits acknowledged in this many seconds before the
+    # watcher lost the primary may be on no other host (None: no such window was stated)
+    window_s: float | None = None
 
     @property
     def safe(self) -> bool:
@@ -174,11 +178,11 @@ def assess_data_loss(cluster: ClusterFacts, candidate: NodeFacts, policy: Policy
     if ahead is None or missing <= 0:
         return DataLoss("none", f"{name} holds all the WAL {best.watcher} saw "
                         f"{best.primary} write (up to {best.seen_at}){window}", 0,
-                        tuple(evidence))
+                        tuple(evidence), best.lost_after_s or 0.0)
     return DataLoss("within-limit", f"{name} lacks {lsn.size(missing)} of WAL {ahead[2]} "
                     f"({ahead[1]}), within drctl_max_loss_bytes "
                     f"({lsn.size(policy.max_loss_bytes)}): commits in it are lost{window}",
-                    missing, tuple(evidence))
+                    missing, tuple(evidence), best.lost_after_s or 0.0)
 
 
 def _why_not_covering(s: Sighting, policy: Policy, cluster: ClusterFacts) -> str:
@@ -541,6 +545,51 @@ def auto_pause(cluster: ClusterFacts) -> tuple[bool, str]:
     if paused:
         return False, f"automatic failover is paused already ({', '.join(paused)})"
     return False, "automatic failover is not enabled on any node that answered"
+
+
+@dataclass(frozen=True)
+class DrillLoss:
+    """A drill's acknowledged writes lost, judged against what the rules stated when the
+    operator consented (the failover's data-loss verdict)."""
+
+    within: bool
+    sentence: str
+
+
+def drill_loss(stated: Mapping[str, Any] | None, lost: int, rpo_s: float) -> DrillLoss:
+    """Did the drill lose more than it was told it might? STATED: the failover's data-loss
+    verdict as its report carries it (verdict, missing_bytes, window_s, accepted), None
+    when no failover stated one; LOST: acknowledged writes absent afterwards; RPO_S: the
+    span, in seconds before the cut, in which they were acknowledged.
+
+    Nothing lost is always within. A verdict of 'none' or 'within-limit' states the only
+    commits that may be lost: those acknowledged in its asynchronous window before the
+    watcher lost the primary, so a loss spanning longer exceeds it. 'loss' and 'unknown'
+    were consented to as such (at least the bytes named, or an amount nobody could
+    establish): the loss is reported beside the statement, within it. Without a verdict,
+    or without the operator's consent where consent was needed, any loss exceeds."""
+    if lost == 0:
+        return DrillLoss(True, "no acknowledged write was lost")
+    what = f"{lost} acknowledged write{'s' if lost != 1 else ''} lost, acknowledged in the " \
+           f"last {rpo_s:.3f} s before the cut"
+    if not stated:
+        return DrillLoss(False, f"{what}; no failover stated that anything could be lost")
+    verdict = stated.get("verdict")
+    if verdict in ("none", "within-limit"):
+        window = stated.get("window_s")
+        if window is None:
+            return DrillLoss(False, f"{what}; the rules stated no window for a loss")
+        if rpo_s <= float(window):
+            return DrillLoss(True, f"{what}: within the stated asynchronous window of "
+                                   f"{float(window):.1f} s")
+        return DrillLoss(False, f"{what}: MORE than the stated asynchronous window of "
+                                f"{float(window):.1f} s")
+    if not stated.get("accepted"):
+        return DrillLoss(False, f"{what}; the verdict was '{verdict}' and nobody consented")
+    named = stated.get("missing_bytes")
+    return DrillLoss(True, f"{what}: consented to (verdict '{verdict}'"
+                           + (f", at least {lsn.size(int(named))} missing" if named else
+                              ", an amount nobody could establish") + ")")
 
 
 # The shortest liveness probe: on a link dropping a third of its packets, some of the

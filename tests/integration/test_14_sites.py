@@ -369,10 +369,14 @@ def test_the_site_drill_loses_dc1_serves_from_dc2_and_comes_home():
                               "--rate", "50", "--app-rate", "1", "--allow-data-loss", "--yes",
                               timeout=1200)
     # dc1 replicates to pg3 asynchronously: a write acknowledged in the last instant
-    # before the cut may not have reached it; the drill then fails, saying how many
+    # before the cut may not have reached it. The operator consented to what the rules
+    # stated (dc2's watcher cannot vouch for dc1's end: unknown, or a loss it saw): the
+    # drill judges the loss against that statement and shows both
     lost = report["sql"]["lost"]
-    assert (code, report["ok"]) == ((ExitCode.OK, True) if lost == 0 else
-                                    (ExitCode.FAILED, False)), report.get("error")
+    assert (code, report["ok"]) == (ExitCode.OK, True), report.get("error")
+    judged = report["data_loss"]
+    assert judged["stated"]["verdict"] in ("unknown", "loss"), judged
+    assert judged["stated"]["accepted"] and judged["within"] and judged["lost"] == lost
     assert report["error"] is None and lost <= 5 and (lost == 0) == (report["rpo_s"] == 0.0)
     sites = report["sites"]
     assert sites["dc1"]["role"] == "lost" and sites["dc2"]["role"] == "took over"

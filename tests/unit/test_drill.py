@@ -186,3 +186,44 @@ def test_the_drills_operations_read_their_command_lines(monkeypatch):
         drill.OPERATIONS[line[0]](None, line[1:], None)
     assert seen == [("failover", None, True, "dc2"), ("failover", "pg2", False, None),
                     ("switchover", "pg1"), ("failback", "pg1", True)]
+
+
+def test_a_consented_loss_is_judged_against_what_the_rules_stated():
+    """issue #36: the site drill lost 2 writes the operator had consented to lose (verdict
+    'unknown': nobody could establish what pg3 lacked) and was called FAILED."""
+    from drctl.rules.decide import drill_loss
+
+    unknown = {"verdict": "unknown", "accepted": True, "missing_bytes": None,
+               "window_s": None, "sentence": "cannot establish what pg3 is missing"}
+    judged = drill_loss(unknown, 2, 0.038)
+    assert judged.within and "consented" in judged.sentence and "2 acknowledged" in \
+        judged.sentence
+    # the same loss without the operator's consent exceeds what was allowed
+    assert not drill_loss({**unknown, "accepted": False}, 2, 0.038).within
+    # 'none' with an asynchronous window: a loss inside it is within, one spanning
+    # longer is more than the statement allowed
+    none = {"verdict": "none", "accepted": False, "missing_bytes": 0, "window_s": 1.0}
+    assert drill_loss(none, 3, 0.4).within
+    beyond = drill_loss(none, 30, 2.5)
+    assert not beyond.within and "MORE than the stated asynchronous window of 1.0 s" in \
+        beyond.sentence
+    # synchronous: 'none' with no window; anything lost exceeds it
+    assert not drill_loss({**none, "window_s": None}, 1, 0.01).within
+    # nothing lost is always within; a loss without any statement never is
+    assert drill_loss(None, 0, 0.0).within and not drill_loss(None, 1, 0.1).within
+    # 'loss' consented: at least the bytes named
+    loss = drill_loss({"verdict": "loss", "accepted": True, "missing_bytes": 1_200_000}, 5,
+                      0.3)
+    assert loss.within and "at least 1.2 MB missing" in loss.sentence
+
+
+def test_the_report_shows_the_statement_beside_the_loss():
+    stated = {"verdict": "unknown", "sentence": "cannot establish what pg3 is missing",
+              "accepted": True}
+    html = render(report(sql={"acknowledged": 3, "errors": 1, "write_outage_s": 0.5,
+                              "lost": 2},
+                         data_loss={"stated": stated, "lost": 2, "rpo_s": 0.038,
+                                    "within": True, "sentence": "2 acknowledged writes "
+                                    "lost ...: consented to (verdict 'unknown')"}))
+    assert "PASSED: 2 acknowledged writes lost" in html
+    assert "unknown: cannot establish what pg3 is missing" in html
