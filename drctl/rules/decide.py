@@ -562,9 +562,11 @@ def drill_loss(stated: Mapping[str, Any] | None, lost: int, rpo_s: float) -> Dri
     when no failover stated one; LOST: acknowledged writes absent afterwards; RPO_S: the
     span, in seconds before the cut, in which they were acknowledged.
 
-    Nothing lost is always within. A verdict of 'none' or 'within-limit' states the only
-    commits that may be lost: those acknowledged in its asynchronous window before the
-    watcher lost the primary, so a loss spanning longer exceeds it. 'loss' and 'unknown'
+    Nothing lost is always within. 'none' was promoted without asking anyone: any loss
+    exceeds it (no acknowledged commit is lost without consent), also one inside the
+    asynchronous window its sentence names. 'within-limit' was consented to in advance
+    (drctl_max_loss_bytes): commits acknowledged in its window before the watcher lost
+    the primary may be lost, so a loss spanning longer exceeds it. 'loss' and 'unknown'
     were consented to as such (at least the bytes named, or an amount nobody could
     establish): the loss is reported beside the statement, within it. Without a verdict,
     or without the operator's consent where consent was needed, any loss exceeds."""
@@ -575,7 +577,10 @@ def drill_loss(stated: Mapping[str, Any] | None, lost: int, rpo_s: float) -> Dri
     if not stated:
         return DrillLoss(False, f"{what}; no failover stated that anything could be lost")
     verdict = stated.get("verdict")
-    if verdict in ("none", "within-limit"):
+    if verdict == "none":
+        return DrillLoss(False, f"{what}: MORE than the rules stated (verdict 'none', "
+                                "promoted without asking anyone)")
+    if verdict == "within-limit":
         window = stated.get("window_s")
         if window is None:
             return DrillLoss(False, f"{what}; the rules stated no window for a loss")

@@ -200,15 +200,18 @@ def test_a_consented_loss_is_judged_against_what_the_rules_stated():
         judged.sentence
     # the same loss without the operator's consent exceeds what was allowed
     assert not drill_loss({**unknown, "accepted": False}, 2, 0.038).within
-    # 'none' with an asynchronous window: a loss inside it is within, one spanning
-    # longer is more than the statement allowed
+    # 'none' was promoted without asking anyone: any loss exceeds it, even inside the
+    # asynchronous window its sentence names
     none = {"verdict": "none", "accepted": False, "missing_bytes": 0, "window_s": 1.0}
-    assert drill_loss(none, 3, 0.4).within
-    beyond = drill_loss(none, 30, 2.5)
+    assert not drill_loss(none, 3, 0.4).within
+    # 'within-limit' (drctl_max_loss_bytes, consent in advance): a loss inside its window
+    # is within, one spanning longer is more than the statement allowed
+    limit = {**none, "verdict": "within-limit", "missing_bytes": 4096}
+    assert drill_loss(limit, 3, 0.4).within
+    beyond = drill_loss(limit, 30, 2.5)
     assert not beyond.within and "MORE than the stated asynchronous window of 1.0 s" in \
         beyond.sentence
-    # synchronous: 'none' with no window; anything lost exceeds it
-    assert not drill_loss({**none, "window_s": None}, 1, 0.01).within
+    assert not drill_loss({**limit, "window_s": None}, 1, 0.01).within
     # nothing lost is always within; a loss without any statement never is
     assert drill_loss(None, 0, 0.0).within and not drill_loss(None, 1, 0.1).within
     # 'loss' consented: at least the bytes named
