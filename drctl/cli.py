@@ -58,6 +58,15 @@ def cli() -> None:
 
     Exit codes are listed in README.md ("Exit codes") and `drctl exit-codes`.
     """
+    from drctl import lock
+
+    lock.on_warning(_warning)
+
+
+def _warning(text: str) -> None:
+    from drctl.output import console
+
+    console(stderr=True).print(f"[yellow]warning:[/yellow] {text}")
 
 
 # ---------------------------------------------------------------- lab
@@ -481,8 +490,8 @@ def diverged_drop(inventory: Path, fmt: str, host: str, name: str, yes: bool) ->
     from drctl.journal import Journal
     from drctl.lock import cluster_lock
 
-    with cluster_lock(inv.name, "diverged-drop", inv):
-        journal = Journal(inv.name, "diverged-drop")
+    with cluster_lock(inv.name, "diverged-drop", inv) as held:
+        journal = Journal(inv.name, "diverged-drop", held)
         journal.write("start", host=host, detail=f"{copy['path']}: {dv.at_stake(copy)}")
         result = dv.drop(inv, host, name)
         journal.write("dropped", host=host, detail=copy["path"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,18 +23,22 @@ def journal_path(cluster: str) -> Path:
 
 
 class Journal:
-    """One operation's steps. Under the cluster lock, it takes the lock's op id and
-    operator, so the ledger host's journal (where the lock's release copies the steps)
-    and this one tell the same story."""
+    """One operation's steps. HELD is the cluster's lock the operation holds (what
+    drctl.lock.cluster_lock yields): the journal takes its op id and operator, so the
+    ledger host's journal (where the lock's release copies the steps) and this one tell
+    the same story. Without one, a new op id and this machine's operator."""
 
-    def __init__(self, cluster: str, operation: str):
-        from drctl import ledger, lock
-
-        held = lock.current(cluster)
+    def __init__(self, cluster: str, operation: str,
+                 held: Mapping[str, Any] | None = None):
         self.cluster = cluster
         self.operation = operation
-        self.op_id = held["op_id"] if held else uuid.uuid4().hex[:12]
-        self.who = held["who"] if held else ledger.who()
+        self.op_id = str(held["op_id"]) if held else uuid.uuid4().hex[:12]
+        if held:
+            self.who = str(held["who"])
+        else:
+            from drctl import ledger
+
+            self.who = ledger.who()
         self.path = journal_path(cluster)
 
     def write(self, step: str, *, host: str | None = None, result: str = "ok",

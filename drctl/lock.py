@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,22 @@ WITHOUT_LEDGER_IF_UNREACHABLE = frozenset({"failover"})
 # cluster -> the lock this process holds (an operation inside another, as a drill's
 # switchover, runs under its lock)
 _HELD: dict[str, dict] = {}
+
+
+def _stderr(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr)
+
+
+# Where the lock's warnings go (the CLI shows them its own way: on_warning); the lock
+# itself prints nothing.
+_warn: Callable[[str], None] = _stderr
+
+
+def on_warning(callback: Callable[[str], None]) -> None:
+    """Send the lock's warnings (a ledger host that cannot be reached or released) to
+    CALLBACK."""
+    global _warn
+    _warn = callback
 
 
 def current(cluster: str | None = None) -> dict | None:
@@ -173,7 +190,6 @@ def ensure_free(cluster: str, inv: Inventory | None) -> None:
 
 def _take_ledger(cluster: str, operation: str, inv: Inventory, info: dict) -> None:
     from drctl import ledger
-    from drctl.output import console
 
     answer = ledger.take(inv, operation, info["op_id"])
     if answer.get("ok"):
@@ -188,10 +204,9 @@ def _take_ledger(cluster: str, operation: str, inv: Inventory, info: dict) -> No
     problem = answer.get("error") or "no answer"
     if operation in WITHOUT_LEDGER_IF_UNREACHABLE and answer.get("unreachable"):
         info["ledger_error"] = problem
-        console(stderr=True).print(
-            f"[yellow]warning:[/yellow] the cluster's lock on {answer.get('host')} cannot be "
-            f"taken ({problem}); {operation} goes on without it: make sure no one else is "
-            "acting on this cluster")
+        _warn(f"the cluster's lock on {answer.get('host')} cannot be taken ({problem}); "
+              f"{operation} goes on without it: make sure no one else is acting on this "
+              "cluster")
         return
     raise DrctlError(f"cannot take the cluster's lock on {answer.get('host')}: {problem}",
                      ExitCode.UNREACHABLE if answer.get("unreachable") else ExitCode.LOCKED,
@@ -202,16 +217,14 @@ def _take_ledger(cluster: str, operation: str, inv: Inventory, info: dict) -> No
 def _release_ledger(cluster: str, inv: Inventory | None, info: dict) -> None:
     from drctl import journal as journal_mod
     from drctl import ledger
-    from drctl.output import console
 
     if inv is None:
         return
     entries = journal_mod.read(cluster, op_id=info["op_id"])
     answer = ledger.release(inv, info["op_id"], entries)
     if not answer.get("ok"):
-        console(stderr=True).print(
-            f"[yellow]warning:[/yellow] could not give the cluster's lock back on "
-            f"{info['ledger']}: {answer.get('error')}; `drctl unlock --force` clears it")
+        _warn(f"could not give the cluster's lock back on {info['ledger']}: "
+              f"{answer.get('error')}; `drctl unlock --force` clears it")
 
 
 def ledger_describe(lock: dict) -> str:

@@ -45,8 +45,8 @@ def change(inventory: Path, fmt: str, action: str, ui: Interaction) -> dict[str,
         ui.confirm(f"{WHAT[action].capitalize()} on cluster '{inv.name}'?")
     vault.decrypt(inv.path)  # a bad vault is named as such, before the lock is taken
     started = time.monotonic()
-    with cluster_lock(inv.name, f"auto-{action}", inv):
-        journal = Journal(inv.name, f"auto-{action}")
+    with cluster_lock(inv.name, f"auto-{action}", inv) as held:
+        journal = Journal(inv.name, f"auto-{action}", held)
         journal.write("start", detail=WHAT[action])
         if fmt != "json":
             console(stderr=True).print(f"[bold]auto {action}[/bold] on cluster '{inv.name}': "

@@ -189,8 +189,8 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, ui: Interaction, *, questi
     if act is None:  # the playbook reads the vault: a bad one is named before the lock
         vault.decrypt(inventory.path)
     started = time.monotonic()
-    with cluster_lock(plan.cluster, plan.operation, inventory):
-        journal = Journal(plan.cluster, plan.operation)
+    with cluster_lock(plan.cluster, plan.operation, inventory) as held:
+        journal = Journal(plan.cluster, plan.operation, held)
         journal.write("start", host=plan.target, detail=" ".join(sys.argv[1:]) or None)
         try:
             result = act(journal, ui) if act else None

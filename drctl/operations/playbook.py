@@ -36,8 +36,8 @@ def run(playbook: str, inventory: Path, fmt: str, extravars: dict[str, Any] | No
     quiet = check or read_only
     guard = nullcontext() if quiet else cluster_lock(inv.name, operation, inv)
     try:
-        with guard:
-            journal = None if quiet else Journal(inv.name, operation)
+        with guard as held:
+            journal = None if quiet else Journal(inv.name, operation, held)
             if journal:
                 journal.write("start", detail=playbook)
             try:

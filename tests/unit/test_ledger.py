@@ -118,7 +118,7 @@ def test_drctl_takes_the_ledger_and_gives_it_back_with_its_journal(inv, ledger_h
         assert node_ledger.holder(str(ledger_host["dir"]))["op_id"] == held["op_id"]
         assert lock.playbook_vars() == {"drctl_ledger_op_id": held["op_id"],
                                         "drctl_ledger_holder": held["who"]}
-        journal_mod.Journal(inv.name, "switchover").write("promoted", host="pg2")
+        journal_mod.Journal(inv.name, "switchover", held).write("promoted", host="pg2")
     assert node_ledger.holder(str(ledger_host["dir"])) is None
     entries = node_ledger.read(str(ledger_host["dir"]), op_id=held["op_id"])
     assert [e["step"] for e in entries] == ["lock", "promoted", "unlock"]
