@@ -39,6 +39,7 @@ class Config:
     lag_file: str = "/run/drctl/lag.json"
     auto_settings: str = "/etc/drctl/auto.json"
     auto_paused: str = "/etc/drctl/auto-paused"
+    repmgrd_unit: str = "drctl-repmgrd"  # the repmgr role's repmgrd service
     standby_conf: str = ""  # pg_replication's standby settings (primary_conninfo, slot)
     # fence-check's hold (it would start as a primary and no peer confirmed it still is),
     # an operator's one-shot lift of it, and the mark that it ran as primary since boot

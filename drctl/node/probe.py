@@ -25,7 +25,7 @@ def auto_state(c: Config) -> dict[str, Any] | None:
     if not isinstance(settings, dict):
         return None
     state: dict[str, Any] = {
-        "repmgrd": _service("drctl-repmgrd"), "paused": read_json(c.auto_paused),
+        "repmgrd": _service(c.repmgrd_unit), "paused": read_json(c.auto_paused),
         "location": settings.get("location"),
         "primary_location": settings.get("primary_location"),
         "max_lag_bytes": settings.get("max_lag_bytes"), "lag_sample": None,

@@ -17,6 +17,9 @@ Each prints one JSON object, so a step costs one Ansible task and its result is 
   wait-vip                wait until this node holds the VIP
   fence --reason R        mark this node fenced and stop PostgreSQL: it must not serve
   unfence                 remove the mark (drctl failback does this after a rejoin)
+  auto-pause --reason R   pause automatic failover here for an operation, as the repmgr
+                          role's pause does: the marker (an existing one is kept), then
+                          repmgrd stopped (bounded by its unit's stop timeout)
   fence-check             systemd ExecStartPre of PostgreSQL: refuse to start when fenced;
                           as a primary, start only when still the newest primary (a peer
                           confirms it, or it ran as primary since boot); fence itself when
@@ -442,6 +445,26 @@ def cmd_fence(c: Config, a: argparse.Namespace) -> None:
     removed = fence(c, a.reason)
     emit(ok=True, host=c.name, fenced=True, reason=a.reason, at=now_iso(),
          vip_removed_by_hand=removed)
+
+
+def cmd_auto_pause(c: Config, a: argparse.Namespace) -> None:
+    """Pause automatic failover on this node before an operation changes roles: the marker
+    that makes drctl-auto refuse (left as it is when one is there: an operator's pause is
+    never turned into an operation's), then repmgrd stopped. Nothing to do where automatic
+    failover was never set up."""
+    if not os.path.exists(c.auto_settings):
+        emit(ok=True, host=c.name, paused=False,
+             detail="automatic failover is not set up on this node")
+        return
+    existed = os.path.exists(c.auto_paused)
+    if not existed:
+        write_json_atomic(c.auto_paused, {"since": now_iso(), "reason": a.reason,
+                                          "by": a.by})
+    rc, _, err = run(["systemctl", "stop", c.repmgrd_unit], timeout=a.timeout)
+    if rc != 0:
+        fail(f"the pause marker is set, but repmgrd did not stop: {err.strip()[-200:]}",
+             marker_existed=existed)
+    emit(ok=True, host=c.name, paused=True, marker_existed=existed, at=now_iso())
 
 
 def cmd_unfence(c: Config, a: argparse.Namespace) -> None:
@@ -950,6 +973,10 @@ def add_parsers(sub: Any) -> None:
     s = sub.add_parser("fence")
     s.add_argument("--reason", required=True)
     sub.add_parser("unfence")
+    s = sub.add_parser("auto-pause")
+    s.add_argument("--reason", required=True)
+    s.add_argument("--by", default="operation")
+    s.add_argument("--timeout", type=float, default=30)
     s = sub.add_parser("fence-check")
     s.add_argument("--wait", type=float, help="seconds to ask the peers before holding")
     s = sub.add_parser("confirm-primary")

@@ -2,12 +2,14 @@
 
 The decision is the rules core's (drctl.rules.decide.failover), from facts gathered
 now. Two ways to act on it, with the same node steps and the same journal:
-- directly (the default where automatic failover is not set up): drctl runs the fence
-  and take-over node steps over SSH itself, seconds faster than a playbook run; when a
-  person was asked first, the facts are gathered and decided again after the answer;
-- through playbooks/failover.yml (where automatic failover is set up: repmgrd must be
-  paused first, which is Ansible's job), which asks the same rules again from its own
-  fresh facts before acting - the path AWX and `ansible-playbook` users take.
+- directly (the default): drctl runs the fence and take-over node steps over SSH itself,
+  seconds faster than a playbook run; when a person was asked first, the facts are
+  gathered and decided again after the answer;
+  where automatic failover is armed, drctl pauses repmgrd on the nodes first (the same
+  marker and stop as the playbook's pause) and decides again from facts gathered after it;
+- through playbooks/failover.yml (drctl_failover_path: playbook), which pauses automatic
+  failover and asks the same rules again from its own fresh facts before acting - the
+  path AWX and `ansible-playbook` users take.
 """
 
 from __future__ import annotations
@@ -178,30 +180,71 @@ def repoint(inv: inv_mod.Inventory, p: ha.Plan, target: str, journal: Journal,
     run.failures += [f"left behind: {why}" for why in p.left_behind]
 
 
+def pause_automatic_failover(inv: inv_mod.Inventory, facts: ClusterFacts, journal: Journal,
+                             ui: ha.Interaction, run: ha.DirectRun) -> None:
+    """Pause repmgrd on every node that answers with automatic failover enabled and not
+    paused (drctl-node auto-pause: the marker, then repmgrd stopped, all at once), as
+    playbooks/includes/auto-pause.yml does; a node that cannot be paused is a failure
+    (nothing is promoted). The witness on the backup host promotes nothing and is left
+    running."""
+    hosts = [n.host for n in facts.nodes if n.reachable and n.auto == "on"]
+    reason = f"drctl failover by {operator()}"
+    with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
+        answers = dict(zip(hosts, pool.map(
+            lambda h: sshprobe.node_json(inv, h, ["auto-pause", "--reason", reason],
+                                         timeout=60), hosts), strict=True))
+    for host, answer in answers.items():
+        run.steps.append({"step": "auto-pause", "host": host, "answer": answer})
+        if not answer.get("ok"):
+            run.failures.append(f"{host}: automatic failover could not be paused: "
+                                f"{answer.get('error')}; nothing was promoted")
+            ui.step("Pause automatic failover", host, "failed", str(answer.get("error")))
+        else:
+            ui.step("Pause automatic failover", host, "changed")
+    paused = [h for h, a in answers.items() if a.get("ok")]
+    if paused:
+        journal.write("auto-paused", host=",".join(paused))
+
+
 def direct(inv: inv_mod.Inventory, p: ha.Plan, facts: ClusterFacts, report: dict[str, Any],
            target: str | None, allow_data_loss: bool, site: str | None = None
            ) -> ha.Act | None:
-    """drctl's own steps, or None where the playbook must run: automatic failover set up
-    (repmgrd is paused through Ansible first), or drctl_failover_path: playbook."""
+    """drctl's own steps, or None where the playbook must run (drctl_failover_path:
+    playbook). Where automatic failover is armed it is paused first (the rules core's
+    decide.auto_pause), as the playbook does, and the facts are gathered and decided
+    again after the pause: repmgrd may have acted before it."""
     path = str(inv.cluster.get("drctl_failover_path") or "direct")
     if path not in ("direct", "playbook"):
         raise DrctlError(f"drctl_failover_path is '{path}': it must be 'direct' or 'playbook'",
                          ExitCode.INVALID_INVENTORY, hint=f"fix it in {inv.path}")
     if path == "playbook":
         return None
-    if (report.get("auto") or {}).get("state", "disabled") != "disabled":
-        return None
+    # the rules core says whether to pause; the nodes to pause are those that answered
+    # with it enabled and not paused (none answered: the gates refused already)
+    pause = decide.auto_pause(facts)[0] and any(
+        n.reachable and n.auto == "on" for n in facts.nodes)
 
     def act(journal: Journal, ui: ha.Interaction) -> ha.DirectRun:
         now_plan, now_facts = p, facts
-        if ui.asked:  # the answer took time: decide again from facts gathered now
+        if pause:
+            run = ha.DirectRun("failover: drctl-node auto-pause over SSH")
+            pause_automatic_failover(inv, facts, journal, ui, run)
+            if run.failures:
+                return run.done()
+        if ui.asked or pause:  # time passed, or repmgrd could have acted: decide again
             settle = float(inv.cluster.get("drctl_watch_settle_s") or 4)
             now_report, now_facts = ha.gather(inv, settle_s=settle)
             now_plan = plan(inv, now_report, now_facts, target, allow_data_loss, site)
+            if now_plan.nothing_to_do and now_plan.target == p.target:
+                journal.write("gates", host=now_plan.target, result="already-primary",
+                              detail=now_plan.nothing_to_do)
+                return ha.DirectRun("failover: already done").done()
             if verdict(now_plan) != verdict(p):
                 run = ha.DirectRun("failover")
                 run.failures.append(
-                    "the cluster changed while you were asked; nothing was changed: "
+                    ("the cluster changed while you were asked" if ui.asked else
+                     "the cluster changed while automatic failover was paused")
+                    + "; nothing was promoted: "
                     + "; ".join(f"{g.name}: {g.detail}" for g in now_plan.gates
                                 if not g.ok) + " (run drctl failover again)")
                 return run.done()

@@ -391,16 +391,45 @@ def test_direct_failover_decides_again_after_a_person_answered(monkeypatch):
     assert "lacks at least 1.2 MB" in run.failures[0]
 
 
-def test_failover_takes_the_playbook_where_automatic_failover_is_set_up():
-    """repmgrd must be paused first, which the playbook does; and an inventory can ask
-    for the playbook always (drctl_failover_path: playbook)."""
+def test_failover_pauses_automatic_failover_itself_then_decides_again(monkeypatch):
+    """Where automatic failover is armed, drctl's own failover pauses repmgrd on the nodes
+    that have it (the marker, then the stop: drctl-node auto-pause), journals it, gathers
+    the facts again (repmgrd could have acted before the pause) and only then takes over;
+    an inventory can ask for the playbook always (drctl_failover_path: playbook)."""
     from tests.unit.test_rules import standby_probe, watch
 
-    f = facts({"pg1": None, "pg2": standby_probe("0/5000000")}, {"backup1": watch()})
+    armed = {**standby_probe("0/5000000"), "auto": {"paused": None}}
+    f = facts({"pg1": None, "pg2": armed}, {"backup1": watch()})
     p = failover.plan(inv(), {}, f, None, allow_data_loss=False)
-    for state in ("armed", "paused", "impossible"):
-        assert failover.direct(inv(), p, f, {"auto": {"state": state}}, None, False) is None
-    assert failover.direct(inv(), p, f, {"auto": {"state": "disabled"}}, None, False)
+    sent: list[tuple[str, list[str]]] = []
+    answers = {"auto-pause": {"ok": True, "paused": True}, "take-over": dict(TAKE_OVER)}
+    monkeypatch.setattr("drctl.sshprobe.node_json", lambda i, host, args, timeout=60: (
+        sent.append((host, args)) or answers[args[0]]))
+    gathered: list[float] = []
+    monkeypatch.setattr(ha, "gather", lambda i, settle_s=0.0: (
+        gathered.append(settle_s) or ({}, f)))
+    act = failover.direct(inv(), p, f, {"auto": {"state": "armed"}}, None, False)
+    j = journal.Journal("t", "failover")
+    run = act(j, ha.Interaction(yes=True))
+    assert run.exit_code == ExitCode.OK, run.failures
+    assert [(h, a[0]) for h, a in sent] == [("pg2", "auto-pause"), ("pg2", "take-over")]
+    assert gathered, "the facts are gathered again after the pause"
+    steps = [e["step"] for e in journal.read("t", op_id=j.op_id)]
+    assert steps.index("auto-paused") < steps.index("gates"), steps
+    # a node that cannot be paused: nothing is promoted
+    sent.clear()
+    answers["auto-pause"] = {"ok": False, "error": "repmgrd did not stop"}
+    run = failover.direct(inv(), p, f, {}, None, False)(journal.Journal("t", "failover"),
+                                                         ha.Interaction(yes=True))
+    assert run.exit_code == ExitCode.FAILED and "nothing was promoted" in run.failures[0]
+    assert [a[0] for _, a in sent] == ["auto-pause"]
+    # not armed: no pause, no second look
+    plain = facts({"pg1": None, "pg2": standby_probe("0/5000000")}, {"backup1": watch()})
+    sent.clear()
+    gathered.clear()
+    act = failover.direct(inv(), p, plain, {"auto": {"state": "disabled"}}, None, False)
+    assert act(journal.Journal("t", "failover"), ha.Interaction(yes=True)).exit_code == 0
+    assert [a[0] for _, a in sent] == ["take-over"] and gathered == []
     playbook_inv = inv()
     playbook_inv.cluster["drctl_failover_path"] = "playbook"
     assert failover.direct(playbook_inv, p, f, {"auto": {"state": "disabled"}}, None,

@@ -1048,3 +1048,30 @@ def test_a_command_that_hangs_is_a_failed_step_naming_it():
 
     rc, out, err = run(["sh", "-c", "sleep 5"], timeout=0.2)
     assert (rc, out) == (124, "") and err == "sh gave no answer within 0.2 s"
+
+
+def test_auto_pause_sets_the_marker_then_stops_repmgrd(node_config: Path, fake_bin: Path,
+                                                       tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    """As the repmgr role's pause: the marker first (drctl-auto refuses from then on),
+    then repmgrd stopped; an operator's marker is kept as it is; nothing where automatic
+    failover was never set up."""
+    stopped = tmp_path / "stopped"
+    fake(fake_bin, "systemctl", f'[ "$*" = "stop drctl-repmgrd" ] && touch {stopped}\n')
+    c = common.Config.load(str(node_config))
+    args = ["--config", str(node_config), "auto-pause", "--reason", "drctl failover"]
+    assert cli.main(args) == 0
+    assert json.loads(capsys.readouterr().out)["paused"] is False and not stopped.exists()
+    Path(c.auto_settings).write_text("{}")
+    assert cli.main(args) == 0
+    assert stopped.exists() and json.loads(capsys.readouterr().out)["paused"] is True
+    marker = json.loads(Path(c.auto_paused).read_text())
+    assert marker["by"] == "operation" and marker["reason"] == "drctl failover"
+    Path(c.auto_paused).write_text(json.dumps({"by": "operator", "reason": "maintenance"}))
+    assert cli.main(args) == 0
+    assert json.loads(capsys.readouterr().out)["marker_existed"] is True
+    assert json.loads(Path(c.auto_paused).read_text())["by"] == "operator"
+    fake(fake_bin, "systemctl", "echo 'Job failed' >&2; exit 1\n")
+    assert cli.main(args) == 1
+    assert "did not stop" in json.loads(capsys.readouterr().out)["error"]
