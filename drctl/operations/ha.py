@@ -28,17 +28,7 @@ from drctl.journal import Journal
 from drctl.lock import cluster_lock
 from drctl.rules import decide as rules_decide
 from drctl.rules import facts as rules_facts
-
-
-@dataclass
-class Gate:
-    name: str
-    ok: bool
-    detail: str
-    overridable: bool = False  # e.g. by --allow-data-loss
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"gate": self.name, "ok": self.ok, "detail": self.detail}
+from drctl.rules.decide import Gate
 
 
 @dataclass
@@ -287,4 +277,5 @@ class Prepared:
 
 
 def gates_from(decision: rules_decide.Decision) -> list[Gate]:
-    return [Gate(g.name, g.ok, g.detail, g.overridable) for g in decision.gates]
+    """A plan's gates: the rules core's own (one Gate class, drctl.rules.decide's)."""
+    return list(decision.gates)

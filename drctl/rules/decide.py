@@ -28,10 +28,16 @@ SYNC_COMMIT_WAITS = ("on", "remote_write", "remote_apply")
 
 @dataclass(frozen=True)
 class Gate:
+    """One condition of an operation: its name, whether it holds, and why."""
+
     name: str
     ok: bool
     detail: str
     overridable: bool = False  # by --allow-data-loss (and only that)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A plan's gate as `--plan --format json` prints it."""
+        return {"gate": self.name, "ok": self.ok, "detail": self.detail}
 
 
 @dataclass(frozen=True)
