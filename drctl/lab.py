@@ -22,9 +22,7 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -939,18 +937,6 @@ def status() -> list[dict]:
                      "wan": ("cut" if _wan_rules(router_container()) else "up")
                             if running else "down"})
     return rows
-
-
-def port_open(address: str, port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def python() -> str:
-    return sys.executable
 
 
 # ---------------------------------------------------------------- snapshots
