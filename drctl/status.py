@@ -12,7 +12,6 @@ lsn/lag_bytes/vip are a contract other commands and scripts rely on.
 
 from __future__ import annotations
 
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -22,13 +21,10 @@ from typing import Any
 from drctl import auto as auto_mod
 from drctl import inventory as inv_mod
 from drctl import sshprobe
+from drctl.rules.facts import app_name
 
 BACKUP_TOOL = "/usr/local/libexec/drctl/drctl-backup"
 FILES_STATE = [sshprobe.NODE_COMMAND, "files", "state"]
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
 def _node(host: str, address: str, res: sshprobe.ProbeResult) -> dict[str, Any]:
@@ -245,7 +241,7 @@ def evaluate(nodes: list[dict[str, Any]], slot_warn_bytes: int) -> tuple[str | N
         for n in nodes:
             if n["role"] != "standby":
                 continue
-            r = by_name.get(_norm(n["host"]))
+            r = by_name.get(app_name(n["host"]))
             if r:
                 n["lag_bytes"] = r.get("lag_bytes")
                 n["lag_s"] = round(r["replay_lag_s"], 3) if r.get("replay_lag_s") else 0.0
