@@ -93,7 +93,7 @@ lint: $(VENV)/.installed
 	ANSIBLE_HOME=$(CURDIR)/.ansible $(BIN)/ansible-lint --profile production $(LINT_PATHS)
 
 unit: $(VENV)/.installed $(BIN)/promtool
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -rs tests/unit
 
 check: lint unit
 
