@@ -2,6 +2,7 @@
 series `drctl-node metrics` writes, as promtool's rule tests say (Debian's promtool, put
 in the venv by `make setup-test` / `make unit`)."""
 
+import math
 import re
 import subprocess
 import sys
@@ -58,3 +59,42 @@ def test_the_metrics_pass_promtools_lint():
     proc = subprocess.run([str(PROMTOOL), "check", "metrics"], input=text, text=True,
                           capture_output=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _alerts() -> dict[str, dict]:
+    rules = yaml.safe_load(RULES.read_text())
+    return {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
+
+
+def test_each_threshold_is_the_option_status_uses_for_the_same_concern():
+    """One threshold per concern: the alert fires where `drctl status` reports (the
+    option's default; archiving stuck was 300 s here and 120 s in status)."""
+    from drctl.options import CLUSTER_OPTIONS
+
+    default = {o.name: o.default for o in CLUSTER_OPTIONS}
+    alerts = _alerts()
+
+    def number(alert: str, pattern: str) -> int:
+        m = re.search(pattern, alerts[alert]["expr"])
+        assert m, (alert, alerts[alert]["expr"])
+        return math.prod(int(f) for f in m.group(1).split("*"))  # e.g. 16 * 1024 * 1024
+
+    assert number("DrctlReplicationLagHigh", r">\s*([\d\s*]+)") == \
+        default["drctl_max_lag_bytes"]
+    assert number("DrctlBackupTooOld", r">\s*([\d\s*]+)") == \
+        default["drctl_backup_max_age_h"] * 3600
+    assert number("DrctlArchivingStuck", r">\s*([\d\s*]+)") == \
+        default["drctl_archive_stall_s"]
+    assert number("DrctlWalWaitingToArchive", r">\s*([\d\s*]+)") == \
+        default["drctl_archive_ready_warn"]
+    assert number("DrctlSlotRetainsWal", r">\s*([\d\s*]+?)\s*and") == \
+        default["drctl_slot_warn_bytes"]
+
+
+def test_every_alert_links_its_runbook_into_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    anchors = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-")
+               for h in re.findall(r"^## (.+)$", readme, re.M)}
+    for name, rule in _alerts().items():
+        url = rule["annotations"].get("runbook_url", "")
+        assert url.startswith("README.md#") and url.split("#", 1)[1] in anchors, (name, url)
