@@ -788,6 +788,65 @@ def exit_codes(fmt: str) -> None:
          lambda _: click.echo("\n".join(f"{c:>3}  {n:<18} {m}" for c, n, m in rows)))
 
 
+# An example for every command, shown at the end of its --help (a unit test holds every
+# command to having one).
+EXAMPLES: dict[str, list[str]] = {
+    "lab up": ["drctl lab up", "drctl lab up --sites 2 --fresh"],
+    "lab image": ["drctl lab image"],
+    "lab down": ["drctl lab down --purge-image"],
+    "lab snapshot": ["drctl lab snapshot before-upgrade"],
+    "lab restore": ["drctl lab restore before-upgrade"],
+    "lab snapshots": ["drctl lab snapshots --format json"],
+    "lab status": ["drctl lab status"],
+    "lab wan cut": ["drctl lab wan cut"],
+    "lab wan restore": ["drctl lab wan restore"],
+    "lab wan status": ["drctl lab wan status"],
+    "ping": ["drctl ping -i inventories/prod/hosts.yml"],
+    "provision": ["drctl provision --check", "drctl provision"],
+    "status": ["drctl status", "drctl status --format json | jq .vip_holders"],
+    "switchover": ["drctl switchover --plan", "drctl switchover --to pg2 --yes"],
+    "failover": ["drctl failover --plan", "drctl failover --to pg2",
+                 "drctl failover --site dc2 --allow-data-loss"],
+    "failback": ["drctl failback --plan", "drctl failback --node pg1 --switch-back"],
+    "diverged list": ["drctl diverged list"],
+    "diverged show": ["drctl diverged show pg1 main.diverged-20261204T120000Z"],
+    "diverged drop": ["drctl diverged drop pg1 main.diverged-20261204T120000Z"],
+    "confirm-primary": ["drctl confirm-primary pg1"],
+    "auto enable": ["drctl auto enable"],
+    "auto disable": ["drctl auto disable --yes"],
+    "auto pause": ["drctl auto pause"],
+    "auto resume": ["drctl auto resume"],
+    "auto status": ["drctl auto status --format json"],
+    "backup": ["drctl backup --type full", "drctl backup --repo 2 --type incr"],
+    "backups": ["drctl backups", "drctl backups --repo 2 --format json"],
+    "restore": ["drctl restore --latest", "drctl restore --target-time 2026-12-04T09:30:00Z",
+                "drctl restore --name restore --drop"],
+    "verify-backup": ["drctl verify-backup --sql 'select count(*) > 0 from app.users' "
+                      "--database app"],
+    "drill": ["drctl drill --scenario switchover --yes",
+              "drctl drill --scenario failback-cycle --duration 30 --yes"],
+    "journal": ["drctl journal --last 20", "drctl journal --op OP_ID --format json"],
+    "unlock": ["drctl unlock", "drctl unlock --force"],
+    "exit-codes": ["drctl exit-codes --format json"],
+}
+
+
+def _leaf_commands(group: click.Group, prefix: str = "") -> dict[str, click.Command]:
+    found: dict[str, click.Command] = {}
+    for name, command in group.commands.items():
+        path = f"{prefix}{name}"
+        if isinstance(command, click.Group):
+            found.update(_leaf_commands(command, path + " "))
+        else:
+            found[path] = command
+    return found
+
+
+for _path, _command in _leaf_commands(cli).items():
+    if _path in EXAMPLES:
+        _command.epilog = "\b\nExamples:\n" + "\n".join(f"  {e}" for e in EXAMPLES[_path])
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

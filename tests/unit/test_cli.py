@@ -204,3 +204,20 @@ def test_status_shows_each_site_with_its_vip_and_flags_two_holders_in_one_site(
     assert "VIPs dc1 10.0.0.100, dc2 10.0.16.100" in out
     assert "dc2" in out.split("pg3")[1].splitlines()[0]
     assert "yes from pg1" in out.split("pg3")[1].splitlines()[0]
+
+
+def test_every_command_has_examples_that_parse():
+    """`--help` ends with examples; each example names options the command has."""
+    import shlex
+
+    import click
+
+    leaves = cli_mod._leaf_commands(cli_mod.cli)
+    assert set(leaves) == set(cli_mod.EXAMPLES), set(leaves) ^ set(cli_mod.EXAMPLES)
+    for path, command in leaves.items():
+        assert command.epilog and "Examples:" in command.epilog, path
+        for example in cli_mod.EXAMPLES[path]:
+            words = shlex.split(example.split("|")[0])
+            assert words[:1 + len(path.split())] == ["drctl", *path.split()], example
+            with command.make_context(path, words[1 + len(path.split()):]) as ctx:
+                assert isinstance(ctx, click.Context)
