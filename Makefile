@@ -78,7 +78,7 @@ demo-auto: setup
 # containers when it had one site.
 demo-dr: setup
 	@echo "make demo-dr: a two-site lab (8 containers with the WAN router), provisioned from bare,"
-	@echo "then dc1 powered off under load and brought home: about 10 minutes on 2 cores, 4 GiB."
+	@echo "then dc1 powered off under load and brought home: about 9 minutes on 2 cores."
 	$(DRCTL) lab up --sites 2
 	$(DRCTL) ping
 	$(DRCTL) provision
