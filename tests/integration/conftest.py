@@ -231,8 +231,10 @@ def provisioned_lab(lab) -> dict:
         # a second site added to a provisioned lab: its first site as provisioned, the
         # new site's hosts bare, and provision does the rest
         labmod.restore(SNAPSHOT, lab_say, partial=True)
+    began = time.monotonic()
     code, result = drctl_json("provision", timeout=1500)
     assert code == 0, result["failures"]
+    record_provision_time(time.monotonic() - began, snap is None)
     # a lab that operations have left with another primary (`make demo`'s drills end on
     # pg2): the snapshot is of the inventory's cluster, pg1 primary
     code, st = drctl_json("status")
@@ -246,6 +248,17 @@ def provisioned_lab(lab) -> dict:
     labmod.snapshot(name, lab_say, meta)
     healthy_with("pg1")
     return meta
+
+
+def record_provision_time(seconds: float, from_bare: bool) -> None:
+    """How long this lab's provision took (test-artifacts/provision.json): bin/test-phases
+    measures each module's time against it, the machine's own yardstick."""
+    out = ROOT / "test-artifacts" / "provision.json"
+    out.parent.mkdir(exist_ok=True)
+    runs = json.loads(out.read_text()) if out.exists() else []
+    runs.append({"seconds": round(seconds, 1), "from_bare": from_bare,
+                 "sites": snapshot_name()})
+    out.write_text(json.dumps(runs, indent=1) + "\n")
 
 
 def restore_snapshot(name: str | None = None) -> None:
