@@ -1,0 +1,62 @@
+"""bin/test-phases' time budgets: each phase against a multiple of its lane's own
+provisioning time, so that a slower machine does not fail the suite and a slower module
+does."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def phases_module() -> ModuleType:
+    loader = importlib.machinery.SourceFileLoader("test_phases_script",
+                                                  str(ROOT / "bin" / "test-phases"))
+    spec = importlib.util.spec_from_loader("test_phases_script", loader)
+    assert spec
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["test_phases_script"] = module  # dataclasses look their module up
+    loader.exec_module(module)
+    return module
+
+
+def test_a_phase_far_over_its_budget_is_flagged_and_a_slow_machine_is_not():
+    tp = phases_module()
+    rows = [tp.Row("a", "test_06_failover", "ok", 480.0, 100.0),
+            tp.Row("b", "test_14_sites", "ok", 2000.0, 200.0),
+            tp.Row("check", "unit", "ok", 40.0, 0.0),
+            tp.Row("a", "lab up --fresh", "ok", 300.0, 0.0)]
+    budgets, report = tp.budget_check(rows, {"a": 270.0, "b": 312.0})
+    assert [(b["phase"], b["over"]) for b in budgets] == [("test_06_failover", False),
+                                                         ("test_14_sites", True)]
+    assert "OVER" in report and "lane a 270 s" in report
+    # the same run on a machine twice as slow: every ratio is the same, nothing is over
+    slow = [tp.Row(r.lane, r.phase, r.result, r.seconds * 2, r.started) for r in rows[:1]]
+    assert not any(b["over"] for b in tp.budget_check(slow, {"a": 540.0})[0])
+    assert tp.budget_check(rows, {})[0] == []
+
+
+def test_the_yardstick_is_the_first_provision_from_bare_hosts(tmp_path, monkeypatch):
+    tp = phases_module()
+    art = tmp_path / "test-artifacts"
+    art.mkdir()
+    (art / "provision.json").write_text(json.dumps([
+        {"seconds": 80.0, "from_bare": False, "sites": "provisioned"},
+        {"seconds": 270.0, "from_bare": True, "sites": "provisioned"},
+        {"seconds": 300.0, "from_bare": True, "sites": "provisioned-2sites"}]))
+    assert tp.provision_seconds(tmp_path) == 270.0
+    assert tp.provision_seconds(tmp_path / "none") is None
+    monkeypatch.setattr(tp, "ROOT", tmp_path)
+    monkeypatch.setattr(tp, "LANE_B_TREE", tmp_path / "none")
+    assert tp.yardsticks() == {"a": 270.0, "serial": 270.0, "b": 270.0}
+
+
+def test_every_integration_module_has_a_budget():
+    tp = phases_module()
+    modules = {p.stem for p in (ROOT / "tests" / "integration").glob("test_*.py")}
+    assert modules - set(tp.BUDGETS) == set(), "add the new module's line to BUDGETS"
