@@ -57,8 +57,12 @@ def test_the_artifact_holds_the_content_and_not_the_working_tree(artifact):
                    "drctl/rules/decide.py", "drctl/node/cli.py", "playbooks/failover.yml",
                    "roles/pg_tls/tasks/main.yml"):
         assert needed in names, needed
-    for absent in (".venv", ".drctl", ".lab", "tests", "molecule", "bench", "build"):
+    for absent in (".venv", ".drctl", ".lab", "tests", "molecule", "bench", "build",
+                   "Makefile", "bin/test-phases", "bin/argspecs", ".yamllint",
+                   ".ansible-lint", "prometheus/drctl-alerts.test.yml", "drctl/lab.py",
+                   "drctl/lab_image"):
         assert not any(n == absent or n.startswith(absent + "/") for n in names), absent
+    assert "prometheus/drctl-alerts.yml" in names, "the alert rules are for users"
     assert not any("__pycache__" in n for n in names)
 
 
