@@ -287,11 +287,14 @@ def provision(inventory: Path, fmt: str, check: bool, force_reclone: bool) -> No
 @cli.command()
 @common
 def status(inventory: Path, fmt: str) -> None:
-    """Roles, timelines, LSNs, lag, slots and VIP holders; exits 7 when unhealthy."""
+    """Roles, timelines, LSNs, lag, slots and VIP holders; exits 7 when unhealthy, 4 when
+    no PostgreSQL node answers (nothing can be said of the cluster)."""
     from drctl import status as st
 
     report = st.collect(inventory, files=True)
     st.render(report, fmt)
+    if report["nodes"] and not any(n.get("reachable") for n in report["nodes"]):
+        sys.exit(int(ExitCode.UNREACHABLE))
     if not report["healthy"]:
         sys.exit(int(ExitCode.UNHEALTHY))
 

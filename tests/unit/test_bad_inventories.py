@@ -168,3 +168,13 @@ def test_with_format_json_a_usage_error_is_a_json_document(args):
     doc = json.loads(proc.stdout)
     assert doc["exit_code"] == 2 and doc["exit_name"] == "USAGE" and not doc["ok"], doc
     assert "Invalid value" in doc["error"] and "Invalid value" in proc.stderr
+
+
+def test_status_with_no_postgresql_node_answering_is_unreachable(make_inventory):
+    """Nothing can be said of the cluster: exit 4 (UNREACHABLE), not 7, and the JSON still
+    names every node as not answering."""
+    path = make_inventory()
+    result = CliRunner().invoke(cli_mod.cli, ["status", "-i", str(path), "--format", "json"])
+    assert result.exit_code == ExitCode.UNREACHABLE, result.output
+    doc = json.loads(result.output[result.output.index("{"):])
+    assert [n["reachable"] for n in doc["nodes"]] == [False, False]
