@@ -127,3 +127,21 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
 
 def option_names() -> set[str]:
     return {o.name for o in CLUSTER_OPTIONS}
+
+
+def markdown_table() -> str:
+    """README.md's table of the cluster options (between its `options` markers; a unit
+    test keeps it equal to this). `python -m drctl.options` prints it."""
+    rows = ["| option | type | default | what it is |", "| --- | --- | --- | --- |"]
+    for o in CLUSTER_OPTIONS:
+        default = "(required)" if o.required else f"`{o.default!r}`".replace("'", '"')
+        span = ""
+        if o.minimum is not None or o.maximum is not None:
+            span = f" {o.minimum if o.minimum is not None else 0}-{o.maximum or ''}"
+        rows.append(f"| `{o.name}` | {o.type}{span} | {default} | "
+                    f"{o.description.replace('|', '/')} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

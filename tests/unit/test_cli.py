@@ -221,3 +221,11 @@ def test_every_command_has_examples_that_parse():
             assert words[:1 + len(path.split())] == ["drctl", *path.split()], example
             with command.make_context(path, words[1 + len(path.split()):]) as ctx:
                 assert isinstance(ctx, click.Context)
+
+
+def test_the_readme_lists_every_cluster_option_as_the_options_table_says():
+    from drctl.options import markdown_table
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- options:begin -->\n", 1)[1].split("\n<!-- options:end -->")[0]
+    assert block == markdown_table(), "regenerate it: python -m drctl.options"
