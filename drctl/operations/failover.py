@@ -180,14 +180,17 @@ def repoint(inv: inv_mod.Inventory, p: ha.Plan, target: str, journal: Journal,
     run.failures += [f"left behind: {why}" for why in p.left_behind]
 
 
-def pause_automatic_failover(inv: inv_mod.Inventory, facts: ClusterFacts, journal: Journal,
+def armed_nodes(facts: ClusterFacts) -> list[str]:
+    """The nodes that answered with automatic failover enabled and not paused."""
+    return [n.host for n in facts.nodes if n.reachable and n.auto == "on"]
+
+
+def pause_automatic_failover(inv: inv_mod.Inventory, hosts: list[str], journal: Journal,
                              ui: ha.Interaction, run: ha.DirectRun) -> None:
-    """Pause repmgrd on every node that answers with automatic failover enabled and not
-    paused (drctl-node auto-pause: the marker, then repmgrd stopped, all at once), as
-    playbooks/includes/auto-pause.yml does; a node that cannot be paused is a failure
-    (nothing is promoted). The witness on the backup host promotes nothing and is left
-    running."""
-    hosts = [n.host for n in facts.nodes if n.reachable and n.auto == "on"]
+    """Pause repmgrd on HOSTS (drctl-node auto-pause: the marker, then repmgrd stopped, all
+    at once), as playbooks/includes/auto-pause.yml does; a node that cannot be paused is a
+    failure (nothing is promoted). The witness on the backup host promotes nothing and is
+    left running."""
     reason = f"drctl failover by {operator()}"
     with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
         answers = dict(zip(hosts, pool.map(
@@ -221,17 +224,16 @@ def direct(inv: inv_mod.Inventory, p: ha.Plan, facts: ClusterFacts, report: dict
         return None
     # the rules core says whether to pause; the nodes to pause are those that answered
     # with it enabled and not paused (none answered: the gates refused already)
-    pause = decide.auto_pause(facts)[0] and any(
-        n.reachable and n.auto == "on" for n in facts.nodes)
+    to_pause = armed_nodes(facts) if decide.auto_pause(facts)[0] else []
 
     def act(journal: Journal, ui: ha.Interaction) -> ha.DirectRun:
         now_plan, now_facts = p, facts
-        if pause:
+        if to_pause:
             run = ha.DirectRun("failover: drctl-node auto-pause over SSH")
-            pause_automatic_failover(inv, facts, journal, ui, run)
+            pause_automatic_failover(inv, to_pause, journal, ui, run)
             if run.failures:
                 return run.done()
-        if ui.asked or pause:  # time passed, or repmgrd could have acted: decide again
+        if ui.asked or to_pause:  # time passed, or repmgrd could have acted: decide again
             settle = float(inv.cluster.get("drctl_watch_settle_s") or 4)
             now_report, now_facts = ha.gather(inv, settle_s=settle)
             now_plan = plan(inv, now_report, now_facts, target, allow_data_loss, site)
