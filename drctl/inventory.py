@@ -122,6 +122,18 @@ class Inventory:
         return out
 
     @property
+    def app_sites(self) -> dict[str, dict[str, Any]]:
+        """Each site of the app hosts, in inventory order: its application VIP
+        (drctl_app_vip as its hosts see it; None when it has none) and its app hosts."""
+        out: dict[str, dict[str, Any]] = {}
+        for h in self.group("app"):
+            site = out.setdefault(self.site(h.name), {"app_vip": None, "hosts": []})
+            site["hosts"].append(h.name)
+            site["app_vip"] = site["app_vip"] or self.hostvars(h.name).get("drctl_app_vip") \
+                or None
+        return out
+
+    @property
     def name(self) -> str:
         return str(self.cluster.get("drctl_cluster_name", "main"))
 
@@ -262,6 +274,7 @@ def load(path: Path | str) -> Inventory:
     inv = Inventory(path=path, hosts=hosts, cluster=cluster, group_vars=gvars)
     problems += _check_groups(inv, gvars)
     problems += _check_addresses(inv)
+    problems += _check_app_vips(inv)
     problems += _check_options(inv, gvars)
     if problems:
         raise InventoryError(path, problems)
@@ -335,15 +348,16 @@ def _check_addresses(inv: Inventory) -> list[str]:
     return problems
 
 
-def _check_vip(inv: Inventory, raw: str, names: list[str], site: str) -> list[str]:
+def _check_vip(inv: Inventory, raw: str, names: list[str], site: str,
+               option: str = "drctl_vip") -> list[str]:
     problems: list[str] = []
     where = f" (site '{site}')" if site else ""
     if "/" not in raw:
-        return [f"drctl_vip '{raw}'{where} needs a prefix length, e.g. {raw}/24"]
+        return [f"{option} '{raw}'{where} needs a prefix length, e.g. {raw}/24"]
     try:
         vip = ipaddress.ip_interface(raw)
     except ValueError:
-        return [f"drctl_vip '{raw}'{where} is not a valid address/prefix"]
+        return [f"{option} '{raw}'{where} is not a valid address/prefix"]
     for name in names:
         host = inv.hosts[name]
         try:
@@ -351,11 +365,42 @@ def _check_vip(inv: Inventory, raw: str, names: list[str], site: str) -> list[st
         except ValueError:
             continue  # a DNS name: the playbook's preflight checks it on the host
         if addr == vip.ip:
-            problems.append(f"drctl_vip {vip.ip}{where} equals the address of host "
+            problems.append(f"{option} {vip.ip}{where} equals the address of host "
                             f"'{host.name}'")
         elif addr not in vip.network:
-            problems.append(f"drctl_vip {vip}{where} is outside host '{host.name}''s subnet "
+            problems.append(f"{option} {vip}{where} is outside host '{host.name}''s subnet "
                             f"({host.address} is not in {vip.network})")
+    return problems
+
+
+def _check_app_vips(inv: Inventory) -> list[str]:
+    """Each site's application VIP (drctl_app_vip as its app hosts see it; optional): one
+    per site, inside the subnet of every app host of the site, no host's address, and
+    neither another site's application VIP nor any database VIP."""
+    problems: list[str] = []
+    db_vips = {str(inv.hostvars(h.name).get("drctl_vip")).split("/")[0] for h in inv.pg_hosts}
+    owners: dict[str, str] = {}
+    several = len(inv.app_sites) > 1
+    for site, entry in inv.app_sites.items():
+        seen = {str(inv.hostvars(h).get("drctl_app_vip") or "") for h in entry["hosts"]}
+        if len(seen) > 1:
+            problems.append(f"site '{site}' has more than one drctl_app_vip "
+                            f"({', '.join(sorted(v or '(none)' for v in seen))}): set it once "
+                            "for the site (a group of its hosts)")
+            continue
+        raw = seen.pop()
+        if not raw:
+            continue
+        where = f" (site '{site}')" if several else ""
+        if raw.split("/")[0] in db_vips:
+            problems.append(f"drctl_app_vip {raw}{where} is a database VIP: the application "
+                            "needs an address of its own")
+        if raw in owners and owners[raw] != site:
+            problems.append(f"drctl_app_vip {raw} is used by sites '{owners[raw]}' and "
+                            f"'{site}': each site needs its own")
+        owners.setdefault(raw, site)
+        problems += _check_vip(inv, raw, entry["hosts"], site if several else "",
+                               option="drctl_app_vip")
     return problems
 
 

@@ -52,6 +52,7 @@ SITE_HOSTS: dict[str, tuple[tuple[str, int, str], ...]] = {
         ("pg2", 12, "pg_standby"),
         ("backup1", 13, "backup"),
         ("app1", 14, "app"),
+        ("app3", 15, "app"),  # dc1's second app host: its application VIP has a spare
     ),
     "dc2": (
         ("pg3", 11, "pg_standby"),
@@ -61,6 +62,7 @@ SITE_HOSTS: dict[str, tuple[tuple[str, int, str], ...]] = {
 }
 HOSTS = SITE_HOSTS["dc1"]
 VIP_OCTET = 100
+APP_VIP_OCTET = 101  # each site's application VIP (drctl_app_vip)
 # The WAN router between the sites: a container of the lab image on both networks at
 # this last octet, forwarding (no NAT) between them. Not an inventory host.
 ROUTER = "wan"
@@ -210,6 +212,11 @@ def vip() -> str:
 def site_vip(site: str) -> str:
     net = site_subnet(site)
     return f"{net.network_address + VIP_OCTET}/{net.prefixlen}"
+
+
+def site_app_vip(site: str) -> str:
+    net = site_subnet(site)
+    return f"{net.network_address + APP_VIP_OCTET}/{net.prefixlen}"
 
 
 def router_container() -> str:
@@ -764,6 +771,7 @@ def render_inventory(hosts: list[LabHost], key: Path) -> dict[str, str]:
         net = site_subnet(site)
         values = {
             "drctl_vip": site_vip(site),
+            "drctl_app_vip": site_app_vip(site),
             "drctl_isolation_check_address": str(net.network_address + 1),
         }
         site_vars[f"group_vars/{site}/main.yml"] = (
@@ -777,6 +785,7 @@ def render_inventory(hosts: list[LabHost], key: Path) -> dict[str, str]:
     main = {
         "drctl_cluster_name": "lab",
         "drctl_vip": vip(),
+        "drctl_app_vip": site_app_vip("dc1"),
         "drctl_vip_interface": "eth0",
         "drctl_app_networks": [str(site_subnet(site)) for site in sites],
         "drctl_isolation_check_address": str(subnet().network_address + 1),

@@ -60,6 +60,13 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
     Option("drctl_vrrp_router_id", "int", 51,
            "VRRP virtual_router_id (1-255), unique per broadcast domain.", minimum=1,
            maximum=255),
+    Option("drctl_app_vip", "str", "",
+           "Per site: the application's virtual IP with its prefix (address/prefix), held by "
+           "exactly one app host of the site whose application answers /health; empty: no "
+           "application VIP. It must lie in the site's app hosts' subnet."),
+    Option("drctl_app_vrrp_router_id", "int", 52,
+           "VRRP virtual_router_id (1-255) of the application VIP; not the database VIP's.",
+           minimum=1, maximum=255),
     Option("drctl_pg_version", "int", 15, "PostgreSQL major version (Debian's package).",
            minimum=10, maximum=99),
     Option("drctl_pg_port", "int", 5432, "PostgreSQL TCP port.", minimum=1, maximum=65535),

@@ -21,10 +21,12 @@ from typing import Any
 from drctl import auto as auto_mod
 from drctl import inventory as inv_mod
 from drctl import sshprobe
+from drctl.rules import service
 from drctl.rules.facts import app_name
 
 BACKUP_TOOL = "/usr/local/libexec/drctl/drctl-backup"
 FILES_STATE = [sshprobe.NODE_COMMAND, "files", "state"]
+APP_STATE = [sshprobe.NODE_COMMAND, "app", "state"]  # an app host: its VIP and its files
 
 
 def _node(host: str, address: str, res: sshprobe.ProbeResult) -> dict[str, Any]:
@@ -313,6 +315,14 @@ def files_view(results: dict[str, sshprobe.ProbeResult], sites: dict[str, str],
     return view, warnings
 
 
+def _files_part(res: sshprobe.ProbeResult) -> sshprobe.ProbeResult:
+    """An app host's `app state` answer, as `files state` would have given it."""
+    if res.data is None:
+        return res
+    return sshprobe.ProbeResult(res.host, res.ok, {"ok": True, **(res.data.get("files") or {})},
+                                res.error)
+
+
 def site_view(nodes: list[dict[str, Any]], sites: dict[str, dict[str, Any]]
               ) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Each site with its VIP, its nodes and who holds its VIP; a problem for each site
@@ -346,12 +356,19 @@ def collect(inventory: Path | inv_mod.Inventory,
     repos = [h.name for h in inv.group("backup")]  # repo1's host first
     repo = repos[0] if repos else None
     commands = {r: [BACKUP_TOOL, "info"] for r in repos}
-    copies = [h.name for h in inv.group("app") + inv.group("backup")] if files else []
+    apps = [h.name for h in inv.group("app")] if files else []
+    copies = apps + [h.name for h in inv.group("backup")] if files else []
     with ThreadPoolExecutor(max_workers=1) as pool:
-        copies_future = pool.submit(sshprobe.probe_all, inv, copies,
-                                    dict.fromkeys(copies, FILES_STATE)) if copies else None
+        copies_future = pool.submit(
+            sshprobe.probe_all, inv, copies,
+            {**dict.fromkeys(copies, FILES_STATE), **dict.fromkeys(apps, APP_STATE)}
+        ) if copies else None
         results = sshprobe.probe_all(inv, hosts + repos, commands)
-        files_results = copies_future.result() if copies_future else {}
+        service_results = copies_future.result() if copies_future else {}
+    files_results = {h: _files_part(r) if h in apps else r for h, r in service_results.items()}
+    app_verdicts = service.app_vips(inv.app_sites, {
+        h: service.AppHost.parse(h, service_results[h].ok, service_results[h].data,
+                                 service_results[h].error) for h in apps})
     if raw is not None:
         raw.update(results)
     nodes = [_node(h, inv.hosts[h].address, results[h]) for h in hosts]
@@ -361,6 +378,8 @@ def collect(inventory: Path | inv_mod.Inventory,
     primary, problems = evaluate(nodes, warn)
     sites, s_problems = site_view(nodes, inv.sites)
     problems += s_problems
+    for verdict in app_verdicts:
+        problems += verdict.problems
     backup, b_problems, warnings = backup_state(
         repo, results.get(repo) if repo else None,
         next((n for n in nodes if n["host"] == primary), None), time.time(),
@@ -412,6 +431,7 @@ def collect(inventory: Path | inv_mod.Inventory,
         "nodes": nodes,
         "backup": backup,
         "files": copies_view if files else None,
+        "app_vips": [v.as_dict() for v in app_verdicts] if files else None,
         "auto": auto,
         "duration_s": round(time.monotonic() - start, 3),
     }
@@ -477,6 +497,11 @@ def render(report: dict[str, Any], fmt: str) -> None:
                                if f["sender"] and f["age_s"] is not None else
                                f"copy {f['age_s']:.0f} s old" if f["age_s"] is not None
                                else "no copy yet") for f in copies))
+    for v in report.get("app_vips") or []:
+        holders = ", ".join(v["holders"]) or "nobody"
+        colour = "green" if v["ok"] else "red"
+        con.print(f"application VIP of {v['site']} {v['address']}: "
+                  f"[{colour}]on {holders}[/{colour}]")
     a = report.get("auto")
     if a and a["state"] != "impossible":  # impossible is listed with the warnings
         colour = {"armed": "green", "paused": "yellow"}.get(a["state"], "dim")

@@ -6,6 +6,8 @@
   drctl-node [--watch-config PATH] watch [--show]
   drctl-node [--config PATH] metrics --out PATH|- [--cluster NAME] [--stanza NAME] ...
   drctl-node [--files-config PATH] files sync|state
+  drctl-node [--app-vip-config PATH] [--files-config PATH] app state
+                                              (an app host: drctl.node.appvip)
   drctl-node [--backup-config PATH] backup backup|info|restore|drop|verify ...
                                               (a repository host: drctl.node.backup)
 
@@ -29,6 +31,7 @@ def _options(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--watch-config", default=common.DEFAULT_WATCH_CONFIG)
     p.add_argument("--files-config", default=common.DEFAULT_FILES_CONFIG)
     p.add_argument("--backup-config", default=common.DEFAULT_BACKUP_CONFIG)
+    p.add_argument("--app-vip-config", default=common.DEFAULT_APP_VIP_CONFIG)
     return p
 
 
@@ -52,6 +55,8 @@ def parser() -> argparse.ArgumentParser:
                    help="with --show: wait up to this long for a dying primary to be lost")
     s = sub.add_parser("files", help="copy the application's files to the other sites")
     s.add_argument("action", choices=["sync", "state"])
+    s = sub.add_parser("app", help="an app host's application VIP and files, for status")
+    s.add_argument("action", choices=["state"])
     s = sub.add_parser("auto")
     s.add_argument("args", nargs=argparse.REMAINDER)
     s = sub.add_parser("backup", help="the repository host's backups (drctl-backup)",
@@ -79,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         from drctl.node import files
 
         return files.main(a.files_config, a.action)
+    if a.cmd == "app":  # app hosts: no node.json there
+        from drctl.node import appvip
+
+        return appvip.main(a.app_vip_config, a.files_config)
     if a.cmd == "backup":  # repository hosts: no node.json there either
         from drctl.node import backup
 

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 DEFAULT_CONFIG = "/etc/drctl/node.json"
 DEFAULT_WATCH_CONFIG = "/etc/drctl/watch.json"  # the watcher's (drctl.node.watch)
 DEFAULT_FILES_CONFIG = "/etc/drctl/files.json"  # the app files copy (drctl.node.files)
+DEFAULT_APP_VIP_CONFIG = "/etc/drctl/app-vip.json"  # an app host's VIP (drctl.node.appvip)
 DEFAULT_BACKUP_CONFIG = "/etc/drctl/backup.json"  # a repository host's (drctl.node.backup)
 
 

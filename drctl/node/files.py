@@ -6,8 +6,10 @@ backup hosts with rsync, and how old each copy is.
 
 Only the app host whose application reaches the writable primary sends (it asks its own
 application's /health at that moment): that is the site that serves, and its files are
-the newest. The others only receive. After a site failover the direction reverses by
-itself, and when the first site comes back it receives what was uploaded meanwhile.
+the newest; in a site with an application VIP, only the app host that holds it (the other
+app hosts of the site serve nobody). The others only receive. After a site failover the
+direction reverses by itself, and when the first site comes back it receives what was
+uploaded meanwhile.
 
 A copy is `rsync --recursive --times --delete` into the peer's directory as the peer's
 copy user, through rrsync (the peer lets this host's key write that one directory and
@@ -58,6 +60,10 @@ class FilesConfig:
     timeout_s: float = 600
     bandwidth_kbps: int = 0  # rsync --bwlimit; 0 = no limit
     last_run: str = "/var/lib/drctl/files-sync.json"
+    # the site's application VIP (address/prefix) and its interface, when it has one: of
+    # several app hosts in a site only the one holding it serves, so only that one sends
+    app_vip: str = ""
+    app_vip_interface: str = ""
 
     @classmethod
     def load(cls, path: str) -> FilesConfig:
@@ -136,6 +142,9 @@ def sync(c: FilesConfig, now: float | None = None) -> dict[str, Any]:
     """Send the directory to every peer when this site serves; the run's record."""
     started = time.time() if now is None else now
     active, why = serving(c.health_url)
+    if active and c.app_vip and not common.holds_address(c.app_vip_interface, c.app_vip):
+        active, why = False, (f"the site's application VIP {c.app_vip.split('/')[0]} is on "
+                              "another app host: that one serves and sends")
     record: dict[str, Any] = {"ok": True, "host": c.name, "sent": active, "reason": why,
                               "at": datetime.fromtimestamp(started, UTC).isoformat(
                                   timespec="seconds"), "peers": []}

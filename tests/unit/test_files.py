@@ -222,5 +222,7 @@ def test_only_drctl_status_asks_the_app_and_backup_hosts_for_their_copies(make_i
     assert not any(cmd == tuple(status.FILES_STATE) for _, cmd in asked)
     asked.clear()
     report = status.collect(path, files=True)
-    assert {h for h, cmd in asked if cmd == tuple(status.FILES_STATE)} == {"app1", "backup1"}
+    # an app host answers for its application VIP and its copy at once
+    assert {h for h, cmd in asked if cmd == tuple(status.FILES_STATE)} == {"backup1"}
+    assert {h for h, cmd in asked if cmd == tuple(status.APP_STATE)} == {"app1"}
     assert {f["host"] for f in report["files"]} == {"app1", "backup1"}
