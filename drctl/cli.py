@@ -672,7 +672,7 @@ def verify_backup(inventory: Path, fmt: str, sql: str, database: str,
 @common
 @click.option("--scenario", type=click.Choice(["switchover", "failover", "failback-cycle",
                                                  "auto-failover", "site-failover",
-                                                 "site-failback-cycle"]),
+                                                 "site-failback-cycle", "app-host-loss"]),
               default="switchover", show_default=True, help="What happens during the drill.")
 @click.option("--duration", type=FiniteFloatRange(5, 3600), default=20, show_default=True,
               help="Seconds the workload runs at least (longer if the operation takes longer).")

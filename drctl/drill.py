@@ -21,6 +21,13 @@ Scenarios:
   site-failback-cycle
                   site-failover, then the first site powers on again: each of its nodes is
                   failed back, and a switchover brings the primary home
+  app-host-loss   the app host that holds the primary's site's application VIP loses power
+                  (lab: docker kill; elsewhere: its keepalived and application are killed);
+                  no command is run: keepalived moves the VIP to another app host of the
+                  site, and the service answers again through the same address
+
+The application load goes to the service's address: the site's application VIP where it
+has one (drctl_app_vip), else its first app host.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ from drctl.rules import decide
 from drctl.rules import sql as rules_sql
 
 SCENARIOS = ("switchover", "failover", "failback-cycle", "auto-failover", "site-failover",
-             "site-failback-cycle")
+             "site-failback-cycle", "app-host-loss")
 # The scenarios that lose a whole site; they promote an asynchronous remote standby, so
 # they need the operator's consent to lose what had not reached it.
 SITE_SCENARIOS = ("site-failover", "site-failback-cycle")
@@ -142,6 +149,77 @@ def _power_off(inv: inv_mod.Inventory, host: str, lab: bool) -> str:
     sshprobe.run(inv, host, ["sh", "-c", "systemctl kill -s SIGKILL keepalived; "
                              "systemctl kill -s SIGKILL 'postgresql@*'"], timeout=20)
     return f"kill -9 of PostgreSQL and keepalived on {host}"
+
+
+def _app_host_off(inv: inv_mod.Inventory, host: str, lab: bool) -> str:
+    """An app host loses its power (lab), or its keepalived and application die at once."""
+    if lab:
+        return _power_off(inv, host, lab)
+    from drctl import sshprobe
+
+    sshprobe.run(inv, host, ["sh", "-c", "systemctl kill -s SIGKILL keepalived "
+                             "drctl-demo-app"], timeout=20)
+    return f"kill -9 of keepalived and the application on {host}"
+
+
+def _app_host_on(inv: inv_mod.Inventory, host: str, lab: bool) -> None:
+    if lab:
+        _power_on(inv, host, lab)
+        _wait_ssh(inv, host)
+        return
+    from drctl import sshprobe
+
+    sshprobe.run(inv, host, ["systemctl", "start", "keepalived", "drctl-demo-app"],
+                 timeout=60)
+
+
+def service_url(inv: inv_mod.Inventory, site: str) -> str | None:
+    """Where a user of SITE reaches the application: its application VIP, else its first
+    app host; None when the site has no app host."""
+    port = int(inv.cluster.get("drctl_demo_app_port") or 8080)
+    entry = inv.app_sites.get(site)
+    if not entry:
+        return None
+    if entry.get("app_vip"):
+        return f"http://{str(entry['app_vip']).split('/')[0]}:{port}"
+    return f"http://{inv.hosts[entry['hosts'][0]].address}:{port}"
+
+
+def _app_vip_holder(inv: inv_mod.Inventory, site: str) -> str:
+    """The app host of SITE that holds its application VIP now (asked at this moment)."""
+    from drctl import status as st_mod
+
+    entry = inv.app_sites.get(site) or {}
+    if not entry.get("app_vip") or len(entry.get("hosts", [])) < 2:
+        raise DrctlError(f"the app-host-loss drill needs an application VIP and two app hosts "
+                         f"in site {site}", ExitCode.USAGE,
+                         hint="set drctl_app_vip for the site and add a second app host, then "
+                              "provision")
+    views = st_mod.collect(inv, files=True).get("app_vips") or []
+    mine = next((v for v in views if v["site"] == site), None)
+    if mine is None or len(mine["holders"]) != 1:
+        raise DrctlError(f"site {site}'s application VIP is held by "
+                         f"{', '.join((mine or {}).get('holders') or []) or 'nobody'}: the "
+                         "drill starts from exactly one holder", ExitCode.UNHEALTHY,
+                         hint="`drctl status` shows what to fix")
+    return str(mine["holders"][0])
+
+
+def _wait_service(url: str, since: float, timeout: float = 60) -> float:
+    """Seconds from SINCE until URL's /health reports the database writable."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as r:
+                if json.loads(r.read()).get("writable"):
+                    return time.monotonic() - since
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise DrctlError(f"the service did not answer through {url} within {timeout:g} s",
+                     ExitCode.FAILED)
 
 
 def _power_on(inv: inv_mod.Inventory, host: str, lab: bool) -> None:
@@ -286,14 +364,13 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
     primary = before["primary"]
     standby = next(n["host"] for n in before["nodes"] if n["role"] == "standby")
     sites = site_plan(inv, primary) if scenario in SITE_SCENARIOS else None
-    app_hosts = {h.name: h.address for h in inv.group("app")}
-    port = int(inv.cluster.get("drctl_demo_app_port") or 8080)
-    first_app = (sites["from_apps"] if sites else list(app_hosts))[:1]
+    home = inv.site(primary)
+    holder = _app_vip_holder(inv, home) if scenario == "app-host-loss" else None
+    start_url = service_url(inv, home)
     connect = _connector(inv)
     writer = SqlWriter(connect, rate=rate)
     writer.prepare()
-    probe = AppProbe(f"http://{app_hosts[first_app[0]]}:{port}", rate=app_rate) \
-        if first_app else None
+    probe = AppProbe(start_url, rate=app_rate) if start_url else None
     cut: float | None = None
     t0 = time.monotonic()
     started_at = datetime.now(UTC)
@@ -369,10 +446,10 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
             cut = time.monotonic() - t0
             mark(f"site {sites['from']} loses power: {', '.join(targets)}")
             op(["failover", "--site", sites["to"], "--allow-data-loss"])
-            if probe and sites["to_apps"]:
-                probe.move(f"http://{app_hosts[sites['to_apps'][0]]}:{port}")
-                mark(f"the app's users move to {sites['to_apps'][0]} (the DNS step the "
-                     "plan names)")
+            remote_url = service_url(inv, sites["to"])
+            if probe and remote_url:
+                probe.move(remote_url)
+                mark(f"the app's users move to {remote_url} (the DNS step the plan names)")
             if scenario == "site-failback-cycle":
                 for host in targets:
                     _power_on(inv, host, lab)
@@ -382,9 +459,17 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
                 for host in [primary, *(n for n in sites["lost_nodes"] if n != primary)]:
                     op(["failback", "--node", host])
                 op(["switchover", "--to", primary])
-                if probe and sites["from_apps"]:
-                    probe.move(f"http://{app_hosts[sites['from_apps'][0]]}:{port}")
-                    mark(f"the app's users move back to {sites['from_apps'][0]}")
+                if probe and start_url:
+                    probe.move(start_url)
+                    mark(f"the app's users move back to {start_url}")
+        elif scenario == "app-host-loss" and holder and start_url:
+            mark(_app_host_off(inv, holder, lab))
+            cut = time.monotonic() - t0
+            took = _wait_service(start_url, t0 + cut)
+            mark(f"the service answers again through {start_url} ({took:.2f} s after the "
+                 "cut, no command run)")
+            _app_host_on(inv, holder, lab)
+            mark(f"{holder} is back")
         else:
             mark(_power_off(inv, primary, lab))
             cut = time.monotonic() - t0

@@ -366,9 +366,10 @@ def collect(inventory: Path | inv_mod.Inventory,
         results = sshprobe.probe_all(inv, hosts + repos, commands)
         service_results = copies_future.result() if copies_future else {}
     files_results = {h: _files_part(r) if h in apps else r for h, r in service_results.items()}
+    # judged only where they were asked (drctl status): a failover's facts leave them out
     app_verdicts = service.app_vips(inv.app_sites, {
         h: service.AppHost.parse(h, service_results[h].ok, service_results[h].data,
-                                 service_results[h].error) for h in apps})
+                                 service_results[h].error) for h in apps}) if files else []
     if raw is not None:
         raw.update(results)
     nodes = [_node(h, inv.hosts[h].address, results[h]) for h in hosts]

@@ -11,6 +11,25 @@ from drctl.exitcodes import ExitCode
 from drctl.lock import cluster_lock
 from drctl.operations.ha import Interaction
 
+# What each scenario does, as the confirmation question says it (one per drill scenario:
+# a unit test holds the two lists equal).
+WHAT: dict[str, str] = {
+    "switchover": "switch the primary over to the standby",
+    "failover": "POWER OFF the primary and fail over to the standby",
+    "failback-cycle": "POWER OFF the primary, fail over, then fail back and switch back",
+    "auto-failover": "POWER OFF the primary and let automatic failover promote the standby, "
+                     "then fail back and switch back",
+    "site-failover": "POWER OFF every host of the primary's site and promote the remote "
+                     "site's standby, LOSING whatever acknowledged commits had not reached it "
+                     "(the report counts them)",
+    "site-failback-cycle": "POWER OFF every host of the primary's site, promote the remote "
+                           "site's standby, LOSING whatever acknowledged commits had not "
+                           "reached it, then bring the site back, fail its nodes back and "
+                           "switch the primary home",
+    "app-host-loss": "POWER OFF the app host that holds the primary site's application VIP "
+                     "and let keepalived move the VIP to another app host",
+}
+
 
 def drill(inventory: Path, *, scenario: str, duration: float, rate: float, app_rate: float,
           out_dir: Path | None, ui: Interaction,
@@ -28,20 +47,7 @@ def drill(inventory: Path, *, scenario: str, duration: float, rate: float, app_r
             "cut that had not reached it are lost, and nobody can tell beforehand how many",
             ExitCode.REFUSED, hint="run it with --allow-data-loss to consent (the report "
                                    "counts the acknowledged writes lost: the RPO)")
-    what = {"switchover": "switch the primary over to the standby",
-            "failover": "POWER OFF the primary and fail over to the standby",
-            "failback-cycle": "POWER OFF the primary, fail over, then fail back and switch "
-                              "back",
-            "auto-failover": "POWER OFF the primary and let automatic failover promote the "
-                             "standby, then fail back and switch back",
-            "site-failover": "POWER OFF every host of the primary's site and promote the "
-                             "remote site's standby, LOSING whatever acknowledged commits "
-                             "had not reached it (the report counts them)",
-            "site-failback-cycle": "POWER OFF every host of the primary's site, promote the "
-                                   "remote site's standby, LOSING whatever acknowledged "
-                                   "commits had not reached it, then bring the site back, "
-                                   "fail its nodes back and switch the primary home"
-            }[scenario]
+    what = WHAT[scenario]
     ui.confirm(f"Drill on cluster '{inv.name}': {what}, under a write load?")
     # the whole drill holds the cluster's lock: its switchover, failover and failback run
     # under it, and no one else acts on the cluster in between. A site drill powers off

@@ -26,7 +26,8 @@ APP = "http://{}:8080".format(
 class Browser:
     """A cookie-keeping HTTP client that fills forms the way a browser would."""
 
-    def __init__(self, cookies=()):
+    def __init__(self, cookies=(), base: str = APP):
+        self.base = base
         self.jar = http.cookiejar.CookieJar()
         for c in cookies:
             self.jar.set_cookie(copy.copy(c))
@@ -34,7 +35,7 @@ class Browser:
 
     def clone(self):
         """Another client with this one's cookies as they are now."""
-        return Browser(list(self.jar))
+        return Browser(list(self.jar), self.base)
 
     def get(self, path):
         return self._open(path, None)
@@ -44,7 +45,7 @@ class Browser:
 
     def _open(self, path, data):
         try:
-            with self.opener.open(APP + path, data=data, timeout=15) as r:
+            with self.opener.open(self.base + path, data=data, timeout=15) as r:
                 return r.status, r.read().decode(), r.url
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode(), exc.url

@@ -227,6 +227,10 @@ def test_status_reports_each_sites_application_vip_and_its_problems(make_invento
         return sshprobe.ProbeResult(host, False, None, "unreachable: test")
 
     monkeypatch.setattr(sshprobe, "probe", probe)
+    # a failover's facts (no app hosts asked) judge no application VIP
+    report = status.collect(path)
+    assert report["app_vips"] is None
+    assert not any("application VIP" in p for p in report["problems"])
     report = status.collect(path, files=True)
     assert report["app_vips"][0]["holders"] == ["app1", "app3"]
     assert not report["healthy"]
@@ -236,3 +240,23 @@ def test_status_reports_each_sites_application_vip_and_its_problems(make_invento
     assert report["app_vips"] == [{"site": "default", "address": "10.9.0.101",
                                    "holders": ["app1"], "ok": True, "problems": []}]
     assert not any("application VIP" in p for p in report["problems"])
+
+
+def test_the_drill_reaches_the_service_by_its_application_vip(make_inventory):
+    from drctl import drill
+
+    inv = inventory.load(make_inventory(_two_app_hosts(),
+                                        {**GOOD_VARS, "drctl_app_vip": "10.9.0.101/24"}))
+    assert drill.service_url(inv, "default") == "http://10.9.0.101:8080"
+    assert drill.service_url(inv, "elsewhere") is None
+    inv = inventory.load(make_inventory())
+    assert drill.service_url(inv, "default") == "http://10.9.0.14:8080"
+
+
+def test_every_drill_scenario_is_described_and_offered_by_the_cli():
+    from drctl import cli, drill
+    from drctl.operations import drill as op
+
+    assert set(op.WHAT) == set(drill.SCENARIOS)
+    choice = next(p for p in cli.drill.params if p.name == "scenario")
+    assert set(choice.type.choices) == set(drill.SCENARIOS)
