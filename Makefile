@@ -122,6 +122,7 @@ bench: setup
 	$(BIN)/python bench/drill.py
 	$(BIN)/python bench/auto.py
 	$(BIN)/python bench/metrics.py
+	$(BIN)/python bench/app_vip.py
 
 lab-down: $(VENV)/.installed
 	$(DRCTL) lab down
