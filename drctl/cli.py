@@ -582,6 +582,22 @@ for _action in ("enable", "disable", "pause", "resume"):
     _auto_change(_action)
 
 
+@cli.group()
+def dns() -> None:
+    """The service's name (drctl_dns_name): status shows where it points."""
+
+
+@dns.command("publish")
+@common
+def dns_publish(inventory: Path, fmt: str) -> None:
+    """Point the service's name at the site that serves now (its application VIP): the
+    retry after an operation that could not move it. Exits 12 when it still cannot."""
+    from drctl import views
+    from drctl.operations import dns as op
+
+    views.render_name(op.publish(inventory), fmt)
+
+
 @auto.command("status")
 @common
 def auto_status(inventory: Path, fmt: str) -> None:
@@ -820,6 +836,7 @@ EXAMPLES: dict[str, list[str]] = {
     "auto pause": ["drctl auto pause"],
     "auto resume": ["drctl auto resume"],
     "auto status": ["drctl auto status --format json"],
+    "dns publish": ["drctl dns publish", "drctl dns publish -i inventories/prod --format json"],
     "backup": ["drctl backup --type full", "drctl backup --repo 2 --type incr"],
     "backups": ["drctl backups", "drctl backups --repo 2 --format json"],
     "restore": ["drctl restore --latest", "drctl restore --target-time 2026-12-04T09:30:00Z",

@@ -33,6 +33,8 @@ class ExitCode(IntEnum):
     """The control machine lacks something (docker, debootstrap, a file)."""
     VAULT = 11
     """The vault password does not decrypt the inventory's vault; nothing remote was tried."""
+    NAME_NOT_MOVED = 12
+    """The database moved but the service's name did not (`drctl dns publish` retries)."""
     INTERNAL = 70
     """A bug in drctl: please report it with the output."""
 

@@ -67,6 +67,28 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
     Option("drctl_app_vrrp_router_id", "int", 52,
            "VRRP virtual_router_id (1-255) of the application VIP; not the database VIP's.",
            minimum=1, maximum=255),
+    Option("drctl_dns_name", "str", "",
+           "The service's name (a fully qualified name, e.g. app.example.com.) that drctl "
+           "points at the serving site's application VIP; empty: the name is not managed."),
+    Option("drctl_dns_zone", "str", "",
+           "The DNS zone that holds drctl_dns_name (e.g. example.com.)."),
+    Option("drctl_dns_server", "str", "",
+           "Address of the zone's authoritative server: RFC 2136 updates go to it (signed with "
+           "the TSIG key vault_dns_tsig_secret) and status asks it where the name points."),
+    Option("drctl_dns_ttl", "int", 30,
+           "TTL of the name's record, in seconds: how long resolvers may keep sending clients "
+           "to a site that is gone. Shorter moves clients sooner and costs more queries.",
+           minimum=1, maximum=86400),
+    Option("drctl_dns_key_name", "str", "drctl-update",
+           "Name of the TSIG key the updates are signed with (its secret: "
+           "vault_dns_tsig_secret, base64)."),
+    Option("drctl_dns_key_algorithm", "str", "hmac-sha256", "Algorithm of the TSIG key."),
+    Option("drctl_dns_hook", "str", "",
+           "A command that moves the name instead of an RFC 2136 update (a cloud DNS API, a "
+           "GSLB): called as HOOK NAME ADDRESS TTL, exit 0 when the name points there; "
+           "killed after drctl_dns_timeout_s."),
+    Option("drctl_dns_timeout_s", "int", 5,
+           "Seconds an update, a lookup or the hook may take.", minimum=1, maximum=300),
     Option("drctl_pg_version", "int", 15, "PostgreSQL major version (Debian's package).",
            minimum=10, maximum=99),
     Option("drctl_pg_port", "int", 5432, "PostgreSQL TCP port.", minimum=1, maximum=65535),

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from drctl import auto as auto_mod
+from drctl import dns, sshprobe
 from drctl import inventory as inv_mod
-from drctl import sshprobe
 from drctl.rules import service
 from drctl.rules.facts import app_name
 
@@ -436,6 +436,11 @@ def collect(inventory: Path | inv_mod.Inventory,
         "auto": auto,
         "duration_s": round(time.monotonic() - start, 3),
     }
+    if files:  # where the service's name points: drctl status asks, a failover does not
+        report["service"], n_problems = dns.view(inv, report)
+        report["problems"] += n_problems
+        report["healthy"] = not report["problems"]
+        report["duration_s"] = round(time.monotonic() - start, 3)
     return report
 
 
@@ -498,6 +503,15 @@ def render(report: dict[str, Any], fmt: str) -> None:
                                if f["sender"] and f["age_s"] is not None else
                                f"copy {f['age_s']:.0f} s old" if f["age_s"] is not None
                                else "no copy yet") for f in copies))
+    svc = report.get("service") or {}
+    if svc.get("managed"):
+        where = svc.get("address") or "nowhere"
+        con.print(f"service name {svc['name']}: points to {where}"
+                  + (f" (site {svc['site']})" if svc.get("site") else "")
+                  + (f", TTL {svc['ttl']} s" if svc.get("ttl") is not None else "")
+                  + f", asked {svc['dns_server']}" if svc.get("dns_server") else "")
+    elif report.get("service") is not None:
+        con.print("[dim]service name: not managed (no drctl_dns_name)[/dim]")
     for v in report.get("app_vips") or []:
         holders = ", ".join(v["holders"]) or "nobody"
         colour = "green" if v["ok"] else "red"

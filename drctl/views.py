@@ -57,10 +57,29 @@ def render_result(report: dict[str, Any], fmt: str) -> None:
         con.print(f"[red]data loss accepted[/red]: {loss['sentence']}")
     elif loss.get("sentence"):
         con.print(f"data: {loss['sentence']}")
+    name = report.get("service_name") or {}
+    if name.get("moved"):
+        con.print(f"service name {name['name']} now points to {name['address']} "
+                  f"(site {name['site']})")
     outage = report.get("write_outage_s")
     con.print(f"{report['operation']} {report['result']} in {report['duration_s']} s"
               + (f"; write outage as drctl observed it: {outage} s" if outage is not None
                  else ""))
+
+
+def render_name(report: dict[str, Any], fmt: str) -> None:
+    """`drctl dns publish`."""
+    if fmt == "json":
+        emit_json(report)
+        return
+    name = report["service_name"]
+    if name.get("moved"):
+        console().print(f"service name {name['name']} now points to {name['address']} "
+                        f"(site {name['site']}; it pointed to "
+                        f"{', '.join(name.get('from') or []) or 'nothing'})")
+    else:
+        console().print(f"service name {name['name']} already points to {name['address']} "
+                        f"(site {name['site']}): nothing to do")
 
 
 def render_drill(report: dict[str, Any], fmt: str) -> None:

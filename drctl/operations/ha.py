@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from drctl import dns, sshprobe, vault
 from drctl import inventory as inv_mod
 from drctl import lock as lock_mod
-from drctl import sshprobe, vault
 from drctl import status as status_mod
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
@@ -192,6 +192,8 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, ui: Interaction, *, questi
             journal.write("end", host=plan.target, result="error", detail=str(exc)[:300])
             raise
         status = status_mod.collect(inventory)
+        name, name_error = _follow_name(inventory, status, journal, ui) \
+            if result.exit_code == ExitCode.OK else (None, None)
         journal.write("end", host=status["primary"], result=result.status,
                       vip_holder=",".join(status["vip_holders"]) or None,
                       timeline=next((n["timeline"] for n in status["nodes"]
@@ -212,6 +214,12 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, ui: Interaction, *, questi
     }
     if plan.data_loss:
         report["data_loss"] = plan.data_loss
+    if name is not None:
+        report["service_name"] = name
+    if name_error is not None:
+        report["service_name"] = {"managed": True, "moved": False, **name_error.detail}
+        name_error.report = report
+        raise name_error
     if result.exit_code != ExitCode.OK:
         lines = result.failure_lines()
         raise DrctlError(f"{plan.operation} {result.status}:\n  " + "\n  ".join(lines),
@@ -223,6 +231,25 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, ui: Interaction, *, questi
                          "state:\n  " + "\n  ".join(status["problems"]), ExitCode.UNHEALTHY,
                          report=report)
     return report
+
+
+def _follow_name(inventory: inv_mod.Inventory, status: dict[str, Any], journal: Journal,
+                 ui: Interaction) -> tuple[dict[str, Any] | None, dns.NameNotMoved | None]:
+    """Point the service's name at the serving site (a step of its own, journaled), after
+    the operation proved the database there. A failure here leaves the database where it
+    moved: it is returned, for the caller to report after everything else."""
+    if dns.NameSettings.from_inventory(inventory) is None:
+        return None, None
+    try:
+        done = dns.follow(inventory, status,
+                          say=lambda m: ui.step("move the service's name", "localhost", "ok", m))
+    except dns.NameNotMoved as exc:
+        journal.write("name-not-moved", result="error", detail=str(exc)[:300])
+        return None, exc
+    if done.get("moved"):
+        journal.write("name-moved", detail=f"{done['name']} -> {done['address']} "
+                                           f"(site {done['site']})")
+    return done, None
 
 
 NODE_COMMAND = sshprobe.NODE_COMMAND

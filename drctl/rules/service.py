@@ -89,3 +89,67 @@ def app_vips(sites: Mapping[str, Mapping[str, Any]],
     return [app_vip(site, str(entry["app_vip"]).split("/")[0],
                     [hosts[h] for h in entry["hosts"] if h in hosts])
             for site, entry in sites.items() if entry.get("app_vip")]
+
+
+# ---------------------------------------------------------------- the service's name
+
+def serving_site(primary: str | None, primary_site: str | None,
+                 vip_holders: Sequence[str]) -> str | None:
+    """The site that serves now: the writable primary's, when that primary holds its
+    site's database VIP (so the site's application reaches it). None while no site
+    serves (no primary, or its VIP held by nobody or by another node)."""
+    if primary is None or primary_site is None:
+        return None
+    return primary_site if list(vip_holders) == [primary] else None
+
+
+def name_address(site: str, app_sites: Mapping[str, Mapping[str, Any]],
+                 addresses: Mapping[str, str]) -> str | None:
+    """Where the service's name must point for SITE: its application VIP, else its only
+    app host (a site with several app hosts and no VIP has no one address); None when the
+    site has no application to send anyone to."""
+    entry = app_sites.get(site)
+    if not entry:
+        return None
+    if entry.get("app_vip"):
+        return str(entry["app_vip"]).split("/")[0]
+    hosts = list(entry.get("hosts") or [])
+    return addresses.get(hosts[0]) if len(hosts) == 1 else None
+
+
+def site_of_address(address: str | None, app_sites: Mapping[str, Mapping[str, Any]],
+                    addresses: Mapping[str, str]) -> str | None:
+    """The site whose service address (its application VIP or one of its app hosts) ADDRESS
+    is; None for an address of no site."""
+    if not address:
+        return None
+    for site, entry in app_sites.items():
+        if entry.get("app_vip") and str(entry["app_vip"]).split("/")[0] == address:
+            return site
+        if any(addresses.get(h) == address for h in entry.get("hosts") or []):
+            return site
+    return None
+
+
+def name_problems(name: str, resolved: Sequence[str], serving: str | None,
+                  app_sites: Mapping[str, Mapping[str, Any]],
+                  addresses: Mapping[str, str], error: str = "") -> list[str]:
+    """What is wrong with where the name points now: it must point to the serving site's
+    address, and to nothing else."""
+    if error:
+        return [f"the service's name {name} cannot be looked up: {error}"]
+    if not resolved:
+        return [f"the service's name {name} points nowhere"]
+    if serving is None:
+        return [f"the service's name {name} points to {', '.join(resolved)}, but no site "
+                "serves (no writable primary holding its site's VIP)"]
+    want = name_address(serving, app_sites, addresses)
+    if want is None:
+        return [f"site {serving} serves but has no one application address for the name "
+                f"{name} (set drctl_app_vip for the site)"]
+    if list(resolved) != [want]:
+        sites = [site_of_address(a, app_sites, addresses) or "no site" for a in resolved]
+        return [f"the service's name {name} points to {', '.join(resolved)} "
+                f"({', '.join(sites)}), not to {want}, the address of the serving site "
+                f"{serving}: `drctl dns publish` moves it"]
+    return []
