@@ -16,17 +16,18 @@ the name still points and the command that retries.
 from __future__ import annotations
 
 import json
-import shlex
-import subprocess
 import time
 import urllib.request
-from dataclasses import dataclass
 from typing import Any
 
 from drctl import inventory as inv_mod
+from drctl.dnsupdate import NameSettings, lookup, publish
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
 from drctl.rules import service
+
+__all__ = ["NameNotMoved", "NameSettings", "check_secret", "follow", "lookup", "publish",
+           "settings", "view"]
 
 RETRY = "drctl dns publish"
 # Seconds the new site's application gets to answer through its address before the name
@@ -34,34 +35,9 @@ RETRY = "drctl dns publish"
 APP_WAIT_S = 20.0
 
 
-@dataclass(frozen=True)
-class NameSettings:
-    name: str
-    zone: str
-    server: str
-    ttl: int
-    key_name: str
-    key_algorithm: str
-    hook: str
-    timeout_s: float
-
-    @classmethod
-    def from_inventory(cls, inv: inv_mod.Inventory) -> NameSettings | None:
-        """The inventory's DNS settings; None when the name is not managed."""
-        c = inv.cluster
-        if not c.get("drctl_dns_name"):
-            return None
-        return cls(name=_fqdn(str(c["drctl_dns_name"])), zone=_fqdn(str(c["drctl_dns_zone"])),
-                   server=str(c.get("drctl_dns_server") or ""),
-                   ttl=int(c.get("drctl_dns_ttl") or 30),
-                   key_name=str(c.get("drctl_dns_key_name") or "drctl-update"),
-                   key_algorithm=str(c.get("drctl_dns_key_algorithm") or "hmac-sha256"),
-                   hook=str(c.get("drctl_dns_hook") or ""),
-                   timeout_s=float(c.get("drctl_dns_timeout_s") or 5))
-
-
-def _fqdn(name: str) -> str:
-    return name if name.endswith(".") else name + "."
+def settings(inv: inv_mod.Inventory) -> NameSettings | None:
+    """The inventory's DNS settings; None when the name is not managed."""
+    return NameSettings.from_options(inv.cluster)
 
 
 class NameNotMoved(DrctlError):
@@ -78,84 +54,29 @@ class NameNotMoved(DrctlError):
                        "want": want, "site": site, "retry": RETRY}
 
 
-def lookup(s: NameSettings) -> tuple[list[str], int | None, str]:
-    """(addresses, TTL, error) the zone's server answers for the name now."""
-    import dns.exception
-    import dns.message
-    import dns.query
-    import dns.rcode
-    import dns.rdatatype
-
-    if not s.server:
-        return [], None, "no drctl_dns_server to ask"
-    query = dns.message.make_query(s.name, dns.rdatatype.A)
-    try:
-        answer = dns.query.udp(query, s.server, timeout=s.timeout_s)
-    except (dns.exception.DNSException, OSError) as exc:
-        return [], None, f"{s.server} did not answer: {exc or type(exc).__name__}"
-    if answer.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-        return [], None, f"{s.server} answered {dns.rcode.to_text(answer.rcode())}"
-    addresses: list[str] = []
-    ttl = None
-    for rrset in answer.answer:
-        if rrset.rdtype == dns.rdatatype.A:
-            addresses += sorted(r.address for r in rrset)
-            ttl = rrset.ttl
-    return addresses, ttl, ""
-
-
-def publish(s: NameSettings, address: str, secret: str | None) -> None:
-    """Point the name at ADDRESS (replacing every A record it has); RuntimeError saying why
-    not."""
-    if s.hook:
-        _run_hook(s, address)
+def check_secret(inv: inv_mod.Inventory) -> None:
+    """Before an operation changes anything: a managed name (RFC 2136) needs its TSIG
+    secret in the vault, as base64. DrctlError naming the field otherwise."""
+    s = settings(inv)
+    if s is None or s.hook:
         return
-    import dns.exception
-    import dns.name
-    import dns.query
-    import dns.rcode
-    import dns.tsig
-    import dns.tsigkeyring
-    import dns.update
+    import base64
+    import binascii
 
-    if not secret:
-        raise RuntimeError("the vault holds no vault_dns_tsig_secret (the TSIG key's secret)")
-    try:
-        keyring = dns.tsigkeyring.from_text({s.key_name: secret})
-    except (ValueError, dns.exception.DNSException) as exc:
-        raise RuntimeError(f"vault_dns_tsig_secret is not a base64 TSIG secret: {exc}") \
-            from exc
-    zone = dns.name.from_text(s.zone)
-    update = dns.update.UpdateMessage(zone, keyring=keyring,
-                                      keyalgorithm=dns.name.from_text(s.key_algorithm))
-    update.replace(dns.name.from_text(s.name).relativize(zone), s.ttl, "A", address)
-    try:
-        response = dns.query.tcp(update, s.server, timeout=s.timeout_s)
-    except dns.tsig.PeerError as exc:  # BADKEY, BADSIG, BADTIME: the server refused the key
-        raise RuntimeError(f"{s.server} refused the TSIG key {s.key_name!r}: "
-                           f"{type(exc).__name__}") from exc
-    except (dns.exception.DNSException, OSError) as exc:
-        raise RuntimeError(f"the update to {s.server} failed: "
-                           f"{exc or type(exc).__name__}") from exc
-    if response.rcode() != dns.rcode.NOERROR:
-        raise RuntimeError(f"{s.server} refused the update: "
-                           f"{dns.rcode.to_text(response.rcode())}")
+    from drctl import vault
 
-
-def _run_hook(s: NameSettings, address: str) -> None:
-    cmd = [*shlex.split(s.hook), s.name, address, str(s.ttl)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=s.timeout_s,
-                              check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(f"the hook {cmd[0]} gave no answer within {s.timeout_s:g} s") \
-            from exc
-    except OSError as exc:
-        raise RuntimeError(f"the hook {cmd[0]} cannot run: {exc}") from exc
-    if proc.returncode != 0:
-        said = (proc.stderr or proc.stdout).strip().splitlines()
-        raise RuntimeError(f"the hook {cmd[0]} exited {proc.returncode}"
-                           + (f": {said[-1][:200]}" if said else ""))
+    secret = vault.decrypt(inv.path).get("vault_dns_tsig_secret")
+    why = "" if secret else "the vault holds no vault_dns_tsig_secret"
+    if secret:
+        try:
+            base64.b64decode(str(secret), validate=True)
+        except (binascii.Error, ValueError):
+            why = "vault_dns_tsig_secret is not base64"
+    if why:
+        raise DrctlError(f"{why}: the service's name {s.name} could not be moved; nothing "
+                         "was changed", ExitCode.INVALID_INVENTORY,
+                         hint="put the TSIG key's secret (base64) in the vault as "
+                              "vault_dns_tsig_secret")
 
 
 def _answers(url: str, timeout: float) -> bool:
@@ -173,7 +94,7 @@ def _addresses(inv: inv_mod.Inventory) -> dict[str, str]:
 def view(inv: inv_mod.Inventory, report: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Status's `service`: the name, the server, where it points now and which site that
     is; and the problems the rules find with it. Not managed: {"managed": False}."""
-    s = NameSettings.from_inventory(inv)
+    s = settings(inv)
     if s is None:
         return {"managed": False, "name": None}, []
     resolved, ttl, error = lookup(s)
@@ -198,7 +119,7 @@ def follow(inv: inv_mod.Inventory, report: dict[str, Any],
     """Point the name at the serving site (as REPORT, a status gathered just now, shows it),
     once that site's application answers through its address. Returns what was done;
     NameNotMoved when the name could not be moved."""
-    s = NameSettings.from_inventory(inv)
+    s = settings(inv)
     if s is None:
         return {"managed": False}
     start = time.monotonic()

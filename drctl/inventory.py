@@ -275,6 +275,7 @@ def load(path: Path | str) -> Inventory:
     problems += _check_groups(inv, gvars)
     problems += _check_addresses(inv)
     problems += _check_app_vips(inv)
+    problems += _check_dns(inv)
     problems += _check_options(inv, gvars)
     if problems:
         raise InventoryError(path, problems)
@@ -345,6 +346,42 @@ def _check_addresses(inv: Inventory) -> list[str]:
                                 f"'{site}': each site needs its own")
             owners.setdefault(raw, site)
             problems += _check_vip(inv, raw, names, site if len(site_vips) > 1 else "")
+    return problems
+
+
+def _check_dns(inv: Inventory) -> list[str]:
+    """The service's name (drctl_dns_*): a zone that contains it, a server to update (or a
+    hook that stands in for it) and a key to sign the updates with."""
+    c = inv.cluster
+    name = str(c.get("drctl_dns_name") or "")
+    if not name:
+        return []
+    problems: list[str] = []
+    zone = str(c.get("drctl_dns_zone") or "")
+    fqdn = name.rstrip(".").lower()
+    if not zone:
+        problems.append("drctl_dns_name is set but drctl_dns_zone is not: name the zone that "
+                        "holds it")
+    elif not (fqdn == zone.rstrip(".").lower()
+              or fqdn.endswith("." + zone.rstrip(".").lower())):
+        problems.append(f"drctl_dns_zone '{zone}' does not contain drctl_dns_name '{name}'")
+    hook = str(c.get("drctl_dns_hook") or "")
+    server = str(c.get("drctl_dns_server") or "")
+    if not hook and not server:
+        problems.append("drctl_dns_name is set but neither drctl_dns_server (RFC 2136) nor "
+                        "drctl_dns_hook says how to move it")
+    if not hook and not str(c.get("drctl_dns_key_name") or ""):
+        problems.append("drctl_dns_key_name is empty: RFC 2136 updates are signed with a "
+                        "TSIG key (its secret: vault_dns_tsig_secret)")
+    if server:
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            problems.append(f"drctl_dns_server '{server}' is not an IP address (the server "
+                            "is asked by address: its own name may be what is down)")
+    if not any(e.get("app_vip") or len(e["hosts"]) == 1 for e in inv.app_sites.values()):
+        problems.append("drctl_dns_name is set but no site has one application address "
+                        "(drctl_app_vip, or a single app host) for it to point to")
     return problems
 
 

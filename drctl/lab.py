@@ -61,6 +61,17 @@ SITE_HOSTS: dict[str, tuple[tuple[str, int, str], ...]] = {
     ),
 }
 HOSTS = SITE_HOSTS["dc1"]
+# A lab of several sites also has a WAN side, outside both sites: the DNS server of the
+# service's name lives there, as a provider's would, so losing a site does not take the
+# name with it. Its network is reached through the WAN router like another site's.
+WAN_SIDE = "wan"
+WAN_HOSTS: tuple[tuple[str, int, str], ...] = (("dns1", 53, "dns"),)
+WAN_THIRD_OCTET_OFFSET = 32
+# The service's name in the lab's zone (.test is reserved for testing, RFC 2606) and its
+# TTL: short, so that a drill's client follows a moved name within seconds.
+LAB_ZONE = "lab.drctl.test."
+LAB_NAME = "app.lab.drctl.test."
+LAB_DNS_TTL = 5
 VIP_OCTET = 100
 APP_VIP_OCTET = 101  # each site's application VIP (drctl_app_vip)
 # The WAN router between the sites: a container of the lab image on both networks at
@@ -90,6 +101,7 @@ VAULT_SECRETS: dict[str, int] = {
     "vault_keepalived_auth_pass": 8,  # VRRP PASS authentication uses at most 8 characters
     "vault_demo_app_secret_key": 40,
     "vault_pg_repmgr_password": 32,
+    "vault_dns_tsig_secret": 44,  # base64 (44 characters of this alphabet decode)
 }
 
 # Timeouts the lab sets shorter than production, so that its tests do not wait out
@@ -145,8 +157,32 @@ def dc2_subnet() -> ipaddress.IPv4Network:
     return net
 
 
+def wan_subnet() -> ipaddress.IPv4Network:
+    """$DRCTL_LAB_WAN_SUBNET, else dc1's subnet with its third octet + 32."""
+    env = os.environ.get("DRCTL_LAB_WAN_SUBNET")
+    first = subnet()
+    try:
+        net = ipaddress.IPv4Network(env) if env else ipaddress.IPv4Network(
+            (int(first.network_address) + WAN_THIRD_OCTET_OFFSET * 256, first.prefixlen))
+    except ValueError as exc:
+        raise DrctlError(f"no subnet for the lab's WAN side ({exc})", ExitCode.USAGE,
+                         hint="set DRCTL_LAB_WAN_SUBNET, e.g. 172.29.85.0/24") from exc
+    if net.overlaps(first) or net.overlaps(dc2_subnet()):
+        raise DrctlError(f"the WAN side's subnet {net} overlaps a site's", ExitCode.USAGE,
+                         hint="set DRCTL_LAB_WAN_SUBNET to a subnet of its own")
+    return net
+
+
 def site_subnet(site: str) -> ipaddress.IPv4Network:
+    if site == WAN_SIDE:
+        return wan_subnet()
     return subnet() if site == "dc1" else dc2_subnet()
+
+
+def networks(count: int | None = None) -> list[str]:
+    """The lab's networks by site: its sites, and the WAN side when it has several."""
+    count = site_count() if count is None else count
+    return [*SITES[:count], *([WAN_SIDE] if count > 1 else [])]
 
 
 def site_network(site: str) -> str:
@@ -201,6 +237,10 @@ def lab_hosts(sites: int | None = None) -> list[LabHost]:
         net = site_subnet(site)
         hosts += [LabHost(n, str(net.network_address + o), g, site)
                   for n, o, g in SITE_HOSTS[site]]
+    if count > 1:
+        net = wan_subnet()
+        hosts += [LabHost(n, str(net.network_address + o), g, WAN_SIDE)
+                  for n, o, g in WAN_HOSTS]
     return hosts
 
 
@@ -235,7 +275,7 @@ def site_routes(site: str, sites: int | None = None) -> list[str]:
     if count < 2:
         return []
     return [f"{site_subnet(other)} via {router_address(site)}"
-            for other in SITES[:count] if other != site]
+            for other in networks(count) if other != site]
 
 
 def _run(cmd: list[str], *, check: bool = True, input: str | None = None,
@@ -468,7 +508,7 @@ def ensure_router(tag: str, fresh: bool, say: Say) -> str:
         return "started"
     _run_router(tag)
     say(f"{ROUTER}: router created at "
-        + ", ".join(router_address(s) for s in SITES[:site_count()]))
+        + ", ".join(router_address(s) for s in networks()))
     return "created"
 
 
@@ -478,7 +518,7 @@ def _router_attached(name: str) -> bool:
     if proc.returncode != 0:
         return False
     nets = json.loads(proc.stdout)[0].get("NetworkSettings", {}).get("Networks") or {}
-    for site in SITES[:site_count()]:
+    for site in networks():
         cfg = nets.get(site_network(site)) or {}
         want = router_address(site)
         have = {cfg.get("IPAddress"), (cfg.get("IPAMConfig") or {}).get("IPv4Address")}
@@ -497,7 +537,7 @@ def _run_router(image: str) -> None:
            "--network", site_network("dc1"), "--ip", router_address("dc1"),
            "--label", f"{LABEL}={NETWORK}", *names, *ROUTER_RUN_ARGS,
            "--entrypoint", "/bin/sleep", image, "infinity")
-    for site in SITES[1:site_count()]:
+    for site in networks()[1:]:
         docker("network", "connect", "--ip", router_address(site), site_network(site), name)
     docker("start", name)
 
@@ -580,15 +620,17 @@ def _remove_sites_beyond(count: int, say: Say) -> bool:
     router when one site is left (a lab brought up again with fewer sites); True if
     anything was there."""
     names = [PREFIX + n for site in SITES[count:] for n, _o, _g in SITE_HOSTS[site]]
-    names += [router_container()] if count < 2 else []
+    names += [router_container()] + [PREFIX + n for n, _o, _g in WAN_HOSTS] \
+        if count < 2 else []
     there = [n for n in names if _container_state(n) is not None]
     if there:
         docker("rm", "-f", *there)
-    networks = [site_network(site) for site in SITES[count:]
-                if _remove_network(site_network(site))]
-    if there or networks:
-        say(f"removed {', '.join(there + networks)} (the lab has {count} site(s) now)")
-    return bool(there or networks)
+    gone = [site_network(site) for site in
+            [*SITES[count:], *([WAN_SIDE] if count < 2 else [])]
+            if _remove_network(site_network(site))]
+    if there or gone:
+        say(f"removed {', '.join(there + gone)} (the lab has {count} site(s) now)")
+    return bool(there or gone)
 
 
 def _require_wan() -> str:
@@ -644,7 +686,7 @@ def wan_status() -> dict:
 def _wan_report(name: str, changed: bool) -> dict:
     return {"wan": "cut" if _wan_rules(name) else "up", "changed": changed, "router": name,
             "sites": {s: {"subnet": str(site_subnet(s)), "router": router_address(s)}
-                      for s in SITES[:site_count()]}}
+                      for s in networks()}}
 
 
 # A container started from a snapshot has its data in the image's lower layer, where
@@ -762,7 +804,7 @@ def render_inventory(hosts: list[LabHost], key: Path) -> dict[str, str]:
     groups: dict[str, dict] = {}
     for h in hosts:
         hostvars: dict[str, str] = {"ansible_host": h.address}
-        if several:
+        if several and h.site != WAN_SIDE:  # the WAN side is no site
             hostvars["drctl_location"] = h.site
         groups.setdefault(h.group, {"hosts": {}})["hosts"][h.name] = hostvars
     site_vars: dict[str, str] = {}
@@ -789,6 +831,9 @@ def render_inventory(hosts: list[LabHost], key: Path) -> dict[str, str]:
         "drctl_vip_interface": "eth0",
         "drctl_app_networks": [str(site_subnet(site)) for site in sites],
         "drctl_isolation_check_address": str(subnet().network_address + 1),
+        **({"drctl_dns_name": LAB_NAME, "drctl_dns_zone": LAB_ZONE,
+            "drctl_dns_server": next(h.address for h in hosts if h.group == "dns"),
+            "drctl_dns_ttl": LAB_DNS_TTL} if any(h.group == "dns" for h in hosts) else {}),
         # the lab's CA lives with the lab's other state (created by the first provision)
         "drctl_tls_ca_dir": str(state_dir() / "ca" / "lab"),
         "ansible_user": "ansible",
@@ -846,7 +891,7 @@ def up(say: Say, fresh: bool = False, sites: int | None = None) -> UpResult:
     had = site_count()
     _record_sites(count)  # from here on lab_hosts() and every other verb see COUNT sites
     removed = _remove_sites_beyond(count, say)
-    for site in SITES[:count]:
+    for site in networks(count):
         ensure_network(say, site)
     hosts = lab_hosts()
     key = ensure_ssh_key()
@@ -894,7 +939,7 @@ def down(say: Say, purge_image: bool = False) -> dict:
     if shutil.which("docker") and _engine_answers():
         removed = remove_containers(say)  # the WAN router too: it bears the lab's label
         drop_snapshots(say)  # after the containers: their images can go too
-        networks = [site_network(s) for s in reversed(SITES)
+        networks = [site_network(s) for s in reversed([*SITES, WAN_SIDE])
                     if _remove_network(site_network(s))]
         if purge_image:
             docker("rmi", "-f", image_tag(), check=False)
@@ -940,7 +985,7 @@ def status() -> list[dict]:
         state = _container_state(router_container()) if engine else None
         running = state is not None and state[0] == "running"
         rows.append({"host": ROUTER,
-                     "address": ",".join(router_address(s) for s in SITES[:count]),
+                     "address": ",".join(router_address(s) for s in networks(count)),
                      "group": "router", "site": "wan",
                      "container": state[0] if state else "absent", "ssh": None,
                      "wan": ("cut" if _wan_rules(router_container()) else "up")
@@ -1106,7 +1151,7 @@ def restore(name: str, say: Say, partial: bool = False) -> dict:
         raise DrctlError(f"snapshot {name!r} was taken from an older lab image",
                          ExitCode.ENVIRONMENT, hint="take it again after drctl lab up")
     count = site_count()
-    for site in SITES[:count]:
+    for site in networks(count):
         ensure_network(say, site)
     hosts = [h for h in lab_hosts() if h.name in snap["hosts"]]
     bare = [h for h in lab_hosts() if h.name not in snap["hosts"]]

@@ -438,8 +438,8 @@ def collect(inventory: Path | inv_mod.Inventory,
     }
     if files:  # where the service's name points: drctl status asks, a failover does not
         report["service"], n_problems = dns.view(inv, report)
-        report["problems"] += n_problems
-        report["healthy"] = not report["problems"]
+        problems += n_problems  # the same list the report holds
+        report["healthy"] = not problems
         report["duration_s"] = round(time.monotonic() - start, 3)
     return report
 

@@ -19,7 +19,7 @@ def publish(inventory: Path) -> dict[str, Any]:
     """Under the cluster's lock: gather the cluster's state now and point the name at the
     site that serves; the journal records it."""
     inv = inv_mod.load(inventory)
-    if dns.NameSettings.from_inventory(inv) is None:
+    if dns.settings(inv) is None:
         raise DrctlError("the service's name is not managed: the inventory sets no "
                          "drctl_dns_name", ExitCode.USAGE,
                          hint="set drctl_dns_name and its zone, server and key (README: "

@@ -175,6 +175,7 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, ui: Interaction, *, questi
     if plan.nothing_to_do:
         return {"operation": plan.operation, "result": "nothing-to-do",
                 "detail": plan.nothing_to_do, "status": status_mod.collect(inventory)}
+    dns.check_secret(inventory)  # the name's key, before anything changes
     ui.confirm(question)
     if act is None:  # the playbook reads the vault: a bad one is named before the lock
         vault.decrypt(inventory.path)
@@ -238,7 +239,7 @@ def _follow_name(inventory: inv_mod.Inventory, status: dict[str, Any], journal: 
     """Point the service's name at the serving site (a step of its own, journaled), after
     the operation proved the database there. A failure here leaves the database where it
     moved: it is returned, for the caller to report after everything else."""
-    if dns.NameSettings.from_inventory(inventory) is None:
+    if dns.settings(inventory) is None:
         return None, None
     try:
         done = dns.follow(inventory, status,

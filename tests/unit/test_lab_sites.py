@@ -50,8 +50,13 @@ def test_two_sites_add_pg3_backup2_and_app2_in_dc2():
     assert _rows(lab.lab_hosts()) == [*[(*row, "dc1") for row in DC1],
                                       ("pg3", "172.29.69.11", "pg_standby", "dc2"),
                                       ("backup2", "172.29.69.13", "backup", "dc2"),
-                                      ("app2", "172.29.69.14", "app", "dc2")]
+                                      ("app2", "172.29.69.14", "app", "dc2"),
+                                      ("dns1", "172.29.85.53", "dns", "wan")]
     assert lab.site_network("dc2") == lab.NETWORK + "-dc2"
+    # the WAN side (the DNS server of the service's name) is on a network of its own
+    assert lab.site_network("wan") == lab.NETWORK + "-wan"
+    assert lab.router_address("wan") == "172.29.85.254"
+    assert lab.networks() == ["dc1", "dc2", "wan"] and lab.networks(1) == ["dc1"]
     assert lab.site_vip("dc2") == "172.29.69.100/24"
     assert lab.router_container() == lab.PREFIX + "wan"
     assert lab.router_address("dc1") == "172.29.53.254"
@@ -111,9 +116,10 @@ def test_dc2_subnet_from_the_environment(monkeypatch):
     monkeypatch.setenv("DRCTL_LAB_DC2_SUBNET", "172.30.9.0/24")
     assert str(lab.dc2_subnet()) == "172.30.9.0/24"
     _record(2)
-    assert [h.address for h in lab.lab_hosts()[-3:]] == ["172.30.9.11", "172.30.9.13",
-                                                          "172.30.9.14"]
-    assert lab.site_routes("dc1") == ["172.30.9.0/24 via 172.29.53.254"]
+    assert [h.address for h in lab.lab_hosts()[-4:-1]] == ["172.30.9.11", "172.30.9.13",
+                                                            "172.30.9.14"]
+    assert lab.site_routes("dc1") == ["172.30.9.0/24 via 172.29.53.254",
+                                      "172.29.85.0/24 via 172.29.53.254"]
 
 
 @pytest.mark.parametrize("value", ["172.29.53.128/25", "172.29.0.0/16", "not-a-subnet",
@@ -206,8 +212,14 @@ def test_two_site_inventory(tmp_path):
     assert set(files) == {"hosts.yml", "group_vars/all/main.yml", "group_vars/dc2/main.yml"}
     # the cluster-wide options describe dc1, the home site, as with one site, except that
     # the applications of both sites may reach the primary wherever it is
+    # the applications of both sites may reach the primary wherever it is, and the
+    # service's name is on the DNS server of the WAN side
     assert files["group_vars/all/main.yml"] == one["group_vars/all/main.yml"].replace(
-        "- 172.29.53.0/24\n", "- 172.29.53.0/24\n- 172.29.69.0/24\n")
+        "- 172.29.53.0/24\n", "- 172.29.53.0/24\n- 172.29.69.0/24\n").replace(
+        "drctl_isolation_check_address: 172.29.53.1\n",
+        "drctl_isolation_check_address: 172.29.53.1\ndrctl_dns_name: app.lab.drctl.test.\n"
+        "drctl_dns_zone: lab.drctl.test.\ndrctl_dns_server: 172.29.85.53\n"
+        "drctl_dns_ttl: 5\n")
     inv = yaml.safe_load(files["hosts.yml"])
     assert inv == {"all": {"children": {
         "pg_primary": {"hosts": {"pg1": {"ansible_host": "172.29.53.11",
@@ -224,6 +236,7 @@ def test_two_site_inventory(tmp_path):
                           "app3": {"ansible_host": "172.29.53.15", "drctl_location": "dc1"},
                           "app2": {"ansible_host": "172.29.69.14", "drctl_location": "dc2"}}},
         "dc2": {"hosts": {"pg3": {}, "backup2": {}, "app2": {}}},
+        "dns": {"hosts": {"dns1": {"ansible_host": "172.29.85.53"}}},
     }}}
     assert files["hosts.yml"].startswith(one["hosts.yml"].split("all:")[0])
     assert yaml.safe_load(files["group_vars/dc2/main.yml"]) == {
@@ -237,8 +250,13 @@ def test_two_site_inventory(tmp_path):
 # ---------------------------------------------------------------- routes
 
 def test_each_site_routes_the_other_through_the_router():
-    assert lab.site_routes("dc1", 2) == ["172.29.69.0/24 via 172.29.53.254"]
-    assert lab.site_routes("dc2", 2) == ["172.29.53.0/24 via 172.29.69.254"]
+    assert lab.site_routes("dc1", 2) == ["172.29.69.0/24 via 172.29.53.254",
+                                         "172.29.85.0/24 via 172.29.53.254"]
+    assert lab.site_routes("dc2", 2) == ["172.29.53.0/24 via 172.29.69.254",
+                                         "172.29.85.0/24 via 172.29.69.254"]
+    # the DNS server on the WAN side reaches both sites through the router
+    assert lab.site_routes("wan", 2) == ["172.29.53.0/24 via 172.29.85.254",
+                                         "172.29.69.0/24 via 172.29.85.254"]
     assert lab.site_routes("dc1", 1) == lab.site_routes("dc2", 1) == []
 
 
@@ -246,12 +264,14 @@ def test_routes_of_a_dc1_and_a_dc2_container(monkeypatch):
     _record(2)
     calls = _fake_docker(monkeypatch)
     by_name = {h.name: h for h in lab.lab_hosts()}
-    assert lab.install_routes(by_name["pg1"]) == ["172.29.69.0/24 via 172.29.53.254"]
-    assert lab.install_routes(by_name["pg3"]) == ["172.29.53.0/24 via 172.29.69.254"]
+    assert lab.install_routes(by_name["pg1"])[0] == "172.29.69.0/24 via 172.29.53.254"
+    assert lab.install_routes(by_name["pg3"])[0] == "172.29.53.0/24 via 172.29.69.254"
     assert [c[:5] for c in calls] == [("exec", lab.PREFIX + "pg1", "sh", "-c", calls[0][4]),
                                       ("exec", lab.PREFIX + "pg3", "sh", "-c", calls[1][4])]
-    assert "\n172.29.69.0/24 via 172.29.53.254\nDRCTL_EOF\n" in calls[0][4]
-    assert "\n172.29.53.0/24 via 172.29.69.254\nDRCTL_EOF\n" in calls[1][4]
+    assert "\n172.29.69.0/24 via 172.29.53.254\n172.29.85.0/24 via 172.29.53.254\n" \
+        "DRCTL_EOF\n" in calls[0][4]
+    assert "\n172.29.53.0/24 via 172.29.69.254\n172.29.85.0/24 via 172.29.69.254\n" \
+        "DRCTL_EOF\n" in calls[1][4]
 
 
 def test_one_site_installs_no_routes(monkeypatch):
@@ -310,7 +330,7 @@ def test_a_dc2_host_runs_on_dc2s_network_and_resolves_every_other_host(monkeypat
     assert args[args.index("--ip") + 1] == "172.29.69.11"
     assert sorted(a for a in args if a.startswith("--add-host")) == sorted(
         [*(f"--add-host={n}:{a}" for n, a, _ in DC1), "--add-host=backup2:172.29.69.13",
-         "--add-host=app2:172.29.69.14"])
+         "--add-host=app2:172.29.69.14", "--add-host=dns1:172.29.85.53"])
 
 
 def test_a_dc1_host_of_one_site_runs_as_before(monkeypatch):
@@ -339,7 +359,7 @@ def test_a_container_that_does_not_resolve_a_new_host_is_made_again(monkeypatch)
     assert "pg3" in said[0]
     # with every name there, it is reused
     old["HostConfig"]["ExtraHosts"] += ["pg3:172.29.69.11", "backup2:172.29.69.13",
-                                        "app2:172.29.69.14"]
+                                        "app2:172.29.69.14", "dns1:172.29.85.53"]
     calls.clear()
     assert lab.ensure_container(pg1, "tag", False, said.append) == "reused"
     assert calls == []
@@ -349,13 +369,15 @@ def test_the_router_sits_on_both_networks_and_forwards(monkeypatch):
     _record(2)
     calls = _fake_docker(monkeypatch)
     lab._run_router("img")
-    create, connect, start = calls
+    create, connect, connect_wan, start = calls
     assert create[0] == "create" and create[create.index("--name") + 1] == lab.router_container()
     assert create[create.index("--network") + 1] == lab.NETWORK
     assert create[create.index("--ip") + 1] == "172.29.53.254"
     assert "net.ipv4.ip_forward=1" in create and "NET_ADMIN" in create
     assert connect == ("network", "connect", "--ip", "172.29.69.254", lab.NETWORK + "-dc2",
                        lab.router_container())
+    assert connect_wan == ("network", "connect", "--ip", "172.29.85.254", lab.NETWORK + "-wan",
+                           lab.router_container())
     assert start == ("start", lab.router_container())
 
 
@@ -411,7 +433,8 @@ def test_wan_cut_is_one_silent_drop_rule_however_often_it_is_asked(monkeypatch):
     assert lab.wan_restore()["changed"] is False
     assert lab.wan_status()["sites"] == {
         "dc1": {"subnet": "172.29.53.0/24", "router": "172.29.53.254"},
-        "dc2": {"subnet": "172.29.69.0/24", "router": "172.29.69.254"}}
+        "dc2": {"subnet": "172.29.69.0/24", "router": "172.29.69.254"},
+        "wan": {"subnet": "172.29.85.0/24", "router": "172.29.85.254"}}
 
 
 def test_the_wan_needs_its_router_running(monkeypatch):
@@ -468,10 +491,10 @@ def test_a_partial_restore_makes_the_hosts_it_does_not_hold_bare(monkeypatch, tm
                         lambda h, image, copy_up=(): started.append((h.name, image)))
     result = lab.restore("provisioned", lambda m: None, partial=True)
     assert result["hosts"] == [n for n, *_ in DC1]
-    assert result["bare"] == ["pg3", "backup2", "app2"]
+    assert result["bare"] == ["pg3", "backup2", "app2", "dns1"]
     removed = [c[2] for c in calls if c[:2] == ("rm", "-f")]
-    assert {lab.PREFIX + n for n in ("pg3", "backup2", "app2")} <= set(removed)
-    assert started[-3:] == [("pg3", "drctl-lab:tag"), ("backup2", "drctl-lab:tag"),
-                            ("app2", "drctl-lab:tag")]
-    assert all(image != "drctl-lab:tag" for _, image in started[:-3])
-    assert set(routed) == {n for n, *_ in DC1} | {"pg3", "backup2", "app2"}
+    assert {lab.PREFIX + n for n in ("pg3", "backup2", "app2", "dns1")} <= set(removed)
+    assert started[-4:] == [("pg3", "drctl-lab:tag"), ("backup2", "drctl-lab:tag"),
+                            ("app2", "drctl-lab:tag"), ("dns1", "drctl-lab:tag")]
+    assert all(image != "drctl-lab:tag" for _, image in started[:-4])
+    assert set(routed) == {n for n, *_ in DC1} | {"pg3", "backup2", "app2", "dns1"}
