@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from drctl import dnsupdate
 from drctl import inventory as inv_mod
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
@@ -346,7 +347,7 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
         out_dir: Path | None, say) -> dict[str, Any]:
     from drctl import status as st_mod
     from drctl.paths import state_dir
-    from drctl.workload import AppProbe, SqlWriter
+    from drctl.workload import AppProbe, NameResolver, SqlWriter
 
     inv = inv_mod.load(inventory)
     lab = inv.path.resolve().parent.name == "lab" and inv.path.resolve().parent.parent.name \
@@ -370,7 +371,13 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
     connect = _connector(inv)
     writer = SqlWriter(connect, rate=rate)
     writer.prepare()
-    probe = AppProbe(start_url, rate=app_rate) if start_url else None
+    # where the service's name is managed, users know only it: they resolve it through its
+    # DNS server (keeping each answer for its TTL) and follow it wherever drctl points it
+    name = dnsupdate.NameSettings.from_options(inv.cluster)
+    resolver = NameResolver(lambda: dnsupdate.lookup(name)) if name and name.server else None
+    if resolver and name and start_url:
+        start_url = f"http://{name.name.rstrip('.')}:{start_url.rsplit(':', 1)[1]}"
+    probe = AppProbe(start_url, rate=app_rate, resolver=resolver) if start_url else None
     cut: float | None = None
     t0 = time.monotonic()
     started_at = datetime.now(UTC)
@@ -447,7 +454,7 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
             mark(f"site {sites['from']} loses power: {', '.join(targets)}")
             op(["failover", "--site", sites["to"], "--allow-data-loss"])
             remote_url = service_url(inv, sites["to"])
-            if probe and remote_url:
+            if probe and remote_url and not resolver:
                 probe.move(remote_url)
                 mark(f"the app's users move to {remote_url} (the DNS step the plan names)")
             if scenario == "site-failback-cycle":
@@ -459,7 +466,7 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
                 for host in [primary, *(n for n in sites["lost_nodes"] if n != primary)]:
                     op(["failback", "--node", host])
                 op(["switchover", "--to", primary])
-                if probe and start_url:
+                if probe and start_url and not resolver:
                     probe.move(start_url)
                     mark(f"the app's users move back to {start_url}")
         elif scenario == "app-host-loss" and holder and start_url:
@@ -488,6 +495,9 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
         if probe:
             probe.stop()
     total = time.monotonic() - t0
+    for move in resolver.moves[1:] if resolver else []:  # the first is the name's start
+        events.append({"t": round(move["t"] - t0, 3),
+                       "label": f"the name resolves to {move['address'] or 'nothing'}"})
     after = st_mod.collect(inv)
     lost = writer.missing(connect)
     acked_times = [t - t0 for t, _ in writer.acked]
@@ -534,6 +544,11 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
                 "write_outage_s": round(_gaps(acked_times), 3), "lost": len(lost),
                 "lost_ids": lost[:100]},
         "app": {"url": probe.bases[0] if probe else None,
+                "name_moves": [{"t": round(m["t"] - t0, 3), "address": m["address"]}
+                               for m in resolver.moves] if resolver else [],
+                # the addresses that answered a request well
+                "served_by": sorted({str(r["address"]) for r in app_results
+                                     if r.get("address") and r["ok"]}),
                 "urls": probe.bases if probe else [], "rate": app_rate,
                 "requests": len(app_results), "failed": len(failed),
                 "error_window_s": round(failed[-1]["t"] - failed[0]["t"], 3) if failed else 0.0,

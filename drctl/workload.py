@@ -12,6 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 
@@ -78,10 +79,39 @@ _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 _KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
 
 
-class AppProbe:
-    """Registers a new unique user and logs in, at a steady rate, through the app."""
+class NameResolver:
+    """The service's name as a client resolves it: asked of its DNS server, each answer
+    kept for its TTL. Every change of address is recorded (t, address), for the report."""
 
-    def __init__(self, base_url: str, rate: float = 2.0, timeout: float = 10.0):
+    def __init__(self, lookup: Callable[[], tuple[list[str], int | None, str]]):
+        self._lookup = lookup
+        self._address: str | None = None
+        self._until = 0.0
+        self.moves: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def address(self) -> str | None:
+        with self._lock:
+            now = time.monotonic()
+            if now >= self._until:
+                found, ttl, _error = self._lookup()
+                address = found[0] if found else None
+                self._until = now + (ttl if ttl is not None else 1)
+                if address != self._address:
+                    self.moves.append({"t": now, "address": address})
+                self._address = address
+            return self._address
+
+
+class AppProbe:
+    """Registers a new unique user and logs in, at a steady rate, through the app. With a
+    RESOLVER, BASE_URL's host is the service's name and each request goes to the address it
+    resolves to then (no knowledge of the topology); results record that address."""
+
+    def __init__(self, base_url: str, rate: float = 2.0, timeout: float = 10.0,
+                 resolver: NameResolver | None = None):
+        self.resolver = resolver
+        self._last_url: str | None = None
         self.base = base_url.rstrip("/")
         self.bases = [self.base]  # every address it used, in order (see move)
         self.interval = 1.0 / rate if rate > 0 else 1.0
@@ -109,10 +139,24 @@ class AppProbe:
         return urllib.request.build_opener(
             urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
 
+    def _url(self, path: str) -> str | None:
+        if self.resolver is None:
+            return self.base + path
+        address = self.resolver.address()
+        if address is None:
+            return None
+        parts = urllib.parse.urlsplit(self.base)
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{address}{port}{path}"
+
     def _call(self, opener, path: str, form: dict[str, str] | None = None) -> tuple[int, str]:
         data = urllib.parse.urlencode(form).encode() if form is not None else None
+        url = self._url(path)
+        self._last_url = url
+        if url is None:
+            return 0, "the service's name does not resolve"
         try:
-            with opener.open(self.base + path, data=data, timeout=self.timeout) as resp:
+            with opener.open(url, data=data, timeout=self.timeout) as resp:
                 return resp.status, resp.read().decode(errors="replace")
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode(errors="replace")
@@ -120,8 +164,10 @@ class AppProbe:
             return 0, str(exc)
 
     def _record(self, t0: float, action: str, status: int, ok: bool, user: str) -> None:
+        address = urllib.parse.urlsplit(self._last_url or "").hostname
         self.results.append({"t": t0, "action": action, "status": status, "ok": ok,
-                             "ms": round((time.monotonic() - t0) * 1000, 1), "user": user})
+                             "ms": round((time.monotonic() - t0) * 1000, 1), "user": user,
+                             "address": address})
 
     def cycle(self) -> None:
         """One user: GET the form, register, log out, log in again."""

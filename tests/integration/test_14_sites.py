@@ -1,7 +1,10 @@
-"""Two sites: dc1 (pg1, pg2, backup1, app1) and dc2 (pg3, backup2, app2) on their own
-networks, joined by a routed WAN link that the lab cuts and restores (`drctl lab wan
-cut|restore`). backup1 holds pgBackRest's repo1, backup2 repo2."""
+"""Two sites: dc1 (pg1, pg2, backup1, app1 and app3 behind dc1's application VIP) and dc2
+(pg3, backup2, app2) on their own networks, joined by a routed WAN link that the lab cuts
+and restores (`drctl lab wan cut|restore`), with the DNS server of the service's name
+(dns1) on the WAN side. backup1 holds pgBackRest's repo1, backup2 repo2."""
 
+import base64
+import contextlib
 import hashlib
 import http.cookiejar
 import re
@@ -51,16 +54,42 @@ def write_marker(table: str, vip: str | None = None) -> int:
     return marker
 
 
+DC1_HOSTS = ("pg1", "pg2", "backup1", "app1", "app3")
+
+
+def app_vip(site: str) -> str:
+    """SITE's application VIP (dc1's in group_vars/all, dc2's in its group)."""
+    path = INVENTORY.parent / "group_vars" / ("all" if site == "dc1" else site) / "main.yml"
+    return yaml.safe_load(path.read_text())["drctl_app_vip"].split("/")[0]
+
+
+def where(host: str) -> str:
+    """An app host's address, or for 'dc1'/'dc2' that site's application VIP."""
+    return app_vip(host) if host in ("dc1", "dc2") else lab_address(host)
+
+
+def name_points_to() -> list[str]:
+    """Where the service's name points now, as its DNS server answers."""
+    from drctl import dnsupdate
+
+    main = yaml.safe_load((INVENTORY.parent / "group_vars" / "all" / "main.yml").read_text())
+    settings = dnsupdate.NameSettings.from_options(main)
+    assert settings is not None, "the two-site lab manages the service's name"
+    found, _ttl, error = dnsupdate.lookup(settings)
+    assert not error, error
+    return found
+
+
 def app(host: str) -> AppProbe:
-    """A browser-like client of the demo application on HOST."""
-    return AppProbe(f"http://{lab_address(host)}:8080")
+    """A browser-like client of the demo application on HOST (or a site's VIP)."""
+    return AppProbe(f"http://{where(host)}:8080")
 
 
 class Browser:
     """A logged-in user of one site's application (cookies, CSRF), for the pictures."""
 
     def __init__(self, host: str, user: str, password: str):
-        self.base = f"http://{lab_address(host)}:8080"
+        self.base = f"http://{where(host)}:8080"
         self.opener = urllib.request.build_opener(
             urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         status, body = self.call("/login")
@@ -253,17 +282,56 @@ def test_a_standby_that_cannot_follow_the_new_primary_fails_the_failover_by_name
     assert any(p.startswith("pg3 is not streaming") for p in report["status"]["problems"])
 
 
+@contextlib.contextmanager
+def tsig_secret(secret: str):
+    """The lab vault's TSIG secret replaced by SECRET (the DNS server keeps the real one),
+    put back afterwards."""
+    vault_file = INVENTORY.parent / "group_vars" / "all" / "vault.yml"
+    lib = labmod._vault_lib((labmod.lab_dir() / "vault-pass").read_text().strip())
+    original = vault_file.read_bytes()
+    values = yaml.safe_load(lib.decrypt(original))
+    values["vault_dns_tsig_secret"] = secret
+    vault_file.write_bytes(lib.encrypt(("---\n" + yaml.safe_dump(values)).encode()))
+    try:
+        yield
+    finally:
+        vault_file.write_bytes(original)
+
+
 def test_a_planned_switchover_to_the_remote_site_and_back_loses_nothing():
     """The primary moves to dc2 (a site maintenance, a real DR test) and back: dc1's nodes
-    follow pg3 without a re-clone, writes go through dc2's VIP meanwhile, the plan says
-    clients must move, and every row is everywhere at the end."""
+    follow pg3 without a re-clone, writes go through dc2's VIP meanwhile, and every row is
+    everywhere at the end. The first move is made with a wrong TSIG key: the database moves,
+    the name does not, and drctl says so (exit 12, where the name points, the retry); once
+    the key is right, `drctl dns publish` moves it; the way back moves it home itself."""
     before = write_marker("site_marks")
     code, plan = drctl_json("switchover", "--to", "pg3", "--plan")
     assert code == 0 and any(n.startswith("the primary moves from site dc1 to site dc2: "
                                           f"clients must reach dc2's VIP ({dc2_vip()})")
                              for n in plan["notes"]), plan
-    code, report = drctl_json("switchover", "--to", "pg3", "--yes", timeout=600)
-    assert code == ExitCode.OK, report
+    wrong = base64.b64encode(b"not the key the DNS server holds!").decode()
+    with tsig_secret(wrong):
+        code, report = drctl_json("switchover", "--to", "pg3", "--yes", timeout=600)
+        assert code == ExitCode.NAME_NOT_MOVED, report
+        said = report["_stderr"]
+        assert "was NOT moved: the DNS update failed" in said, said
+        assert "refused the TSIG key" in said and "drctl dns publish" in said
+        assert f"still points to {app_vip('dc1')}" in said
+        name = report["service_name"]
+        assert (name["moved"], name["step"], name["points_to"], name["want"]) == (
+            False, "the DNS update", [app_vip("dc1")], app_vip("dc2")), name
+        # the database moved all the same: pg3 is the primary
+        assert report["status"]["primary"] == "pg3", report["status"]
+        assert any(e["step"] == "name-not-moved" for e in report["journal"])
+        assert name_points_to() == [app_vip("dc1")]
+        code, st = drctl_json("status")
+        assert code == ExitCode.UNHEALTHY and st["service"]["site"] == "dc1"
+        assert any(f"not to {app_vip('dc2')}, the address of the serving site dc2" in p
+                   for p in st["problems"]), st["problems"]
+    code, published = drctl_json("dns", "publish")
+    assert code == ExitCode.OK, published
+    assert published["service_name"]["address"] == app_vip("dc2")
+    assert name_points_to() == [app_vip("dc2")]
     st = report["status"]
     assert st["primary"] == "pg3" and st["vip_holders"] == ["pg3"], st
     assert st["sites"]["dc2"]["vip_holders"] == ["pg3"] and st["sites"]["dc1"]["vip_holders"] == []
@@ -276,6 +344,8 @@ def test_a_planned_switchover_to_the_remote_site_and_back_loses_nothing():
     code, report = drctl_json("switchover", "--to", "pg1", "--yes", timeout=600)
     assert code == ExitCode.OK, report
     assert report["status"]["primary"] == "pg1" and report["status"]["vip_holders"] == ["pg1"]
+    assert report["service_name"]["address"] == app_vip("dc1")
+    assert name_points_to() == [app_vip("dc1")]
     healthy_with("pg1", timeout=90)
     for marker in (before, remote):
         for host in ("pg1", "pg2", "pg3"):
@@ -290,25 +360,29 @@ def test_site_failover_when_dc1_is_gone_then_dc1_fails_back_and_the_primary_come
     pg1 fences itself, failback rejoins both of dc1's nodes as standbys of pg3, and a
     switchover brings the primary home; every row that reached pg3 is everywhere."""
     kept = write_marker("site_marks")
+    assert name_points_to() == [app_vip("dc1")], "provision published the name for dc1"
     user, password = f"site_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    assert app("app1").register(user, password), "a user registers at dc1's app"
+    assert app("dc1").register(user, password), "a user registers at dc1's app"
     wait_for("the row on pg3", lambda: has_row("pg3", "site_marks", kept), timeout=30)
     wait_for(f"{user} on pg3", lambda: psql("pg3", f"select count(*) from app.users where "
                                                    f"username = '{user}'", db="app") == "1",
              timeout=30)
-    # the user's picture, a file on app1's disk, reaches dc2 by the timer's copy
+    # the user's picture, a file on the disk of the app host that holds dc1's application
+    # VIP, reaches dc2 by the timer's copy
     picture = png(user)
-    Browser("app1", user, password).upload(picture)
+    Browser("dc1", user, password).upload(picture)
     digest = hashlib.sha256(picture).hexdigest()
-    wait_for("app1's copy of the picture at app2 and backup1", lambda: copy_on(
+    wait_for("the serving app host's copy of the picture at app2 and backup1", lambda: copy_on(
         "app2", user) == digest and sh("backup1", f"sha256sum /var/lib/drctl-app-files/"
                                                   f"{user}.picture", check=False).startswith(
         digest), timeout=60, interval=1)
     code, st = drctl_json("status")
     copies = {f["host"]: f for f in st["files"]}
-    assert copies["app1"]["sender"] and copies["app2"]["copied_from"] == "app1", copies
+    holder = next(v["holders"][0] for v in st["app_vips"] if v["site"] == "dc1")
+    assert copies[holder]["sender"] and copies["app2"]["copied_from"] == holder, copies
+    assert [h for h, f in copies.items() if f["sender"]] == [holder], "one sender"
     assert copies["app2"]["age_s"] < 60 and copies["backup1"]["age_s"] < 60, copies
-    power_off("pg1", "pg2", "backup1", "app1")
+    power_off(*DC1_HOSTS)
     try:
         code, refused = drctl_json("failover", "--site", "dc2", "--yes", timeout=600)
         assert code == ExitCode.REFUSED, refused
@@ -322,10 +396,16 @@ def test_site_failover_when_dc1_is_gone_then_dc1_fails_back_and_the_primary_come
         assert st["primary"] == "pg3" and st["vip_holders"] == ["pg3"], st
         assert st["sites"]["dc2"]["vip_holders"] == ["pg3"]
         assert report["data_loss"]["accepted"] and report["data_loss"]["verdict"] == "unknown"
+        # the service's name moved to dc2's application, a step of its own in the journal
+        assert report["service_name"]["moved"] is True, report["service_name"]
+        assert report["service_name"]["address"] == app_vip("dc2")
+        assert any(e["step"] == "name-moved" for e in report["journal"])
+        assert name_points_to() == [app_vip("dc2")]
         remote = write_marker("site_marks", dc2_vip())
         assert has_row("pg3", "site_marks", remote) and has_row("pg3", "site_marks", kept)
-        # dc2's application serves: the user from before the loss logs in, a new one joins
-        at_dc2 = app("app2")
+        # dc2's application serves through the name: the user from before the loss logs
+        # in, a new one joins
+        at_dc2 = AppProbe(f"http://{name_points_to()[0]}:8080")
         assert at_dc2.login(user, password), at_dc2.results
         newcomer, newcomer_password = f"dc2_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
         assert at_dc2.register(newcomer, newcomer_password), at_dc2.results
@@ -334,7 +414,7 @@ def test_site_failover_when_dc1_is_gone_then_dc1_fails_back_and_the_primary_come
         later = png(newcomer)
         Browser("app2", newcomer, newcomer_password).upload(later)
     finally:
-        for host in ("pg1", "pg2", "backup1", "app1"):
+        for host in DC1_HOSTS:
             power_on(host)
     wait_for("pg1 to fence itself (pg3 is on a newer timeline)",
              lambda: sh("pg1", "test -e /etc/drctl/fenced && echo yes", check=False) == "yes",
@@ -348,9 +428,11 @@ def test_site_failover_when_dc1_is_gone_then_dc1_fails_back_and_the_primary_come
         "app1", newcomer) == hashlib.sha256(later).hexdigest(), timeout=60, interval=1)
     code, report = drctl_json("switchover", "--to", "pg1", "--yes", timeout=600)
     assert code == ExitCode.OK, report
+    assert report["service_name"]["address"] == app_vip("dc1"), "the name comes home too"
+    assert name_points_to() == [app_vip("dc1")]
     healthy_with("pg1", timeout=120)
-    assert Browser("app1", newcomer, newcomer_password).picture() == later
-    assert Browser("app1", user, password).picture() == picture
+    assert Browser("dc1", newcomer, newcomer_password).picture() == later
+    assert Browser("dc1", user, password).picture() == picture
     for host in ("pg1", "pg2", "pg3"):
         for marker in (kept, remote):
             wait_for(f"row {marker} on {host}", lambda h=host, m=marker: has_row(
@@ -393,6 +475,10 @@ def test_the_site_drill_loses_dc1_serves_from_dc2_and_comes_home():
     acked = report["series"]["writes"]
     bin_s = report["series"]["bin_s"]
     assert sum(acked[int(dark / bin_s) + 1:int(back / bin_s)]) > 0, "no write while dc1 dark"
-    assert report["app"]["urls"][1].startswith(f"http://{lab_address('app2')}:")
+    # users knew only the service's name: they followed it to dc2 and back
+    assert report["app"]["urls"] == ["http://app.lab.drctl.test:8080"], report["app"]["urls"]
+    assert app_vip("dc2") in [m["address"] for m in report["app"]["name_moves"]]
+    assert app_vip("dc2") in report["app"]["served_by"], report["app"]
+    assert any("the name resolves to" in x for x in labels), labels
     assert report["app"]["registrations_missing"] == []
     healthy_with("pg1", timeout=120)

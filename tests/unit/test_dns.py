@@ -223,3 +223,29 @@ def test_status_reports_where_the_name_points_and_whether_that_site_serves(two_s
                     "address": "10.9.16.14", "ttl": 30, "site": "dc2", "serving_site": "dc2",
                     "error": None}
     assert problems == []
+
+
+# ---------------------------------------------------------------- a drill's client
+
+def test_a_drill_client_resolves_the_name_keeps_it_for_its_ttl_and_records_moves(
+        monkeypatch):
+    from drctl import workload
+
+    clock = [100.0]
+    monkeypatch.setattr(workload.time, "monotonic", lambda: clock[0])
+    answers = [(["10.9.0.101"], 5, ""), (["10.9.16.101"], 5, "")]
+    asked: list[int] = []
+
+    def lookup():
+        asked.append(1)
+        return answers[min(len(asked) - 1, 1)]
+
+    resolver = workload.NameResolver(lookup)
+    assert resolver.address() == "10.9.0.101"
+    clock[0] += 4  # within the TTL: no new question
+    assert resolver.address() == "10.9.0.101" and len(asked) == 1
+    clock[0] += 2
+    assert resolver.address() == "10.9.16.101" and len(asked) == 2
+    assert [m["address"] for m in resolver.moves] == ["10.9.0.101", "10.9.16.101"]
+    probe = workload.AppProbe("http://app.example.test:8080", resolver=resolver)
+    assert probe._url("/health") == "http://10.9.16.101:8080/health"
