@@ -23,7 +23,8 @@ Each prints one JSON object, so a step costs one Ansible task and its result is 
   fence-check             systemd ExecStartPre of PostgreSQL: refuse to start when fenced;
                           as a primary, start only when still the newest primary (a peer
                           confirms it, or it ran as primary since boot); fence itself when
-                          a peer knows a newer timeline; otherwise hold (stay down)
+                          a peer knows a newer timeline; otherwise hold (stay down). A
+                          start removes a postmaster.pid that no postmaster holds
   confirm-primary         an operator's consent: start a held node as the primary once
   guard [--once]          loop: fence this node if it is a writable primary while a peer
                           is a writable primary on a newer timeline (a healed partition);
@@ -549,6 +550,42 @@ def _mark(path: str, data: dict[str, Any] | None = None) -> None:
     write_json_atomic(path, data or {"at": now_iso()})
 
 
+def stale_lock_file(c: Config) -> str | None:
+    """Why the data directory's postmaster.pid is stale, or None when there is none or a
+    postmaster of this data directory may hold it (its PID is a postgres program whose
+    working directory is the data directory, as every postmaster's is).
+
+    A power loss (or a lab snapshot, the same cut) leaves the file naming a PID of the
+    last boot, and PIDs of a boot repeat: the next boot can give it to another process.
+    Debian's pg_ctlcluster takes the file for a running cluster when that process has the
+    word postgres anywhere in its command line, as drctl-guard's `runuser -u postgres --
+    psql -d postgres` has every 2 s from boot on: it says "Cluster is already running.",
+    the unit ignores its exit code, finds no PID file and fails, and nothing starts it
+    again. The unit starts only when systemd runs no server of it, so the file is removed
+    here unless a postmaster of this directory could be running outside the unit."""
+    path = os.path.join(c.datadir, "postmaster.pid")
+    try:
+        with open(path) as fh:
+            pid = int(fh.readline())
+    except (OSError, ValueError):
+        return None  # none, or none to read: pg_ctlcluster and PostgreSQL decide
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except FileNotFoundError:  # no such process, or one without a program (a zombie)
+        return f"no process with PID {pid} runs a program"
+    except OSError:
+        return None  # cannot tell: leave the file to pg_ctlcluster and PostgreSQL
+    if os.path.basename(exe) == "postgres" and cwd == os.path.realpath(c.datadir):
+        return None
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        cmdline = exe
+    return f"PID {pid} is `{cmdline[:120]}`, no postmaster of {c.datadir}"
+
+
 def cmd_fence_check(c: Config, a: argparse.Namespace) -> None:
     """Before every start of PostgreSQL: start, fence, or hold (asking the peers again
     for up to start_confirm_wait_s, since peers that boot with this node answer late)."""
@@ -565,6 +602,11 @@ def cmd_fence_check(c: Config, a: argparse.Namespace) -> None:
             os.unlink(c.start_held_file)
         if my_tl is not None:
             _mark(c.primary_boot_file)
+        stale = stale_lock_file(c)
+        if stale:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(c.datadir, "postmaster.pid"))
+            print(f"drctl: removed a stale postmaster.pid: {stale}", file=sys.stderr)
         print(f"drctl: starting: {verdict.reason}", file=sys.stderr)
         sys.exit(0)
     with contextlib.suppress(FileNotFoundError):

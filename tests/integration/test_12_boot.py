@@ -81,6 +81,28 @@ def test_a_whole_cluster_power_cycle_comes_back_with_the_same_primary(first):
     assert psql("pg2", "select pg_is_in_recovery()") == "t"
 
 
+def test_a_lock_file_naming_a_process_of_the_new_boot_does_not_keep_postgresql_down():
+    """A power loss leaves postmaster.pid naming a PID of the last boot, which the new
+    boot can give to another process: drctl-guard's `runuser -u postgres -- psql -d
+    postgres` every 2 s from boot on, the metrics' `runuser -u postgres -- pgbackrest`,
+    keepalived's check (`psql -d postgres`). Debian's pg_ctlcluster takes any process with
+    the word postgres in its command line for the running server: "Cluster is already
+    running.", then the unit fails (no PID file) and nothing starts it again (pg2 after a
+    restore of the two-site snapshot, down for the whole wait). Here such a process holds
+    the PID on purpose."""
+    lock = "/var/lib/postgresql/15/main/postmaster.pid"
+    sh("pg2", f"cp {lock} /root/postmaster.pid && systemctl stop postgresql@15-main")
+    sh("pg2", "systemd-run --unit drctl-test-pid-holder runuser -u postgres -- sleep 600")
+    try:
+        pid = sh("pg2", "systemctl show -p MainPID --value drctl-test-pid-holder")
+        sh("pg2", f"sed '1s/.*/{pid}/' /root/postmaster.pid > /root/stale.pid && "
+                  f"install -o postgres -g postgres -m 0600 /root/stale.pid {lock}")
+        sh("pg2", "systemctl start postgresql@15-main")
+    finally:
+        sh("pg2", "systemctl stop drctl-test-pid-holder", check=False)
+    healthy_with("pg1")
+
+
 def primary_timeline() -> int:
     """pg1's timeline now (1 on a freshly provisioned lab; later after make demo's drills)."""
     return int(psql("pg1", "select timeline_id from pg_control_checkpoint()"))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -1075,3 +1078,47 @@ def test_auto_pause_sets_the_marker_then_stops_repmgrd(node_config: Path, fake_b
     fake(fake_bin, "systemctl", "echo 'Job failed' >&2; exit 1\n")
     assert cli.main(args) == 1
     assert "did not stop" in json.loads(capsys.readouterr().out)["error"]
+
+
+# ------------------------------------------------- a lock file that a power loss left behind
+
+@pytest.fixture
+def booting_standby(booting_primary: Path) -> Path:
+    (booting_primary / "data" / "standby.signal").write_text("")
+    return booting_primary
+
+
+def lock_file_naming(node: Path, pid: int) -> Path:
+    """postmaster.pid as a server of the last boot left it, naming PID."""
+    lock = node / "data" / "postmaster.pid"
+    lock.write_text(f"{pid}\n{node / 'data'}\n1796398400\n5432\n/var/run/postgresql\n*\n")
+    return lock
+
+
+def test_a_start_removes_a_lock_file_whose_pid_went_to_another_process_after_a_power_loss(
+        booting_standby: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """As pg2 after a lab restore (a crash-consistent cut): its lock file named a PID that
+    the new boot gave to drctl-guard's `runuser -u postgres -- psql -d postgres`, which
+    Debian's pg_ctlcluster took for the running server; the unit failed for good."""
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                           "postgres"]) as other:
+        lock = lock_file_naming(booting_standby, other.pid)
+        code, err = fence_check(booting_standby, capsys)
+        other.kill()
+    assert code == 0 and not lock.exists()
+    assert f"removed a stale postmaster.pid: PID {other.pid} is `" in err
+    assert "postgres`, no postmaster of" in err
+
+
+def test_a_start_keeps_the_lock_file_of_a_postmaster_of_its_data_directory(
+        booting_standby: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A postgres program working in the data directory may be a server started outside
+    the unit: its lock file stays, for pg_ctlcluster and PostgreSQL to refuse the start."""
+    program = tmp_path / "pgbin" / "postgres"
+    program.parent.mkdir()
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", program)
+    with subprocess.Popen([str(program), "60"], cwd=booting_standby / "data") as server:
+        lock = lock_file_naming(booting_standby, server.pid)
+        code, err = fence_check(booting_standby, capsys)
+        server.kill()
+    assert code == 0 and lock.exists() and "stale" not in err
