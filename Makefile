@@ -73,12 +73,13 @@ demo-auto: setup
 	$(DRCTL) drill --scenario auto-failover --yes
 	$(DRCTL) auto disable --yes
 
-# Two sites (dc1: pg1, pg2, backup1, app1; dc2: pg3, app2): the whole of dc1 loses power
-# under load, dc2 takes over, dc1 comes back and the primary goes home. Rebuilds the lab's
+# Two sites (dc1: pg1, pg2, backup1, app1, app3; dc2: pg3, backup2, app2; dns1 on the WAN
+# side): the whole of dc1 loses power under load, dc2 takes over and the service's name
+# follows it, dc1 comes back and the primary (and the name) go home. Rebuilds the lab's
 # containers when it had one site.
 demo-dr: setup
-	@echo "make demo-dr: a two-site lab (8 containers with the WAN router), provisioned from bare,"
-	@echo "then dc1 powered off under load and brought home: about 9 minutes on 2 cores."
+	@echo "make demo-dr: a two-site lab (10 containers with the WAN router and the DNS server),"
+	@echo "provisioned, then dc1 powered off under load and brought home: about 12 minutes on 2 cores."
 	$(DRCTL) lab up --sites 2
 	$(DRCTL) ping
 	$(DRCTL) provision
