@@ -380,6 +380,10 @@ def failover(inventory: Path, fmt: str, yes: bool, show_plan: bool, target: str 
 @operation_options
 @click.option("--node", "node", metavar="HOST",
               help="The old primary to rejoin (default: the fenced or stopped node).")
+@click.option("--site", "site", metavar="SITE",
+              help="A site that comes back: rejoin each of its fenced or stopped nodes, in "
+                   "turn (with --switch-back, then its first node becomes primary again and "
+                   "the service's name comes home).")
 @click.option("--switch-back", is_flag=True,
               help="After the rejoin, switch over so that the rejoined node is primary again.")
 @click.option("--reclone", is_flag=True,
@@ -388,12 +392,29 @@ def failover(inventory: Path, fmt: str, yes: bool, show_plan: bool, target: str 
               help="Do not keep a copy of what the node committed past the fork point (when "
                    "there is no room for it): those commits are lost.")
 def failback(inventory: Path, fmt: str, yes: bool, show_plan: bool, node: str | None,
-             switch_back: bool, reclone: bool, discard_diverged: bool) -> None:
+             site: str | None, switch_back: bool, reclone: bool,
+             discard_diverged: bool) -> None:
     """The old primary returns: set its diverged data aside, pg_rewind, rejoin, switch back.
 
-    With --format json and --switch-back, stdout holds one document with both reports."""
+    With --format json and --switch-back (or --site), stdout holds one document with every
+    report."""
+    from drctl import inventory as inv_mod
     from drctl.operations import failback as op
 
+    if site is not None:
+        if node is not None:
+            raise DrctlError("--node and --site name what comes back twice: give one",
+                             ExitCode.USAGE)
+        nodes = op.site_nodes(inv_mod.load(inventory), site)  # a usage error before SSH
+        if show_plan:
+            for n in nodes:
+                run_prepared(op.prepare(inventory, n, False, reclone, discard_diverged), fmt,
+                             yes, True)
+            return
+        run_prepared(op.prepare(inventory, nodes[0], switch_back, reclone, discard_diverged),
+                     fmt, yes, False, run=lambda ui: op.run_site(
+                         inventory, site, ui, switch_back, reclone, discard_diverged))
+        return
     prepared = op.prepare(inventory, node, switch_back, reclone, discard_diverged)
     run_prepared(prepared, fmt, yes, show_plan,
                  run=lambda ui: op.run(prepared, ui, switch_back))
@@ -826,7 +847,8 @@ EXAMPLES: dict[str, list[str]] = {
     "switchover": ["drctl switchover --plan", "drctl switchover --to pg2 --yes"],
     "failover": ["drctl failover --plan", "drctl failover --to pg2",
                  "drctl failover --site dc2 --allow-data-loss"],
-    "failback": ["drctl failback --plan", "drctl failback --node pg1 --switch-back"],
+    "failback": ["drctl failback --plan", "drctl failback --node pg1 --switch-back",
+                 "drctl failback --site dc1 --switch-back"],
     "diverged list": ["drctl diverged list"],
     "diverged show": ["drctl diverged show pg1 main.diverged-20261204T120000Z"],
     "diverged drop": ["drctl diverged drop pg1 main.diverged-20261204T120000Z"],

@@ -19,8 +19,9 @@ Scenarios:
                   every site's VIP (libpq's host list, read-write), and the app load moves
                   to the remote site's app, as DNS would once the operator moves it
   site-failback-cycle
-                  site-failover, then the first site powers on again: each of its nodes is
-                  failed back, and a switchover brings the primary home
+                  site-failover, then the first site powers on again and `drctl failback
+                  --site SITE --switch-back` rejoins each of its nodes and brings the
+                  primary (and the service's name) home
   app-host-loss   the app host that holds the primary's site's application VIP loses power
                   (lab: docker kill; elsewhere: its keepalived and application are killed);
                   no command is run: keepalived moves the VIP to another app host of the
@@ -80,6 +81,9 @@ def _failback(inventory: Path, args: list[str], ui: Interaction) -> dict[str, An
     from drctl.operations import failback
 
     switch_back = "--switch-back" in args
+    site = _value(args, "--site")
+    if site:
+        return failback.run_site(inventory, site, ui, switch_back)
     return failback.run(failback.prepare(inventory, _value(args, "--node"), switch_back), ui,
                         switch_back)
 
@@ -463,9 +467,7 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
                 for host in targets:
                     _wait_ssh(inv, host)
                 mark(f"site {sites['from']} is back (its nodes fenced)")
-                for host in [primary, *(n for n in sites["lost_nodes"] if n != primary)]:
-                    op(["failback", "--node", host])
-                op(["switchover", "--to", primary])
+                op(["failback", "--site", sites["from"], "--switch-back"])
                 if probe and start_url and not resolver:
                     probe.move(start_url)
                     mark(f"the app's users move back to {start_url}")

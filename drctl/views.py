@@ -35,6 +35,11 @@ def render_result(report: dict[str, Any], fmt: str) -> None:
         return
     if report.get("result") == "refused":
         return  # the error names every failed gate; nothing ran, so no status to show
+    if report.get("failbacks") is not None:  # failback --site: each node's, the switch
+        for part in [*report["failbacks"], report.get("switchover")]:
+            if part:
+                render_result(part, fmt)
+        return
     if "failback" in report and report.get("operation") == "failback":
         for part in ("failback", "switchover"):  # failback --switch-back: both reports
             if report.get(part):

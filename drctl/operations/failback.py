@@ -9,6 +9,7 @@ from typing import Any
 
 from drctl import inventory as inv_mod
 from drctl.errors import DrctlError
+from drctl.exitcodes import ExitCode
 from drctl.operations import ha
 from drctl.operations import switchover as switchover_op
 from drctl.rules import decide
@@ -84,6 +85,61 @@ def run(prepared: ha.Prepared, ui: ha.Interaction, switch_back: bool) -> dict[st
     try:
         second = ha.execute(sp, prepared.inventory, ha.Interaction(yes=True,
                                                                    progress=ui.progress),
+                            question="", playbook="switchover.yml")
+    except DrctlError as exc:
+        if exc.report:
+            combined.update(switchover=exc.report, result=exc.report.get("result"),
+                            status=exc.report.get("status"))
+            combined["journal"] += exc.report.get("journal", [])
+        exc.report = combined
+        raise
+    combined.update(switchover=second, result=second.get("result"),
+                    status=second.get("status"))
+    combined["journal"] += second.get("journal", [])
+    return combined
+
+
+def site_nodes(inv: inv_mod.Inventory, site: str) -> list[str]:
+    """SITE's PostgreSQL nodes, the inventory's first primary first; a usage error naming
+    the sites there are when SITE has none."""
+    nodes = [h.name for h in inv.pg_hosts_home_first if inv.site(h.name) == site]
+    if not nodes:
+        raise DrctlError(f"site {site!r} has no PostgreSQL node (sites: "
+                         f"{', '.join(inv.sites)})", ExitCode.USAGE)
+    return nodes
+
+
+def run_site(inventory: Path, site: str, ui: ha.Interaction, switch_back: bool,
+             reclone: bool = False, discard_diverged: bool = False) -> dict[str, Any]:
+    """A site comes back: each of its nodes that is fenced or stopped is failed back (a node
+    that already streams is left alone), planned from facts gathered just before it; with
+    switch_back, then a switchover to the site's first node, which moves the service's
+    name home too. One report: failbacks (each node's), switchover, status, journal."""
+    inv = inv_mod.load(inventory)
+    nodes = site_nodes(inv, site)
+    combined: dict[str, Any] = {"operation": "failback", "site": site, "failbacks": [],
+                                "result": "ok", "journal": []}
+
+    def add(part: dict[str, Any]) -> None:
+        combined["failbacks"].append(part)
+        combined["journal"] += part.get("journal", [])
+        combined.update(status=part.get("status"), result=part.get("result"))
+
+    for node in nodes:
+        prepared = prepare(inventory, node, False, reclone, discard_diverged)
+        try:
+            add(prepared.run(ui))
+        except DrctlError as exc:
+            if exc.report:
+                add(exc.report)
+            exc.report = combined
+            raise
+    if not switch_back:
+        return combined
+    _, facts = ha.gather(inv)
+    sp = switchover_op.plan(inv, facts, nodes[0])
+    try:
+        second = ha.execute(sp, inv, ha.Interaction(yes=True, progress=ui.progress),
                             question="", playbook="switchover.yml")
     except DrctlError as exc:
         if exc.report:

@@ -465,8 +465,7 @@ def test_the_site_drill_loses_dc1_serves_from_dc2_and_comes_home():
     assert sites["dc1"]["primary_before"] and sites["dc1"]["primary_after"]
     commands = [o["command"] for o in report["operations"]]
     assert commands == ["drctl failover --site dc2 --allow-data-loss",
-                        "drctl failback --node pg1", "drctl failback --node pg2",
-                        "drctl switchover --to pg1"], commands
+                        "drctl failback --site dc1 --switch-back"], commands
     # the workload reached dc2's primary through dc2's VIP while dc1 was dark
     labels = [e["label"] for e in report["events"]]
     assert any("site dc1 loses power" in x for x in labels), labels

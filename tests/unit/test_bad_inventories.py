@@ -121,6 +121,8 @@ def test_a_fifo_among_the_group_vars_is_refused(make_inventory):
     (["failover", "--to", "pg9", "--yes"], ("pg9", "pg1, pg2")),
     (["failover", "--site", "dc9", "--yes"], ("dc9", "default")),
     (["failback", "--node", "pg9", "--yes"], ("pg9", "pg1, pg2")),
+    (["failback", "--site", "dc9", "--switch-back", "--yes"], ("dc9", "default")),
+    (["failback", "--site", "default", "--node", "pg1", "--yes"], ("--node and --site",)),
     (["switchover", "--to", "backup1", "--plan"], ("backup1", "not a PostgreSQL node")),
 ])
 def test_an_unknown_host_or_site_is_a_usage_error_before_any_host_is_asked(

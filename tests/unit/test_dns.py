@@ -249,3 +249,37 @@ def test_a_drill_client_resolves_the_name_keeps_it_for_its_ttl_and_records_moves
     assert [m["address"] for m in resolver.moves] == ["10.9.0.101", "10.9.16.101"]
     probe = workload.AppProbe("http://app.example.test:8080", resolver=resolver)
     assert probe._url("/health") == "http://10.9.16.101:8080/health"
+
+
+# ---------------------------------------------------------------- a site that comes back
+
+def test_failback_site_rejoins_each_node_then_switches_home_in_one_report(two_sites,
+                                                                          monkeypatch):
+    from drctl.operations import failback, ha
+
+    ran: list[str] = []
+
+    class FakePrepared:
+        def __init__(self, node: str):
+            self.node = node
+
+        def run(self, ui):
+            ran.append(f"failback {self.node}")
+            return {"operation": "failback", "result": "ok", "status": {"primary": "pg3"},
+                    "journal": [{"step": "rejoined", "host": self.node}]}
+
+    monkeypatch.setattr(failback, "prepare", lambda inv, node, *a: FakePrepared(node))
+    monkeypatch.setattr(ha, "gather", lambda inv, *a, **kw: ({}, None))
+    monkeypatch.setattr(failback.switchover_op, "plan", lambda inv, facts, target: target)
+
+    def execute(plan, inv, ui, **kw):
+        ran.append(f"switchover {plan}")
+        return {"operation": "switchover", "result": "ok", "status": {"primary": plan},
+                "journal": [{"step": "name-moved"}]}
+
+    monkeypatch.setattr(ha, "execute", execute)
+    report = failback.run_site(two_sites.path, "dc1", ha.Interaction(yes=True), True)
+    assert ran == ["failback pg1", "failback pg2", "switchover pg1"]
+    assert report["site"] == "dc1" and len(report["failbacks"]) == 2
+    assert report["status"] == {"primary": "pg1"} and report["result"] == "ok"
+    assert [e["step"] for e in report["journal"]] == ["rejoined", "rejoined", "name-moved"]
