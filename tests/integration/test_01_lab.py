@@ -7,7 +7,7 @@ from tests.integration.conftest import ansible_playbook, drctl, drctl_json
 def test_lab_status_every_host_answers_ssh():
     code, rows = drctl_json("lab", "status")
     assert code == 0
-    assert {r["host"] for r in rows} == {"pg1", "pg2", "backup1", "app1"}
+    assert {r["host"] for r in rows} == {"pg1", "pg2", "backup1", "app1", "app3"}
     assert all(r["ssh"] and r["container"] == "running" for r in rows), rows
 
 
@@ -23,7 +23,7 @@ def test_drctl_ping_reaches_every_host_through_ansible_runner():
     code, result = drctl_json("ping")
     assert code == 0, result
     assert result["status"] == "successful"
-    assert set(result["stats"]) == {"pg1", "pg2", "backup1", "app1"}
+    assert set(result["stats"]) == {"pg1", "pg2", "backup1", "app1", "app3"}
     assert result["unreachable"] == []
 
 

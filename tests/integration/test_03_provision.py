@@ -181,7 +181,8 @@ def test_check_mode_reports_drift_without_fixing_it(provisioned):
     sh("pg2", f"echo '# drift' >> {HBA}")
     result, printed = provision_json("--check")
     changed = changed_by_host(result)
-    assert changed["pg1"] == changed["backup1"] == changed["app1"] == 0, result["changes"]
+    assert changed["pg1"] == changed["backup1"] == changed["app1"] == changed["app3"] == 0, \
+        result["changes"]
     # the drift, and only the drift: everything else on the standby is as provision left
     # it (idempotence on the full lab, the standby with its repository host included)
     assert {c["task"] for c in result["changes"] if c["host"] == "pg2"} == {
@@ -219,8 +220,9 @@ def test_standby_holding_another_cluster_is_not_wiped(provisioned):
     assert proc.returncode == 0, proc.stderr
     assert_no_secret_in(proc.stdout + proc.stderr)
     changed = recap_changed(proc.stdout)
-    assert set(changed) == {"pg1", "pg2", "backup1", "app1"}, proc.stdout[-2000:]
-    assert changed["pg1"] == changed["backup1"] == changed["app1"] == 0, proc.stdout[-2000:]
+    assert set(changed) == {"pg1", "pg2", "backup1", "app1", "app3"}, proc.stdout[-2000:]
+    assert changed["pg1"] == changed["backup1"] == changed["app1"] == changed["app3"] == 0, \
+        proc.stdout[-2000:]
     assert changed["pg2"] > 0
     assert sh("pg2", controldata) != foreign
     assert "# drift" not in sh("pg2", f"cat {HBA}"), "the drift is repaired"
