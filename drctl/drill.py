@@ -210,6 +210,14 @@ def _app_vip_holder(inv: inv_mod.Inventory, site: str) -> str:
     return str(mine["holders"][0])
 
 
+def _app_vip_holders(inv: inv_mod.Inventory, site: str) -> str:
+    """Who holds SITE's application VIP now, as its app hosts answer."""
+    from drctl import status as st_mod
+
+    views = st_mod.collect(inv, files=True).get("app_vips") or []
+    return ", ".join(next((v["holders"] for v in views if v["site"] == site), []))
+
+
 def _wait_service(url: str, since: float, timeout: float = 60) -> float:
     """Seconds from SINCE until URL's /health reports the database writable."""
     import urllib.request
@@ -477,6 +485,8 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
             took = _wait_service(start_url, t0 + cut)
             mark(f"the service answers again through {start_url} ({took:.2f} s after the "
                  "cut, no command run)")
+            mark(f"the application VIP moved from {holder} to "
+                 f"{_app_vip_holders(inv, home) or 'nobody'}")
             _app_host_on(inv, holder, lab)
             mark(f"{holder} is back")
         else:

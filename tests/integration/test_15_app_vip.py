@@ -157,4 +157,7 @@ def test_the_app_host_loss_drill_serves_through_the_vip_and_loses_nothing(tmp_pa
     assert report["app"]["registered"] > 0
     assert any(f"docker kill {holder}" in e["label"] for e in report["events"])
     assert any("the service answers again" in e["label"] for e in report["events"])
+    spare = next(h for h in APP_HOSTS if h != holder)
+    assert any(f"the application VIP moved from {holder} to {spare}" in e["label"]
+               for e in report["events"]), [e["label"] for e in report["events"]]
     one_holder()
