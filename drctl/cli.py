@@ -290,9 +290,10 @@ def status(inventory: Path, fmt: str) -> None:
     """Roles, timelines, LSNs, lag, slots and VIP holders; exits 7 when unhealthy, 4 when
     no PostgreSQL node answers (nothing can be said of the cluster)."""
     from drctl import status as st
+    from drctl import views
 
     report = st.collect(inventory, files=True)
-    st.render(report, fmt)
+    views.render_status(report, fmt)
     if report["nodes"] and not any(n.get("reachable") for n in report["nodes"]):
         sys.exit(int(ExitCode.UNREACHABLE))
     if not report["healthy"]:

@@ -171,7 +171,7 @@ def test_status_says_a_held_node_waits_for_a_peer_and_how_to_lift_it() -> None:
 
 def test_status_shows_each_site_with_its_vip_and_flags_two_holders_in_one_site(
         capsys: pytest.CaptureFixture[str]) -> None:
-    from drctl import status
+    from drctl import status, views
 
     def node(host: str, role: str, vip: bool, site: str, address: str) -> dict[str, Any]:
         return {"host": host, "address": address, "role": role, "vip": vip, "site": site,
@@ -199,7 +199,7 @@ def test_status_shows_each_site_with_its_vip_and_flags_two_holders_in_one_site(
     report = {"cluster": "lab", "vip": "10.0.0.100", "sites": view, "nodes": nodes,
               "healthy": True, "problems": [], "primary": "pg1", "vip_holders": ["pg1"],
               "duration_s": 0.1}
-    status.render(report, "table")
+    views.render_status(report, "table")
     out = capsys.readouterr().out
     assert "VIPs dc1 10.0.0.100, dc2 10.0.16.100" in out
     assert "dc2" in out.split("pg3")[1].splitlines()[0]
