@@ -588,14 +588,23 @@ def _auto_change(action: str):
     @common
     @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
     def command(inventory: Path, fmt: str, yes: bool) -> None:
+        from drctl import views
         from drctl.operations import auto as op
+        from drctl.output import console
 
         ui = interaction(yes, fmt)
+        if fmt != "json":
+            console(stderr=True).print(f"[bold]auto {action}[/bold]: {op.WHAT[action]}")
         try:
-            op.change(inventory, fmt, action, ui)
+            out = op.change(inventory, action, ui)
+        except DrctlError as exc:
+            if exc.report:
+                views.render_auto_change(exc.report, fmt)
+            raise
         finally:
             if ui.progress is not None:
                 ui.progress.close()
+        views.render_auto_change(out, fmt)
 
     return command
 
@@ -624,9 +633,11 @@ def dns_publish(inventory: Path, fmt: str) -> None:
 @common
 def auto_status(inventory: Path, fmt: str) -> None:
     """armed, paused, disabled or impossible, and why; exits 7 when impossible."""
+    from drctl import views
     from drctl.operations import auto as op
 
-    out = op.status(inventory, fmt)
+    out = op.status(inventory)
+    views.render_auto_status(out, fmt)
     if out["state"] == "impossible":
         sys.exit(int(ExitCode.UNHEALTHY))
 

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from drctl import auto as auto_mod
 from drctl import inventory as inv_mod
 from drctl import status as status_mod
 from drctl import vault
@@ -19,7 +18,6 @@ from drctl.exitcodes import ExitCode
 from drctl.journal import Journal
 from drctl.lock import cluster_lock
 from drctl.operations.ha import Interaction
-from drctl.output import console, emit_json
 
 WHAT = {
     "enable": "arm automatic failover (repmgr on every node, a witness on the backup host, "
@@ -33,7 +31,9 @@ EXPECTED = {"enable": ("armed",), "resume": ("armed",), "pause": ("paused",),
             "disable": ("disabled",)}
 
 
-def change(inventory: Path, fmt: str, action: str, ui: Interaction) -> dict[str, Any]:
+def change(inventory: Path, action: str, ui: Interaction) -> dict[str, Any]:
+    """Run the change; its report (drctl.views renders it). DrctlError, with the report on
+    it, when the playbook failed or the state is not the one asked for."""
     from drctl.runner import run_playbook
 
     inv = inv_mod.load(inventory)
@@ -48,9 +48,6 @@ def change(inventory: Path, fmt: str, action: str, ui: Interaction) -> dict[str,
     with cluster_lock(inv.name, f"auto-{action}", inv) as held:
         journal = Journal(inv.name, f"auto-{action}", held)
         journal.write("start", detail=WHAT[action])
-        if fmt != "json":
-            console(stderr=True).print(f"[bold]auto {action}[/bold] on cluster '{inv.name}': "
-                                       f"{WHAT[action]}")
         try:
             result = run_playbook("auto.yml", inv.path, {"auto": action},
                                   progress=ui.progress, journal=journal.from_playbook)
@@ -62,52 +59,19 @@ def change(inventory: Path, fmt: str, action: str, ui: Interaction) -> dict[str,
     out = {"action": action, "result": "ok" if result.exit_code == ExitCode.OK else "failed",
            "duration_s": round(time.monotonic() - started, 2), "auto": report["auto"],
            "playbook": result.as_dict()}
-    render(out, fmt)
     if result.exit_code != ExitCode.OK:
         lines = [f"{f.host}: {f.task}: {f.message}" for f in result.failures]
         raise DrctlError(f"auto {action} {result.status}:\n  " + "\n  ".join(lines),
-                         result.exit_code, hint="`drctl auto status` says where it stands")
+                         result.exit_code, hint="`drctl auto status` says where it stands",
+                         report=out)
     if report["auto"]["state"] not in EXPECTED[action]:
         raise DrctlError(f"auto {action} finished but automatic failover is "
                          f"{report['auto']['state']}: " + "; ".join(report["auto"]["reasons"]),
-                         ExitCode.UNHEALTHY)
+                         ExitCode.UNHEALTHY, report=out)
     return out
 
 
-def status(inventory: Path, fmt: str) -> dict[str, Any]:
+def status(inventory: Path) -> dict[str, Any]:
+    """armed, paused, disabled or impossible, and why (drctl.views renders it)."""
     report = status_mod.collect(inventory)
-    out = {"cluster": report["cluster"], "primary": report["primary"], **report["auto"]}
-    if fmt == "json":
-        emit_json(out)
-    else:
-        con = console()
-        colour = {"armed": "green", "paused": "yellow", "impossible": "red"}.get(
-            out["state"], "dim")
-        con.print(f"automatic failover on cluster '{out['cluster']}': "
-                  f"[{colour}]{out['state']}[/{colour}]")
-        if out.get("eligible"):
-            con.print(f"  would promote: {', '.join(out['eligible'])}")
-        for r in out["reasons"]:
-            con.print(f"  - {r}")
-        for host, n in out["nodes"].items():
-            lag = n.get("lag_sample") or {}
-            con.print(f"  {host:<10} repmgrd {n['repmgrd']}, location {n['location']}, "
-                      f"witness {'visible' if n['witness_visible'] else 'NOT visible'}"
-                      + (f", lag {lag['lag_bytes']} B ({lag['age_s']} s ago)" if lag else ""))
-        lr = out.get("last_refusal")
-        if lr:
-            con.print(f"  last refused promotion: {lr['host']} at {lr['at']}: {lr.get('detail')}")
-        lp = out.get("last_promotion")
-        if lp:
-            con.print(f"  last automatic promotion: {lp['host']} at {lp['at']} "
-                      f"(timeline {lp.get('timeline')})")
-    return out
-
-
-def render(out: dict[str, Any], fmt: str) -> None:
-    if fmt == "json":
-        emit_json(out)
-        return
-    con = console()
-    con.print(f"auto {out['action']} {out['result']} in {out['duration_s']} s; "
-              + auto_mod.describe(out["auto"]))
+    return {"cluster": report["cluster"], "primary": report["primary"], **report["auto"]}
