@@ -655,9 +655,10 @@ def auto_status(inventory: Path, fmt: str) -> None:
               help="Repository N (the Nth host of group backup; default 1).")
 def backup(inventory: Path, fmt: str, kind: str, source: str, repo: int | None) -> None:
     """Take a pgBackRest backup and print what it took (type, size, time, WAL range)."""
+    from drctl import views
     from drctl.operations import backup as op
 
-    op.backup(inventory, fmt, kind, source, repo or 1)
+    views.render_backup(op.backup(inventory, fmt, kind, source, repo or 1), fmt)
 
 
 @cli.command()
@@ -667,9 +668,10 @@ def backup(inventory: Path, fmt: str, kind: str, source: str, repo: int | None) 
 def backups(inventory: Path, fmt: str, repo: int | None) -> None:
     """List the backups and the recoverable window (earliest and latest restorable time),
     and a line for each other repository."""
+    from drctl import views
     from drctl.operations import backup as op
 
-    op.backups(inventory, fmt, repo)
+    views.render_backups(op.backups(inventory, repo), fmt)
 
 
 @cli.command()
@@ -692,10 +694,12 @@ def restore(inventory: Path, fmt: str, to: str | None, target_time: str | None,
             target_lsn: str | None, latest: bool, name: str, replace: bool,
             drop: bool, repo: int | None) -> None:
     """Point-in-time restore into a scratch instance, started so that it can be checked."""
+    from drctl import views
     from drctl.operations import backup as op
 
-    op.restore(inventory, fmt, to=to, target_time=target_time, target_lsn=target_lsn,
-               latest=latest, name=name, replace=replace, drop=drop, repo=repo)
+    views.render_restore(op.restore(inventory, fmt, to=to, target_time=target_time,
+                                    target_lsn=target_lsn, latest=latest, name=name,
+                                    replace=replace, drop=drop, repo=repo), fmt)
 
 
 @cli.command("verify-backup")
@@ -710,9 +714,16 @@ def verify_backup(inventory: Path, fmt: str, sql: str, database: str,
                   repo: int | None) -> None:
     """Prove the latest backup: restore it into a scratch instance, start it, read every
     table, run the --sql check, remove it."""
+    from drctl import views
     from drctl.operations import backup as op
 
-    op.verify(inventory, fmt, sql=sql, database=database, repo=repo or 1)
+    try:
+        report = op.verify(inventory, fmt, sql=sql, database=database, repo=repo or 1)
+    except DrctlError as exc:
+        if exc.report:
+            views.render_verify(exc.report, fmt)
+        raise
+    views.render_verify(report, fmt)
 
 
 # ---------------------------------------------------------------- drill

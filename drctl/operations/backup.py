@@ -85,10 +85,6 @@ def all_repo_info(inv: inv_mod.Inventory) -> list[dict[str, Any]]:
     return out
 
 
-def _mib(n: int | None) -> str:
-    return "-" if n is None else f"{n / 1048576:.1f} MiB"
-
-
 def backup(inventory: Path, fmt: str, kind: str, source: str, repo: int = 1
            ) -> dict[str, Any]:
     inv = inv_mod.load(inventory)
@@ -101,30 +97,10 @@ def backup(inventory: Path, fmt: str, kind: str, source: str, repo: int = 1
             playbook.show(result, fmt)
         playbook.raise_for(result, "backup")
     report = {**(result.data.get("backup") or {}), "repo": repo, "repo_host": host}
-    if fmt == "json":
-        from drctl.output import emit_json
-
-        emit_json(report)
-        return report
-    from drctl.output import console
-
-    b = report.get("backup", {})
-    con = console()
-    con.print(f"[green]backup {b.get('label')}[/green] in repo{repo} ({host}): "
-              f"{b.get('type')} from the "
-              f"{report.get('source')}, {_mib(b.get('size_bytes'))} of data, "
-              f"{_mib(b.get('repo_bytes'))} stored, {b.get('duration_s')} s "
-              f"({report.get('elapsed_s')} s with the start checkpoint)")
-    con.print(f"  WAL {b.get('wal_start')} .. {b.get('wal_stop')}  "
-              f"(LSN {b.get('lsn_start')} .. {b.get('lsn_stop')})")
-    if report.get("note"):
-        con.print(f"  [yellow]note[/yellow]: {report['note']}")
-    w = report.get("window") or {}
-    con.print(f"  recoverable window: {w.get('earliest')} .. {w.get('latest')}")
     return report
 
 
-def backups(inventory: Path, fmt: str, repo: int | None = None) -> dict[str, Any]:
+def backups(inventory: Path, repo: int | None = None) -> dict[str, Any]:
     """The backups of repository REPO (default: the first), and every repository's summary
     in `repos` (all of them are asked at once)."""
     inv = inv_mod.load(inventory)
@@ -139,39 +115,6 @@ def backups(inventory: Path, fmt: str, repo: int | None = None) -> dict[str, Any
                          "another repository: --repo " + ", --repo ".join(
                              str(r["repo"]) for r in every if r is not chosen))
     data = {**chosen, "repos": [_summary(r) for r in every]}
-    if fmt == "json":
-        from drctl.output import emit_json
-
-        emit_json(data)
-        return data
-    from rich.table import Table
-
-    from drctl.output import console
-
-    con = console()
-    where = f"repo{data['repo']} on {data['repo_host']}"
-    if not data["exists"]:
-        con.print(f"stanza '{data['stanza']}' does not exist in {where} (run `drctl provision`)")
-        return data
-    table = Table(title=f"backups of '{data['stanza']}' in {where}", title_justify="left")
-    for col in ("label", "type", "started", "took", "size", "stored", "WAL range"):
-        table.add_column(col)
-    for b in data["backups"]:
-        table.add_row(b["label"], b["type"], b["start"], f"{b['duration_s']} s",
-                      _mib(b["size_bytes"]), _mib(b["repo_bytes"]),
-                      f"{b['wal_start']} .. {b['wal_stop']}")
-    con.print(table)
-    w = data["window"]
-    if w["earliest"]:
-        con.print(f"recoverable window: {w['earliest']} .. {w['latest']} "
-                  f"(latest archived WAL {data['archive']['last_segment']} arrived "
-                  f"{data['archive']['last_arrived']})")
-    else:
-        con.print("no backup yet: nothing can be restored (run `drctl backup`)")
-    for r in data["repos"]:
-        if r["repo"] != data["repo"]:
-            con.print(f"repo{r['repo']} on {r['repo_host']}: {r['text']} "
-                      f"(drctl backups --repo {r['repo']})")
     return data
 
 
@@ -271,25 +214,8 @@ def restore(inventory: Path, fmt: str, *, to: str | None, target_time: str | Non
     report = result.data.get("restore") or {}
     report["host"] = to
     report["repo"] = repo_of(inv, to)
-    if fmt == "json":
-        from drctl.output import emit_json
-
-        emit_json(report)
-        return report
-    from drctl.output import console
-
-    con = console()
-    if drop:
-        con.print(f"scratch instance '{name}' on {to}: "
-                  + ("removed" if report.get("dropped") else "there was none"))
-        return report
-    con.print(f"[green]restored[/green] from repo{report['repo']} into scratch instance "
-              f"'{report['name']}' on {to} "
-              f"(timeline {report['timeline']}, LSN {report['lsn']}): restore "
-              f"{report['restore_s']} s, ready after {report['ready_s']} s")
-    con.print(f"  databases: {', '.join(report.get('databases') or [])}")
-    con.print(f"  connect on {to}: {report['connect']}")
-    con.print(f"  remove it: drctl restore --to {to} --name {report['name']} --drop")
+    report.setdefault("name", name)
+    report["dropped_only"] = drop
     return report
 
 
@@ -300,30 +226,11 @@ def verify(inventory: Path, fmt: str, *, sql: str, database: str, repo: int = 1
     result = playbook.run("verify_backup.yml", inventory, fmt,
                           {"verify_sql": sql, "verify_database": database, "backup_repo": repo},
                           title=f"verify-backup of repo{repo} on {host}", render=False)
-    report = {**(result.data.get("verify") or {}), "repo": repo, "repo_host": host}
-    if fmt == "json":
-        from drctl.output import emit_json
-
-        emit_json({**report, "exit_code": int(result.exit_code)})
-    else:
-        from drctl.output import console
-
-        con = console()
-        for c in report.get("checks", []):
-            mark = "[green]ok[/green]" if c["ok"] else "[red]FAILED[/red]"
-            con.print(f"  {mark}  {c['check']}" + (f" ({c['tables']} tables)"
-                                                   if "tables" in c else ""))
-        for db, counts in (report.get("row_counts") or {}).items():
-            shown = ", ".join(f"{t}={n}" for t, n in list(counts.items())[:8])
-            con.print(f"  rows in {db}: {shown or 'no tables'}")
-        if report.get("ok"):
-            con.print(f"[green]backup {report.get('backup')} of repo{repo} ({host}) "
-                      "verified[/green]: restored in "
-                      f"{report.get('restore_s')} s, ready in {report.get('ready_s')} s, "
-                      f"{report.get('elapsed_s')} s in all; scratch instance removed")
+    report = {**(result.data.get("verify") or {}), "repo": repo, "repo_host": host,
+              "exit_code": int(result.exit_code)}
     if result.exit_code != ExitCode.OK or not report.get("ok"):
         detail = report.get("error") or "; ".join(f.message for f in result.failures)
         raise DrctlError(f"verify-backup FAILED: {detail}",
                          result.exit_code if result.exit_code != ExitCode.OK
-                         else ExitCode.FAILED)
+                         else ExitCode.FAILED, report=report)
     return report
