@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -264,9 +265,12 @@ def lab_wan_status(fmt: str) -> None:
 @common
 def ping(inventory: Path, fmt: str) -> None:
     """Check that every host answers over SSH through Ansible."""
+    from drctl import views
     from drctl.operations import playbook
 
-    result = playbook.run("ping.yml", inventory, fmt, title="ping", read_only=True)
+    with playbook_ui(fmt) as ui:
+        result = playbook.run("ping.yml", inventory, title="ping", read_only=True, **ui)
+    views.render_playbook(result.as_dict(), fmt)
     playbook.raise_for(result, "ping")
 
 
@@ -279,9 +283,17 @@ def ping(inventory: Path, fmt: str) -> None:
                    "it again from the primary.")
 def provision(inventory: Path, fmt: str, check: bool, force_reclone: bool) -> None:
     """Turn the inventory's hosts into a primary, streaming standby(s) and a VIP."""
+    from drctl import views
     from drctl.operations import provision as op
 
-    op.provision(inventory, fmt, check=check, force_reclone=force_reclone)
+    try:
+        with playbook_ui(fmt) as ui:
+            result = op.provision(inventory, check=check, force_reclone=force_reclone, **ui)
+    except DrctlError as exc:
+        if exc.report and fmt != "json" and views.is_playbook_result(exc.report):
+            views.render_playbook(exc.report, fmt)  # the recap of the run that failed
+        raise
+    views.render_playbook(result.as_dict(), fmt)
 
 
 @cli.command()
@@ -306,6 +318,26 @@ def operation_options(f):
                      help="Print the ordered steps and every gate's result; change nothing.")(f)
     return click.option("--yes", "-y", is_flag=True,
                         help="Do not ask for confirmation (required without a terminal).")(f)
+
+
+@contextmanager
+def playbook_ui(fmt: str) -> Iterator[dict[str, Any]]:
+    """progress and say for a command that runs one playbook: a line per finished task and
+    a line naming the run, on stderr, unless the output is JSON. A failure's playbook
+    result rides on the error: with --format json it is the document printed."""
+    from drctl import views
+    from drctl.output import Progress, console
+
+    progress = Progress(enabled=fmt != "json")
+    say = console(stderr=True).print if fmt != "json" else None
+    try:
+        yield {"progress": progress, "say": say}
+    except DrctlError as exc:
+        if exc.report and fmt == "json" and views.is_playbook_result(exc.report):
+            views.render_playbook(exc.report, fmt)
+        raise
+    finally:
+        progress.close()
 
 
 def interaction(yes: bool, fmt: str) -> Any:
@@ -658,7 +690,9 @@ def backup(inventory: Path, fmt: str, kind: str, source: str, repo: int | None) 
     from drctl import views
     from drctl.operations import backup as op
 
-    views.render_backup(op.backup(inventory, fmt, kind, source, repo or 1), fmt)
+    with playbook_ui(fmt) as ui:
+        report = op.backup(inventory, kind, source, repo or 1, **ui)
+    views.render_backup(report, fmt)
 
 
 @cli.command()
@@ -697,9 +731,11 @@ def restore(inventory: Path, fmt: str, to: str | None, target_time: str | None,
     from drctl import views
     from drctl.operations import backup as op
 
-    views.render_restore(op.restore(inventory, fmt, to=to, target_time=target_time,
-                                    target_lsn=target_lsn, latest=latest, name=name,
-                                    replace=replace, drop=drop, repo=repo), fmt)
+    with playbook_ui(fmt) as ui:
+        report = op.restore(inventory, to=to, target_time=target_time, target_lsn=target_lsn,
+                            latest=latest, name=name, replace=replace, drop=drop, repo=repo,
+                            **ui)
+    views.render_restore(report, fmt)
 
 
 @cli.command("verify-backup")
@@ -718,7 +754,8 @@ def verify_backup(inventory: Path, fmt: str, sql: str, database: str,
     from drctl.operations import backup as op
 
     try:
-        report = op.verify(inventory, fmt, sql=sql, database=database, repo=repo or 1)
+        with playbook_ui(fmt) as ui:
+            report = op.verify(inventory, sql=sql, database=database, repo=repo or 1, **ui)
     except DrctlError as exc:
         if exc.report:
             views.render_verify(exc.report, fmt)

@@ -12,6 +12,7 @@ like `drctl status`. Every refusal happens before anything is changed.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,17 +86,15 @@ def all_repo_info(inv: inv_mod.Inventory) -> list[dict[str, Any]]:
     return out
 
 
-def backup(inventory: Path, fmt: str, kind: str, source: str, repo: int = 1
-           ) -> dict[str, Any]:
+def backup(inventory: Path, kind: str, source: str, repo: int = 1, *, progress: Any = None,
+           say: Callable[[str], None] | None = None) -> dict[str, Any]:
     inv = inv_mod.load(inventory)
     host = repo_host(inv, repo)
-    result = playbook.run("backup.yml", inventory, fmt,
+    result = playbook.run("backup.yml", inventory,
                           {"backup_type": kind, "backup_source": source, "backup_repo": repo},
-                          title=f"backup ({kind}) into repo{repo} on {host}", render=False)
-    if result.exit_code != ExitCode.OK:
-        if fmt == "json":
-            playbook.show(result, fmt)
-        playbook.raise_for(result, "backup")
+                          title=f"backup ({kind}) into repo{repo} on {host}",
+                          progress=progress, say=say)
+    playbook.raise_for(result, "backup")
     report = {**(result.data.get("backup") or {}), "repo": repo, "repo_host": host}
     return report
 
@@ -176,9 +175,10 @@ def check_restore(inv: inv_mod.Inventory, to: str, target_time: str | None,
                              hint="choose a time inside the window (`drctl backups` shows it)")
 
 
-def restore(inventory: Path, fmt: str, *, to: str | None, target_time: str | None,
+def restore(inventory: Path, *, to: str | None, target_time: str | None,
             target_lsn: str | None, latest: bool, name: str, replace: bool,
-            drop: bool, repo: int | None = None) -> dict[str, Any]:
+            drop: bool, repo: int | None = None, progress: Any = None,
+            say: Callable[[str], None] | None = None) -> dict[str, Any]:
     inv = inv_mod.load(inventory)
     if repo is not None and to is not None and to != repo_host(inv, repo):
         raise DrctlError(f"repo{repo} is on {repo_host(inv, repo)}, not {to}: a scratch "
@@ -204,13 +204,10 @@ def restore(inventory: Path, fmt: str, *, to: str | None, target_time: str | Non
             extravars["restore_latest"] = True
         if replace:
             extravars["restore_replace"] = True
-    result = playbook.run("restore.yml", inventory, fmt, extravars,
+    result = playbook.run("restore.yml", inventory, extravars,
                           title="restore" if not drop else "drop scratch instance",
-                          render=False)
-    if result.exit_code != ExitCode.OK:
-        if fmt == "json":
-            playbook.show(result, fmt)
-        playbook.raise_for(result, "restore")
+                          progress=progress, say=say)
+    playbook.raise_for(result, "restore")
     report = result.data.get("restore") or {}
     report["host"] = to
     report["repo"] = repo_of(inv, to)
@@ -219,13 +216,14 @@ def restore(inventory: Path, fmt: str, *, to: str | None, target_time: str | Non
     return report
 
 
-def verify(inventory: Path, fmt: str, *, sql: str, database: str, repo: int = 1
-           ) -> dict[str, Any]:
+def verify(inventory: Path, *, sql: str, database: str, repo: int = 1, progress: Any = None,
+           say: Callable[[str], None] | None = None) -> dict[str, Any]:
     inv = inv_mod.load(inventory)
     host = repo_host(inv, repo)
-    result = playbook.run("verify_backup.yml", inventory, fmt,
+    result = playbook.run("verify_backup.yml", inventory,
                           {"verify_sql": sql, "verify_database": database, "backup_repo": repo},
-                          title=f"verify-backup of repo{repo} on {host}", render=False)
+                          title=f"verify-backup of repo{repo} on {host}",
+                          progress=progress, say=say)
     report = {**(result.data.get("verify") or {}), "repo": repo, "repo_host": host,
               "exit_code": int(result.exit_code)}
     if result.exit_code != ExitCode.OK or not report.get("ok"):

@@ -1,7 +1,9 @@
-"""Run one playbook for a command: validate the inventory, show progress, render the result."""
+"""Run one playbook for a command: validate the inventory, take the lock and journal, report
+progress through the callbacks given; the result is the caller's to render (drctl.views)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -11,19 +13,18 @@ from drctl import vault
 from drctl.errors import DrctlError
 from drctl.journal import Journal
 from drctl.lock import cluster_lock
-from drctl.output import Progress, console, emit_json
 from drctl.runner import RunResult, run_playbook
 
 
-def run(playbook: str, inventory: Path, fmt: str, extravars: dict[str, Any] | None = None,
+def run(playbook: str, inventory: Path, extravars: dict[str, Any] | None = None,
         *, check: bool = False, limit: str | None = None, title: str = "",
-        job_timeout: int | None = None, render: bool = True,
-        read_only: bool = False) -> RunResult:
+        job_timeout: int | None = None, read_only: bool = False, progress: Any = None,
+        say: Callable[[str], None] | None = None) -> RunResult:
+    """PROGRESS receives the runner's callbacks (drctl.output.Progress on a terminal); SAY,
+    when given, one line naming what runs where."""
     inv = inv_mod.load(inventory)
-    progress = Progress(enabled=fmt != "json")
-    if fmt != "json":
-        console(stderr=True).print(
-            f"[bold]{title or playbook}[/bold] on cluster '{inv.name}' "
+    if say is not None:
+        say(f"[bold]{title or playbook}[/bold] on cluster '{inv.name}' "
             f"({len(inv.hosts)} hosts, inventory {inv.path})" + (" [check mode]" if check else ""))
     kwargs: dict[str, Any] = {}
     if job_timeout:
@@ -35,41 +36,22 @@ def run(playbook: str, inventory: Path, fmt: str, extravars: dict[str, Any] | No
     # a check run and a read-only verb (ping) change nothing: no lock, no journal
     quiet = check or read_only
     guard = nullcontext() if quiet else cluster_lock(inv.name, operation, inv)
-    try:
-        with guard as held:
-            journal = None if quiet else Journal(inv.name, operation, held)
-            if journal:
-                journal.write("start", detail=playbook)
-            try:
-                result = run_playbook(playbook, inv.path, extravars, check=check, limit=limit,
-                                      progress=progress,
-                                      journal=journal.from_playbook if journal else None,
-                                      **kwargs)
-            except BaseException as exc:
-                if journal:  # every start has its end, also when the run could not start
-                    journal.write("end", result="error", detail=str(exc)[:300])
-                raise
-            if journal:
-                journal.write("end", result=result.status)
-    finally:
-        progress.close()
-    if render:
-        show(result, fmt)
+    with guard as held:
+        journal = None if quiet else Journal(inv.name, operation, held)
+        if journal:
+            journal.write("start", detail=playbook)
+        try:
+            result = run_playbook(playbook, inv.path, extravars, check=check, limit=limit,
+                                  progress=progress,
+                                  journal=journal.from_playbook if journal else None,
+                                  **kwargs)
+        except BaseException as exc:
+            if journal:  # every start has its end, also when the run could not start
+                journal.write("end", result="error", detail=str(exc)[:300])
+            raise
+        if journal:
+            journal.write("end", result=result.status)
     return result
-
-
-def show(result: RunResult, fmt: str) -> None:
-    if fmt == "json":
-        emit_json(result.as_dict())
-        return
-    con = console()
-    word = {"successful": "[green]succeeded[/green]"}.get(result.status,
-                                                          f"[red]{result.status}[/red]")
-    con.print(f"{result.playbook} {word} in {result.duration:.1f} s, "
-              f"{result.changed} change{'s' if result.changed != 1 else ''}")
-    for host, s in sorted(result.stats.items()):
-        con.print(f"  {host:<10} ok={s.get('ok', 0)} changed={s.get('changed', 0)} "
-                  f"failed={s.get('failures', 0)} unreachable={s.get('dark', 0)}")
 
 
 def raise_for(result: RunResult, what: str) -> None:
@@ -82,4 +64,5 @@ def raise_for(result: RunResult, what: str) -> None:
     if result.unreachable_hosts:
         hint = ("check that the host is up and answers SSH with the inventory's user and key "
                 f"({', '.join(result.unreachable_hosts)})")
-    raise DrctlError(f"{what} {result.status}{detail}", code, hint=hint)
+    raise DrctlError(f"{what} {result.status}{detail}", code, hint=hint,
+                     report=result.as_dict())

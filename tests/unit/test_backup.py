@@ -191,7 +191,7 @@ def test_repository_numbers_are_the_backup_groups_order(two_repos):
 
 def test_restore_from_one_repository_on_another_host_is_refused_before_anything(two_repos):
     with pytest.raises(DrctlError) as exc:
-        op.restore(two_repos, "json", to="backup1", target_time=None, target_lsn=None,
+        op.restore(two_repos, to="backup1", target_time=None, target_lsn=None,
                    latest=True, name="restore", replace=False, drop=False, repo=2)
     assert exc.value.exit_code == ExitCode.USAGE
     assert "repo2 is on backup2, not backup1" in str(exc.value)

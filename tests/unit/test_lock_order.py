@@ -42,8 +42,7 @@ def ran(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_ping_takes_no_lock_and_writes_no_journal(make_inventory, ran):
     path = make_inventory(hosts=LOCAL)
     with lock.cluster_lock("main", "switchover"):  # another operation holds the cluster
-        result = playbook.run("ping.yml", path, "json", title="ping", read_only=True,
-                              render=False)
+        result = playbook.run("ping.yml", path, title="ping", read_only=True)
     assert result.status == "successful" and ran == ["ping.yml"]
     assert journal.read("main") == []
 
@@ -51,7 +50,7 @@ def test_ping_takes_no_lock_and_writes_no_journal(make_inventory, ran):
 def test_an_operation_is_refused_while_the_lock_is_held(make_inventory, ran):
     path = make_inventory(hosts=LOCAL)
     with lock.cluster_lock("main", "switchover"), pytest.raises(DrctlError) as exc:
-        playbook.run("provision.yml", path, "json", render=False)
+        playbook.run("provision.yml", path)
     assert exc.value.exit_code == ExitCode.LOCKED and ran == []
 
 
@@ -69,7 +68,7 @@ def test_a_bad_vault_is_named_before_the_lock(make_inventory, ran, tmp_path, mon
     wrong.write_text("wrong\n")
     monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(wrong))
     with lock.cluster_lock("main", "switchover"), pytest.raises(DrctlError) as exc:
-        playbook.run("provision.yml", path, "json", render=False)
+        playbook.run("provision.yml", path)
     assert exc.value.exit_code == ExitCode.VAULT, exc.value.message
     assert ran == [] and journal.read("main") == []
 
@@ -81,6 +80,6 @@ def test_every_start_has_its_end_when_the_run_cannot_start(make_inventory, monke
     monkeypatch.setattr(playbook, "run_playbook", broken)
     path = make_inventory(hosts=LOCAL)
     with pytest.raises(DrctlError):
-        playbook.run("provision.yml", path, "json", render=False)
+        playbook.run("provision.yml", path)
     steps = [(e["step"], e.get("result")) for e in journal.read("main")]
     assert steps[0][0] == "start" and steps[-1] == ("end", "error"), steps
