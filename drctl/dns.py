@@ -35,6 +35,14 @@ RETRY = "drctl dns publish"
 APP_WAIT_S = 20.0
 
 
+def serving_site(inv: inv_mod.Inventory, report: dict[str, Any]) -> str | None:
+    """The rules' serving site, from REPORT (a status gathered just now)."""
+    primary = report.get("primary")
+    site = inv.site(primary) if primary else None
+    holders = (report.get("sites") or {}).get(site, {}).get("vip_holders") or []
+    return service.serving_site(primary, site, holders)
+
+
 def settings(inv: inv_mod.Inventory) -> NameSettings | None:
     """The inventory's DNS settings; None when the name is not managed."""
     return NameSettings.from_options(inv.cluster)
@@ -99,10 +107,7 @@ def view(inv: inv_mod.Inventory, report: dict[str, Any]) -> tuple[dict[str, Any]
         return {"managed": False, "name": None}, []
     resolved, ttl, error = lookup(s)
     addresses = _addresses(inv)
-    primary = report.get("primary")
-    site = inv.site(primary) if primary else None
-    holders = (report.get("sites") or {}).get(site, {}).get("vip_holders") or []
-    serving = service.serving_site(primary, site, holders)
+    serving = serving_site(inv, report)
     out = {"managed": True, "name": s.name, "dns_server": s.server or None,
            "address": resolved[0] if len(resolved) == 1 else (resolved or None),
            "ttl": ttl, "site": service.site_of_address(resolved[0], inv.app_sites, addresses)
@@ -124,10 +129,7 @@ def follow(inv: inv_mod.Inventory, report: dict[str, Any],
         return {"managed": False}
     start = time.monotonic()
     addresses = _addresses(inv)
-    primary = report.get("primary")
-    site = inv.site(primary) if primary else None
-    holders = (report.get("sites") or {}).get(site, {}).get("vip_holders") or []
-    serving = service.serving_site(primary, site, holders)
+    serving = serving_site(inv, report)
     before, _ttl, error = lookup(s) if s.server else ([], None, "")
     if serving is None:
         raise NameNotMoved("choosing the site", "no site serves (no writable primary holding "

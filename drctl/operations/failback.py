@@ -80,23 +80,7 @@ def run(prepared: ha.Prepared, ui: ha.Interaction, switch_back: bool) -> dict[st
                                 "failback": first, "result": first.get("result"),
                                 "status": first.get("status"),
                                 "journal": list(first.get("journal", []))}
-    _, facts = ha.gather(prepared.inventory)
-    sp = switchover_op.plan(prepared.inventory, facts, prepared.plan.target)
-    try:
-        second = ha.execute(sp, prepared.inventory, ha.Interaction(yes=True,
-                                                                   progress=ui.progress),
-                            question="", playbook="switchover.yml")
-    except DrctlError as exc:
-        if exc.report:
-            combined.update(switchover=exc.report, result=exc.report.get("result"),
-                            status=exc.report.get("status"))
-            combined["journal"] += exc.report.get("journal", [])
-        exc.report = combined
-        raise
-    combined.update(switchover=second, result=second.get("result"),
-                    status=second.get("status"))
-    combined["journal"] += second.get("journal", [])
-    return combined
+    return switch_back_to(prepared.inventory, prepared.plan.target, ui, combined)
 
 
 def site_nodes(inv: inv_mod.Inventory, site: str) -> list[str]:
@@ -136,8 +120,16 @@ def run_site(inventory: Path, site: str, ui: ha.Interaction, switch_back: bool,
             raise
     if not switch_back:
         return combined
+    return switch_back_to(inv, nodes[0], ui, combined)
+
+
+def switch_back_to(inv: inv_mod.Inventory, target: str | None, ui: ha.Interaction,
+                   combined: dict[str, Any]) -> dict[str, Any]:
+    """After the rejoin(s): a switchover to TARGET, planned from facts gathered now, added
+    to COMBINED (its switchover, result, status and journal), which rides on the error
+    when the switchover fails."""
     _, facts = ha.gather(inv)
-    sp = switchover_op.plan(inv, facts, nodes[0])
+    sp = switchover_op.plan(inv, facts, target)
     try:
         second = ha.execute(sp, inv, ha.Interaction(yes=True, progress=ui.progress),
                             question="", playbook="switchover.yml")
@@ -152,3 +144,4 @@ def run_site(inventory: Path, site: str, ui: ha.Interaction, switch_back: bool,
                     status=second.get("status"))
     combined["journal"] += second.get("journal", [])
     return combined
+
