@@ -283,3 +283,25 @@ def test_failback_site_rejoins_each_node_then_switches_home_in_one_report(two_si
     assert report["site"] == "dc1" and len(report["failbacks"]) == 2
     assert report["status"] == {"primary": "pg1"} and report["result"] == "ok"
     assert [e["step"] for e in report["journal"]] == ["rejoined", "rejoined", "name-moved"]
+
+
+def test_failback_switch_back_adds_the_switchover_to_one_report(two_sites, monkeypatch):
+    from drctl.operations import failback, ha
+
+    class FakePrepared:
+        inventory = two_sites
+        plan = type("P", (), {"target": "pg1"})()
+
+        def run(self, ui):
+            return {"operation": "failback", "result": "ok", "status": {"primary": "pg3"},
+                    "journal": [{"step": "rejoined"}]}
+
+    monkeypatch.setattr(ha, "gather", lambda inv, *a, **kw: ({}, None))
+    monkeypatch.setattr(failback.switchover_op, "plan", lambda inv, facts, target: target)
+    monkeypatch.setattr(ha, "execute", lambda plan, inv, ui, **kw: {
+        "operation": "switchover", "result": "ok", "status": {"primary": plan},
+        "journal": [{"step": "switched"}]})
+    report = failback.run(FakePrepared(), ha.Interaction(yes=True), True)
+    assert report["node"] == "pg1" and report["status"] == {"primary": "pg1"}
+    assert [e["step"] for e in report["journal"]] == ["rejoined", "switched"]
+    assert report["failback"]["status"] == {"primary": "pg3"}
