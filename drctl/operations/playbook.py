@@ -19,7 +19,7 @@ from drctl.runner import RunResult, run_playbook
 def run(playbook: str, inventory: Path, extravars: dict[str, Any] | None = None,
         *, check: bool = False, limit: str | None = None, title: str = "",
         job_timeout: int | None = None, read_only: bool = False, progress: Any = None,
-        say: Callable[[str], None] | None = None) -> RunResult:
+        say: Callable[[str], None] | None = None, accelerate: bool = False) -> RunResult:
     """PROGRESS receives the runner's callbacks (drctl.output.Progress on a terminal); SAY,
     when given, one line naming what runs where."""
     inv = inv_mod.load(inventory)
@@ -42,7 +42,7 @@ def run(playbook: str, inventory: Path, extravars: dict[str, Any] | None = None,
             journal.write("start", detail=playbook)
         try:
             result = run_playbook(playbook, inv.path, extravars, check=check, limit=limit,
-                                  progress=progress,
+                                  progress=progress, accelerate=accelerate,
                                   journal=journal.from_playbook if journal else None,
                                   **kwargs)
         except BaseException as exc:

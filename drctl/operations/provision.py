@@ -16,6 +16,6 @@ def provision(inventory: Path, *, check: bool, force_reclone: bool, progress: An
     extravars = {"pg_replication_force_reclone": True} if force_reclone else {}
     result = playbook.run("provision.yml", inventory, extravars, check=check,
                           title="provision" + (" (check mode)" if check else ""),
-                          progress=progress, say=say)
+                          progress=progress, say=say, accelerate=True)
     playbook.raise_for(result, "provision")
     return result

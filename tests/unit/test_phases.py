@@ -60,3 +60,18 @@ def test_every_integration_module_has_a_budget():
     tp = phases_module()
     modules = {p.stem for p in (ROOT / "tests" / "integration").glob("test_*.py")}
     assert modules - set(tp.BUDGETS) == set(), "add the new module's line to BUDGETS"
+
+
+def test_lane_b_runs_its_modules_in_the_listed_order_the_two_site_one_last():
+    """test_14 turns lane b's lab into two sites; a one-site module after it would find
+    the wrong lab, so the order is LANE_B's, not the file names'."""
+    tp = phases_module()
+    lanes = tp.plan(skip_molecule=True, serial=False)
+    b = [p.name for p in lanes["b"]]
+    assert b == ["lab up --fresh", *tp.LANE_B, "test_99_lab_down"]
+    assert b.index("test_15_app_vip") < b.index("test_14_sites")
+    a = [p.name for p in lanes["a"]]
+    assert not set(a) & set(tp.LANE_B)
+    modules = {m.stem for m in (ROOT / "tests" / "integration").glob("test_*.py")}
+    assert set(tp.LANE_B) <= modules
+    assert set(a[1:]) | set(b[1:]) == modules  # every module runs once (lab down in both)

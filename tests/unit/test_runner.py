@@ -4,8 +4,16 @@ import json
 
 import pytest
 
+from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
-from drctl.runner import EventReducer, RunResult, TaskFailure, _redact_command_file
+from drctl.runner import (
+    ACCELERATOR_ENV,
+    EventReducer,
+    RunResult,
+    TaskFailure,
+    _redact_command_file,
+    accelerator_env,
+)
 
 
 def ev(kind, **data):
@@ -92,3 +100,40 @@ def test_command_file_loses_environment_values(tmp_path):
     assert data["env"] == {"PGPASSWORD": "<redacted>", "PATH": "/usr/bin",
                            "AWS_SECRET": "<redacted>"}
     assert "hunter2" not in (tmp_path / "command").read_text()
+
+
+def test_accelerator_points_ansible_at_mitogens_linear_strategy(monkeypatch):
+    monkeypatch.delenv(ACCELERATOR_ENV, raising=False)
+    env = accelerator_env()
+    assert env["ANSIBLE_STRATEGY"] == "mitogen_linear"
+    strategies = env["ANSIBLE_STRATEGY_PLUGINS"]
+    assert strategies.endswith("ansible_mitogen/plugins/strategy")
+    import pathlib
+    assert (pathlib.Path(strategies) / "mitogen_linear.py").is_file()
+
+
+@pytest.mark.parametrize("value", ["none", "off", "0", " None "])
+def test_accelerator_can_be_turned_off(monkeypatch, value):
+    monkeypatch.setenv(ACCELERATOR_ENV, value)
+    assert accelerator_env() == {}
+
+
+def test_an_unknown_accelerator_is_a_usage_error(monkeypatch):
+    monkeypatch.setenv(ACCELERATOR_ENV, "turbo")
+    with pytest.raises(DrctlError) as err:
+        accelerator_env()
+    assert err.value.code == ExitCode.USAGE and "mitogen or none" in err.value.format_message()
+
+
+def test_without_mitogen_installed_the_run_is_ansibles_own(monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_mitogen(name, *args, **kwargs):
+        if name == "ansible_mitogen":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delenv(ACCELERATOR_ENV, raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_mitogen)
+    assert accelerator_env() == {}
