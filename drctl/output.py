@@ -6,6 +6,7 @@ Progress goes to stderr so that stdout stays clean for results; with
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from collections.abc import Callable
@@ -41,10 +42,19 @@ def choose_format(value: str) -> str:
     return value
 
 
-def json_chosen() -> bool:
-    """Whether this process's command asked for --format json (False before click parsed
-    it: a usage error has no JSON document)."""
-    return bool(_CHOSEN) and _CHOSEN[-1] == "json"
+def json_chosen(argv: list[str] | None = None) -> bool:
+    """Whether this process's command asked for --format json. Before click parsed it (a
+    usage error: an unknown option or verb, a bad value), the words themselves are read:
+    a script that asked for JSON gets its error as JSON too."""
+    if _CHOSEN:
+        return _CHOSEN[-1] == "json"
+    words = list(sys.argv[1:] if argv is None else argv)
+    if "--" in words:
+        words = words[:words.index("--")]
+    asked = [w.split("=", 1)[1] if w.startswith("--format=") else nxt
+             for w, nxt in itertools.pairwise([*words, ""])
+             if w == "--format" or w.startswith("--format=")]
+    return bool(asked) and asked[-1] == "json"
 
 
 def emit_error_json(message: str, code: int, name: str, hint: str | None) -> None:

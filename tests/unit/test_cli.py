@@ -97,6 +97,30 @@ def test_with_format_json_a_failure_without_a_report_is_one_json_document(
     assert proc.returncode == ExitCode.REFUSED and "--allow-data-loss" in doc["hint"]
 
 
+@pytest.mark.parametrize("argv", [
+    ["status", "--bogus", "--format", "json"],
+    ["nosuchverb", "--format=json"],
+    ["journal", "--last", "0", "--format", "json"],
+    ["switchover", "--format", "json", "--to"],
+])
+def test_a_usage_error_is_json_too_when_json_was_asked_for(argv):
+    """click's own usage errors come before drctl knows the format: the words are read."""
+    proc = subprocess.run([sys.executable, "-m", "drctl", *argv], capture_output=True,
+                          text=True, cwd=ROOT, check=False)
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == ExitCode.USAGE == doc["exit_code"], proc.stderr
+    assert doc["ok"] is False and doc["exit_name"] == "USAGE" and doc["error"]
+    assert "Error" in proc.stderr  # and the person's sentence on stderr, as before
+
+
+def test_a_usage_error_without_json_asked_prints_nothing_on_stdout():
+    for argv in (["status", "--bogus"], ["status", "--format", "pretty", "--bogus"],
+                 ["status", "--bogus", "--", "--format", "json"]):
+        proc = subprocess.run([sys.executable, "-m", "drctl", *argv], capture_output=True,
+                              text=True, cwd=ROOT, check=False)
+        assert proc.returncode == ExitCode.USAGE and proc.stdout == "", argv
+
+
 def test_readme_documents_every_exit_code():
     readme = (ROOT / "README.md").read_text()
     for code, name, _meaning in describe():
