@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -41,6 +42,7 @@ class WatchConfig:
     connect_timeout_s: int = 2
     witness_port: int | None = None
     witness_db: str = "repmgr"
+    witness_socket_dir: str = "/var/run/postgresql"
 
     @classmethod
     def load(cls, path: str) -> WatchConfig:
@@ -176,6 +178,9 @@ class Watcher:
             f"insert into {WITNESS_TABLE} (watcher, state) values "
             f"($drctl${self.cfg.name}$drctl$, $drctl${text}$drctl$) on conflict (watcher) "
             "do update set state = excluded.state, updated_at = now()")
+        socket = os.path.join(self.cfg.witness_socket_dir, f".s.PGSQL.{self.cfg.witness_port}")
+        if not os.path.exists(socket):  # the witness is not running here (yet): no psql
+            return
         if self.witness is None:  # one psql for the watcher's life, not one a second
             self.witness = PsqlSession(["runuser", "-u", "postgres", "--", "psql", "-XAtq",
                                         "-p", str(self.cfg.witness_port),

@@ -89,3 +89,22 @@ def test_a_psql_that_is_gone_is_started_again(fake):
     s.proc.wait()
     assert s.execute("select 3") == "answer to select 3"
     s.close()
+
+
+def test_the_watcher_starts_no_psql_while_no_witness_runs(tmp_path, monkeypatch):
+    """Without automatic failover no witness runs: no socket, no psql every second."""
+    from drctl.node import watch
+
+    cfg = watch.WatchConfig(name="backup1", nodes=(), state_file=str(tmp_path / "w.json"),
+                            witness_port=5433, witness_socket_dir=str(tmp_path))
+    w = watch.Watcher(cfg)
+    started: list[list[str]] = []
+    monkeypatch.setattr(watch.PsqlSession, "execute",
+                        lambda self, sql: started.append(self.argv) or "")
+    w.to_witness({"primary": None})
+    assert w.witness is None and started == []
+    (tmp_path / ".s.PGSQL.5433").touch()  # the witness is up
+    w.to_witness({"primary": None})
+    w.to_witness({"primary": None})
+    assert len(started) == 2 and w.witness is not None
+    assert started[0][:4] == ["runuser", "-u", "postgres", "--"] and "5433" in started[0]
