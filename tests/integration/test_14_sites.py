@@ -429,11 +429,16 @@ def test_site_failover_when_dc1_is_gone_then_dc1_fails_back_and_the_primary_come
     for host in ("pg1", "pg2"):
         code, report = drctl_json("failback", "--node", host, "--yes", timeout=900)
         assert code == ExitCode.OK, report
-    # dc2 serves, so app2 sends: what was uploaded at dc2 reaches app1 before it serves again
-    wait_for("the picture uploaded at dc2 on app1", lambda: copy_on(
-        "app1", newcomer) == hashlib.sha256(later).hexdigest(), timeout=60, interval=1)
+    # dc2 serves, so app2 sends: the switchover home sends what was uploaded at dc2 to
+    # dc1's app hosts itself, before the handover (not at the copy's next minute)
     code, report = drctl_json("switchover", "--to", "pg1", "--yes", timeout=600)
     assert code == ExitCode.OK, report
+    sent = [e for e in report["journal"] if e["step"] == "files-sent"]
+    assert [e["host"] for e in sent] == ["app2"], report["journal"]
+    assert [e["step"] for e in report["journal"]].index("files-sent") < \
+        [e["step"] for e in report["journal"]].index("promoted"), report["journal"]
+    for host in ("app1", "app3"):
+        assert copy_on(host, newcomer) == hashlib.sha256(later).hexdigest(), host
     assert report["service_name"]["address"] == app_vip("dc1"), "the name comes home too"
     assert name_points_to() == [app_vip("dc1")]
     healthy_with("pg1", timeout=120)
