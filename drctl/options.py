@@ -62,7 +62,7 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
            maximum=255),
     Option("drctl_app_vip", "str", "",
            "Per site: the application's virtual IP with its prefix (address/prefix), held by "
-           "exactly one app host of the site whose application answers /health; empty: no "
+           "exactly one app host of the site whose application answers its check; empty: no "
            "application VIP. It must lie in the site's app hosts' subnet."),
     Option("drctl_app_vrrp_router_id", "int", 52,
            "VRRP virtual_router_id (1-255) of the application VIP; not the database VIP's.",

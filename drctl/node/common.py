@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -172,3 +174,78 @@ def holds_address(interface: str, address: str) -> bool:
     rc, out, _ = run(["ip", "-o", "addr", "show", "dev", interface], timeout=5)
     return rc == 0 and any(len(ln.split()) > 3 and ln.split()[3].split("/")[0] == ip
                            for ln in out.splitlines())
+
+
+class PsqlSession:
+    """One long-lived psql reading statements from its standard input: a statement every
+    second costs no new process, no runuser session and no login (drctl-node watch copies
+    its record into the witness database this way). Any failure (an error, no answer in
+    time, psql gone) ends the session with RuntimeError; the next statement starts a new
+    one."""
+
+    MARK = "drctl-psql-session-done"
+
+    def __init__(self, argv: list[str], timeout: float = 5) -> None:
+        self.argv = [*argv, "-v", "ON_ERROR_STOP=1"]
+        self.timeout = timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.errors = b""
+
+    def execute(self, sql: str) -> str:
+        """Run SQL (one or more statements, no psql meta-commands); what it printed."""
+        import select
+
+        if self.proc is None or self.proc.poll() is not None:
+            self.errors = b""
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = self.proc
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(f"{sql.rstrip().rstrip(';')};\n\\echo {self.MARK}\n".encode())
+            proc.stdin.flush()
+        except OSError as exc:
+            self.close()
+            raise RuntimeError(f"psql is gone: {exc}") from exc
+        out = b""
+        deadline = time.monotonic() + self.timeout
+        fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno() if proc.stderr else -1
+        while not out.endswith(f"{self.MARK}\n".encode()):
+            left = deadline - time.monotonic()
+            watched = [fd, err_fd] if err_fd >= 0 else [fd]
+            ready = select.select(watched, [], [], left)[0] if left > 0 else []
+            if not ready:
+                self.close()
+                raise RuntimeError(f"psql gave no answer within {self.timeout:g} s")
+            if err_fd in ready:  # notices and errors: drained, the newest kept for a failure
+                noise = os.read(err_fd, 65536)
+                self.errors = (self.errors + noise)[-4000:]
+                if not noise:
+                    err_fd = -1  # closed: psql is ending; its stdout says the rest
+                if fd not in ready:
+                    continue
+            chunk = os.read(fd, 65536)
+            if not chunk:  # psql ended: ON_ERROR_STOP after an error, or killed
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=1)
+                if err_fd >= 0:
+                    with contextlib.suppress(OSError):
+                        self.errors += os.read(err_fd, 65536)
+                lines = self.errors.decode(errors="replace").strip().splitlines()
+                said = [ln for ln in lines if "ERROR:" in ln or "FATAL:" in ln] or lines
+                self.close()
+                raise RuntimeError(said[-1].strip() if said else "psql ended")
+            out += chunk
+        return out[:-len(self.MARK) - 1].decode(errors="replace").strip()
+
+    def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            with contextlib.suppress(OSError):
+                proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=2)
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()

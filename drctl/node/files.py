@@ -185,8 +185,8 @@ def state(c: FilesConfig, now: float | None = None) -> dict[str, Any]:
 
 
 def main(config_path: str, command: str) -> int:
-    if command == "state" and not os.path.exists(config_path):
-        common.emit(ok=True, configured=False)  # a host the copy does not include
+    if not os.path.exists(config_path):  # a host the copy does not include
+        common.emit(ok=True, configured=False, sent=False)
         return 0
     c = FilesConfig.load(config_path)
     if command == "state":

@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from drctl.node.common import emit, read_json, run, write_json_atomic
+from drctl.node.common import PsqlSession, emit, read_json, write_json_atomic
 from drctl.rules import sql
 
 WITNESS_TABLE = "drctl_watch"
@@ -41,6 +42,7 @@ class WatchConfig:
     connect_timeout_s: int = 2
     witness_port: int | None = None
     witness_db: str = "repmgr"
+    witness_socket_dir: str = "/var/run/postgresql"
 
     @classmethod
     def load(cls, path: str) -> WatchConfig:
@@ -106,6 +108,7 @@ class Watcher:
         self.lock = threading.Lock()
         self.pending: dict[str, float] = {}  # node -> when its check in flight started
         self.lost = threading.Event()  # the primary was just lost, or is back: publish now
+        self.witness: PsqlSession | None = None
         old = read_json(cfg.state_file)
         self.state: dict[str, Any] = {
             "watcher": cfg.name, "interval_s": cfg.interval_s, "checked_at": None,
@@ -175,9 +178,15 @@ class Watcher:
             f"insert into {WITNESS_TABLE} (watcher, state) values "
             f"($drctl${self.cfg.name}$drctl$, $drctl${text}$drctl$) on conflict (watcher) "
             "do update set state = excluded.state, updated_at = now()")
-        run(["runuser", "-u", "postgres", "--", "psql", "-XAtq", "-p",
-             str(self.cfg.witness_port), "-d", self.cfg.witness_db, "-c", statement],
-            timeout=5)
+        socket = os.path.join(self.cfg.witness_socket_dir, f".s.PGSQL.{self.cfg.witness_port}")
+        if not os.path.exists(socket):  # the witness is not running here (yet): no psql
+            return
+        if self.witness is None:  # one psql for the watcher's life, not one a second
+            self.witness = PsqlSession(["runuser", "-u", "postgres", "--", "psql", "-XAtq",
+                                        "-p", str(self.cfg.witness_port),
+                                        "-d", self.cfg.witness_db], timeout=5)
+        with contextlib.suppress(RuntimeError):  # best effort; the next publish tries again
+            self.witness.execute(statement)
 
     def run_forever(self) -> None:
         for node in self.cfg.nodes:

@@ -186,7 +186,10 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, ui: Interaction, *, questi
         try:
             result = act(journal, ui) if act else None
             if result is None:
-                result = run_playbook(playbook, inventory.path, plan.extravars,
+                # the name follows below (_follow_name), with its own exit code and
+                # journal entries: the playbook's own step (includes/service-name.yml) skips
+                result = run_playbook(playbook, inventory.path,
+                                      {**plan.extravars, "drctl_follows_name": True},
                                       progress=ui.progress, journal=journal.from_playbook,
                                       limit=plan.limit)
         except BaseException as exc:  # every start has its end

@@ -13,6 +13,8 @@ from drctl.rules.policy import Policy
 STEPS = [
     "gates: exactly one primary; the target streams from it; lag under the threshold; "
     "no prepared transactions",
+    "when the primary changes site: the serving site's app host sends the application's "
+    "files to the site about to serve (a copy that does not reach it stops here)",
     "on the old primary: hold the VIP, CHECKPOINT, stop PostgreSQL cleanly (pg_controldata "
     "must say 'shut down')",
     "on the target: wait until it has replayed past the old primary's shutdown checkpoint",

@@ -1,14 +1,17 @@
 """drctl_service_name: point the service's name at the serving site, from a playbook.
 
-Runs on the control node. The site that serves is given (the running primary's site,
-which the play has just proven writable and holding its VIP); where the name must point
-for that site is the rules core's (drctl.rules.service.name_address), and the update is
-drctl.dns.publish (RFC 2136 signed with the TSIG key, or drctl_dns_hook): the same code
-drctl's own operations run.
+Runs on the control node, fed what the play read just now. Which site serves is the rules
+core's (drctl.rules.service.serving_site: the single writable primary's site, when that
+primary alone holds its site's VIP), where the name must point for that site is too
+(drctl.rules.service.name_address), and the update is drctl.dns.publish (RFC 2136 signed
+with the TSIG key, or drctl_dns_hook): the same code drctl's own operations run. When no
+site serves (no single primary, or its VIP elsewhere), the name is left as it is and the
+task fails saying why.
 
 Options:
-  site       the serving site (the running primary's drctl_location)
-  options    the drctl_dns_* options
+  writable     the nodes that accept writes now (one, on a sound cluster)
+  vip_holders  the nodes holding a database VIP now
+  options      the drctl_dns_* options
 The TSIG key's secret is read from the variables (vault_dns_tsig_secret), never passed
 as an argument, so no task argument or result ever holds it.
 The app hosts (group app), their sites, addresses and application VIPs come from the
@@ -43,8 +46,20 @@ class ActionModule(ActionBase):
         if settings is None:
             return {**result, "changed": False, "skipped": True,
                     "msg": "the service's name is not managed (no drctl_dns_name)"}
-        site = str(args.get("site") or "")
         hostvars = (task_vars or {}).get("hostvars") or {}
+        writable = [str(h) for h in args.get("writable") or []]
+        primary = writable[0] if len(writable) == 1 else None
+        primary_site = str(self._templar.template(
+            hostvars[primary].get("drctl_location", "default"))) if primary else None
+        site = service.serving_site(primary, primary_site,
+                                    [str(h) for h in args.get("vip_holders") or []])
+        if site is None:
+            return {**result, "failed": True, "changed": False,
+                    "msg": f"no site serves, so {settings.name} is left as it is: "
+                           + (f"{', '.join(writable) or 'no node'} accept writes"
+                              if primary is None else
+                              f"the primary {primary} does not hold its site's VIP alone "
+                              f"(holders: {', '.join(args.get('vip_holders') or []) or 'none'})")}
         app_sites: dict[str, dict[str, Any]] = {}
         addresses: dict[str, str] = {}
         for host in ((task_vars or {}).get("groups") or {}).get("app") or []:

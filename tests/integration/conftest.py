@@ -37,14 +37,18 @@ def drctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
                           stdin=subprocess.DEVNULL, text=True, timeout=timeout, check=False)
 
 
-def ansible_playbook(playbook: str, *args: str, timeout: float = 900
-                     ) -> subprocess.CompletedProcess:
+def ansible_playbook(playbook: str, *args: str, timeout: float = 900,
+                     accelerate: bool = False) -> subprocess.CompletedProcess:
     """Run playbooks/PLAYBOOK with plain ansible-playbook on the lab's inventory, as an
-    Ansible or AWX user would (no drctl)."""
+    Ansible or AWX user would (no drctl). ACCELERATE: on mitogen's strategy, as drctl runs
+    provision, for a test's set-up where the playbook is not what the test is about."""
+    from drctl.runner import accelerator_env
+
+    env = {**os.environ, **(accelerator_env() if accelerate else {})}
     return subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY),
          f"playbooks/{playbook}", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def drctl_json(*args: str, timeout: float = 900) -> tuple[int, dict]:

@@ -22,6 +22,7 @@ from drctl.exitcodes import ExitCode
 from drctl.workload import AppProbe
 from tests.integration.conftest import (
     INVENTORY,
+    ansible_playbook,
     drctl_json,
     healthy_with,
     holds_for,
@@ -341,11 +342,16 @@ def test_a_planned_switchover_to_the_remote_site_and_back_loses_nothing():
     remote = write_marker("site_marks", dc2_vip())
     assert has_row("pg3", "site_marks", remote)
     wait_for("dc2's row on pg1", lambda: has_row("pg1", "site_marks", remote), timeout=30)
-    code, report = drctl_json("switchover", "--to", "pg1", "--yes", timeout=600)
-    assert code == ExitCode.OK, report
-    assert report["status"]["primary"] == "pg1" and report["status"]["vip_holders"] == ["pg1"]
-    assert report["service_name"]["address"] == app_vip("dc1")
+    # the way back as an Ansible or AWX user runs it, without drctl: the playbook moves
+    # the name home itself (includes/service-name.yml)
+    play = ansible_playbook("switchover.yml", "-e", "target=pg1", timeout=600)
+    assert play.returncode == 0, play.stdout[-3000:]
+    assert play.stdout.count("TASK [Publish the service's name") == 1, play.stdout[-3000:]
+    step = play.stdout.split("TASK [Publish the service's name")[-1]
+    step = re.split(r"\n(?:TASK|PLAY) \[", step)[0]
+    assert "changed: [pg" in step, play.stdout[-3000:]
     assert name_points_to() == [app_vip("dc1")]
+    assert vip_holders() == ["pg1"]
     healthy_with("pg1", timeout=90)
     for marker in (before, remote):
         for host in ("pg1", "pg2", "pg3"):
@@ -423,11 +429,16 @@ def test_site_failover_when_dc1_is_gone_then_dc1_fails_back_and_the_primary_come
     for host in ("pg1", "pg2"):
         code, report = drctl_json("failback", "--node", host, "--yes", timeout=900)
         assert code == ExitCode.OK, report
-    # dc2 serves, so app2 sends: what was uploaded at dc2 reaches app1 before it serves again
-    wait_for("the picture uploaded at dc2 on app1", lambda: copy_on(
-        "app1", newcomer) == hashlib.sha256(later).hexdigest(), timeout=60, interval=1)
+    # dc2 serves, so app2 sends: the switchover home sends what was uploaded at dc2 to
+    # dc1's app hosts itself, before the handover (not at the copy's next minute)
     code, report = drctl_json("switchover", "--to", "pg1", "--yes", timeout=600)
     assert code == ExitCode.OK, report
+    sent = [e for e in report["journal"] if e["step"] == "files-sent"]
+    assert [e["host"] for e in sent] == ["app2"], report["journal"]
+    assert [e["step"] for e in report["journal"]].index("files-sent") < \
+        [e["step"] for e in report["journal"]].index("promoted"), report["journal"]
+    for host in ("app1", "app3"):
+        assert copy_on(host, newcomer) == hashlib.sha256(later).hexdigest(), host
     assert report["service_name"]["address"] == app_vip("dc1"), "the name comes home too"
     assert name_points_to() == [app_vip("dc1")]
     healthy_with("pg1", timeout=120)

@@ -66,6 +66,23 @@ def test_the_artifact_holds_the_content_and_not_the_working_tree(artifact):
     assert not any("__pycache__" in n for n in names)
 
 
+def test_what_provision_runs_is_in_the_collection_as_in_the_repository(artifact):
+    """Every playbook, role file, plugin and rules/node module the playbooks use is in the
+    artifact, byte for byte as in the repository (a build_ignore pattern too wide would
+    drop one, and only the run that needs it would notice)."""
+    tracked = subprocess.run(["git", "ls-files", "playbooks", "roles", "plugins",
+                              "drctl/rules", "drctl/node", "meta"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert len(tracked) > 100
+    with tarfile.open(artifact) as tar:
+        members = {m.name: m for m in tar.getmembers() if m.isfile()}
+        for rel in tracked:
+            assert rel in members, f"{rel} is not in the collection"
+            fh = tar.extractfile(members[rel])
+            assert fh is not None and fh.read() == (ROOT / rel).read_bytes(), \
+                f"{rel} differs in the collection"
+
+
 def test_no_role_keeps_a_plugin_a_collection_would_not_load():
     for role in (ROOT / "roles").iterdir():
         for kind in ("library", "action_plugins", "lookup_plugins", "filter_plugins",

@@ -205,6 +205,16 @@ def test_status_says_nothing_about_hosts_without_the_copy_configured(tmp_path, c
     assert warnings == [] and [v["files"] for v in view] == [None, None]
 
 
+def test_a_sync_on_a_host_without_the_copy_configured_sends_nothing_and_succeeds(
+        tmp_path, capsys):
+    """switchover.yml runs `files sync` on every app host of the serving site: one the
+    copy does not include answers, in JSON, that it sent nothing."""
+    assert files.main(str(tmp_path / "absent.json"), "sync") == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer == {"ok": True, "configured": False, "sent": False}
+    assert not (tmp_path / "absent.json").exists()
+
+
 def test_only_drctl_status_asks_the_app_and_backup_hosts_for_their_copies(make_inventory,
                                                                           monkeypatch):
     """A failover gathers its facts through status.collect: it must not wait on the
