@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -193,8 +194,6 @@ class PsqlSession:
 
     def execute(self, sql: str) -> str:
         """Run SQL (one or more statements, no psql meta-commands); what it printed."""
-        import select
-
         if self.proc is None or self.proc.poll() is not None:
             self.errors = b""
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE,

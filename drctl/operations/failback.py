@@ -144,4 +144,3 @@ def switch_back_to(inv: inv_mod.Inventory, target: str | None, ui: ha.Interactio
                     status=second.get("status"))
     combined["journal"] += second.get("journal", [])
     return combined
-

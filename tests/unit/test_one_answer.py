@@ -10,7 +10,6 @@ gives, on the same facts as drctl's plan, and compare the two answers.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,18 +20,14 @@ import yaml
 
 from drctl.inventory import Inventory
 from drctl.operations import failback, failover, switchover
+from tests.unit.plugins import action_plugin
 from tests.unit.test_rules import cluster, primary_probe, standby_probe, watch
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def gate_plugin() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "drctl_gate_one_answer", ROOT / "plugins" / "action" / "drctl_gate.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return action_plugin("drctl_gate")
 
 
 def gate_tasks(playbook: str) -> list[dict[str, Any]]:

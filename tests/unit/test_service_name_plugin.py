@@ -4,7 +4,6 @@ operation) decide the serving site by the same rule, on the same facts."""
 
 from __future__ import annotations
 
-import importlib.util
 import stat
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,6 +14,7 @@ import yaml
 
 from drctl import dns
 from drctl.inventory import Host, Inventory
+from tests.unit.plugins import action_plugin
 
 ROOT = Path(__file__).resolve().parents[2]
 SITES = {"pg1": "dc1", "pg2": "dc1", "pg3": "dc2", "app1": "dc1", "app2": "dc2"}
@@ -22,12 +22,7 @@ APP_VIPS = {"dc1": "10.0.1.101/24", "dc2": "10.0.2.101/24"}
 
 
 def plugin() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "drctl_service_name_plugin", ROOT / "plugins" / "action" / "drctl_service_name.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return action_plugin("drctl_service_name")
 
 
 def hook(tmp_path: Path) -> tuple[str, Path]:
