@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import select
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -168,6 +169,32 @@ def write_json_atomic(path: str, data: Any, mode: int = 0o644) -> None:
         json.dump(data, fh)
     os.chmod(tmp, mode)
     os.replace(tmp, path)
+
+
+class Busy(Exception):
+    """Another run holds the lock and did not let go in time."""
+
+
+@contextlib.contextmanager
+def exclusive(path: str, wait_s: float, poll_s: float = 0.2) -> Iterator[None]:
+    """Hold an exclusive flock on PATH (created, with its directory) for the block; wait
+    up to WAIT_S for another holder to let go, then raise Busy. The kernel drops the lock
+    when its holder dies, so a killed run never leaves it held."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise Busy(f"{path} is held by another run (waited {wait_s:g} s)") from None
+                time.sleep(poll_s)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def holds_address(interface: str, address: str) -> bool:

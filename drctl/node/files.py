@@ -60,6 +60,9 @@ class FilesConfig:
     timeout_s: float = 600
     bandwidth_kbps: int = 0  # rsync --bwlimit; 0 = no limit
     last_run: str = "/var/lib/drctl/files-sync.json"
+    # held for the whole of a run: a switchover's run waits for the timer's (two rsyncs
+    # into one directory delete each other's temporary files and both can fail)
+    lock_file: str = "/var/lib/drctl/files-sync.lock"
     # the site's application VIP (address/prefix) and its interface, when it has one: of
     # several app hosts in a site only the one holding it serves, so only that one sends
     app_vip: str = ""
@@ -192,7 +195,14 @@ def main(config_path: str, command: str) -> int:
     if command == "state":
         common.emit(ok=True, configured=True, **state(c))
         return 0
-    record = sync(c)
+    # the longest a run can take (every peer's rsync and its stamp at their timeout)
+    wait_s = 2 * c.timeout_s * (len(c.peers) or 1) + 10
+    try:
+        with common.exclusive(c.lock_file, wait_s):
+            record = sync(c)
+    except common.Busy as exc:
+        record = {"ok": False, "host": c.name, "sent": False, "peers": [],
+                  "reason": f"another copy is still running: {exc}", "at": common.now_iso()}
     common.write_json_atomic(c.last_run, record)  # creates its directory
     print(json.dumps(record, sort_keys=True), flush=True)
     return 0 if record["ok"] else 1

@@ -3,6 +3,7 @@ the receiver's copy, and what status says about the copies (drctl.status.files_v
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -166,6 +167,48 @@ def test_main_keeps_the_record_and_fails_when_a_peer_was_not_reached(tmp_path, h
     assert files.main(str(cfg), "state") == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["copied_from"] == "app1" and shown["last_run"]["ok"] is False
+
+
+def test_a_run_waits_for_the_run_before_it_and_says_so_when_that_one_never_ends(
+        tmp_path, monkeypatch, capsys):
+    # two rsyncs into one directory delete each other's temporary files and fail: a run
+    # started by a switchover must wait for the timer's, then copy
+    lock = tmp_path / "run" / "sync.lock"
+    cfg = tmp_path / "files.json"
+    cfg.write_text(json.dumps({"directory": str(tmp_path), "name": "app1",
+                               "last_run": str(tmp_path / "run" / "last.json"),
+                               "lock_file": str(lock)}))
+    started = threading.Event()
+
+    def fake_sync(c: files.FilesConfig, now: float | None = None) -> dict:
+        started.set()
+        return {"ok": True, "host": c.name, "sent": False, "peers": []}
+
+    monkeypatch.setattr(files, "sync", fake_sync)
+    results: list[int] = []
+    with common.exclusive(str(lock), wait_s=1):
+        second = threading.Thread(target=lambda: results.append(files.main(str(cfg), "sync")))
+        second.start()
+        assert not started.wait(0.5), "the second run copied while the first held the lock"
+    assert started.wait(10), "the second run never started after the first let go"
+    second.join(10)
+    assert results == [0]
+    # a holder that does not let go in time: Busy, and main keeps a failed record
+    with (common.exclusive(str(lock), wait_s=1), pytest.raises(common.Busy, match="held by"),
+          common.exclusive(str(lock), wait_s=0.3)):
+        pass
+
+    @contextlib.contextmanager
+    def busy(path: str, wait_s: float) -> Iterator[None]:
+        raise common.Busy(f"{path} is held by another run (waited {wait_s:g} s)")
+        yield
+
+    monkeypatch.setattr(common, "exclusive", busy)
+    capsys.readouterr()
+    assert files.main(str(cfg), "sync") == 1
+    kept = json.loads((tmp_path / "run" / "last.json").read_text())
+    assert kept["ok"] is False and kept["sent"] is False
+    assert kept["reason"].startswith("another copy is still running")
 
 
 def _res(host: str, data: dict | None, ok: bool = True, error: str = ""):
