@@ -91,9 +91,10 @@ def test_a_transaction_held_open_stops_the_switchover_with_the_pooler_running():
     timeout (5 s) makes drctl take the pause back and stop before anything changed."""
     password = lab_secrets()["vault_pg_app_password"]
     marker = "held_" + uuid.uuid4().hex[:8]
-    sh("app1", f"PGPASSWORD={shlex.quote(password)} setsid nohup psql -h 127.0.0.1 -p 6432 "
-               f"-U app -d app -c 'begin' -c \"select pg_sleep(60), '{marker}'\" "
-               ">/dev/null 2>&1 &")
+    # idle in its transaction (a statement would meet the pooler's 5 s statement timeout)
+    session = (f"(echo \"begin; select '{marker}';\"; sleep 90) | PGPASSWORD="
+               f"{shlex.quote(password)} psql -h 127.0.0.1 -p 6432 -U app -d app")
+    sh("app1", f"setsid sh -c {shlex.quote(session)} </dev/null >/dev/null 2>&1 &")
     try:
         wait_for("the held transaction on pg1", lambda: psql(
             "pg1", f"select count(*) from pg_stat_activity where query like '%{marker}%' "
