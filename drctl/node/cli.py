@@ -9,6 +9,7 @@
   drctl-node [--app-vip-config PATH] [--files-config PATH] [--pooler-config PATH] app state
                                               (an app host: drctl.node.appvip)
   drctl-node [--pooler-config PATH] pooler pause|resume|state|guard [--by WHO] [--timeout S]
+                                              [--keep-pausing]
                                               (an app host's PgBouncer: drctl.node.pooler)
   drctl-node [--backup-config PATH] backup backup|info|restore|drop|verify ...
                                               (a repository host: drctl.node.backup)
@@ -65,6 +66,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--by", default="", help="who pauses or resumes (recorded)")
     s.add_argument("--timeout", type=float, default=None,
                    help="pause: seconds to wait for transactions in flight")
+    s.add_argument("--keep-pausing", action="store_true",
+                   help="pause: past the timeout, leave the pooler pausing (a failover)")
     s = sub.add_parser("auto")
     s.add_argument("args", nargs=argparse.REMAINDER)
     s = sub.add_parser("backup", help="the repository host's backups (drctl-backup)",
@@ -99,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "pooler":  # app hosts
         from drctl.node import pooler
 
-        return pooler.main(a.pooler_config, a.action, by=a.by, timeout=a.timeout)
+        return pooler.main(a.pooler_config, a.action, by=a.by, timeout=a.timeout,
+                           keep_pausing=a.keep_pausing)
     if a.cmd == "backup":  # repository hosts: no node.json there either
         from drctl.node import backup
 

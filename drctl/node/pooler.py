@@ -2,7 +2,7 @@
 switchover's handover so that clients wait instead of failing, resumed after it, never
 left paused.
 
-  drctl-node [--pooler-config PATH] pooler pause --by WHO [--timeout S]
+  drctl-node [--pooler-config PATH] pooler pause --by WHO [--timeout S] [--keep-pausing]
   drctl-node [--pooler-config PATH] pooler resume --by WHO
   drctl-node [--pooler-config PATH] pooler state
   drctl-node [--pooler-config PATH] pooler guard          (the guard's timer)
@@ -114,10 +114,19 @@ def state(c: PoolerConfig, now: float | None = None) -> dict[str, Any]:
     return out
 
 
+def _paused_now(c: PoolerConfig) -> bool:
+    try:
+        return _row(admin(c, "SHOW DATABASES"), "name", c.database).get("paused") == "1"
+    except AdminError:
+        return False
+
+
 def pause(c: PoolerConfig, by: str, timeout: float | None = None,
-          now: float | None = None) -> dict[str, Any]:
+          now: float | None = None, keep_pausing: bool = False) -> dict[str, Any]:
     """PAUSE the database: wait (up to TIMEOUT) for the transactions in flight; past it,
-    take the pause back and fail."""
+    take the pause back and fail. With KEEP_PAUSING (a failover: the transactions in
+    flight are on a primary that is gone, and end when their connections give up), leave
+    the pooler pausing past the timeout: new transactions wait for the new primary."""
     timeout = c.pause_timeout_s if timeout is None else timeout
     started = time.time() if now is None else now
     # the record comes first: if this process dies while PgBouncer pauses, the guard
@@ -128,11 +137,16 @@ def pause(c: PoolerConfig, by: str, timeout: float | None = None,
     try:
         admin(c, f"PAUSE {c.database}", timeout=timeout)
     except AdminError as exc:
+        if keep_pausing and _paused_now(c):
+            return {"ok": True, "host": c.name, "paused": True, "pausing": True,
+                    "at": _now_iso(started),
+                    "seconds": round(time.monotonic() - t0, 3),
+                    "detail": f"transactions in flight have not ended yet: {exc}"}
         taken_back = resume(c, by=f"{by} (its pause timed out)")
         return {"ok": False, "host": c.name, "paused": False, "resumed": taken_back["ok"],
                 "error": (f"the pooler could not pause {c.database} within {timeout:g} s "
                           f"(a transaction in flight did not end: {exc}); resumed it")}
-    return {"ok": True, "host": c.name, "paused": True,
+    return {"ok": True, "host": c.name, "paused": True, "at": _now_iso(started),
             "seconds": round(time.monotonic() - t0, 3)}
 
 
@@ -177,7 +191,8 @@ def guard(c: PoolerConfig, now: float | None = None) -> dict[str, Any]:
     return {**result, "action": "resumed", "why": why}
 
 
-def main(config_path: str, action: str, by: str = "", timeout: float | None = None) -> int:
+def main(config_path: str, action: str, by: str = "", timeout: float | None = None,
+         keep_pausing: bool = False) -> int:
     if not os.path.exists(config_path):  # a host without a pooler
         common.emit(ok=True, configured=False)
         return 0
@@ -186,7 +201,8 @@ def main(config_path: str, action: str, by: str = "", timeout: float | None = No
         common.emit(ok=True, configured=True, **state(c))
         return 0
     who = by or "an operator on the host"
-    result = {"pause": lambda: pause(c, who, timeout), "resume": lambda: resume(c, who),
+    result = {"pause": lambda: pause(c, who, timeout, keep_pausing=keep_pausing),
+              "resume": lambda: resume(c, who),
               "guard": lambda: guard(c)}[action]()
     print(json.dumps(result, sort_keys=True), flush=True)
     return 0 if result["ok"] else 1

@@ -186,3 +186,14 @@ def test_status_reports_each_pooler_and_a_pause_past_the_limit_is_a_problem():
     assert warnings == [
         "app2's pooler has been paused for 3.2 s by switchover pg1 -> pg2 (4 clients waiting)",
         "app6: its pooler's state is unknown (no route to host)"]
+
+
+def test_a_failovers_pause_stays_in_place_while_transactions_on_the_lost_primary_hang(
+        tmp_path, bouncer):
+    bouncer.in_flight = True  # their server is gone: they end when TCP gives up
+    c = config(tmp_path)
+    result = pooler.pause(c, "failover to pg2", timeout=1, keep_pausing=True)
+    assert result["ok"] and result["paused"] and result["pausing"], result
+    assert bouncer.paused and "RESUME app" not in bouncer.commands
+    assert pooler.state(c)["paused_by"] == "failover to pg2"
+    assert pooler.resume(c, "failover to pg2")["resumed"] is True
