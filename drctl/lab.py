@@ -113,8 +113,6 @@ LAB_TIMEOUTS: dict[str, object] = {
     "drctl_node_start_confirm_wait_s": 5,
     # the application's files reach the other site every 10 s (production: every minute)
     "app_files_interval": "10s",
-    # a pooler left paused is resumed by its guard after 15 s (production: 30 s)
-    "pgbouncer_guard_limit_s": 15,
     "postgresql_extra_settings": {"wal_receiver_timeout": "15s", "wal_sender_timeout": "15s"},
 }
 

@@ -6,6 +6,8 @@ left paused.
   drctl-node [--pooler-config PATH] pooler resume --by WHO
   drctl-node [--pooler-config PATH] pooler state
   drctl-node [--pooler-config PATH] pooler guard          (the guard's timer)
+  drctl-node [--pooler-config PATH] pooler await --timeline-above N --max S --by WHO
+                                                          (the waiter a pause starts)
 
 PgBouncer's PAUSE waits for every transaction in flight to end, then closes its server
 connections; transactions that start meanwhile wait in the pooler. A pause that does not
@@ -25,8 +27,10 @@ import csv
 import io
 import json
 import os
+import re
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -49,11 +53,22 @@ class PoolerConfig:
     pause_timeout_s: float = 5.0
     guard_limit_s: float = 30.0
     admin_timeout_s: float = 5.0
+    # the server behind the pooler, as the waiter asks it (switchover: resume as soon as a
+    # new primary answers there): its address, and the pooler's own CA and auth file
+    server_host: str = ""
+    server_port: int = 5432
+    server_user: str = "app"
+    auth_file: str = "/etc/pgbouncer/userlist.txt"
+    ca_file: str = "/etc/pgbouncer/ca.crt"
+    sslmode: str = "verify-full"
+    poll_s: float = 0.2
+    node_command: str = "/usr/local/libexec/drctl/drctl-node"
+    config_path: str = ""  # where this configuration was read (the waiter reads it again)
 
     @classmethod
     def load(cls, path: str) -> PoolerConfig:
         with open(path, encoding="utf-8") as fh:
-            return cls(**json.load(fh))
+            return cls(**{**json.load(fh), "config_path": path})
 
 
 class AdminError(RuntimeError):
@@ -114,6 +129,72 @@ def state(c: PoolerConfig, now: float | None = None) -> dict[str, Any]:
     return out
 
 
+def auth_password(path: str, user: str) -> str | None:
+    """USER's password in PgBouncer's auth file ("user" "password" lines, a double quote
+    written twice)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = re.findall(r'"((?:[^"]|"")*)"', line)
+        if len(fields) >= 2 and fields[0].replace('""', '"') == user:
+            return str(fields[1]).replace('""', '"')
+    return None
+
+
+def server_timeline(c: PoolerConfig, timeout: float = 2) -> int | None:
+    """The timeline of the primary that answers at the pooler's server address now (read
+    and write, straight, not through the pooler); None when none answers."""
+    password = auth_password(c.auth_file, c.server_user)
+    if not c.server_host or password is None:
+        return None
+    dsn = (f"host={c.server_host} port={c.server_port} dbname={c.database} "
+           f"user={c.server_user} sslmode={c.sslmode} sslrootcert={c.ca_file} "
+           f"target_session_attrs=read-write connect_timeout=1 "
+           f"application_name=drctl-pooler-waiter")
+    rc, out, _ = common.run([c.psql, "-XAtq", dsn, "-c",
+                             "select pg_walfile_name(pg_current_wal_lsn())"],
+                            timeout=timeout, env={**os.environ, "PGPASSWORD": password})
+    if rc != 0 or not re.fullmatch(r"[0-9A-F]{24}", out):
+        return None
+    return int(out[:8], 16)
+
+
+def await_new_primary(c: PoolerConfig, above: int, max_s: float, by: str,
+                      clock: Callable[[], float] = time.monotonic,
+                      sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """The waiter a switchover's pause starts: resume the pooler as soon as a primary on a
+    timeline above ABOVE answers at its server address (the promoted standby, once it
+    holds the VIP), not when the playbook's resume gets there seconds later. It gives up
+    after MAX_S, or as soon as somebody else resumed the pooler; the playbook's resume and
+    the guard stay behind it."""
+    deadline = clock() + max_s
+    while clock() < deadline:
+        if not _paused_now(c):
+            return {"ok": True, "host": c.name, "resumed": False,
+                    "detail": "resumed by someone else"}
+        timeline = server_timeline(c)
+        if timeline is not None and timeline > above:
+            return resume(c, by=f"{by} (its waiter: the new primary on timeline {timeline} "
+                                "answers)")
+        sleep(c.poll_s)
+    return {"ok": True, "host": c.name, "resumed": False,
+            "detail": f"no new primary within {max_s:g} s"}
+
+
+def start_waiter(c: PoolerConfig, above: int, max_s: float, by: str) -> bool:
+    """Start await_new_primary in a transient systemd unit of its own (it outlives the
+    command that paused the pooler)."""
+    unit = f"drctl-pooler-waiter-{int(time.time() * 1000)}"
+    rc, _, _ = common.run(["systemd-run", f"--unit={unit}", "--collect", "--quiet", "--",
+                           c.node_command, "--pooler-config", c.config_path, "pooler",
+                           "await", "--timeline-above", str(above), "--max", f"{max_s:g}",
+                           "--by", by], timeout=10)
+    return rc == 0
+
+
 def _paused_now(c: PoolerConfig) -> bool:
     try:
         return _row(admin(c, "SHOW DATABASES"), "name", c.database).get("paused") == "1"
@@ -122,13 +203,17 @@ def _paused_now(c: PoolerConfig) -> bool:
 
 
 def pause(c: PoolerConfig, by: str, timeout: float | None = None,
-          now: float | None = None, keep_pausing: bool = False) -> dict[str, Any]:
+          now: float | None = None, keep_pausing: bool = False,
+          until_new_primary_s: float = 0) -> dict[str, Any]:
     """PAUSE the database: wait (up to TIMEOUT) for the transactions in flight; past it,
     take the pause back and fail. With KEEP_PAUSING (a failover: the transactions in
     flight are on a primary that is gone, and end when their connections give up), leave
-    the pooler pausing past the timeout: new transactions wait for the new primary."""
+    the pooler pausing past the timeout: new transactions wait for the new primary. With
+    UNTIL_NEW_PRIMARY_S (a switchover), start a waiter that resumes the pooler as soon as
+    a primary on a newer timeline answers at the server address (at most that long)."""
     timeout = c.pause_timeout_s if timeout is None else timeout
     started = time.time() if now is None else now
+    before = server_timeline(c) if until_new_primary_s > 0 else None
     # the record comes first: if this process dies while PgBouncer pauses, the guard
     # knows who paused it and since when
     common.write_json_atomic(c.paused_file, {"by": by, "epoch": started,
@@ -146,8 +231,13 @@ def pause(c: PoolerConfig, by: str, timeout: float | None = None,
         return {"ok": False, "host": c.name, "paused": False, "resumed": taken_back["ok"],
                 "error": (f"the pooler could not pause {c.database} within {timeout:g} s "
                           f"(a transaction in flight did not end: {exc}); resumed it")}
-    return {"ok": True, "host": c.name, "paused": True, "at": _now_iso(started),
-            "seconds": round(time.monotonic() - t0, 3)}
+    result: dict[str, Any] = {"ok": True, "host": c.name, "paused": True,
+                              "at": _now_iso(started),
+                              "seconds": round(time.monotonic() - t0, 3)}
+    if before is not None:
+        result["waiter"] = start_waiter(c, before, until_new_primary_s, by)
+        result["timeline"] = before
+    return result
 
 
 def resume(c: PoolerConfig, by: str, now: float | None = None) -> dict[str, Any]:
@@ -192,7 +282,8 @@ def guard(c: PoolerConfig, now: float | None = None) -> dict[str, Any]:
 
 
 def main(config_path: str, action: str, by: str = "", timeout: float | None = None,
-         keep_pausing: bool = False) -> int:
+         keep_pausing: bool = False, until_new_primary_s: float = 0,
+         timeline_above: int = 0, max_s: float = 60) -> int:
     if not os.path.exists(config_path):  # a host without a pooler
         common.emit(ok=True, configured=False)
         return 0
@@ -201,8 +292,10 @@ def main(config_path: str, action: str, by: str = "", timeout: float | None = No
         common.emit(ok=True, configured=True, **state(c))
         return 0
     who = by or "an operator on the host"
-    result = {"pause": lambda: pause(c, who, timeout, keep_pausing=keep_pausing),
+    result = {"pause": lambda: pause(c, who, timeout, keep_pausing=keep_pausing,
+                                     until_new_primary_s=until_new_primary_s),
               "resume": lambda: resume(c, who),
+              "await": lambda: await_new_primary(c, timeline_above, max_s, who),
               "guard": lambda: guard(c)}[action]()
     print(json.dumps(result, sort_keys=True), flush=True)
     return 0 if result["ok"] else 1

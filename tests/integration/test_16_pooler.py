@@ -74,9 +74,12 @@ def test_a_switchover_pauses_the_pooler_and_resumes_it_after_the_vip_moved():
     steps = [e["step"] for e in report["journal"]]
     assert steps.index("poolers-paused") < steps.index("promoted") \
         < steps.index("vip-moved") < steps.index("poolers-resumed"), steps
+    # resumed by the waiter its pause started, as soon as pg2 answered at the VIP (or,
+    # behind it, by the switchover's own resume)
     last = pooler("state")["last_resume"]
-    assert last["by"] == last["paused_by"] == "switchover pg1 -> pg2", last
-    assert 0 < last["paused_s"] < 15, last
+    assert last["paused_by"] == "switchover pg1 -> pg2", last
+    assert last["by"].startswith("switchover pg1 -> pg2"), last
+    assert 0 < last["paused_s"] < 30, last
     healthy_with("pg2")
     name = "p" + uuid.uuid4().hex[:12]
     assert Browser().register(name, "after the pause")[0] == 200
@@ -117,8 +120,8 @@ def test_a_transaction_held_open_stops_the_switchover_with_the_pooler_running():
 
 def test_a_pause_nobody_takes_back_is_resumed_by_the_guard():
     """As drctl killed between the pause and the resume leaves it: the pooler paused,
-    its record naming the switchover. Status calls it a problem once past its limit, and
-    the guard resumes it (lab: 15 s) and says so."""
+    its record naming the switchover. Status shows it paused, and the guard resumes it
+    once past its limit (30 s) and says so."""
     paused = pooler("pause", "--by", "a switchover whose drctl was killed")
     assert paused["ok"] and paused["paused"], paused
     _, st = drctl_json("status")
@@ -126,10 +129,10 @@ def test_a_pause_nobody_takes_back_is_resumed_by_the_guard():
     assert seen["state"] == "paused" and seen["paused_by"] == "a switchover whose drctl " \
                                                               "was killed", seen
     wait_for("the guard to resume the pooler", lambda: pooler("state")["state"] == "running",
-             timeout=60, interval=1)
+             timeout=75, interval=1)
     last = pooler("state")["last_resume"]
     assert last["by"].startswith("the pooler guard (paused "), last
     assert last["paused_by"] == "a switchover whose drctl was killed" and \
-        last["paused_s"] >= 15, last
+        last["paused_s"] >= 30, last
     wait_for("the application to answer through its pooler", lambda: health()[0] == 200,
              timeout=30, interval=1)

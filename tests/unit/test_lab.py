@@ -33,15 +33,13 @@ def test_lab_inventory_shortens_only_the_documented_timeouts(tmp_path, monkeypat
     main = yaml.safe_load(files["group_vars/all/main.yml"])
     assert set(lab.LAB_TIMEOUTS) == {"pgbackrest_io_timeout", "drctl_archive_stall_s",
                                      "postgresql_extra_settings",
-                                     "drctl_node_start_confirm_wait_s", "app_files_interval",
-                                     "pgbouncer_guard_limit_s"}
+                                     "drctl_node_start_confirm_wait_s", "app_files_interval"}
     for name, value in lab.LAB_TIMEOUTS.items():
         assert main[name] == value
     assert main["pgbackrest_io_timeout"] < 60 and main["drctl_archive_stall_s"] < 120
     assert main["drctl_node_start_confirm_wait_s"] < 15
     assert main["app_files_interval"] == "10s"
     assert role_default("app_files", "app_files_interval") == "1min"
-    assert main["pgbouncer_guard_limit_s"] < role_default("pgbouncer", "pgbouncer_guard_limit_s")
     # docker names the hosts in every container's /etc/hosts (and rewrites it at each start)
     assert main["pgbackrest_manage_etc_hosts"] is False
     assert role_default("pgbackrest", "pgbackrest_manage_etc_hosts") is True

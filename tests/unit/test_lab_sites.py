@@ -191,7 +191,6 @@ pgbackrest_io_timeout: 10
 drctl_archive_stall_s: 30
 drctl_node_start_confirm_wait_s: 5
 app_files_interval: 10s
-pgbouncer_guard_limit_s: 15
 postgresql_extra_settings:
   wal_receiver_timeout: 15s
   wal_sender_timeout: 15s

@@ -26,9 +26,18 @@ class FakeBouncer:
         self.in_flight = False  # a transaction held open: PAUSE never completes
         self.up = True
         self.commands: list[str] = []
+        self.timeline = 1  # of the primary that answers at the server address
+        self.waiters: list[list[str]] = []
 
     def run(self, args: list[str], timeout: float = 60, env: object = None
             ) -> tuple[int, str, str]:
+        if args[0] == "systemd-run":
+            self.waiters.append(args)
+            return 0, "", ""
+        if args[0] == "/usr/bin/psql":  # the waiter asks the server itself
+            assert isinstance(env, dict) and env["PGPASSWORD"] == 'se"cret'
+            assert "target_session_attrs=read-write" in args[2]
+            return 0, f"{self.timeline:08X}000000000000005A", ""
         assert args[0] == "setpriv" and "--reuid=postgres" in args
         command = args[-1]
         self.commands.append(command)
@@ -197,3 +206,62 @@ def test_a_failovers_pause_stays_in_place_while_transactions_on_the_lost_primary
     assert bouncer.paused and "RESUME app" not in bouncer.commands
     assert pooler.state(c)["paused_by"] == "failover to pg2"
     assert pooler.resume(c, "failover to pg2")["resumed"] is True
+
+
+def test_the_auth_file_password_is_read_as_pgbouncer_writes_it(tmp_path):
+    auth = tmp_path / "userlist.txt"
+    auth.write_text('"other" "x"\n"app" "se""cret"\n')
+    assert pooler.auth_password(str(auth), "app") == 'se"cret'
+    assert pooler.auth_password(str(auth), "nobody") is None
+    assert pooler.auth_password(str(tmp_path / "none"), "app") is None
+
+
+def _with_server(tmp_path: Path) -> pooler.PoolerConfig:
+    auth = tmp_path / "userlist.txt"
+    auth.write_text('"app" "se""cret"\n')
+    return config(tmp_path, server_host="10.0.0.100", auth_file=str(auth),
+                  config_path="/etc/drctl/pooler.json")
+
+
+def test_a_switchovers_pause_starts_a_waiter_that_resumes_on_the_new_timeline(
+        tmp_path, bouncer):
+    c = _with_server(tmp_path)
+    result = pooler.pause(c, "switchover pg1 -> pg2", until_new_primary_s=60)
+    assert result["paused"] and result["waiter"] and result["timeline"] == 1
+    [waiter] = bouncer.waiters
+    assert waiter[-8:] == ["pooler", "await", "--timeline-above", "1", "--max", "60",
+                           "--by", "switchover pg1 -> pg2"]
+    # the old primary still answers on timeline 1: the waiter keeps waiting
+    ticks = iter(range(100))
+    answers: list[int] = []
+
+    def sleep(s: float) -> None:
+        answers.append(bouncer.timeline)
+        if len(answers) == 3:
+            bouncer.timeline = 2  # pg2 promoted, holds the VIP
+
+    done = pooler.await_new_primary(c, 1, 60, "switchover pg1 -> pg2",
+                                    clock=lambda: float(next(ticks)), sleep=sleep)
+    assert done["resumed"] is True and not bouncer.paused and answers == [1, 1, 1]
+    kept = json.loads(Path(c.resumed_file).read_text())
+    assert kept["by"] == ("switchover pg1 -> pg2 (its waiter: the new primary on timeline 2 "
+                          "answers)") and kept["paused_by"] == "switchover pg1 -> pg2"
+
+
+def test_the_waiter_gives_up_in_time_and_leaves_a_pooler_someone_resumed(tmp_path, bouncer):
+    c = _with_server(tmp_path)
+    pooler.pause(c, "switchover pg1 -> pg2", until_new_primary_s=5)
+    ticks = iter(range(100))
+    done = pooler.await_new_primary(c, 1, 5, "x", clock=lambda: float(next(ticks)),
+                                    sleep=lambda s: None)
+    assert done["resumed"] is False and "no new primary within 5 s" in done["detail"]
+    assert bouncer.paused, "giving up is not resuming: the switchover's resume or the guard do"
+    bouncer.paused = False
+    done = pooler.await_new_primary(c, 1, 5, "x", clock=lambda: 0.0, sleep=lambda s: None)
+    assert done == {**done, "resumed": False, "detail": "resumed by someone else"}
+
+
+def test_no_waiter_without_a_primary_to_compare_with(tmp_path, bouncer):
+    c = config(tmp_path)  # no server address configured
+    result = pooler.pause(c, "switchover pg1 -> pg2", until_new_primary_s=60)
+    assert result["paused"] and "waiter" not in result and bouncer.waiters == []
