@@ -259,6 +259,8 @@ def resume(c: PoolerConfig, by: str, now: float | None = None) -> dict[str, Any]
         common.write_json_atomic(c.resumed_file, result)
     if record is not None:
         os.remove(c.paused_file)
+    elif not was_paused:  # say who resumed it last (a switchover's waiter, the guard)
+        result["last_resume"] = common.read_json(c.resumed_file)
     return result
 
 

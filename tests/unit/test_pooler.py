@@ -104,7 +104,8 @@ def test_a_pause_that_cannot_complete_is_taken_back_and_fails(tmp_path, bouncer)
 
 def test_resuming_a_running_pooler_changes_nothing_and_records_nothing(tmp_path, bouncer):
     c = config(tmp_path)
-    assert pooler.resume(c, "an operator") == {"ok": True, "host": "app1", "resumed": False}
+    assert pooler.resume(c, "an operator") == {"ok": True, "host": "app1", "resumed": False,
+                                               "last_resume": None}
     assert not Path(c.resumed_file).exists()
 
 
