@@ -12,13 +12,14 @@ failed back with --switch-back (not measured), so every run starts from the same
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import time
 
 from _common import drctl_json
 
-PREFIX = "drctl-lab-"
+PREFIX = f"{os.environ.get('DRCTL_LAB_NAME', 'drctl-lab')}-"
 
 
 def restore_topology(report: dict) -> None:
@@ -49,7 +50,8 @@ def main() -> None:
             r = drctl_json("drill", "--scenario", scenario, "--duration", "15", "--yes")
             rows.append(r)
             print(f"{scenario} run {i + 1}: outage {r['sql']['write_outage_s']:.2f} s, app "
-                  f"errors {r['app']['failed']} in {r['app']['error_window_s']:.2f} s, lost "
+                  f"errors {r['app']['failed']} in {r['app']['error_window_s']:.2f} s, longest "
+                  f"request {r['app']['max_latency_ms'] / 1000:.2f} s, lost "
                   f"{r['sql']['lost']}, total {r['duration_s']:.1f} s  ({r['html_path']})",
                   flush=True)
             restore_topology(r)
@@ -58,6 +60,8 @@ def main() -> None:
                   spread("write outage", [r["sql"]["write_outage_s"] for r in rows]),
                   spread("app error window", [r["app"]["error_window_s"] for r in rows]),
                   spread("failed app requests", [r["app"]["failed"] for r in rows], ""),
+                  spread("longest app request", [r["app"]["max_latency_ms"] / 1000
+                                                 for r in rows]),
                   f"lost {sum(r['sql']['lost'] for r in rows)} in all",
                   spread("total", [r["duration_s"] for r in rows])]), flush=True)
 

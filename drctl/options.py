@@ -129,6 +129,13 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
     Option("drctl_files_max_age_s", "int", 300,
            "`drctl status` warns when a copy of the application's files (app_files) is older "
            "than this many seconds: what a site failover would lose of them."),
+    Option("drctl_pooler", "bool", True,
+           "A PgBouncer on every app host as the application's path to its site's VIP, paused "
+           "by a switchover around its hand-over (role pgbouncer); false: the application "
+           "connects straight to the VIP."),
+    Option("drctl_pooler_paused_max_s", "int", 10,
+           "`drctl status` reports a pooler paused longer than this many seconds as a problem "
+           "(every client of its host waits); a shorter pause is a switchover's, a warning."),
     Option("drctl_archive_ready_warn", "int", 16,
            "WAL segments waiting to be archived on the primary above which status reports "
            "archiving falling behind."),

@@ -315,6 +315,44 @@ def files_view(results: dict[str, sshprobe.ProbeResult], sites: dict[str, str],
     return view, warnings
 
 
+def poolers_view(results: dict[str, sshprobe.ProbeResult], paused_max_s: float
+                 ) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """Each app host's pooler (PgBouncer, from its `app state` answer); a problem for a
+    pooler that does not answer (its application cannot reach the database) and for one
+    paused longer than PAUSED_MAX_S (every client of that host waits); a warning for one
+    paused within it (a switchover's handover in progress) and for a host that did not
+    answer. Hosts without a pooler are left out."""
+    view: list[dict[str, Any]] = []
+    problems: list[str] = []
+    warnings: list[str] = []
+    for host, res in results.items():
+        if not res.ok or not isinstance(res.data, dict):
+            warnings.append(f"{host}: its pooler's state is unknown ({res.error or 'no answer'})")
+            view.append({"host": host, "state": "unknown", "error": res.error})
+            continue
+        d = res.data.get("pooler") or {}
+        if not d.get("configured"):
+            continue
+        entry = {k: d.get(k) for k in ("host", "state", "server", "waiting", "paused_s",
+                                       "paused_by", "server_connections", "last_resume",
+                                       "error")}
+        entry["host"] = host
+        view.append(entry)
+        if d.get("state") == "down":
+            problems.append(f"{host}'s pooler does not answer ({d.get('error')}): its "
+                            "application cannot reach the database")
+        elif d.get("state") == "paused":
+            age = d.get("paused_s")
+            what = (f"{host}'s pooler has been paused for {age:g} s by {d.get('paused_by')}"
+                    if age is not None else f"{host}'s pooler is paused (by whom, unknown)")
+            if age is None or age > paused_max_s:
+                problems.append(f"{what}: every client of {host} waits (its guard resumes it; "
+                                "or run drctl-node pooler resume there)")
+            else:
+                warnings.append(f"{what} ({d.get('waiting')} clients waiting)")
+    return view, problems, warnings
+
+
 def _files_part(res: sshprobe.ProbeResult) -> sshprobe.ProbeResult:
     """An app host's `app state` answer, as `files state` would have given it."""
     if res.data is None:
@@ -408,6 +446,11 @@ def collect(inventory: Path | inv_mod.Inventory,
                             f"director{'ies' if len(n['set_aside']) > 1 else 'y'} set aside by "
                             f"failback ({', '.join(n['set_aside'][-3:])}): review and remove "
                             "them, they use disk")
+    poolers, p_problems, p_warnings = poolers_view(
+        {h: service_results[h] for h in apps},
+        float(inv.cluster.get("drctl_pooler_paused_max_s") or 10))
+    problems += p_problems
+    warnings += p_warnings
     copies_view, f_warnings = files_view(
         files_results, {h: inv.site(h) for h in copies},
         float(inv.cluster.get("drctl_files_max_age_s") or 300))
@@ -433,6 +476,7 @@ def collect(inventory: Path | inv_mod.Inventory,
         "backup": backup,
         "files": copies_view if files else None,
         "app_vips": [v.as_dict() for v in app_verdicts] if files else None,
+        "poolers": poolers if files else None,
         "auto": auto,
         "duration_s": round(time.monotonic() - start, 3),
     }

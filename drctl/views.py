@@ -192,6 +192,13 @@ def render_status(report: dict[str, Any], fmt: str) -> None:
                                if f["sender"] and f["age_s"] is not None else
                                f"copy {f['age_s']:.0f} s old" if f["age_s"] is not None
                                else "no copy yet") for f in copies))
+    poolers = report.get("poolers") or []
+    if poolers:
+        con.print("poolers: " + "; ".join(
+            f"{p['host']} " + ("[green]running[/green]" if p["state"] == "running" else
+                               f"[yellow]paused {p['paused_s']} s[/yellow]"
+                               if p["state"] == "paused" else f"[red]{p['state']}[/red]")
+            for p in poolers))
     svc = report.get("service") or {}
     if svc.get("managed"):
         where = svc.get("address") or "nowhere"

@@ -96,9 +96,10 @@ def state(c: AppVipConfig) -> dict[str, Any]:
             "app": app_answers(c.health_url, c.health_timeout_s)}
 
 
-def main(app_vip_config: str, files_config: str) -> int:
-    """`app state`: the application VIP's state and the files' (either may be absent)."""
-    from drctl.node import files
+def main(app_vip_config: str, files_config: str, pooler_config: str = "") -> int:
+    """`app state`: the application VIP's state, the files' and the pooler's (any may be
+    absent)."""
+    from drctl.node import files, pooler
 
     vip: dict[str, Any] = {"configured": False}
     if os.path.exists(app_vip_config):
@@ -106,5 +107,8 @@ def main(app_vip_config: str, files_config: str) -> int:
     copy: dict[str, Any] = {"configured": False}
     if os.path.exists(files_config):
         copy = {"configured": True, **files.state(files.FilesConfig.load(files_config))}
-    common.emit(ok=True, app_vip=vip, files=copy)
+    pool: dict[str, Any] = {"configured": False}
+    if pooler_config and os.path.exists(pooler_config):
+        pool = {"configured": True, **pooler.state(pooler.PoolerConfig.load(pooler_config))}
+    common.emit(ok=True, app_vip=vip, files=copy, pooler=pool)
     return 0

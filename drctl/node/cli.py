@@ -6,8 +6,11 @@
   drctl-node [--watch-config PATH] watch [--show]
   drctl-node [--config PATH] metrics --out PATH|- [--cluster NAME] [--stanza NAME] ...
   drctl-node [--files-config PATH] files sync|state
-  drctl-node [--app-vip-config PATH] [--files-config PATH] app state
+  drctl-node [--app-vip-config PATH] [--files-config PATH] [--pooler-config PATH] app state
                                               (an app host: drctl.node.appvip)
+  drctl-node [--pooler-config PATH] pooler pause|resume|state|guard|await [--by WHO] [--timeout S]
+                                    [--keep-pausing] [--until-new-primary S] [--timeline-above N]
+                                              (an app host's PgBouncer: drctl.node.pooler)
   drctl-node [--backup-config PATH] backup backup|info|restore|drop|verify ...
                                               (a repository host: drctl.node.backup)
 
@@ -32,6 +35,7 @@ def _options(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--files-config", default=common.DEFAULT_FILES_CONFIG)
     p.add_argument("--backup-config", default=common.DEFAULT_BACKUP_CONFIG)
     p.add_argument("--app-vip-config", default=common.DEFAULT_APP_VIP_CONFIG)
+    p.add_argument("--pooler-config", default=common.DEFAULT_POOLER_CONFIG)
     return p
 
 
@@ -57,6 +61,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("action", choices=["sync", "state"])
     s = sub.add_parser("app", help="an app host's application VIP and files, for status")
     s.add_argument("action", choices=["state"])
+    s = sub.add_parser("pooler", help="the app host's PgBouncer: pause, resume, state, guard")
+    s.add_argument("action", choices=["pause", "resume", "state", "guard", "await"])
+    s.add_argument("--by", default="", help="who pauses or resumes (recorded)")
+    s.add_argument("--timeout", type=float, default=None,
+                   help="pause: seconds to wait for transactions in flight")
+    s.add_argument("--keep-pausing", action="store_true",
+                   help="pause: past the timeout, leave the pooler pausing (a failover)")
+    s.add_argument("--until-new-primary", type=float, default=0, metavar="SECONDS",
+                   help="pause: resume as soon as a new primary answers (at most SECONDS)")
+    s.add_argument("--timeline-above", type=int, default=0, help="await: the old timeline")
+    s.add_argument("--max", type=float, default=60, help="await: seconds before giving up")
     s = sub.add_parser("auto")
     s.add_argument("args", nargs=argparse.REMAINDER)
     s = sub.add_parser("backup", help="the repository host's backups (drctl-backup)",
@@ -87,7 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "app":  # app hosts: no node.json there
         from drctl.node import appvip
 
-        return appvip.main(a.app_vip_config, a.files_config)
+        return appvip.main(a.app_vip_config, a.files_config, a.pooler_config)
+    if a.cmd == "pooler":  # app hosts
+        from drctl.node import pooler
+
+        return pooler.main(a.pooler_config, a.action, by=a.by, timeout=a.timeout,
+                           keep_pausing=a.keep_pausing,
+                           until_new_primary_s=a.until_new_primary,
+                           timeline_above=a.timeline_above, max_s=a.max)
     if a.cmd == "backup":  # repository hosts: no node.json there either
         from drctl.node import backup
 

@@ -20,6 +20,7 @@ DEFAULT_WATCH_CONFIG = "/etc/drctl/watch.json"  # the watcher's (drctl.node.watc
 DEFAULT_FILES_CONFIG = "/etc/drctl/files.json"  # the app files copy (drctl.node.files)
 DEFAULT_APP_VIP_CONFIG = "/etc/drctl/app-vip.json"  # an app host's VIP (drctl.node.appvip)
 DEFAULT_BACKUP_CONFIG = "/etc/drctl/backup.json"  # a repository host's (drctl.node.backup)
+DEFAULT_POOLER_CONFIG = "/etc/drctl/pooler.json"  # an app host's PgBouncer (drctl.node.pooler)
 
 
 @dataclass(frozen=True)

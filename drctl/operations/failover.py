@@ -26,7 +26,7 @@ from drctl import sshprobe
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
 from drctl.journal import Journal
-from drctl.operations import ha
+from drctl.operations import ha, poolers
 from drctl.rules import decide
 from drctl.rules.facts import ClusterFacts
 from drctl.rules.policy import Policy
@@ -113,10 +113,29 @@ def take_over(inv: inv_mod.Inventory, p: ha.Plan, facts: ClusterFacts, journal: 
     to_fence = [n.host for n in facts.nodes if n.reachable and n.host != target
                 and n.role != "standby"]
     reason = f"failover to {target} by {operator()}"
-    with ThreadPoolExecutor(max_workers=max(1, len(to_fence))) as pool:
-        fenced = dict(zip(to_fence, pool.map(
-            lambda h: sshprobe.node_json(inv, h, ["fence", "--reason", reason], timeout=150),
-            to_fence), strict=True))
+    # the application's poolers hold new transactions while the old primary is fenced
+    # and the target takes over (drctl.operations.poolers): paused beside the fence and
+    # the take-over, never before them (the take-over does not wait for a pooler), and
+    # resumed after the take-over whatever its outcome
+    with ThreadPoolExecutor(max_workers=1) as background:
+        pausing = background.submit(poolers.pause, inv, f"failover to {target}")
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, len(to_fence))) as pool:
+                fenced = dict(zip(to_fence, pool.map(
+                    lambda h: sshprobe.node_json(inv, h, ["fence", "--reason", reason],
+                                                 timeout=150), to_fence), strict=True))
+            return _fence_and_take_over(inv, p, target, unreachable, fenced, journal, ui,
+                                        run)
+        finally:
+            held = pausing.result()
+            poolers.journal_paused(held, journal)
+            poolers.resume(inv, held, f"failover to {target}", journal)
+
+
+def _fence_and_take_over(inv: inv_mod.Inventory, p: ha.Plan, target: str,
+                         unreachable: list[str], fenced: dict[str, dict[str, Any]],
+                         journal: Journal, ui: ha.Interaction, run: ha.DirectRun
+                         ) -> ha.DirectRun:
     for host, answer in fenced.items():
         run.steps.append({"step": "fence", "host": host, "answer": answer})
         if answer.get("ok"):

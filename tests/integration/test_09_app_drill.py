@@ -1,4 +1,5 @@
-"""The demo application on app1 (through the VIP) and `drctl drill`, as a user meets them."""
+"""The demo application on app1 (through its pooler to the VIP) and `drctl drill`, as a user
+meets them."""
 
 import copy
 import http.cookiejar
@@ -152,6 +153,9 @@ def test_drill_switchover_loses_nothing_and_reports_consistently(drill):
     assert sum(report["series"]["app_ok"]) + sum(report["series"]["app_errors"]) == \
         app["requests"]
     assert app["requests"] > 0 and app["registrations_missing"] == []
+    # the application reaches the database through its host's pooler, which the
+    # switchover paused around the hand-over: requests waited, none failed
+    assert app["failed"] == 0, app
     assert report["topology_before"]["primary"] != report["topology_after"]["primary"]
     assert report["topology_after"]["vip_holders"] == [report["topology_after"]["primary"]]
     assert [o["exit_code"] for o in report["operations"]] == [0]

@@ -179,12 +179,13 @@ def test_the_state_file_of_the_notify_script(tmp_path):
                                             "since": "2026-12-04T15:00:00.000Z"}
 
 
-def test_app_state_reports_both_parts_or_says_they_are_not_set_up(tmp_path, capsys, health,
+def test_app_state_reports_each_part_or_says_it_is_not_set_up(tmp_path, capsys, health,
                                                                   monkeypatch):
     url, _handler = health
     assert appvip.main(str(tmp_path / "none.json"), str(tmp_path / "none2.json")) == 0
     assert json.loads(capsys.readouterr().out) == {
-        "ok": True, "app_vip": {"configured": False}, "files": {"configured": False}}
+        "ok": True, "app_vip": {"configured": False}, "files": {"configured": False},
+        "pooler": {"configured": False}}
     config = tmp_path / "app-vip.json"
     config.write_text(json.dumps({"address": "10.9.0.101/24", "interface": "eth0",
                                   "health_url": url, "state_file": str(tmp_path / "s"),

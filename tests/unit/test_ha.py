@@ -478,3 +478,43 @@ def test_a_failback_succeeds_when_its_node_streams_whatever_else_is_still_wrong(
     assert not ok(st({"fenced": True}))
     assert not ok(st({}, holders=("pg3", "pg1")))
     assert not fb.rejoined("pg2")(st({}))
+
+
+def test_direct_failover_holds_the_poolers_beside_the_take_over_and_resumes_them(monkeypatch):
+    """The app hosts' poolers are paused (without waiting for the lost primary's
+    transactions) while the target takes over, and resumed after it, success or not; an
+    app host that is gone is left out and does not hold the failover up."""
+    from drctl.inventory import Host
+    from tests.unit.test_rules import standby_probe, watch
+
+    for outcome in (dict(TAKE_OVER), {"ok": False, "host": "pg2", "error": "no VIP"}):
+        sent: list[tuple[str, list[str]]] = []
+        answers = {"pg2": [outcome],
+                   "app1": [{"ok": True, "paused": True, "pausing": True,
+                             "at": "2026-12-02T10:00:00.900+00:00"},
+                            {"ok": True, "resumed": True}]}
+        monkeypatch.setattr("drctl.sshprobe.node_json", lambda i, host, args, timeout=60,
+                            sent=sent, answers=answers: (
+                                sent.append((host, args)) or answers[host].pop(0)))
+        monkeypatch.setattr("drctl.sshprobe.dead", lambda i, host: (
+            "unreachable: nothing answers" if host == "app2" else None))
+        the_inv = inv()
+        the_inv.hosts = {"pg2": Host("pg2", "10.0.0.12"),
+                         "app1": Host("app1", "10.0.0.14", groups={"app"}),
+                         "app2": Host("app2", "10.0.1.14", groups={"app"})}
+        f = facts({"pg1": None, "pg2": standby_probe("0/5000000")},
+                  {"backup1": watch("0/5000000")})
+        p = failover.plan(the_inv, {}, f, None, allow_data_loss=False)
+        act = failover.direct(the_inv, p, f, {"auto": {"state": "disabled"}}, None, False)
+        j = journal.Journal("t", "failover")
+        run = act(j, ha.Interaction(yes=True))
+        assert (run.exit_code == ExitCode.OK) is outcome["ok"], run.failures
+        assert ("app1", ["pooler", "pause", "--keep-pausing", "--timeout", "1", "--by",
+                         "failover to pg2"]) in sent
+        assert sent[-1] == ("app1", ["pooler", "resume", "--by", "failover to pg2"])
+        assert not any(h == "app2" for h, _ in sent), "a host that is gone is not asked"
+        entries = {e["step"]: e for e in journal.read("t", op_id=j.op_id)}
+        assert entries["poolers-paused"]["host"] == "app1"
+        assert entries["poolers-paused"]["time"] == "2026-12-02T10:00:00.900+00:00"
+        assert entries["poolers-resumed"] == {**entries["poolers-resumed"], "host": "app1",
+                                              "result": "ok"}

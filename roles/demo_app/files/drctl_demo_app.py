@@ -67,17 +67,27 @@ class Unavailable(Exception):
 
 
 def connect() -> psycopg.Connection:
+    # Straight to the VIP: TLS verify-full, and the options set the statement timeout.
+    # Through the pooler on this host (DEMO_DB_SSLMODE=disable, on loopback): PgBouncer
+    # refuses startup options and sets the timeout itself, and a connection may wait in it
+    # for the length of a switchover's pause (DEMO_DB_CONNECT_TIMEOUT).
+    options = os.environ.get("DEMO_DB_OPTIONS", "-c statement_timeout=5000")
     return psycopg.connect(
         host=os.environ["DEMO_DB_HOST"], port=int(os.environ.get("DEMO_DB_PORT", "5432")),
         dbname=os.environ.get("DEMO_DB_NAME", "app"), user=os.environ.get("DEMO_DB_USER", "app"),
-        password=os.environ["DEMO_DB_PASSWORD"], sslmode="verify-full",
-        sslrootcert=os.environ["DEMO_DB_CA"], connect_timeout=2,
+        password=os.environ["DEMO_DB_PASSWORD"],
+        sslmode=os.environ.get("DEMO_DB_SSLMODE", "verify-full"),
+        sslrootcert=os.environ["DEMO_DB_CA"],
+        connect_timeout=int(os.environ.get("DEMO_DB_CONNECT_TIMEOUT", "2")),
         application_name="drctl-demo-app",
         # a frozen or vanished server is noticed within seconds, not never (README:
         # "Connecting applications to a drctl VIP")
         keepalives=1, keepalives_idle=2, keepalives_interval=1, keepalives_count=2,
         tcp_user_timeout=3000, target_session_attrs="read-write",
-        options="-c statement_timeout=5000")
+        # no server-side prepared statements: a transaction-pooling PgBouncer would hand
+        # the next statement to another server connection
+        prepare_threshold=None,
+        **({"options": options} if options else {}))
 
 
 def with_db(work: Callable[[psycopg.Connection], Any]) -> Any:

@@ -1,0 +1,303 @@
+"""The application's connection pooler (PgBouncer) on an app host: paused around a
+switchover's handover so that clients wait instead of failing, resumed after it, never
+left paused.
+
+  drctl-node [--pooler-config PATH] pooler pause --by WHO [--timeout S] [--keep-pausing]
+  drctl-node [--pooler-config PATH] pooler resume --by WHO
+  drctl-node [--pooler-config PATH] pooler state
+  drctl-node [--pooler-config PATH] pooler guard          (the guard's timer)
+  drctl-node [--pooler-config PATH] pooler await --timeline-above N --max S --by WHO
+                                                          (the waiter a pause starts)
+
+PgBouncer's PAUSE waits for every transaction in flight to end, then closes its server
+connections; transactions that start meanwhile wait in the pooler. A pause that does not
+complete within its timeout (a transaction held open) is taken back with RESUME and
+reported failed, so that the switchover that asked for it stops with nothing changed.
+
+Every pause is recorded in PAUSED_FILE (who paused, when) and every resume in
+RESUMED_FILE (who resumed, after how long). The guard resumes a pooler whose pause is
+older than guard_limit_s, whoever paused it (drctl killed, a playbook stopped half-way),
+and a pooler found paused with no record at all: a paused pooler makes every client wait,
+which is an outage of its own.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from drctl.node import common
+
+
+@dataclass(frozen=True)
+class PoolerConfig:
+    """/etc/drctl/pooler.json, written by roles/pgbouncer."""
+
+    database: str = "app"  # the pooler's database entry that is paused and resumed
+    name: str = field(default_factory=socket.gethostname)
+    socket_dir: str = "/run/postgresql"
+    port: int = 6432
+    run_as: str = "postgres"  # PgBouncer's user: its admin console lets it in by the socket
+    psql: str = "/usr/bin/psql"
+    paused_file: str = "/run/drctl/pooler-paused.json"
+    resumed_file: str = "/var/lib/drctl/pooler-resumed.json"
+    pause_timeout_s: float = 5.0
+    guard_limit_s: float = 30.0
+    admin_timeout_s: float = 5.0
+    # the server behind the pooler, as the waiter asks it (switchover: resume as soon as a
+    # new primary answers there): its address, and the pooler's own CA and auth file
+    server_host: str = ""
+    server_port: int = 5432
+    server_user: str = "app"
+    auth_file: str = "/etc/pgbouncer/userlist.txt"
+    ca_file: str = "/etc/pgbouncer/ca.crt"
+    sslmode: str = "verify-full"
+    poll_s: float = 0.2
+    node_command: str = "/usr/local/libexec/drctl/drctl-node"
+    config_path: str = ""  # where this configuration was read (the waiter reads it again)
+
+    @classmethod
+    def load(cls, path: str) -> PoolerConfig:
+        with open(path, encoding="utf-8") as fh:
+            return cls(**{**json.load(fh), "config_path": path})
+
+
+class AdminError(RuntimeError):
+    """The admin console refused a command, or gave no answer in time."""
+
+
+def admin(c: PoolerConfig, command: str, timeout: float | None = None
+          ) -> list[dict[str, str]]:
+    """One command on PgBouncer's admin console (its unix socket, as its own user); the
+    rows it returned."""
+    # setpriv execs psql as PgBouncer's user (no intermediate process: a psql that hangs
+    # past the timeout is the process that is killed)
+    argv = ["setpriv", f"--reuid={c.run_as}", f"--regid={c.run_as}", "--init-groups", "--",
+            c.psql, "-X", "-q", "--csv", "-h", c.socket_dir, "-p", str(c.port),
+            "-U", "pgbouncer", "-d", "pgbouncer", "-c", command]
+    rc, out, err = common.run(argv, timeout=c.admin_timeout_s if timeout is None else timeout)
+    if rc != 0:
+        raise AdminError(err.splitlines()[-1] if err else f"psql exit {rc}")
+    return list(csv.DictReader(io.StringIO(out)))
+
+
+def _row(rows: list[dict[str, str]], key: str, value: str) -> dict[str, str]:
+    return next((r for r in rows if r.get(key) == value), {})
+
+
+def _now_iso(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
+
+
+def state(c: PoolerConfig, now: float | None = None) -> dict[str, Any]:
+    """What `drctl status` shows of this pooler: running or paused (and since when, by
+    whom), the server it connects to, clients waiting, server connections open."""
+    now = time.time() if now is None else now
+    record = common.read_json(c.paused_file)
+    out: dict[str, Any] = {"host": c.name, "database": c.database, "state": "down",
+                           "server": None, "waiting": None, "server_connections": None,
+                           "paused_s": None, "paused_by": None,
+                           "last_resume": common.read_json(c.resumed_file)}
+    try:
+        db = _row(admin(c, "SHOW DATABASES"), "name", c.database)
+        pool = _row(admin(c, "SHOW POOLS"), "database", c.database)
+    except AdminError as exc:
+        out["error"] = str(exc)
+        return out
+    if not db:
+        out["error"] = f"the pooler has no database {c.database}"
+        return out
+    paused = db.get("paused") == "1"
+    out.update(state="paused" if paused else "running", server=db.get("host"),
+               waiting=int(pool.get("cl_waiting") or 0),
+               server_connections=sum(int(pool.get(k) or 0) for k in
+                                      ("sv_active", "sv_idle", "sv_used", "sv_tested",
+                                       "sv_login")))
+    if paused:
+        since = float(record["epoch"]) if record else None
+        out["paused_s"] = round(now - since, 1) if since is not None else None
+        out["paused_by"] = (record or {}).get("by")
+    return out
+
+
+def auth_password(path: str, user: str) -> str | None:
+    """USER's password in PgBouncer's auth file ("user" "password" lines, a double quote
+    written twice)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = re.findall(r'"((?:[^"]|"")*)"', line)
+        if len(fields) >= 2 and fields[0].replace('""', '"') == user:
+            return str(fields[1]).replace('""', '"')
+    return None
+
+
+def server_timeline(c: PoolerConfig, timeout: float = 2) -> int | None:
+    """The timeline of the primary that answers at the pooler's server address now (read
+    and write, straight, not through the pooler); None when none answers."""
+    password = auth_password(c.auth_file, c.server_user)
+    if not c.server_host or password is None:
+        return None
+    dsn = (f"host={c.server_host} port={c.server_port} dbname={c.database} "
+           f"user={c.server_user} sslmode={c.sslmode} sslrootcert={c.ca_file} "
+           f"target_session_attrs=read-write connect_timeout=1 "
+           f"application_name=drctl-pooler-waiter")
+    rc, out, _ = common.run([c.psql, "-XAtq", dsn, "-c",
+                             "select pg_walfile_name(pg_current_wal_lsn())"],
+                            timeout=timeout, env={**os.environ, "PGPASSWORD": password})
+    if rc != 0 or not re.fullmatch(r"[0-9A-F]{24}", out):
+        return None
+    return int(out[:8], 16)
+
+
+def await_new_primary(c: PoolerConfig, above: int, max_s: float, by: str,
+                      clock: Callable[[], float] = time.monotonic,
+                      sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """The waiter a switchover's pause starts: resume the pooler as soon as a primary on a
+    timeline above ABOVE answers at its server address (the promoted standby, once it
+    holds the VIP), not when the playbook's resume gets there seconds later. It gives up
+    after MAX_S, or as soon as somebody else resumed the pooler; the playbook's resume and
+    the guard stay behind it."""
+    deadline = clock() + max_s
+    while clock() < deadline:
+        if not _paused_now(c):
+            return {"ok": True, "host": c.name, "resumed": False,
+                    "detail": "resumed by someone else"}
+        timeline = server_timeline(c)
+        if timeline is not None and timeline > above:
+            return resume(c, by=f"{by} (its waiter: the new primary on timeline {timeline} "
+                                "answers)")
+        sleep(c.poll_s)
+    return {"ok": True, "host": c.name, "resumed": False,
+            "detail": f"no new primary within {max_s:g} s"}
+
+
+def start_waiter(c: PoolerConfig, above: int, max_s: float, by: str) -> bool:
+    """Start await_new_primary in a transient systemd unit of its own (it outlives the
+    command that paused the pooler)."""
+    unit = f"drctl-pooler-waiter-{int(time.time() * 1000)}"
+    rc, _, _ = common.run(["systemd-run", f"--unit={unit}", "--collect", "--quiet", "--",
+                           c.node_command, "--pooler-config", c.config_path, "pooler",
+                           "await", "--timeline-above", str(above), "--max", f"{max_s:g}",
+                           "--by", by], timeout=10)
+    return rc == 0
+
+
+def _paused_now(c: PoolerConfig) -> bool:
+    try:
+        return _row(admin(c, "SHOW DATABASES"), "name", c.database).get("paused") == "1"
+    except AdminError:
+        return False
+
+
+def pause(c: PoolerConfig, by: str, timeout: float | None = None,
+          now: float | None = None, keep_pausing: bool = False,
+          until_new_primary_s: float = 0) -> dict[str, Any]:
+    """PAUSE the database: wait (up to TIMEOUT) for the transactions in flight; past it,
+    take the pause back and fail. With KEEP_PAUSING (a failover: the transactions in
+    flight are on a primary that is gone, and end when their connections give up), leave
+    the pooler pausing past the timeout: new transactions wait for the new primary. With
+    UNTIL_NEW_PRIMARY_S (a switchover), start a waiter that resumes the pooler as soon as
+    a primary on a newer timeline answers at the server address (at most that long)."""
+    timeout = c.pause_timeout_s if timeout is None else timeout
+    started = time.time() if now is None else now
+    before = server_timeline(c) if until_new_primary_s > 0 else None
+    # the record comes first: if this process dies while PgBouncer pauses, the guard
+    # knows who paused it and since when
+    common.write_json_atomic(c.paused_file, {"by": by, "epoch": started,
+                                             "at": _now_iso(started)})
+    t0 = time.monotonic()
+    try:
+        admin(c, f"PAUSE {c.database}", timeout=timeout)
+    except AdminError as exc:
+        if keep_pausing and _paused_now(c):
+            return {"ok": True, "host": c.name, "paused": True, "pausing": True,
+                    "at": _now_iso(started),
+                    "seconds": round(time.monotonic() - t0, 3),
+                    "detail": f"transactions in flight have not ended yet: {exc}"}
+        taken_back = resume(c, by=f"{by} (its pause timed out)")
+        return {"ok": False, "host": c.name, "paused": False, "resumed": taken_back["ok"],
+                "error": (f"the pooler could not pause {c.database} within {timeout:g} s "
+                          f"(a transaction in flight did not end: {exc}); resumed it")}
+    result: dict[str, Any] = {"ok": True, "host": c.name, "paused": True,
+                              "at": _now_iso(started),
+                              "seconds": round(time.monotonic() - t0, 3)}
+    if before is not None:
+        result["waiter"] = start_waiter(c, before, until_new_primary_s, by)
+        result["timeline"] = before
+    return result
+
+
+def resume(c: PoolerConfig, by: str, now: float | None = None) -> dict[str, Any]:
+    """RESUME the database (a pooler that is not paused is left as it is) and record it."""
+    now = time.time() if now is None else now
+    record = common.read_json(c.paused_file)
+    try:
+        admin(c, f"RESUME {c.database}")
+        was_paused = True
+    except AdminError as exc:
+        if "is not paused" not in str(exc):
+            return {"ok": False, "host": c.name, "error": f"RESUME failed: {exc}"}
+        was_paused = False
+    result: dict[str, Any] = {"ok": True, "host": c.name, "resumed": was_paused}
+    if record is not None or was_paused:
+        result.update(by=by, paused_by=(record or {}).get("by"),
+                      paused_s=round(now - float(record["epoch"]), 1) if record else None,
+                      at=_now_iso(now))
+        common.write_json_atomic(c.resumed_file, result)
+    if record is not None:
+        os.remove(c.paused_file)
+    elif not was_paused:  # say who resumed it last (a switchover's waiter, the guard)
+        result["last_resume"] = common.read_json(c.resumed_file)
+    return result
+
+
+def guard(c: PoolerConfig, now: float | None = None) -> dict[str, Any]:
+    """Resume a pooler paused longer than the limit (or paused with no record of who
+    paused it); a pooler paused within the limit is left to whoever paused it."""
+    now = time.time() if now is None else now
+    seen = state(c, now=now)
+    if seen["state"] != "paused":
+        if seen["state"] == "running" and os.path.exists(c.paused_file):
+            os.remove(c.paused_file)  # a pause that was taken back without its record
+        return {"ok": True, "host": c.name, "action": "none", "state": seen["state"]}
+    if seen["paused_s"] is not None and seen["paused_s"] < c.guard_limit_s:
+        return {"ok": True, "host": c.name, "action": "none", "state": "paused",
+                "paused_s": seen["paused_s"]}
+    why = (f"paused {seen['paused_s']:g} s by {seen['paused_by']}, past the limit of "
+           f"{c.guard_limit_s:g} s" if seen["paused_s"] is not None
+           else "paused with no record of who paused it")
+    result = resume(c, by=f"the pooler guard ({why})", now=now)
+    return {**result, "action": "resumed", "why": why}
+
+
+def main(config_path: str, action: str, by: str = "", timeout: float | None = None,
+         keep_pausing: bool = False, until_new_primary_s: float = 0,
+         timeline_above: int = 0, max_s: float = 60) -> int:
+    if not os.path.exists(config_path):  # a host without a pooler
+        common.emit(ok=True, configured=False)
+        return 0
+    c = PoolerConfig.load(config_path)
+    if action == "state":
+        common.emit(ok=True, configured=True, **state(c))
+        return 0
+    who = by or "an operator on the host"
+    result = {"pause": lambda: pause(c, who, timeout, keep_pausing=keep_pausing,
+                                     until_new_primary_s=until_new_primary_s),
+              "resume": lambda: resume(c, who),
+              "await": lambda: await_new_primary(c, timeline_above, max_s, who),
+              "guard": lambda: guard(c)}[action]()
+    print(json.dumps(result, sort_keys=True), flush=True)
+    return 0 if result["ok"] else 1

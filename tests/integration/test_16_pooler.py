@@ -1,0 +1,138 @@
+"""The application's pooler (PgBouncer on app1), as a user and an operator meet it: the
+application's only path to the database, paused by a switchover so that requests wait
+instead of failing, a switchover refused when a pause cannot complete, and a pause nobody
+took back resumed by the guard. (A drill under load through the pooler: test_09.)"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+from drctl.exitcodes import ExitCode
+from tests.integration.conftest import (
+    drctl_json,
+    healthy_with,
+    lab_secrets,
+    lab_vars,
+    psql,
+    sh,
+    wait_for,
+)
+from tests.integration.test_09_app_drill import APP, Browser
+
+pytestmark = pytest.mark.usefixtures("clean_cluster")
+
+NODE = "/usr/local/libexec/drctl/drctl-node"
+
+
+def pooler(action: str, *args: str, check: bool = True) -> dict:
+    out = sh("app1", " ".join([NODE, "pooler", action, *map(shlex.quote, args)]), check=check)
+    return json.loads(out)
+
+
+def health() -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(APP + "/health", timeout=20) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def app_pooler(report: dict) -> dict:
+    return next(p for p in report["poolers"] if p["host"] == "app1")
+
+
+def test_the_application_reaches_the_database_only_through_its_pooler():
+    code, st = drctl_json("status")
+    assert code == ExitCode.OK, st
+    seen = app_pooler(st)
+    vip = lab_vars()["drctl_vip"].split("/")[0]
+    assert seen["state"] == "running" and seen["server"] == vip, seen
+    status, body = health()
+    assert status == 200 and body["writable"] and body["server"] == vip, body
+    sh("app1", "systemctl stop pgbouncer")
+    try:
+        status, body = health()
+        assert status == 503 and body["database"] == "unreachable", body
+        code, st = drctl_json("status")
+        assert code != ExitCode.OK
+        assert any(p.startswith("app1's pooler does not answer") for p in st["problems"]), st
+    finally:
+        sh("app1", "systemctl start pgbouncer")
+    wait_for("the application to reach the primary through its pooler again",
+             lambda: health()[0] == 200, timeout=30, interval=1)
+
+
+def test_a_switchover_pauses_the_pooler_and_resumes_it_after_the_vip_moved():
+    code, report = drctl_json("switchover", "--to", "pg2", "--yes", timeout=600)
+    assert code == ExitCode.OK, report
+    steps = [e["step"] for e in report["journal"]]
+    assert steps.index("poolers-paused") < steps.index("promoted") \
+        < steps.index("vip-moved") < steps.index("poolers-resumed"), steps
+    # resumed by the waiter its pause started, as soon as pg2 answered at the VIP (or,
+    # behind it, by the switchover's own resume)
+    last = pooler("state")["last_resume"]
+    assert last["paused_by"] == "switchover pg1 -> pg2", last
+    assert last["by"].startswith("switchover pg1 -> pg2"), last
+    assert 0 < last["paused_s"] < 30, last
+    healthy_with("pg2")
+    name = "p" + uuid.uuid4().hex[:12]
+    assert Browser().register(name, "after the pause")[0] == 200
+    assert psql("pg2", f"select count(*) from app.users where username = '{name}'",
+                db="app") == "1"
+    code, report = drctl_json("switchover", "--to", "pg1", "--yes", timeout=600)
+    assert code == ExitCode.OK, report
+
+
+def test_a_transaction_held_open_stops_the_switchover_with_the_pooler_running():
+    """PAUSE waits for the transactions in flight: one that stays open past the pause's
+    timeout (5 s) makes drctl take the pause back and stop before anything changed."""
+    password = lab_secrets()["vault_pg_app_password"]
+    marker = "held_" + uuid.uuid4().hex[:8]
+    # idle in its transaction (a statement would meet the pooler's 5 s statement timeout)
+    session = (f"(echo \"begin; select '{marker}';\"; sleep 90) | PGPASSWORD="
+               f"{shlex.quote(password)} psql -h 127.0.0.1 -p 6432 -U app -d app")
+    sh("app1", f"setsid sh -c {shlex.quote(session)} </dev/null >/dev/null 2>&1 &")
+    try:
+        wait_for("the held transaction on pg1", lambda: psql(
+            "pg1", f"select count(*) from pg_stat_activity where query like '%{marker}%' "
+                   "and pid <> pg_backend_pid()") == "1", timeout=20, interval=0.5)
+        code, report = drctl_json("switchover", "--to", "pg2", "--yes", timeout=600)
+        assert code != ExitCode.OK, report
+        assert "could not pause its pooler" in report["_stderr"], report["_stderr"]
+        assert "within 5 s" in report["_stderr"], report["_stderr"]
+        seen = pooler("state")
+        assert seen["state"] == "running", seen
+        assert "its pause timed out" in seen["last_resume"]["by"], seen
+        assert psql("pg1", "select pg_is_in_recovery()") == "f"
+        healthy_with("pg1")
+    finally:
+        psql("pg1", "select pg_terminate_backend(pid) from pg_stat_activity "
+                    f"where query like '%{marker}%' and pid <> pg_backend_pid()")
+    name = "p" + uuid.uuid4().hex[:12]
+    assert Browser().register(name, "the pooler runs")[0] == 200
+
+
+def test_a_pause_nobody_takes_back_is_resumed_by_the_guard():
+    """As drctl killed between the pause and the resume leaves it: the pooler paused,
+    its record naming the switchover. Status shows it paused, and the guard resumes it
+    once past its limit (30 s) and says so."""
+    paused = pooler("pause", "--by", "a switchover whose drctl was killed")
+    assert paused["ok"] and paused["paused"], paused
+    _, st = drctl_json("status")
+    seen = app_pooler(st)
+    assert seen["state"] == "paused" and seen["paused_by"] == "a switchover whose drctl " \
+                                                              "was killed", seen
+    wait_for("the guard to resume the pooler", lambda: pooler("state")["state"] == "running",
+             timeout=75, interval=1)
+    last = pooler("state")["last_resume"]
+    assert last["by"].startswith("the pooler guard (paused "), last
+    assert last["paused_by"] == "a switchover whose drctl was killed" and \
+        last["paused_s"] >= 30, last
+    wait_for("the application to answer through its pooler", lambda: health()[0] == 200,
+             timeout=30, interval=1)

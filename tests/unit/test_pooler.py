@@ -1,0 +1,268 @@
+"""The app host's pooler (drctl.node.pooler): a pause that cannot complete is taken back, a
+pause is never left behind (the guard), and every pause and resume says who and how long.
+PgBouncer's admin console is faked at the command line drctl-node runs (setpriv psql)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from drctl.node import common, pooler
+
+DATABASES = ("name,host,port,database,force_user,pool_size,min_pool_size,reserve_pool,"
+             "pool_mode,max_connections,current_connections,paused,disabled")
+POOLS = ("database,user,cl_active,cl_waiting,cl_active_cancel_req,cl_waiting_cancel_req,"
+         "sv_active,sv_active_cancel,sv_being_canceled,sv_idle,sv_used,sv_tested,sv_login,"
+         "maxwait,maxwait_us,pool_mode")
+
+
+class FakeBouncer:
+    """PgBouncer 1.18's admin console as psql --csv shows it."""
+
+    def __init__(self) -> None:
+        self.paused = False
+        self.in_flight = False  # a transaction held open: PAUSE never completes
+        self.up = True
+        self.commands: list[str] = []
+        self.timeline = 1  # of the primary that answers at the server address
+        self.waiters: list[list[str]] = []
+
+    def run(self, args: list[str], timeout: float = 60, env: object = None
+            ) -> tuple[int, str, str]:
+        if args[0] == "systemd-run":
+            self.waiters.append(args)
+            return 0, "", ""
+        if args[0] == "/usr/bin/psql":  # the waiter asks the server itself
+            assert isinstance(env, dict) and env["PGPASSWORD"] == 'se"cret'
+            assert "target_session_attrs=read-write" in args[2]
+            return 0, f"{self.timeline:08X}000000000000005A", ""
+        assert args[0] == "setpriv" and "--reuid=postgres" in args
+        command = args[-1]
+        self.commands.append(command)
+        if not self.up:
+            return 2, "", 'psql: error: connection to server on socket "/run/postgresql/' \
+                          '.s.PGSQL.6432" failed: No such file or directory'
+        if command == "SHOW DATABASES":
+            return 0, "\n".join([DATABASES, f"app,10.0.0.100,5432,app,,10,0,0,,0,2,"
+                                            f"{int(self.paused)},0"]), ""
+        if command == "SHOW POOLS":
+            return 0, "\n".join([POOLS, f"app,app,1,{3 if self.paused else 0},0,0,0,0,0,"
+                                        f"{0 if self.paused else 2},0,0,0,0,0,transaction"]), ""
+        if command == "PAUSE app":
+            self.paused = True  # pausing: reported paused at once, as PgBouncer does
+            if self.in_flight:
+                return 124, "", f"psql gave no answer within {timeout:g} s"
+            return 0, "", ""
+        if command == "RESUME app":
+            if not self.paused:
+                return 1, "", "ERROR:  database app is not paused"
+            self.paused = False
+            return 0, "", ""
+        raise AssertionError(command)
+
+
+@pytest.fixture
+def bouncer(monkeypatch) -> FakeBouncer:
+    fake = FakeBouncer()
+    monkeypatch.setattr(common, "run", fake.run)
+    return fake
+
+
+def config(tmp_path: Path, **kw: object) -> pooler.PoolerConfig:
+    return pooler.PoolerConfig(name="app1", paused_file=str(tmp_path / "run" / "paused.json"),
+                               resumed_file=str(tmp_path / "lib" / "resumed.json"),
+                               **kw)  # type: ignore[arg-type]
+
+
+def test_a_pause_and_its_resume_are_recorded_with_who_and_how_long(tmp_path, bouncer):
+    c = config(tmp_path)
+    assert pooler.pause(c, "switchover 1a2b", now=1000.0)["ok"]
+    seen = pooler.state(c, now=1001.5)
+    assert seen["state"] == "paused" and seen["paused_s"] == 1.5
+    assert seen["paused_by"] == "switchover 1a2b" and seen["waiting"] == 3
+    assert seen["server"] == "10.0.0.100" and seen["server_connections"] == 0
+    done = pooler.resume(c, "switchover 1a2b", now=1002.0)
+    assert done == {**done, "ok": True, "resumed": True, "paused_s": 2.0,
+                    "paused_by": "switchover 1a2b"}
+    assert json.loads(Path(c.resumed_file).read_text())["by"] == "switchover 1a2b"
+    assert not Path(c.paused_file).exists()
+    assert pooler.state(c)["state"] == "running" and pooler.state(c)["server_connections"] == 2
+
+
+def test_a_pause_that_cannot_complete_is_taken_back_and_fails(tmp_path, bouncer):
+    bouncer.in_flight = True
+    c = config(tmp_path)
+    result = pooler.pause(c, "switchover 1a2b", timeout=2)
+    assert result["ok"] is False and result["resumed"] is True
+    assert "could not pause app within 2 s" in result["error"]
+    assert bouncer.paused is False, "a pause that timed out was left in place"
+    assert bouncer.commands[-1] == "RESUME app" and not Path(c.paused_file).exists()
+    assert "its pause timed out" in json.loads(Path(c.resumed_file).read_text())["by"]
+
+
+def test_resuming_a_running_pooler_changes_nothing_and_records_nothing(tmp_path, bouncer):
+    c = config(tmp_path)
+    assert pooler.resume(c, "an operator") == {"ok": True, "host": "app1", "resumed": False,
+                                               "last_resume": None}
+    assert not Path(c.resumed_file).exists()
+
+
+def test_the_guard_resumes_a_pause_past_its_limit_and_only_then(tmp_path, bouncer):
+    c = config(tmp_path, guard_limit_s=30.0)
+    pooler.pause(c, "switchover 1a2b (drctl killed after this)", now=1000.0)
+    assert pooler.guard(c, now=1010.0)["action"] == "none" and bouncer.paused
+    result = pooler.guard(c, now=1031.0)
+    assert result["action"] == "resumed" and not bouncer.paused
+    kept = json.loads(Path(c.resumed_file).read_text())
+    assert kept["by"].startswith("the pooler guard (paused 31 s by switchover 1a2b")
+    assert kept["paused_by"].startswith("switchover 1a2b")
+    assert pooler.guard(c, now=1032.0)["action"] == "none"
+
+
+def test_the_guard_resumes_a_pause_nobody_recorded_at_once(tmp_path, bouncer):
+    bouncer.paused = True  # someone ran PAUSE on the console by hand
+    c = config(tmp_path)
+    result = pooler.guard(c, now=5.0)
+    assert result["action"] == "resumed" and "no record of who paused it" in result["why"]
+    assert not bouncer.paused
+
+
+def test_a_record_left_by_a_pause_taken_back_elsewhere_is_cleared(tmp_path, bouncer):
+    c = config(tmp_path)
+    pooler.pause(c, "switchover 1a2b", now=1000.0)
+    bouncer.paused = False  # resumed on the console by hand
+    assert pooler.guard(c, now=1001.0)["action"] == "none"
+    assert not Path(c.paused_file).exists()
+
+
+def test_a_pooler_that_does_not_answer_is_down_and_says_why(tmp_path, bouncer):
+    bouncer.up = False
+    seen = pooler.state(config(tmp_path))
+    assert seen["state"] == "down" and "No such file" in seen["error"]
+    assert pooler.guard(config(tmp_path))["action"] == "none"
+
+
+def test_main_on_a_host_without_a_pooler_and_with_one(tmp_path, bouncer, capsys):
+    assert pooler.main(str(tmp_path / "none.json"), "state") == 0
+    assert json.loads(capsys.readouterr().out) == {"ok": True, "configured": False}
+    cfg = tmp_path / "pooler.json"
+    cfg.write_text(json.dumps({"name": "app1", "paused_file": str(tmp_path / "p.json"),
+                               "resumed_file": str(tmp_path / "r.json")}))
+    assert pooler.main(str(cfg), "pause", by="switchover 1a2b") == 0
+    assert json.loads(capsys.readouterr().out)["paused"] is True
+    bouncer.in_flight = True
+    bouncer.paused = False
+    assert pooler.main(str(cfg), "pause", by="switchover 1a2b", timeout=1) == 1
+    assert json.loads(capsys.readouterr().out)["ok"] is False
+    assert pooler.main(str(cfg), "state") == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "running"
+
+
+def _app(host: str, pooler_state: dict | None, ok: bool = True, error: str = ""):
+    from drctl import sshprobe
+
+    data = None if not ok else {"ok": True, "app_vip": {"configured": False},
+                                "files": {"configured": False},
+                                "pooler": pooler_state or {"configured": False}}
+    return sshprobe.ProbeResult(host, ok, data, error)
+
+
+def test_status_reports_each_pooler_and_a_pause_past_the_limit_is_a_problem():
+    from drctl import status
+
+    running = {"configured": True, "state": "running", "server": "10.0.0.100", "waiting": 0,
+               "paused_s": None, "server_connections": 2}
+    results = {
+        "app1": _app("app1", running),
+        "app2": _app("app2", {**running, "state": "paused", "paused_s": 3.2,
+                              "paused_by": "switchover pg1 -> pg2", "waiting": 4}),
+        "app3": _app("app3", {**running, "state": "paused", "paused_s": 45.0,
+                              "paused_by": "switchover pg1 -> pg2"}),
+        "app4": _app("app4", {"configured": True, "state": "down", "error": "no socket"}),
+        "app5": _app("app5", None),  # no pooler: left out
+        "app6": _app("app6", None, ok=False, error="no route to host"),
+    }
+    view, problems, warnings = status.poolers_view(results, paused_max_s=10)
+    assert [(p["host"], p["state"]) for p in view] == [
+        ("app1", "running"), ("app2", "paused"), ("app3", "paused"), ("app4", "down"),
+        ("app6", "unknown")]
+    assert view[1]["paused_s"] == 3.2 and view[1]["waiting"] == 4
+    assert problems == [
+        "app3's pooler has been paused for 45 s by switchover pg1 -> pg2: every client of "
+        "app3 waits (its guard resumes it; or run drctl-node pooler resume there)",
+        "app4's pooler does not answer (no socket): its application cannot reach the database"]
+    assert warnings == [
+        "app2's pooler has been paused for 3.2 s by switchover pg1 -> pg2 (4 clients waiting)",
+        "app6: its pooler's state is unknown (no route to host)"]
+
+
+def test_a_failovers_pause_stays_in_place_while_transactions_on_the_lost_primary_hang(
+        tmp_path, bouncer):
+    bouncer.in_flight = True  # their server is gone: they end when TCP gives up
+    c = config(tmp_path)
+    result = pooler.pause(c, "failover to pg2", timeout=1, keep_pausing=True)
+    assert result["ok"] and result["paused"] and result["pausing"], result
+    assert bouncer.paused and "RESUME app" not in bouncer.commands
+    assert pooler.state(c)["paused_by"] == "failover to pg2"
+    assert pooler.resume(c, "failover to pg2")["resumed"] is True
+
+
+def test_the_auth_file_password_is_read_as_pgbouncer_writes_it(tmp_path):
+    auth = tmp_path / "userlist.txt"
+    auth.write_text('"other" "x"\n"app" "se""cret"\n')
+    assert pooler.auth_password(str(auth), "app") == 'se"cret'
+    assert pooler.auth_password(str(auth), "nobody") is None
+    assert pooler.auth_password(str(tmp_path / "none"), "app") is None
+
+
+def _with_server(tmp_path: Path) -> pooler.PoolerConfig:
+    auth = tmp_path / "userlist.txt"
+    auth.write_text('"app" "se""cret"\n')
+    return config(tmp_path, server_host="10.0.0.100", auth_file=str(auth),
+                  config_path="/etc/drctl/pooler.json")
+
+
+def test_a_switchovers_pause_starts_a_waiter_that_resumes_on_the_new_timeline(
+        tmp_path, bouncer):
+    c = _with_server(tmp_path)
+    result = pooler.pause(c, "switchover pg1 -> pg2", until_new_primary_s=60)
+    assert result["paused"] and result["waiter"] and result["timeline"] == 1
+    [waiter] = bouncer.waiters
+    assert waiter[-8:] == ["pooler", "await", "--timeline-above", "1", "--max", "60",
+                           "--by", "switchover pg1 -> pg2"]
+    # the old primary still answers on timeline 1: the waiter keeps waiting
+    ticks = iter(range(100))
+    answers: list[int] = []
+
+    def sleep(s: float) -> None:
+        answers.append(bouncer.timeline)
+        if len(answers) == 3:
+            bouncer.timeline = 2  # pg2 promoted, holds the VIP
+
+    done = pooler.await_new_primary(c, 1, 60, "switchover pg1 -> pg2",
+                                    clock=lambda: float(next(ticks)), sleep=sleep)
+    assert done["resumed"] is True and not bouncer.paused and answers == [1, 1, 1]
+    kept = json.loads(Path(c.resumed_file).read_text())
+    assert kept["by"] == ("switchover pg1 -> pg2 (its waiter: the new primary on timeline 2 "
+                          "answers)") and kept["paused_by"] == "switchover pg1 -> pg2"
+
+
+def test_the_waiter_gives_up_in_time_and_leaves_a_pooler_someone_resumed(tmp_path, bouncer):
+    c = _with_server(tmp_path)
+    pooler.pause(c, "switchover pg1 -> pg2", until_new_primary_s=5)
+    ticks = iter(range(100))
+    done = pooler.await_new_primary(c, 1, 5, "x", clock=lambda: float(next(ticks)),
+                                    sleep=lambda s: None)
+    assert done["resumed"] is False and "no new primary within 5 s" in done["detail"]
+    assert bouncer.paused, "giving up is not resuming: the switchover's resume or the guard do"
+    bouncer.paused = False
+    done = pooler.await_new_primary(c, 1, 5, "x", clock=lambda: 0.0, sleep=lambda s: None)
+    assert done == {**done, "resumed": False, "detail": "resumed by someone else"}
+
+
+def test_no_waiter_without_a_primary_to_compare_with(tmp_path, bouncer):
+    c = config(tmp_path)  # no server address configured
+    result = pooler.pause(c, "switchover pg1 -> pg2", until_new_primary_s=60)
+    assert result["paused"] and "waiter" not in result and bouncer.waiters == []
