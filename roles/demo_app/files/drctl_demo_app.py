@@ -66,11 +66,12 @@ class Unavailable(Exception):
     """The database stayed unreachable for the whole retry budget."""
 
 
-def connect() -> psycopg.Connection:
+def connect(timeout: int | None = None) -> psycopg.Connection:
     # Straight to the VIP: TLS verify-full, and the options set the statement timeout.
     # Through the pooler on this host (DEMO_DB_SSLMODE=disable, on loopback): PgBouncer
     # refuses startup options and sets the timeout itself, and a connection may wait in it
-    # for the length of a switchover's pause (DEMO_DB_CONNECT_TIMEOUT).
+    # for the length of a switchover's pause (DEMO_DB_CONNECT_TIMEOUT). TIMEOUT, when
+    # given, bounds the wait instead (/health must answer within seconds either way).
     options = os.environ.get("DEMO_DB_OPTIONS", "-c statement_timeout=5000")
     return psycopg.connect(
         host=os.environ["DEMO_DB_HOST"], port=int(os.environ.get("DEMO_DB_PORT", "5432")),
@@ -78,7 +79,7 @@ def connect() -> psycopg.Connection:
         password=os.environ["DEMO_DB_PASSWORD"],
         sslmode=os.environ.get("DEMO_DB_SSLMODE", "verify-full"),
         sslrootcert=os.environ["DEMO_DB_CA"],
-        connect_timeout=int(os.environ.get("DEMO_DB_CONNECT_TIMEOUT", "2")),
+        connect_timeout=timeout or int(os.environ.get("DEMO_DB_CONNECT_TIMEOUT", "2")),
         application_name="drctl-demo-app",
         # a frozen or vanished server is noticed within seconds, not never (README:
         # "Connecting applications to a drctl VIP")
@@ -403,7 +404,10 @@ def alive():
 def health():
     start = time.monotonic()
     try:
-        with connect() as conn:
+        # 2 s (libpq's shortest), not the pooler's patience: callers (the status, the copy
+        # of the files) wait 4-5 s for this answer, also when no primary answers behind the
+        # pooler (another site's application while its site's VIP is held by nobody)
+        with connect(timeout=2) as conn:
             server, in_recovery = conn.execute(
                 "select host(inet_server_addr()), pg_is_in_recovery()").fetchone()
         return jsonify(ok=not in_recovery, database="reachable", server=server,
