@@ -70,6 +70,8 @@ def parser() -> argparse.ArgumentParser:
                    help="pause: past the timeout, leave the pooler pausing (a failover)")
     s.add_argument("--until-new-primary", type=float, default=0, metavar="SECONDS",
                    help="pause: resume as soon as a new primary answers (at most SECONDS)")
+    s.add_argument("--taking-back", default="", metavar="WHO_PAUSED",
+                   help="resume: the pause this resume ends (reports who ended it before)")
     s.add_argument("--timeline-above", type=int, default=0, help="await: the old timeline")
     s.add_argument("--max", type=float, default=60, help="await: seconds before giving up")
     s = sub.add_parser("auto")
@@ -109,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         return pooler.main(a.pooler_config, a.action, by=a.by, timeout=a.timeout,
                            keep_pausing=a.keep_pausing,
                            until_new_primary_s=a.until_new_primary,
-                           timeline_above=a.timeline_above, max_s=a.max)
+                           timeline_above=a.timeline_above, max_s=a.max,
+                           taking_back=a.taking_back)
     if a.cmd == "backup":  # repository hosts: no node.json there either
         from drctl.node import backup
 

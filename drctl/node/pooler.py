@@ -3,7 +3,7 @@ switchover's handover so that clients wait instead of failing, resumed after it,
 left paused.
 
   drctl-node [--pooler-config PATH] pooler pause --by WHO [--timeout S] [--keep-pausing]
-  drctl-node [--pooler-config PATH] pooler resume --by WHO
+  drctl-node [--pooler-config PATH] pooler resume --by WHO [--taking-back WHO_PAUSED]
   drctl-node [--pooler-config PATH] pooler state
   drctl-node [--pooler-config PATH] pooler guard          (the guard's timer)
   drctl-node [--pooler-config PATH] pooler await --timeline-above N --max S --by WHO
@@ -240,8 +240,12 @@ def pause(c: PoolerConfig, by: str, timeout: float | None = None,
     return result
 
 
-def resume(c: PoolerConfig, by: str, now: float | None = None) -> dict[str, Any]:
-    """RESUME the database (a pooler that is not paused is left as it is) and record it."""
+def resume(c: PoolerConfig, by: str, now: float | None = None,
+           taking_back: str = "") -> dict[str, Any]:
+    """RESUME the database (a pooler that is not paused is left as it is) and record it.
+    TAKING_BACK names the pause this resume ends (who paused): when the pooler is already
+    running and its last resume ended that very pause, the result says so
+    (resumed_before, and by whom), so that the caller reports who resumed it."""
     now = time.time() if now is None else now
     record = common.read_json(c.paused_file)
     try:
@@ -260,7 +264,11 @@ def resume(c: PoolerConfig, by: str, now: float | None = None) -> dict[str, Any]
     if record is not None:
         os.remove(c.paused_file)
     elif not was_paused:  # say who resumed it last (a switchover's waiter, the guard)
-        result["last_resume"] = common.read_json(c.resumed_file)
+        last = common.read_json(c.resumed_file)
+        result["last_resume"] = last
+        if taking_back and last is not None and last.get("paused_by") == taking_back:
+            result["resumed_before"] = True
+            result["resumed_before_by"] = last.get("by")
     return result
 
 
@@ -268,16 +276,23 @@ def guard(c: PoolerConfig, now: float | None = None) -> dict[str, Any]:
     """Resume a pooler paused longer than the limit (or paused with no record of who
     paused it); a pooler paused within the limit is left to whoever paused it."""
     now = time.time() if now is None else now
-    seen = state(c, now=now)
-    if seen["state"] != "paused":
-        if seen["state"] == "running" and os.path.exists(c.paused_file):
+    # one question to the console (its timer runs every few seconds on every app host)
+    try:
+        db = _row(admin(c, "SHOW DATABASES"), "name", c.database)
+    except AdminError:
+        return {"ok": True, "host": c.name, "action": "none", "state": "down"}
+    if db.get("paused") != "1":
+        if db and os.path.exists(c.paused_file):
             os.remove(c.paused_file)  # a pause that was taken back without its record
-        return {"ok": True, "host": c.name, "action": "none", "state": seen["state"]}
-    if seen["paused_s"] is not None and seen["paused_s"] < c.guard_limit_s:
+        return {"ok": True, "host": c.name, "action": "none",
+                "state": "running" if db else "down"}
+    record = common.read_json(c.paused_file)
+    paused_s = round(now - float(record["epoch"]), 1) if record else None
+    if paused_s is not None and paused_s < c.guard_limit_s:
         return {"ok": True, "host": c.name, "action": "none", "state": "paused",
-                "paused_s": seen["paused_s"]}
-    why = (f"paused {seen['paused_s']:g} s by {seen['paused_by']}, past the limit of "
-           f"{c.guard_limit_s:g} s" if seen["paused_s"] is not None
+                "paused_s": paused_s}
+    why = (f"paused {paused_s:g} s by {(record or {}).get('by')}, past the limit of "
+           f"{c.guard_limit_s:g} s" if paused_s is not None
            else "paused with no record of who paused it")
     result = resume(c, by=f"the pooler guard ({why})", now=now)
     return {**result, "action": "resumed", "why": why}
@@ -285,7 +300,7 @@ def guard(c: PoolerConfig, now: float | None = None) -> dict[str, Any]:
 
 def main(config_path: str, action: str, by: str = "", timeout: float | None = None,
          keep_pausing: bool = False, until_new_primary_s: float = 0,
-         timeline_above: int = 0, max_s: float = 60) -> int:
+         timeline_above: int = 0, max_s: float = 60, taking_back: str = "") -> int:
     if not os.path.exists(config_path):  # a host without a pooler
         common.emit(ok=True, configured=False)
         return 0
@@ -296,7 +311,7 @@ def main(config_path: str, action: str, by: str = "", timeout: float | None = No
     who = by or "an operator on the host"
     result = {"pause": lambda: pause(c, who, timeout, keep_pausing=keep_pausing,
                                      until_new_primary_s=until_new_primary_s),
-              "resume": lambda: resume(c, who),
+              "resume": lambda: resume(c, who, taking_back=taking_back),
               "await": lambda: await_new_primary(c, timeline_above, max_s, who),
               "guard": lambda: guard(c)}[action]()
     print(json.dumps(result, sort_keys=True), flush=True)

@@ -76,6 +76,9 @@ def test_a_switchover_pauses_the_pooler_and_resumes_it_after_the_vip_moved():
         < steps.index("vip-moved") < steps.index("poolers-resumed"), steps
     # resumed by the waiter its pause started, as soon as pg2 answered at the VIP (or,
     # behind it, by the switchover's own resume)
+    resumed = next(e for e in report["journal"] if e["step"] == "poolers-resumed")
+    assert resumed["result"] == "ok" and set(resumed["host"].split(",")) == {"app1", "app3"}, \
+        resumed
     last = pooler("state")["last_resume"]
     assert last["paused_by"] == "switchover pg1 -> pg2", last
     assert last["by"].startswith("switchover pg1 -> pg2"), last
@@ -130,6 +133,9 @@ def test_a_pause_nobody_takes_back_is_resumed_by_the_guard():
                                                               "was killed", seen
     wait_for("the guard to resume the pooler", lambda: pooler("state")["state"] == "running",
              timeout=75, interval=1)
+    resumed = next(e for e in report["journal"] if e["step"] == "poolers-resumed")
+    assert resumed["result"] == "ok" and set(resumed["host"].split(",")) == {"app1", "app3"}, \
+        resumed
     last = pooler("state")["last_resume"]
     assert last["by"].startswith("the pooler guard (paused "), last
     assert last["paused_by"] == "a switchover whose drctl was killed" and \

@@ -266,3 +266,26 @@ def test_no_waiter_without_a_primary_to_compare_with(tmp_path, bouncer):
     c = config(tmp_path)  # no server address configured
     result = pooler.pause(c, "switchover pg1 -> pg2", until_new_primary_s=60)
     assert result["paused"] and "waiter" not in result and bouncer.waiters == []
+
+
+def test_a_resume_that_finds_its_pause_ended_by_the_waiter_says_so(tmp_path, bouncer):
+    c = _with_server(tmp_path)
+    pooler.pause(c, "switchover pg1 -> pg2", until_new_primary_s=60)
+    bouncer.timeline = 2
+    pooler.await_new_primary(c, 1, 60, "switchover pg1 -> pg2", clock=lambda: 0.0,
+                             sleep=lambda s: None)
+    late = pooler.resume(c, "switchover pg1 -> pg2", taking_back="switchover pg1 -> pg2")
+    assert late["resumed"] is False and late["resumed_before"] is True
+    assert "its waiter" in late["resumed_before_by"]
+    # another pause's resume (or none named) is not this one's
+    other = pooler.resume(c, "failover to pg3", taking_back="failover to pg3")
+    assert "resumed_before" not in other
+    assert "resumed_before" not in pooler.resume(c, "an operator")
+
+
+def test_the_guard_asks_the_console_one_question_a_round(tmp_path, bouncer):
+    c = config(tmp_path)
+    pooler.guard(c, now=1.0)
+    assert bouncer.commands == ["SHOW DATABASES"]
+    bouncer.up = False
+    assert pooler.guard(c, now=2.0)["state"] == "down"
