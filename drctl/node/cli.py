@@ -72,6 +72,8 @@ def parser() -> argparse.ArgumentParser:
                    help="pause: resume as soon as a new primary answers (at most SECONDS)")
     s.add_argument("--taking-back", default="", metavar="WHO_PAUSED",
                    help="resume: the pause this resume ends (reports who ended it before)")
+    s.add_argument("--every", type=float, default=0, metavar="SECONDS",
+                   help="guard: look every SECONDS, for ever (the guard's service)")
     s.add_argument("--timeline-above", type=int, default=0, help="await: the old timeline")
     s.add_argument("--max", type=float, default=60, help="await: seconds before giving up")
     s = sub.add_parser("auto")
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                            keep_pausing=a.keep_pausing,
                            until_new_primary_s=a.until_new_primary,
                            timeline_above=a.timeline_above, max_s=a.max,
-                           taking_back=a.taking_back)
+                           taking_back=a.taking_back, every_s=a.every)
     if a.cmd == "backup":  # repository hosts: no node.json there either
         from drctl.node import backup
 

@@ -5,7 +5,8 @@ left paused.
   drctl-node [--pooler-config PATH] pooler pause --by WHO [--timeout S] [--keep-pausing]
   drctl-node [--pooler-config PATH] pooler resume --by WHO [--taking-back WHO_PAUSED]
   drctl-node [--pooler-config PATH] pooler state
-  drctl-node [--pooler-config PATH] pooler guard          (the guard's timer)
+  drctl-node [--pooler-config PATH] pooler guard [--every S]   (the guard's service: a
+                                                          look every S seconds)
   drctl-node [--pooler-config PATH] pooler await --timeline-above N --max S --by WHO
                                                           (the waiter a pause starts)
 
@@ -298,9 +299,50 @@ def guard(c: PoolerConfig, now: float | None = None) -> dict[str, Any]:
     return {**result, "action": "resumed", "why": why}
 
 
+def _code_version() -> tuple[int, int] | None:
+    """The archive this code was imported from (inode, modification time); None when
+    it was not imported from one."""
+    archive = getattr(globals().get("__loader__"), "archive", None)  # zipimport's loader
+    try:
+        st = os.stat(archive) if archive else None
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns) if st else None
+
+
+def guard_loop(config_path: str, every_s: float, sleep: Callable[[float], None] = time.sleep,
+               rounds: int | None = None) -> None:
+    """The guard as a service: one look every EVERY_S seconds, in one process (a timer
+    started a Python process a round). Prints a line when it resumed a pooler or when
+    what it sees changes, not every round."""
+    seen = None
+    done = 0
+    code = _code_version()
+    while rounds is None or done < rounds:
+        done += 1
+        if _code_version() != code:  # a provision installed new programs: run those
+            print(json.dumps({"ok": True, "action": "exit", "why": "drctl-node was "
+                              "replaced; systemd starts the new one"}), flush=True)
+            return
+        if os.path.exists(config_path):
+            try:
+                result = guard(PoolerConfig.load(config_path))
+            except (OSError, ValueError, TypeError) as exc:  # a configuration half-written
+                result = {"ok": False, "action": "none", "state": "unknown",
+                          "error": str(exc)}
+            if result["action"] != "none" or result.get("state") != seen:
+                print(json.dumps(result, sort_keys=True), flush=True)
+            seen = result.get("state")
+        sleep(every_s)
+
+
 def main(config_path: str, action: str, by: str = "", timeout: float | None = None,
          keep_pausing: bool = False, until_new_primary_s: float = 0,
-         timeline_above: int = 0, max_s: float = 60, taking_back: str = "") -> int:
+         timeline_above: int = 0, max_s: float = 60, taking_back: str = "",
+         every_s: float = 0) -> int:
+    if action == "guard" and every_s > 0:
+        guard_loop(config_path, every_s)
+        return 0
     if not os.path.exists(config_path):  # a host without a pooler
         common.emit(ok=True, configured=False)
         return 0

@@ -289,3 +289,25 @@ def test_the_guard_asks_the_console_one_question_a_round(tmp_path, bouncer):
     assert bouncer.commands == ["SHOW DATABASES"]
     bouncer.up = False
     assert pooler.guard(c, now=2.0)["state"] == "down"
+
+
+def test_the_guard_service_looks_every_round_and_speaks_only_of_changes(
+        tmp_path, bouncer, capsys, monkeypatch):
+    c = config(tmp_path, guard_limit_s=30.0)
+    path = tmp_path / "pooler.json"
+    path.write_text(json.dumps({"name": "app1", "paused_file": c.paused_file,
+                                "resumed_file": c.resumed_file, "guard_limit_s": 30.0}))
+    slept: list[float] = []
+    pooler.guard_loop(str(path), 5, sleep=slept.append, rounds=3)
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert slept == [5, 5, 5] and bouncer.commands == ["SHOW DATABASES"] * 3
+    assert [x["state"] for x in lines] == ["running"], "one line: what it saw first"
+    bouncer.paused = True  # paused by hand, no record: resumed at the next look
+    pooler.guard_loop(str(path), 5, sleep=slept.append, rounds=1)
+    [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert line["action"] == "resumed" and not bouncer.paused
+    # new programs installed under it: the service exits, systemd starts the new ones
+    versions = iter([(1, 1), (2, 2)])
+    monkeypatch.setattr(pooler, "_code_version", lambda: next(versions))
+    pooler.guard_loop(str(path), 5, sleep=slept.append, rounds=5)
+    assert json.loads(capsys.readouterr().out)["action"] == "exit"
