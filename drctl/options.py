@@ -179,5 +179,45 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
+ROLE_DEFAULTS = "roles/drctl/defaults/main.yml"
+
+
+def role_defaults() -> str:
+    """roles/drctl/defaults/main.yml: every option that has a default, with it, for
+    the roles and plays that read the options (role defaults: the inventory's values win).
+    The one place the playbooks get a default from; a unit test keeps the file equal to
+    this. `python -m drctl.options --role-defaults` prints it."""
+    import json
+
+    lines = ["---",
+             "# Generated from drctl/options.py by `python -m drctl.options --role-defaults`:",
+             "# edit the table there, not this file. The cluster-wide drctl_* options' defaults",
+             "# (an inventory's group_vars override them). An option without a default (the",
+             "# VIP, per-host values such as drctl_location) is not here: its readers say what",
+             "# an absent value means."]
+    for o in CLUSTER_OPTIONS:
+        if o.default is None or o.name in PER_HOST:
+            continue
+        lines.append("")
+        words = o.description.split()
+        line = "#"
+        for word in words:
+            if len(line) + 1 + len(word) > 88:
+                lines.append(line)
+                line = "#"
+            line += " " + word
+        lines.append(line)
+        lines.append(f"{o.name}: {json.dumps(o.default)}")
+    return "\n".join(lines) + "\n"
+
+
+# Options a play reads from other hosts too (hostvars[...]): role defaults do not reach
+# another host's variables, so their readers keep their own fallback.
+PER_HOST = frozenset({"drctl_location", "drctl_address"})
+
+
 if __name__ == "__main__":
-    print(markdown_table())
+    import sys
+
+    print(role_defaults() if sys.argv[1:] == ["--role-defaults"] else markdown_table(),
+          end="" if sys.argv[1:] == ["--role-defaults"] else "\n")

@@ -133,9 +133,6 @@ def test_a_pause_nobody_takes_back_is_resumed_by_the_guard():
                                                               "was killed", seen
     wait_for("the guard to resume the pooler", lambda: pooler("state")["state"] == "running",
              timeout=75, interval=1)
-    resumed = next(e for e in report["journal"] if e["step"] == "poolers-resumed")
-    assert resumed["result"] == "ok" and set(resumed["host"].split(",")) == {"app1", "app3"}, \
-        resumed
     last = pooler("state")["last_resume"]
     assert last["by"].startswith("the pooler guard (paused "), last
     assert last["paused_by"] == "a switchover whose drctl was killed" and \

@@ -253,3 +253,40 @@ def test_the_readme_lists_every_cluster_option_as_the_options_table_says():
     readme = (ROOT / "README.md").read_text()
     block = readme.split("<!-- options:begin -->\n", 1)[1].split("\n<!-- options:end -->")[0]
     assert block == markdown_table(), "regenerate it: python -m drctl.options"
+
+
+def test_the_options_defaults_role_is_generated_from_the_options_table():
+    """roles/drctl holds every option's default, once; no role or playbook writes
+    one of those defaults again as a `| default(LITERAL)` fallback."""
+    import ast
+    import re
+
+    import yaml
+
+    from drctl.options import CLUSTER_OPTIONS, PER_HOST, ROLE_DEFAULTS, role_defaults
+
+    assert (ROOT / ROLE_DEFAULTS).read_text() == role_defaults(), \
+        f"regenerate it: python -m drctl.options --role-defaults > {ROLE_DEFAULTS}"
+    options = {o.name: o for o in CLUSTER_OPTIONS
+               if o.default is not None and o.name not in PER_HOST}
+    assert yaml.safe_load(role_defaults()) == {n: o.default for n, o in options.items()}
+    fallback = re.compile(r"\b(" + "|".join(options) + r")\s*\|\s*default\(([^()]*)\)")
+    copies = []
+    for folder in ("roles", "playbooks"):
+        for path in (ROOT / folder).rglob("*"):
+            if not (path.is_file() and path.suffix in (".yml", ".j2")):
+                continue
+            for m in fallback.finditer(path.read_text()):
+                try:
+                    value = ast.literal_eval(m.group(2).replace("true", "True")
+                                             .replace("false", "False"))
+                except (ValueError, SyntaxError):
+                    continue  # derived from something else: not a copy of the default
+                if not isinstance(value, tuple):
+                    copies.append(f"{path.relative_to(ROOT)}: {m.group(0)}")
+    assert copies == [], copies
+    # the grep the shape issue names
+    for folder in ("roles", "playbooks"):
+        for path in (ROOT / folder).rglob("*.yml"):
+            assert "default(15)" not in path.read_text() and \
+                "default(5432)" not in path.read_text(), path
