@@ -28,13 +28,15 @@ class NameSettings:
         """From the drctl_dns_* options (a playbook's variables too)."""
         if not c.get("drctl_dns_name"):
             return None
+        from drctl.options import value
+
         return cls(name=_fqdn(str(c["drctl_dns_name"])), zone=_fqdn(str(c["drctl_dns_zone"])),
-                   server=str(c.get("drctl_dns_server") or ""),
-                   ttl=int(c.get("drctl_dns_ttl") or 30),
-                   key_name=str(c.get("drctl_dns_key_name") or "drctl-update"),
-                   key_algorithm=str(c.get("drctl_dns_key_algorithm") or "hmac-sha256"),
-                   hook=str(c.get("drctl_dns_hook") or ""),
-                   timeout_s=float(c.get("drctl_dns_timeout_s") or 5))
+                   server=str(value(c, "drctl_dns_server")),
+                   ttl=int(value(c, "drctl_dns_ttl")),
+                   key_name=str(value(c, "drctl_dns_key_name")),
+                   key_algorithm=str(value(c, "drctl_dns_key_algorithm")),
+                   hook=str(value(c, "drctl_dns_hook")),
+                   timeout_s=float(value(c, "drctl_dns_timeout_s")))
 
 
 def _fqdn(name: str) -> str:

@@ -110,7 +110,7 @@ def _connector(inv: inv_mod.Inventory):
     if not password:
         raise DrctlError("the vault holds no vault_pg_app_password", ExitCode.INVALID_INVENTORY)
     ca_dir = inv.cluster.get("drctl_tls_ca_dir") or project_dir() / ".drctl" / "ca" / inv.name
-    port = int(inv.cluster.get("drctl_pg_port") or 5432)
+    port = int(inv.option("drctl_pg_port"))
 
     # every site's VIP, the home site's first: libpq tries them in turn and keeps the
     # writable one (target_session_attrs), so the workload follows a site failover

@@ -133,9 +133,15 @@ class Inventory:
                 or None
         return out
 
+    def option(self, name: str) -> Any:
+        """A cluster option as the inventory sets it, else its default (drctl/options.py)."""
+        from drctl.options import value
+
+        return value(self.cluster, name)
+
     @property
     def name(self) -> str:
-        return str(self.cluster.get("drctl_cluster_name", "main"))
+        return str(self.option("drctl_cluster_name"))
 
 
 # An inventory file larger than this is not one (a log, a dump, a device): refused unread.

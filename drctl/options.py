@@ -5,6 +5,7 @@ few values that several roles and drctl itself read. inventories/example documen
 each one again for people who start from there.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,6 +161,17 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
            "your own CA, or empty for a new cluster (provision generates one there once). It "
            "must outlive the run; provision refuses a CA the nodes do not trust."),
 )
+
+_BY_NAME = {o.name: o for o in CLUSTER_OPTIONS}
+
+
+def value(options: Mapping[str, Any], name: str) -> Any:
+    """Option NAME as OPTIONS (an inventory's cluster variables, a play's variables) set
+    it, else its default from the table: the one place Python gets a default from. A
+    value that is set is kept as it is (a configured 0 stays 0)."""
+    given = options.get(name)
+    return _BY_NAME[name].default if given is None else given
+
 
 def option_names() -> set[str]:
     return {o.name for o in CLUSTER_OPTIONS}

@@ -413,7 +413,7 @@ def collect(inventory: Path | inv_mod.Inventory,
     nodes = [_node(h, inv.hosts[h].address, results[h]) for h in hosts]
     for n in nodes:
         n["site"] = inv.site(n["host"])
-    warn = int(inv.cluster.get("drctl_slot_warn_bytes") or 512 * 1024 * 1024)
+    warn = int(inv.option("drctl_slot_warn_bytes"))
     primary, problems = evaluate(nodes, warn)
     sites, s_problems = site_view(nodes, inv.sites)
     problems += s_problems
@@ -422,14 +422,14 @@ def collect(inventory: Path | inv_mod.Inventory,
     backup, b_problems, warnings = backup_state(
         repo, results.get(repo) if repo else None,
         next((n for n in nodes if n["host"] == primary), None), time.time(),
-        float(inv.cluster.get("drctl_backup_max_age_h") or 26),
-        int(inv.cluster.get("drctl_archive_ready_warn") or 16),
-        float(inv.cluster.get("drctl_archive_stall_s") or 120))
+        float(inv.option("drctl_backup_max_age_h")),
+        int(inv.option("drctl_archive_ready_warn")),
+        float(inv.option("drctl_archive_stall_s")))
     problems += b_problems
     if backup is not None:
         repos_view, r_problems, r_warnings = repos_state(
             [(r, results.get(r)) for r in repos], time.time(),
-            float(inv.cluster.get("drctl_backup_max_age_h") or 26))
+            float(inv.option("drctl_backup_max_age_h")))
         backup["repos"] = repos_view
         problems += r_problems
         warnings += r_warnings
@@ -448,12 +448,12 @@ def collect(inventory: Path | inv_mod.Inventory,
                             "them, they use disk")
     poolers, p_problems, p_warnings = poolers_view(
         {h: service_results[h] for h in apps},
-        float(inv.cluster.get("drctl_pooler_paused_max_s") or 10))
+        float(inv.option("drctl_pooler_paused_max_s")))
     problems += p_problems
     warnings += p_warnings
     copies_view, f_warnings = files_view(
         files_results, {h: inv.site(h) for h in copies},
-        float(inv.cluster.get("drctl_files_max_age_s") or 300))
+        float(inv.option("drctl_files_max_age_s")))
     warnings += f_warnings
     auto = auto_mod.summarize(nodes, primary)
     if auto["state"] == "impossible":

@@ -235,7 +235,7 @@ def direct(inv: inv_mod.Inventory, p: ha.Plan, facts: ClusterFacts, report: dict
     playbook). Where automatic failover is armed it is paused first (the rules core's
     decide.auto_pause), as the playbook does, and the facts are gathered and decided
     again after the pause: repmgrd may have acted before it."""
-    path = str(inv.cluster.get("drctl_failover_path") or "direct")
+    path = str(inv.option("drctl_failover_path"))
     if path not in ("direct", "playbook"):
         raise DrctlError(f"drctl_failover_path is '{path}': it must be 'direct' or 'playbook'",
                          ExitCode.INVALID_INVENTORY, hint=f"fix it in {inv.path}")
@@ -253,7 +253,7 @@ def direct(inv: inv_mod.Inventory, p: ha.Plan, facts: ClusterFacts, report: dict
             if run.failures:
                 return run.done()
         if ui.asked or to_pause:  # time passed, or repmgrd could have acted: decide again
-            settle = float(inv.cluster.get("drctl_watch_settle_s") or 4)
+            settle = float(inv.option("drctl_watch_settle_s"))
             now_report, now_facts = ha.gather(inv, settle_s=settle)
             now_plan = plan(inv, now_report, now_facts, target, allow_data_loss, site)
             if now_plan.nothing_to_do and now_plan.target == p.target:
@@ -283,7 +283,7 @@ def prepare(inventory: Path, target: str | None, allow_data_loss: bool,
     if site is not None and site not in inv.sites:
         raise DrctlError(f"there is no site '{site}' in the inventory (sites: "
                          f"{', '.join(inv.sites) or 'none'})", ExitCode.USAGE)
-    settle = float(inv.cluster.get("drctl_watch_settle_s") or 4)
+    settle = float(inv.option("drctl_watch_settle_s"))
     report, facts = ha.gather(inv, settle_s=settle)
     p = plan(inv, report, facts, target, allow_data_loss, site)
     stake = ""

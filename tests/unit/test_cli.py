@@ -290,3 +290,17 @@ def test_the_options_defaults_role_is_generated_from_the_options_table():
         for path in (ROOT / folder).rglob("*.yml"):
             assert "default(15)" not in path.read_text() and \
                 "default(5432)" not in path.read_text(), path
+
+
+def test_python_takes_an_options_default_from_the_table_and_keeps_a_configured_zero():
+    import pytest as _pytest
+
+    from drctl.options import value
+
+    assert value({}, "drctl_pg_port") == 5432 and value({"drctl_pg_port": None}, "drctl_pg_port") \
+        == 5432
+    assert value({"drctl_max_loss_bytes": 0}, "drctl_max_loss_bytes") == 0
+    assert value({"drctl_archive_stall_s": 0}, "drctl_archive_stall_s") == 0, \
+        "a configured 0 is not the default (120)"
+    with _pytest.raises(KeyError):
+        value({}, "drctl_no_such_option")
