@@ -960,6 +960,13 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(int(ExitCode.REFUSED))
+    except click.UsageError as exc:  # one line, as drctl's own usage errors
+        where = exc.ctx.command_path if exc.ctx is not None else "drctl"
+        click.echo(f"Error: {exc.format_message()} (see `{where} --help`)", err=True)
+        if json_chosen():
+            emit_error_json(exc.format_message(), exc.exit_code, ExitCode.USAGE.name,
+                            f"see `{where} --help`")
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         if json_chosen():

@@ -113,6 +113,18 @@ def test_a_usage_error_is_json_too_when_json_was_asked_for(argv):
     assert "Error" in proc.stderr  # and the person's sentence on stderr, as before
 
 
+@pytest.mark.parametrize("argv", [["status", "--bogus"], ["nosuchverb"],
+                                  ["journal", "--last", "0"], ["switchover", "--to"],
+                                  ["restore", "--target-time", "yesterday-ish"],
+                                  ["drill", "--duration", "nan"]])
+def test_a_usage_error_is_one_line(argv):
+    proc = subprocess.run([sys.executable, "-m", "drctl", *argv], capture_output=True,
+                          text=True, cwd=ROOT, check=False)
+    assert proc.returncode == ExitCode.USAGE, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith("Error: ") and "--help`)" in proc.stderr, proc.stderr
+
+
 def test_a_usage_error_without_json_asked_prints_nothing_on_stdout():
     for argv in (["status", "--bogus"], ["status", "--format", "pretty", "--bogus"],
                  ["status", "--bogus", "--", "--format", "json"]):
