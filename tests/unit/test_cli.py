@@ -145,6 +145,15 @@ def test_role_argument_specs_are_in_step_with_defaults():
     assert proc.returncode == 0, proc.stdout
 
 
+def test_every_role_has_a_readme_in_step_with_its_meta_and_specs():
+    proc = subprocess.run([sys.executable, str(ROOT / "bin" / "role-readmes"), "--check"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout
+    for role in (ROOT / "roles").iterdir():
+        text = (role / "README.md").read_text()
+        assert "## Variables" in text and "## Example" in text and "```yaml" in text, role
+
+
 def test_every_role_option_is_described():
     import yaml
 

@@ -58,7 +58,7 @@ def test_the_artifact_holds_the_content_and_not_the_working_tree(artifact):
                    "roles/pg_tls/tasks/main.yml"):
         assert needed in names, needed
     for absent in (".venv", ".drctl", ".lab", "tests", "molecule", "bench", "build",
-                   "Makefile", "bin/test-phases", "bin/argspecs", ".yamllint",
+                   "Makefile", "bin/test-phases", "bin/argspecs", "bin/role-readmes", ".yamllint",
                    ".ansible-lint", "prometheus/drctl-alerts.test.yml", "drctl/lab.py",
                    "drctl/lab_image"):
         assert not any(n == absent or n.startswith(absent + "/") for n in names), absent
