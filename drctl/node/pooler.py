@@ -95,6 +95,16 @@ def _row(rows: list[dict[str, str]], key: str, value: str) -> dict[str, str]:
     return next((r for r in rows if r.get(key) == value), {})
 
 
+def _database(c: PoolerConfig) -> dict[str, str]:
+    """The pooler's row for its database in SHOW DATABASES ({} when it has none)."""
+    return _row(admin(c, "SHOW DATABASES"), "name", c.database)
+
+
+def _paused_for(record: dict[str, Any] | None, now: float) -> float | None:
+    """Seconds since the pause RECORD was written; None without one."""
+    return round(now - float(record["epoch"]), 1) if record else None
+
+
 def _now_iso(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
 
@@ -109,7 +119,7 @@ def state(c: PoolerConfig, now: float | None = None) -> dict[str, Any]:
                            "paused_s": None, "paused_by": None,
                            "last_resume": common.read_json(c.resumed_file)}
     try:
-        db = _row(admin(c, "SHOW DATABASES"), "name", c.database)
+        db = _database(c)
         pool = _row(admin(c, "SHOW POOLS"), "database", c.database)
     except AdminError as exc:
         out["error"] = str(exc)
@@ -124,8 +134,7 @@ def state(c: PoolerConfig, now: float | None = None) -> dict[str, Any]:
                                       ("sv_active", "sv_idle", "sv_used", "sv_tested",
                                        "sv_login")))
     if paused:
-        since = float(record["epoch"]) if record else None
-        out["paused_s"] = round(now - since, 1) if since is not None else None
+        out["paused_s"] = _paused_for(record, now)
         out["paused_by"] = (record or {}).get("by")
     return out
 
@@ -198,7 +207,7 @@ def start_waiter(c: PoolerConfig, above: int, max_s: float, by: str) -> bool:
 
 def _paused_now(c: PoolerConfig) -> bool:
     try:
-        return _row(admin(c, "SHOW DATABASES"), "name", c.database).get("paused") == "1"
+        return _database(c).get("paused") == "1"
     except AdminError:
         return False
 
@@ -259,7 +268,7 @@ def resume(c: PoolerConfig, by: str, now: float | None = None,
     result: dict[str, Any] = {"ok": True, "host": c.name, "resumed": was_paused}
     if record is not None or was_paused:
         result.update(by=by, paused_by=(record or {}).get("by"),
-                      paused_s=round(now - float(record["epoch"]), 1) if record else None,
+                      paused_s=_paused_for(record, now),
                       at=_now_iso(now))
         common.write_json_atomic(c.resumed_file, result)
     if record is not None:
@@ -277,9 +286,9 @@ def guard(c: PoolerConfig, now: float | None = None) -> dict[str, Any]:
     """Resume a pooler paused longer than the limit (or paused with no record of who
     paused it); a pooler paused within the limit is left to whoever paused it."""
     now = time.time() if now is None else now
-    # one question to the console (its timer runs every few seconds on every app host)
+    # one question to the console (the guard looks every few seconds on every app host)
     try:
-        db = _row(admin(c, "SHOW DATABASES"), "name", c.database)
+        db = _database(c)
     except AdminError:
         return {"ok": True, "host": c.name, "action": "none", "state": "down"}
     if db.get("paused") != "1":
@@ -288,7 +297,7 @@ def guard(c: PoolerConfig, now: float | None = None) -> dict[str, Any]:
         return {"ok": True, "host": c.name, "action": "none",
                 "state": "running" if db else "down"}
     record = common.read_json(c.paused_file)
-    paused_s = round(now - float(record["epoch"]), 1) if record else None
+    paused_s = _paused_for(record, now)
     if paused_s is not None and paused_s < c.guard_limit_s:
         return {"ok": True, "host": c.name, "action": "none", "state": "paused",
                 "paused_s": paused_s}
