@@ -13,6 +13,7 @@ from datetime import datetime
 import pytest
 import yaml
 
+from drctl.rules import lsn
 from tests.integration.conftest import (
     PREFIX,
     ROOT,
@@ -282,14 +283,20 @@ def test_an_operators_failover_after_a_link_cut_is_not_held_by_repmgrd():
     since = sh("pg2", "date '+%Y-%m-%d %H:%M:%S'")
     sh("pg2", f"iptables -I INPUT -s {pg1} -j DROP && iptables -I OUTPUT -d {pg1} -j DROP")
     try:
-        # repmgrd on pg2 loses its upstream and its election is cancelled (the witness
-        # still sees pg1): the state the pause used to hang in
+        # repmgrd on pg2 loses its upstream and holds an election that is refused (the
+        # watcher still sees pg1): the state the pause used to hang in
         def lost_and_elected() -> bool:
             log = sh("pg2", f"journalctl -u drctl-repmgrd --since '{since}' --no-pager",
                      check=False)
             return "unable to connect to upstream node" in log and "election" in log
         wait_for("repmgrd on pg2 to lose pg1 and hold an election", lost_and_elected,
                  timeout=60, interval=1)
+        # pg1 writes what pg2 cannot receive, and the watcher sees it: pg2 may not promote
+        # itself, so the operator's failover (which accepts the loss) is the one that acts
+        psql("pg1", "create table cut_off as select 1 as x", db="app")
+        written = lsn.parse(psql("pg1", "select pg_current_wal_lsn()"))
+        wait_for("the watcher to see pg1's write", lambda: (watched_position() or 0)
+                 >= (written or 0), timeout=20, interval=0.5)
         power_off("pg1")
     finally:
         sh("pg2", "iptables -D INPUT 1 && iptables -D OUTPUT 1")
@@ -305,6 +312,58 @@ def test_an_operators_failover_after_a_link_cut_is_not_held_by_repmgrd():
         conn.execute("create table if not exists app.after_cut (x int)")
         conn.execute("insert into app.after_cut values (1)")
     assert psql("pg2", "select count(*) from app.after_cut", db="app") == "1"
+
+
+def watched_position() -> int | None:
+    """The newest position of the primary the watcher on backup1 has recorded."""
+    record = json.loads(sh("backup1", "cat /var/lib/drctl/watch.json", check=False) or "{}")
+    return lsn.parse((record.get("primary") or {}).get("lsn"))
+
+
+def test_a_primary_lost_after_a_cancelled_election_is_still_replaced():
+    """pg2 loses its checks of pg1 while the witness's host still sees pg1 (new connections
+    from pg2 to pg1 dropped; the replication stream, already open, goes on): repmgrd holds
+    an election and drctl-auto refuses it. Then pg1 loses power. repmgrd must hold the
+    election again and promote pg2, losing nothing. (With repmgr's own
+    primary_visibility_consensus, that first election was cancelled for good: repmgrd
+    waited in degraded monitoring for pg1 to return, and nothing was ever promoted.)"""
+    rearm()
+    promoted_before = auto_state()["last_promotion"]
+    pg1 = sh("pg1", "hostname -i").split()[0]
+    psql("pg1", "alter system set synchronous_standby_names = 'pg2'")
+    psql("pg1", "select pg_reload_conf()")
+    wait_for("pg2 to be the synchronous standby", lambda: psql(
+        "pg1", "select sync_state from pg_stat_replication") == "sync", timeout=20)
+    new_to_pg1 = f"-d {pg1} -p tcp --dport 5432 -m conntrack --ctstate NEW -j DROP"
+    sh("pg2", f"iptables -I OUTPUT {new_to_pg1}")
+    try:
+        with Writer(start_id=8_000_000) as w:
+            wait_for("drctl-auto to refuse an election while pg1 is seen",
+                     lambda: auto_state()["last_refusal"], timeout=60, interval=1)
+            refusal = auto_state()["last_refusal"]
+            assert any(not g["ok"] and g["name"] == "the primary is gone for the watchers too"
+                       for g in refusal["gates"]), refusal
+            assert in_recovery("pg2") == "t"
+            w.wait_for_acks(50)
+            power_off("pg1")
+            killed = time.monotonic()
+            before = len(w.acked)
+            wait_for("an acknowledged write after the power loss",
+                     lambda: len(w.acked) > before + 5, timeout=90, interval=0.2)
+            first = next(t for t, _ in w.acked[before:] if t > killed)
+            w.stop()
+    finally:
+        sh("pg2", f"iptables -D OUTPUT {new_to_pg1}")
+    print(f"automatic failover after a refused election: power loss to first acknowledged "
+          f"write {first - killed:.2f} s")
+    assert in_recovery("pg2") == "f"
+    assert vip_holders(("pg2",)) == ["pg2"]
+    assert w.missing_on("pg2") == [], "no acknowledged commit may be lost"
+    st = auto_state()
+    assert st["last_promotion"] != promoted_before and st["last_promotion"]["host"] == "pg2", st
+    psql("pg2", "alter system reset synchronous_standby_names")
+    psql("pg2", "select pg_reload_conf()")
+    # the next test starts from the armed snapshot
 
 
 def test_a_lagging_standby_does_not_promote_itself():
