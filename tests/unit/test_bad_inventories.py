@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -51,22 +51,40 @@ CASES: list[tuple[str, str | None, dict[str, Any], tuple[str, ...]]] = [
 ]
 
 
-def run(path: Path, *args: str) -> tuple[int, str, float]:
-    started = time.monotonic()
+def run(path: Path, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(cli_mod.cli, ["status", "-i", str(path), *args])
-    return result.exit_code, result.output, time.monotonic() - started
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def contacts(monkeypatch) -> list[str]:
+    """Every attempt to reach a host (a TCP connection, or a process such as ssh or
+    ansible-playbook), refused and recorded: a test asserts the list stays empty, which
+    holds however slow the machine is, where a time limit would not."""
+    tried: list[str] = []
+
+    def refuse(what: str):
+        def attempt(*args: Any, **kwargs: Any) -> Any:
+            tried.append(f"{what} {args[1:2] or args[:1]}")
+            raise OSError(f"test: {what} refused")
+        return attempt
+
+    monkeypatch.setattr(socket.socket, "connect", refuse("connect"))
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse("connect"))
+    monkeypatch.setattr(subprocess, "Popen", refuse("process"))
+    return tried
 
 
 @pytest.mark.parametrize("name, text, all_vars, words", CASES, ids=[c[0] for c in CASES])
-def test_a_bad_inventory_is_exit_3_naming_the_field(make_inventory, name, text, all_vars,
-                                                    words):
+def test_a_bad_inventory_is_exit_3_naming_the_field(make_inventory, contacts, name, text,
+                                                    all_vars, words):
     path = make_inventory(all_vars=all_vars, raw=text)
-    code, out, took = run(path)
+    code, out = run(path)
     assert code == ExitCode.INVALID_INVENTORY, out
     assert "Traceback" not in out and str(path) in out, out
     for word in words:
         assert word in out, (word, out)
-    assert took < 5, f"{took:.1f} s: nothing but the files is read"
+    assert contacts == [], "nothing but the files is read"
 
 
 def test_json_errors_for_a_bad_inventory(make_inventory):
@@ -90,7 +108,7 @@ def test_a_templated_value_is_ansibles_to_resolve(make_inventory):
 def test_undecodable_bytes_are_named_not_raised(make_inventory):
     path = make_inventory()
     path.write_bytes(b"all:\n  children:\n    pg_primary: \xff\xfe\n")
-    code, out, _ = run(path)
+    code, out = run(path)
     assert code == ExitCode.INVALID_INVENTORY and "not UTF-8" in out, out
 
 
@@ -105,14 +123,14 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
         with open(fifo, "w"):
             pass
         pytest.fail("reading a FIFO as the inventory blocked")
-    code, out, _ = box["result"]
+    code, out = box["result"]
     assert code == ExitCode.INVALID_INVENTORY and "not a regular file" in out, out
 
 
 def test_a_fifo_among_the_group_vars_is_refused(make_inventory):
     path = make_inventory()
     os.mkfifo(path.parent / "group_vars" / "all" / "zz.yml")
-    code, out, _ = run(path)
+    code, out = run(path)
     assert code == ExitCode.INVALID_INVENTORY and "not a regular file" in out, out
 
 
@@ -126,15 +144,13 @@ def test_a_fifo_among_the_group_vars_is_refused(make_inventory):
     (["switchover", "--to", "backup1", "--plan"], ("backup1", "not a PostgreSQL node")),
 ])
 def test_an_unknown_host_or_site_is_a_usage_error_before_any_host_is_asked(
-        make_inventory, args, words):
+        make_inventory, contacts, args, words):
     path = make_inventory()
-    started = time.monotonic()
     result = CliRunner().invoke(cli_mod.cli, [*args, "-i", str(path)])
-    took = time.monotonic() - started
     assert result.exit_code == ExitCode.USAGE, result.output
     for word in words:
         assert word in result.output, (word, result.output)
-    assert took < 2, f"{took:.1f} s: a usage error asks no host"
+    assert contacts == [], "a usage error asks no host"
 
 
 @pytest.mark.parametrize("args, words", [
@@ -148,15 +164,15 @@ def test_an_unknown_host_or_site_is_a_usage_error_before_any_host_is_asked(
     (["journal", "--last", "0"], ("--last",)),
     (["journal", "--last", "-3"], ("--last",)),
 ])
-def test_a_bad_argument_is_a_usage_error_before_anything_is_read(tmp_path, args, words):
+def test_a_bad_argument_is_a_usage_error_before_anything_is_read(tmp_path, contacts, args,
+                                                                words):
     """The inventory named does not even exist: the argument is refused first."""
-    started = time.monotonic()
     result = CliRunner().invoke(cli_mod.cli, [*args, "-i", str(tmp_path / "none.yml")])
     assert result.exit_code == ExitCode.USAGE, result.output
     assert "Traceback" not in result.output
     for word in words:
         assert word in result.output, (word, result.output)
-    assert time.monotonic() - started < 1
+    assert contacts == []
 
 
 @pytest.mark.parametrize("args", [["journal", "--format", "json", "--last", "0"],

@@ -30,7 +30,7 @@ def test_a_refused_connection_is_an_answer_at_once(listener: socket.socket) -> N
     listener.close()  # nothing listens there now: the kernel refuses
     start = time.monotonic()
     assert not port_answers("127.0.0.1", port, timeout=5)
-    assert time.monotonic() - start < 1
+    assert time.monotonic() - start < 4  # not its 5-s timeout
 
 
 def test_silence_costs_the_timeout_and_no_more() -> None:
@@ -49,7 +49,10 @@ def test_silence_costs_the_timeout_and_no_more() -> None:
         start = time.monotonic()
         assert not port_answers("127.0.0.1", port, timeout=0.5)
         took = time.monotonic() - start
-        assert 0.45 <= took < 0.9, took
+        # it waited for its timeout and then gave up: not at once (an answer it did not
+        # get), nor at ssh's ConnectTimeout (3 s) or the kernel's connect timeout (over a
+        # minute); the upper bound leaves room for a loaded machine's scheduling
+        assert 0.45 <= took < 2.5, took
     finally:
         for c in queued:
             c.close()
