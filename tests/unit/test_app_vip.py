@@ -259,5 +259,5 @@ def test_every_drill_scenario_is_described_and_offered_by_the_cli():
     from drctl.operations import drill as op
 
     assert set(op.WHAT) == set(drill.SCENARIOS)
-    choice = next(p for p in cli.drill.params if p.name == "scenario")
+    choice = next(p for p in cli.cli.commands["drill"].params if p.name == "scenario")
     assert set(choice.type.choices) == set(drill.SCENARIOS)
