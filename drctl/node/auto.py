@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from drctl.node import liveness, probe, steps, watch
+from drctl.node import handover, liveness, probe, watch
 from drctl.node.common import Config, now_iso, psql, read_json, run
 from drctl.rules import decide, sql
 from drctl.rules.facts import ClusterFacts, Liveness, NodeFacts, WatcherFacts
@@ -105,7 +105,7 @@ def cmd_promote(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
     # them, without its checks of the other nodes (repmgrd just made them: a dead primary
     # would cost a connection timeout here)
     try:
-        done = steps.promote_and_wait(lambda q: psql(c, q, as_user=None), 60)
+        done = handover.promote_and_wait(lambda q: psql(c, q, as_user=None), 60)
     except RuntimeError as exc:
         log(c, s, step="auto-promote", result="failed", detail=str(exc)[-300:])
         return 1
@@ -113,7 +113,7 @@ def cmd_promote(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
         log(c, s, step="auto-promote", result="failed",
             detail="pg_promote() was signalled, but the node is still in recovery after 60 s")
         return 1
-    steps.drop_standby_conf(c)
+    handover.drop_standby_conf(c)
     node_id = int(s["node_id"])
     try:
         psql(c, "begin; update repmgr.nodes set active = false where type = 'primary' "
@@ -125,7 +125,7 @@ def cmd_promote(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
             detail="promoted, but repmgr's records were not updated: " + str(exc)[-200:])
     # A synchronous standby that is gone would make every commit wait: relax until
     # `drctl failback` restores the configured value (as `drctl failover` does).
-    names = steps.relax_synchronous(c, as_user=None)
+    names = handover.relax_synchronous(c, as_user=None)
     row = psql(c, sql.CURRENT_POSITION, as_user=None)
     position, _, tl = row.partition("|")
     log(c, s, step="promoted", result="ok", lsn=position, timeline=int(tl or 0), by="repmgrd",

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from drctl.node import cli, common, steps, watch
+from drctl.node import cli, common, fencing, handover, rejoin, steps, watch
 from drctl.rules.facts import NodeFacts, WatcherFacts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,7 +133,7 @@ def test_waldump_summary_counts_commits_and_their_times() -> None:
         "rmgr: Transaction len (rec/tot):     34/    34, tx:        742, lsn: 0/03000180, "
         "prev 0/03000158, desc: COMMIT 2026-11-26 21:14:31.000001 UTC",
     ]
-    s = steps.summarize_waldump(lines)
+    s = rejoin.summarize_waldump(lines)
     assert s["records"] == 3 and s["commits"] == 2 and s["xids"] == ["741", "742"]
     assert s["first_commit_at"] == "2026-11-26 21:14:29.123456 UTC"
     assert s["last_commit_at"] == "2026-11-26 21:14:31.000001 UTC"
@@ -283,9 +283,9 @@ def test_prove_write_reads_the_switch_point() -> None:
     from drctl.rules import sql
 
     text = "3\n1\t0/3000000\tno recovery target specified\n2\t0/5000000\tno recovery\n"
-    assert steps.parse_history(text) == {"timeline": 3, "parent_timeline": 2,
+    assert handover.parse_history(text) == {"timeline": 3, "parent_timeline": 2,
                                          "switch_point": "0/5000000"}
-    assert steps.parse_history("1\n")["switch_point"] is None
+    assert handover.parse_history("1\n")["switch_point"] is None
     assert "values ('pg-2.a', " in sql.failover_proof("pg-2.a")
     with pytest.raises(ValueError):
         sql.failover_proof("pg2'); drop table x; --")
@@ -346,8 +346,8 @@ def test_relax_synchronous_follows_the_live_setting(monkeypatch, live, expected)
     def fake_psql(c, statement, **kw):
         ran.append(statement)
         return live if statement == "show synchronous_standby_names" else ""
-    monkeypatch.setattr(steps, "psql", fake_psql)
-    assert steps.relax_synchronous(common.Config(name="pg1")) == live
+    monkeypatch.setattr(handover, "psql", fake_psql)
+    assert handover.relax_synchronous(common.Config(name="pg1")) == live
     relaxed = "alter system set synchronous_standby_names = ''" in ran
     assert relaxed is expected and ("select pg_reload_conf()" in ran) is expected
 
@@ -361,8 +361,8 @@ def test_a_promoted_node_drops_its_standby_settings(node_config: Path, tmp_path:
     node_config.write_text(json.dumps(raw))
     c = common.Config.load(str(node_config))
     conf.write_text("primary_conninfo = 'host=10.0.0.11'\n")
-    assert steps.drop_standby_conf(c) is True and not conf.exists()
-    assert steps.drop_standby_conf(c) is False, "already gone: nothing to do"
+    assert handover.drop_standby_conf(c) is True and not conf.exists()
+    assert handover.drop_standby_conf(c) is False, "already gone: nothing to do"
     default = common.Config(name="pg1", pg_version=16)
     assert default.standby_conf_file == "/etc/postgresql/16/main/conf.d/90-drctl-standby.conf"
 
@@ -443,7 +443,7 @@ def test_set_aside_keeps_a_copy_when_the_node_committed_past_the_fork(
     copy = Path(out["set_aside"])
     assert copy.name.startswith("main.diverged-") and (copy / "PG_VERSION").exists()
     assert out["restore_dir"] == str(copy / "pg_wal")
-    meta = json.loads((copy / steps.DIVERGED_META).read_text())
+    meta = json.loads((copy / rejoin.DIVERGED_META).read_text())
     assert meta["divergence"]["commits"] == 1 and "1 commit " in meta["sentence"]
 
 
@@ -475,7 +475,7 @@ def test_set_aside_refuses_when_the_copy_does_not_fit(
     fake(fake_bin, "pg_waldump", f"cat <<'EOF'\n{WALDUMP_COMMITS}EOF\n")
     real = os.statvfs(str(returning_node))
     full = SimpleNamespace(f_bavail=1, f_frsize=real.f_frsize)
-    monkeypatch.setattr(steps.os, "statvfs", lambda path: full)
+    monkeypatch.setattr(rejoin.os, "statvfs", lambda path: full)
     code, out = set_aside(node_config, capsys)
     assert code == 1 and out["ok"] is False and out["action"] == "refuse", out
     assert "--discard-diverged" in out["error"] and "Nothing was changed" in out["error"]
@@ -537,7 +537,7 @@ def test_watcher_show_waits_out_a_check_in_flight_on_a_silent_primary(tmp_path: 
 def test_dir_bytes_counts_the_tree_and_one_part_of_it_in_one_walk(returning_node: Path) -> None:
     (returning_node / "base").mkdir()
     (returning_node / "base" / "1").write_bytes(b"d" * 1000)
-    total, wal = steps.dir_bytes(str(returning_node), "pg_wal")
+    total, wal = rejoin.dir_bytes(str(returning_node), "pg_wal")
     assert wal == 4096 and total == 4096 + 1000 + len("15\n")
 
 
@@ -635,10 +635,10 @@ def test_the_guard_starts_a_held_node_once_a_peer_confirms(
         booting_primary: Path, capsys: pytest.CaptureFixture[str]) -> None:
     c = common.Config.load(str(booting_primary / "node.json"))
     fence_check(booting_primary, capsys)
-    assert steps.retry_held_start(c) is None  # still nobody answers
+    assert fencing.retry_held_start(c) is None  # still nobody answers
     assert not (booting_primary / "systemctl.log").read_text().count("start postgresql")
     peer_says(booting_primary, "10.0.0.12", "standby|3")
-    done = steps.retry_held_start(c)
+    done = fencing.retry_held_start(c)
     assert done and "start after hold (start" in done
     assert "start postgresql@15-main" in (booting_primary / "systemctl.log").read_text()
 
@@ -670,7 +670,7 @@ def test_a_running_primary_is_fenced_by_the_rule_every_start_asks(
     for address, text in answers.items():
         peer_says(running_primary, address, text)
     c = common.Config.load(str(running_primary / "node.json"))
-    verdict = steps.guard_running_primary(c)
+    verdict = fencing.guard_running_primary(c)
     assert (verdict.action == "fence") is fenced
     assert (running_primary / "fenced").exists() is fenced
     if fenced:
@@ -807,14 +807,14 @@ def test_follow_refuses_a_node_that_holds_another_cluster(
         def fetchone(self) -> tuple[int]:
             return (7000000000000000002,)
 
-    monkeypatch.setattr(steps, "peer_connect", lambda c, address: SimpleNamespace(
+    monkeypatch.setattr(rejoin, "peer_connect", lambda c, address: SimpleNamespace(
         cursor=lambda: Cursor()))
-    monkeypatch.setattr(steps, "controldata", lambda c: {
+    monkeypatch.setattr(rejoin, "controldata", lambda c: {
         "Database system identifier": "7000000000000000001"})
     code, out = follow(node_config, capsys, monkeypatch, "--primary-address", "10.0.0.11")
     assert code == 1 and "holds another cluster" in out["error"], out
     assert not (tmp_path / "90-drctl-standby.conf").exists()
-    monkeypatch.setattr(steps, "controldata", lambda c: {
+    monkeypatch.setattr(rejoin, "controldata", lambda c: {
         "Database system identifier": "7000000000000000002"})
     code, out = follow(node_config, capsys, monkeypatch, "--primary-address", "10.0.0.11")
     assert code == 0, out
@@ -830,9 +830,9 @@ def test_repoint_changes_only_the_primary_address_and_streams_from_the_new_prima
     (returning_node / "standby.signal").touch()
     (tmp_path / "up").touch()
     (tmp_path / "enabled").touch()
-    monkeypatch.setattr(steps, "peer_connect", lambda c, address: SimpleNamespace(
+    monkeypatch.setattr(rejoin, "peer_connect", lambda c, address: SimpleNamespace(
         cursor=lambda: SimpleNamespace(execute=lambda q: None, fetchone=lambda: (1,))))
-    monkeypatch.setattr(steps, "controldata", lambda c: {"Database system identifier": "1"})
+    monkeypatch.setattr(rejoin, "controldata", lambda c: {"Database system identifier": "1"})
     code = cli.main(["--config", str(node_config), "repoint", "--owner", "root",
                      "--primary-address", "10.0.0.12"])
     out = json.loads(capsys.readouterr().out.splitlines()[-1])
@@ -850,13 +850,13 @@ def test_repoint_changes_only_the_primary_address_and_streams_from_the_new_prima
 def test_repointed_refuses_what_it_cannot_rewrite_exactly(text: str, address: str,
                                                           problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
-        steps.repointed(text, address)
+        rejoin.repointed(text, address)
 
 
 def test_repointed_keeps_every_other_setting() -> None:
     text = ("primary_conninfo = 'host=pg1 port=5433 user=replicator sslmode=verify-full'\n"
             "primary_slot_name = 'pg3'\n")
-    assert steps.repointed(text, "172.29.53.12") == text.replace("host=pg1",
+    assert rejoin.repointed(text, "172.29.53.12") == text.replace("host=pg1",
                                                                  "host=172.29.53.12")
 
 
@@ -920,10 +920,10 @@ def test_take_over_promotes_then_writes_only_once_the_vip_is_here(
             events.append("write")
             return "2\n1\t0/5000000\tno recovery target specified\n"
         return ""
-    monkeypatch.setattr(steps, "holds_address", fake_holds)
-    monkeypatch.setattr(steps, "psql", fake_psql)
-    monkeypatch.setattr(steps, "current_position", lambda c: ("0/5000100", 2))
-    monkeypatch.setattr(steps, "drop_standby_conf", lambda c: True)
+    monkeypatch.setattr(handover, "holds_address", fake_holds)
+    monkeypatch.setattr(handover, "psql", fake_psql)
+    monkeypatch.setattr(handover, "current_position", lambda c: ("0/5000100", 2))
+    monkeypatch.setattr(handover, "drop_standby_conf", lambda c: True)
     assert cli.main(["--config", str(node_config), "take-over", "--node", "pg2",
                      "--vip-timeout", "5"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -941,7 +941,7 @@ def test_take_over_promotes_then_writes_only_once_the_vip_is_here(
     # the VIP never comes: no write, and the answer still says the node was promoted
     events.clear()
     state["recovery"] = "t"
-    monkeypatch.setattr(steps, "holds_address", lambda interface, vip: False)
+    monkeypatch.setattr(handover, "holds_address", lambda interface, vip: False)
     assert cli.main(["--config", str(node_config), "take-over", "--vip-timeout", "0.1"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert not out["ok"] and "did not get the VIP" in out["error"]
@@ -965,9 +965,9 @@ def test_promote_can_clear_a_synchronous_standby_at_once(
             return "t"
         answers = {sql.IN_RECOVERY: state["recovery"], "show synchronous_standby_names": "pg1"}
         return answers.get(statement, "")
-    monkeypatch.setattr(steps, "psql", fake_psql)
-    monkeypatch.setattr(steps, "current_position", lambda c: ("0/6000000", 2))
-    monkeypatch.setattr(steps, "drop_standby_conf", lambda c: True)
+    monkeypatch.setattr(handover, "psql", fake_psql)
+    monkeypatch.setattr(handover, "current_position", lambda c: ("0/6000000", 2))
+    monkeypatch.setattr(handover, "drop_standby_conf", lambda c: True)
     assert cli.main(["--config", str(node_config), "promote", "--vrrp-wait", "0",
                      "--relax-synchronous"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -992,12 +992,12 @@ def test_promotion_is_seen_within_milliseconds_not_at_pg_promotes_100_ms_poll() 
     def query(statement: str) -> object:
         asked.append(statement)
         return "t" if statement == sql.PROMOTE_NOWAIT else next(answers)
-    assert steps.promote_and_wait(query, timeout=5)
+    assert handover.promote_and_wait(query, timeout=5)
     assert asked == [sql.PROMOTE_NOWAIT] + [sql.IN_RECOVERY] * 4
     # a server that never leaves recovery: False after the timeout, not a hang
-    assert not steps.promote_and_wait(lambda q: "t", timeout=0.05)
+    assert not handover.promote_and_wait(lambda q: "t", timeout=0.05)
     # a refused signal (psycopg answers False): no waiting at all
-    assert not steps.promote_and_wait(lambda q: False, timeout=5)
+    assert not handover.promote_and_wait(lambda q: False, timeout=5)
 
 
 def test_a_fast_stop_signals_the_postmaster_and_sees_it_exit(
@@ -1020,14 +1020,14 @@ def test_a_fast_stop_signals_the_postmaster_and_sees_it_exit(
         assert postmaster.stdout is not None and postmaster.stdout.readline() == "ready\n"
         (datadir / "postmaster.pid").write_text(f"{postmaster.pid}\n{datadir}\n")
         ran: list[list[str]] = []
-        monkeypatch.setattr(steps, "run", lambda args, **kw: ran.append(args) or (0, "", ""))
+        monkeypatch.setattr(handover, "run", lambda args, **kw: ran.append(args) or (0, "", ""))
         import dataclasses
         import threading
 
         c = dataclasses.replace(common.Config.load(str(node_config)), data_dir=str(datadir))
         reaped = threading.Thread(target=postmaster.wait, daemon=True)  # as systemd reaps
         reaped.start()
-        assert steps.stop_fast(c, timeout=10) == (0, "")
+        assert handover.stop_fast(c, timeout=10) == (0, "")
         reaped.join(timeout=10)
         assert postmaster.returncode == 0 and ran == []
     finally:
@@ -1037,7 +1037,7 @@ def test_a_fast_stop_signals_the_postmaster_and_sees_it_exit(
 
     # no postmaster.pid to read: systemctl stop does it
     (datadir / "postmaster.pid").unlink()
-    assert steps.stop_fast(c, timeout=10) == (0, "")
+    assert handover.stop_fast(c, timeout=10) == (0, "")
     assert ran == [["systemctl", "stop", c.unit]]
 
 

@@ -101,7 +101,7 @@ def test_promote_refuses_once_paused_after_the_validation(
     c = validate["config"]
     Path(c.auto_paused).write_text('{"by": "operation"}')
     promoted: list[str] = []
-    monkeypatch.setattr(auto.steps, "promote_and_wait",
+    monkeypatch.setattr(auto.handover, "promote_and_wait",
                         lambda *a, **k: promoted.append("promoted") or True)
     s = {"event_log": str(Path(c.auto_paused).parent / "ev"), "node_id": 2}
     assert auto.cmd_promote(c, s, []) == 1
