@@ -5,6 +5,7 @@ nothing here trusts the server's word for what was acknowledged."""
 from __future__ import annotations
 
 import http.cookiejar
+import itertools
 import re
 import threading
 import time
@@ -17,13 +18,16 @@ from typing import Any
 
 
 class SqlWriter:
-    """Inserts unique ids through the VIP; an id counts only once its commit returned."""
+    """Inserts unique ids through the VIP; an id counts only once its commit returned.
+    The one writer of the drill, the integration tests and the benchmarks (START_ID: the
+    first id; by default one derived from the clock, unique per run)."""
 
-    def __init__(self, connect, table: str = "app.drill_writes", rate: float = 100.0):
+    def __init__(self, connect, table: str = "app.drill_writes", rate: float = 100.0,
+                 start_id: int | None = None):
         self.connect = connect
         self.table = table
         self.interval = 1.0 / rate if rate > 0 else 0.0
-        self.run_id = int(time.time() * 1000) * 1000
+        self.run_id = int(time.time() * 1000) * 1000 if start_id is None else start_id
         self.next_id = self.run_id
         self.acked: list[tuple[float, int]] = []
         self.errors: list[tuple[float, str]] = []
@@ -64,6 +68,22 @@ class SqlWriter:
                     pass
                 conn = None
                 time.sleep(0.05)
+
+    def wait_for_acks(self, n: int, timeout: float = 30) -> None:
+        """Wait until N more writes than now are acknowledged (AssertionError past
+        TIMEOUT, naming the errors seen)."""
+        deadline = time.monotonic() + timeout
+        start = len(self.acked)
+        while len(self.acked) < start + n:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {n} acknowledged writes within {timeout} s "
+                                     f"({len(self.errors)} errors)")
+            time.sleep(0.05)
+
+    def longest_gap(self) -> float:
+        """The longest time between two acknowledged writes, in seconds."""
+        times = [t for t, _ in self.acked]
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
     def missing(self, connect) -> list[int]:
         ids = {i for _, i in self.acked}

@@ -54,7 +54,7 @@ def test_switchover_round_trip_loses_nothing():
                         "\"insert into app.ha_writes (id) values (-1)\" 2>&1", check=False)
         assert "read-only transaction" in out, "the old primary must refuse writes"
         print(f"switchover pg1->pg2: outage {report['write_outage_s']} s (drctl), longest gap "
-              f"{w.longest_gap():.3f} s (client), {len(w.acked)} acked, {w.errors} errors")
+              f"{w.longest_gap():.3f} s (client), {len(w.acked)} acked, {len(w.errors)} errors")
 
     with Writer(start_id=2_000_000) as w:
         w.wait_for_acks(50)

@@ -104,7 +104,7 @@ def test_power_loss_failover_in_synchronous_mode_loses_nothing(synchronous):
         steps = [e["step"] for e in report["journal"]]
         assert "unfenced" in steps and "promoted" in steps and "write-proved" in steps
         print(f"power-loss failover: command {time.monotonic() - start:.1f} s, client gap "
-              f"{w.longest_gap():.2f} s, {w.errors} errors")
+              f"{w.longest_gap():.2f} s, {len(w.errors)} errors")
     subprocess.run(["docker", "start", PREFIX + "pg1"], check=True, capture_output=True)
     wait_for("pg1 to boot", lambda: sh("pg1", "systemctl is-system-running", check=False)
              in ("running", "degraded"), timeout=60)

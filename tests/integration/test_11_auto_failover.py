@@ -208,7 +208,7 @@ def test_power_loss_promotes_the_standby_by_itself_losing_nothing():
         w.wait_for_acks(50)
         w.stop()
     print(f"automatic failover: power loss to first acknowledged write "
-          f"{first - killed:.2f} s, {w.errors} client errors")
+          f"{first - killed:.2f} s, {len(w.errors)} client errors")
     assert in_recovery("pg2") == "f"
     assert vip_holders(("pg2",)) == ["pg2"]
     assert w.missing_on("pg2") == [], "no acknowledged commit may be lost"

@@ -1,4 +1,5 @@
-"""A client that writes unique ids through the VIP and remembers every acknowledged commit.
+"""The integration tests' writer: drctl's own (drctl.workload.SqlWriter, which the drill
+uses) writing unique ids through the lab's VIP.
 
 It reconnects on any error (the VIP moves, the server restarts) and never counts a write
 whose commit was not acknowledged. After an operation, `missing_on(host)` lists the
@@ -7,10 +8,7 @@ acknowledged ids the new primary does not have: the writes lost (the RPO).
 
 from __future__ import annotations
 
-import itertools
-import threading
-import time
-
+from drctl.workload import SqlWriter
 from tests.integration.conftest import psql, vip_connect
 
 TABLE = "app.ha_writes"
@@ -23,63 +21,24 @@ def ensure_table() -> None:
         conn.commit()
 
 
-class Writer:
+class Writer(SqlWriter):
+    """SqlWriter through the lab's VIP, as a context manager: started on entry (the table
+    created first), stopped on exit."""
+
     def __init__(self, start_id: int, interval: float = 0.01):
-        self.next_id = start_id
-        self.interval = interval
-        self.acked: list[tuple[float, int]] = []
-        self.errors = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(vip_connect, table=TABLE, rate=1.0 / interval, start_id=start_id)
 
     def __enter__(self) -> Writer:
-        ensure_table()
-        self._thread.start()
+        self.prepare()
+        self.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        conn = None
-        while not self._stop.is_set():
-            try:
-                if conn is None:
-                    conn = vip_connect(connect_timeout=2)
-                conn.execute(f"insert into {TABLE} (id) values (%s)", (self.next_id,))
-                conn.commit()
-                self.acked.append((time.monotonic(), self.next_id))
-                self.next_id += 1
-                time.sleep(self.interval)
-            except Exception:
-                self.errors += 1
-                self.next_id += 1  # outcome unknown: never reuse the id
-                try:
-                    if conn is not None:
-                        conn.close()
-                except Exception:
-                    pass
-                conn = None
-                time.sleep(0.05)
-
-    def wait_for_acks(self, n: int, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        start = len(self.acked)
-        while len(self.acked) < start + n:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {n} acknowledged writes within {timeout} s "
-                                     f"({self.errors} errors)")
-            time.sleep(0.05)
-
-    def longest_gap(self) -> float:
-        times = [t for t, _ in self.acked]
-        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
-
     def missing_on(self, host: str) -> list[int]:
+        """The acknowledged ids HOST does not have (read there directly, not through the
+        VIP)."""
         ids = {i for _, i in self.acked}
         if not ids:
             return []

@@ -1,0 +1,111 @@
+"""The one SQL writer (drctl.workload.SqlWriter): what it counts as acknowledged, and
+what it does when a write fails. A fake connection stands in for PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from drctl.workload import SqlWriter
+
+
+class FakeServer:
+    """Rows committed, and a switch that makes the next commits fail (a VIP that moves)."""
+
+    def __init__(self) -> None:
+        self.rows: set[int] = set()
+        self.failing = threading.Event()
+        self.connections = 0
+        self.committed = threading.Condition()
+
+    def connect(self, **_kw: Any) -> FakeConnection:
+        self.connections += 1
+        return FakeConnection(self)
+
+
+class FakeConnection:
+    def __init__(self, server: FakeServer) -> None:
+        self.server = server
+        self.pending: int | None = None
+
+    def __enter__(self) -> FakeConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def execute(self, statement: str, params: tuple[Any, ...] = ()) -> Any:
+        if statement.startswith("insert"):
+            self.pending = params[0]
+        elif statement.startswith("select id"):
+            lo, hi = params
+            rows = [(i,) for i in sorted(self.server.rows) if lo <= i <= hi]
+            return type("Result", (), {"fetchall": lambda _self: rows})()
+        return None
+
+    def commit(self) -> None:
+        if self.server.failing.is_set():
+            raise ConnectionError("server closed the connection unexpectedly")
+        if self.pending is not None:
+            with self.server.committed:
+                self.server.rows.add(self.pending)
+                self.server.committed.notify_all()
+            self.pending = None
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> FakeServer:
+    return FakeServer()
+
+
+def test_only_commits_that_returned_count_and_a_failed_id_is_never_reused(server):
+    w = SqlWriter(server.connect, table="t", rate=1000, start_id=100)
+    w.start()
+    try:
+        w.wait_for_acks(5, timeout=10)
+        server.failing.set()  # a few commits fail
+        deadline = time.monotonic() + 10
+        while len(w.errors) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(w.errors) >= 3, w.errors
+        server.failing.clear()
+        w.wait_for_acks(5, timeout=10)
+    finally:
+        w.stop()
+    acked = [i for _, i in w.acked]
+    assert acked == sorted(acked) and len(set(acked)) == len(acked)
+    assert set(acked) <= server.rows, "an acknowledged id is a committed row"
+    failed_ids = set(range(100, w.next_id)) - set(acked)
+    assert failed_ids and not failed_ids & server.rows, "a failed write is not counted"
+    assert server.connections >= 4, "it reconnects after each failure"
+    assert w.missing(server.connect) == []
+
+
+def test_missing_names_acknowledged_ids_the_server_does_not_have(server):
+    w = SqlWriter(server.connect, table="t", rate=1000, start_id=1)
+    w.start()
+    try:
+        w.wait_for_acks(10, timeout=10)
+    finally:
+        w.stop()
+    lost = [i for _, i in w.acked][-2:]
+    server.rows -= set(lost)  # a failover to a standby that had not received them
+    assert w.missing(server.connect) == lost
+
+
+def test_waiting_for_writes_that_never_come_says_so(server):
+    server.failing.set()
+    w = SqlWriter(server.connect, table="t", rate=1000, start_id=1)
+    w.start()
+    try:
+        with pytest.raises(AssertionError, match=r"no 1 acknowledged writes within 0\.3 s"):
+            w.wait_for_acks(1, timeout=0.3)
+    finally:
+        w.stop()
+    assert w.acked == [] and w.longest_gap() == 0.0
