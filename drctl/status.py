@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from drctl import auto as auto_mod
+from drctl import auto_state as auto_mod
 from drctl import dns, sshprobe
 from drctl import inventory as inv_mod
 from drctl.rules import service

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drctl.auto import describe as auto_describe
+from drctl.auto_state import describe as auto_describe
 from drctl.operations.ha import Plan
 from drctl.output import console, emit_json
 

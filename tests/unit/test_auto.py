@@ -5,7 +5,7 @@ import copy
 import pytest
 from click.testing import CliRunner
 
-from drctl import auto
+from drctl import auto_state as auto
 from drctl import cli as cli_mod
 from drctl.operations import failover
 from tests.unit.conftest import GOOD_HOSTS
