@@ -380,12 +380,16 @@ def test_a_lagging_standby_does_not_promote_itself():
         st = auto_state()
         assert st["state"] == "impossible" and any("pg2" in r for r in st["reasons"]), st
         subprocess.run(["docker", "kill", PREFIX + "pg1"], check=True, capture_output=True)
-        # repmgrd asks drctl-auto, which refuses: wait for that refusal, then make sure
-        # nothing promotes pg2 afterwards
+        # repmgrd asks drctl-auto, which refuses: wait for a refusal that names what pg2
+        # lacks (an earlier one may name pg1 as still seen: the elections run again every
+        # repmgr_election_rerun_interval), then make sure nothing promotes pg2 afterwards
         # (seconds when the machine is quiet; the bound is for a loaded one, and a miss
         # shows what repmgrd did)
+        def refused_for_the_lag() -> bool:
+            refusal = auto_state()["last_refusal"]
+            return bool(refusal) and "pg2 lacks at least" in refusal["detail"]
         try:
-            wait_for("drctl-auto's refusal", lambda: auto_state()["last_refusal"],
+            wait_for("drctl-auto's refusal for pg2's lag", refused_for_the_lag,
                      timeout=120, interval=1)
         except AssertionError as exc:
             # what repmgrd did, without its once-a-second ping of the dead primary (a tail
