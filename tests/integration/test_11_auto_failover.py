@@ -330,10 +330,14 @@ def test_a_primary_lost_after_a_cancelled_election_is_still_replaced():
     rearm()
     promoted_before = auto_state()["last_promotion"]
     pg1 = sh("pg1", "hostname -i").split()[0]
+    # synchronous for this test: every acknowledged commit is on pg2 before it returns
+    # (the lab's synchronous_commit is 'local': both settings are needed)
     psql("pg1", "alter system set synchronous_standby_names = 'pg2'")
+    psql("pg1", "alter system set synchronous_commit = 'on'")
     psql("pg1", "select pg_reload_conf()")
     wait_for("pg2 to be the synchronous standby", lambda: psql(
         "pg1", "select sync_state from pg_stat_replication") == "sync", timeout=20)
+    assert psql("pg1", "show synchronous_commit") == "on"
     new_to_pg1 = f"-d {pg1} -p tcp --dport 5432 -m conntrack --ctstate NEW -j DROP"
     sh("pg2", f"iptables -I OUTPUT {new_to_pg1}")
     try:
@@ -361,9 +365,7 @@ def test_a_primary_lost_after_a_cancelled_election_is_still_replaced():
     assert w.missing_on("pg2") == [], "no acknowledged commit may be lost"
     st = auto_state()
     assert st["last_promotion"] != promoted_before and st["last_promotion"]["host"] == "pg2", st
-    psql("pg2", "alter system reset synchronous_standby_names")
-    psql("pg2", "select pg_reload_conf()")
-    # the next test starts from the armed snapshot
+    # the next test starts from the armed snapshot (pg1's settings with it)
 
 
 def test_a_lagging_standby_does_not_promote_itself():
