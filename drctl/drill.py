@@ -567,7 +567,13 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
                 "first_error_s": round(failed[0]["t"] - t0, 3) if failed else None,
                 "registered": len(probe.registered) if probe else 0,
                 "registrations_missing": registered_missing,
-                "max_latency_ms": max((r["ms"] for r in app_results), default=None)},
+                "max_latency_ms": max((r["ms"] for r in app_results), default=None),
+                # the first failed requests, each with what it got (which call, the client's
+                # error or the HTTP status), where it went and how long it took
+                "failures": [{"t": round(r["t"] - t0, 3), "action": r["action"],
+                              "status": r["status"], "ms": r["ms"],
+                              "address": r.get("address"), "why": r.get("why", "")}
+                             for r in failed[:20]]},
         "operations": ops,
         "events": sorted(events, key=lambda e: e["t"]),
         "topology_before": _topology(before),

@@ -183,11 +183,18 @@ class AppProbe:
         except (urllib.error.URLError, OSError) as exc:
             return 0, str(exc)
 
-    def _record(self, t0: float, action: str, status: int, ok: bool, user: str) -> None:
+    def _record(self, t0: float, action: str, status: int, ok: bool, user: str,
+                why: str = "") -> None:
+        """One request's outcome; WHY, for a failed one: which call and what it got."""
         address = urllib.parse.urlsplit(self._last_url or "").hostname
         self.results.append({"t": t0, "action": action, "status": status, "ok": ok,
                              "ms": round((time.monotonic() - t0) * 1000, 1), "user": user,
-                             "address": address})
+                             "address": address, **({"why": why[:200]} if why else {})})
+
+    @staticmethod
+    def _why(call: str, status: int, body: str) -> str:
+        """What a failed call got: the client's error (no HTTP answer), or the status."""
+        return f"{call}: {body.strip() if status == 0 else f'HTTP {status}'}"
 
     def cycle(self) -> None:
         """One user: GET the form, register, log out, log in again."""
@@ -206,13 +213,15 @@ class AppProbe:
         status, body = self._call(opener, "/register")
         m, k = _CSRF.search(body), _KEY.search(body)
         if status != 200 or not m or not k:
-            self._record(t0, "register", status, False, user)
+            self._record(t0, "register", status, False, user,
+                         self._why("GET /register", status, body))
             return False
         status, body = self._call(opener, "/register", {
             "csrf": m.group(1), "idempotency_key": k.group(1), "username": user,
             "password": password})
         ok = status == 200 and f'id="username">{user}<' in body
-        self._record(t0, "register", status, ok, user)
+        self._record(t0, "register", status, ok, user,
+                     "" if ok else self._why("POST /register", status, body))
         return ok
 
     def login(self, user: str, password: str) -> bool:
@@ -222,12 +231,13 @@ class AppProbe:
         status, body = self._call(opener, "/login")
         m = _CSRF.search(body)
         if status != 200 or not m:
-            self._record(t0, "login", status, False, user)
+            self._record(t0, "login", status, False, user, self._why("GET /login", status, body))
             return False
         status, body = self._call(opener, "/login", {"csrf": m.group(1), "username": user,
                                                       "password": password})
         ok = status == 200 and f'id="username">{user}<' in body
-        self._record(t0, "login", status, ok, user)
+        self._record(t0, "login", status, ok, user,
+                     "" if ok else self._why("POST /login", status, body))
         return ok
 
     def _run(self) -> None:

@@ -109,3 +109,44 @@ def test_waiting_for_writes_that_never_come_says_so(server):
     finally:
         w.stop()
     assert w.acked == [] and w.longest_gap() == 0.0
+
+
+@pytest.fixture
+def app_server():
+    """A stand-in for the application on loopback: /register answers 503, /login never
+    answers (it holds the request past the probe's timeout)."""
+    import http.server
+
+    release = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/login"):
+                release.wait(5)
+                return
+            self.send_response(503)
+            self.end_headers()
+            self.wfile.write(b"try again")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_failed_request_says_which_call_failed_and_what_it_got(app_server):
+    from drctl.workload import AppProbe
+
+    probe = AppProbe(app_server, timeout=0.3)
+    assert not probe.register("u1", "secret-password")
+    assert not probe.login("u1", "secret-password")
+    register, login = probe.results
+    assert register["why"] == "GET /register: HTTP 503" and register["status"] == 503
+    assert login["why"].startswith("GET /login: ") and "timed out" in login["why"], login
+    assert login["status"] == 0 and login["address"] == "127.0.0.1"
