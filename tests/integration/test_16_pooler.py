@@ -6,10 +6,14 @@ took back resumed by the guard. (A drill under load through the pooler: test_09.
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +143,37 @@ def test_a_pause_nobody_takes_back_is_resumed_by_the_guard():
         last["paused_s"] >= 30, last
     wait_for("the application to answer through its pooler", lambda: health()[0] == 200,
              timeout=30, interval=1)
+
+
+def test_a_new_listen_port_restarts_the_pooler(tmp_path):
+    """PgBouncer reads its listen address, port and socket directory only when it starts
+    (a reload keeps the old socket): the role restarts it when one of them changes, and
+    reloads it otherwise. On app3, the spare of dc1's application VIP (app1 serves)."""
+    from drctl.runner import accelerator_env
+    from tests.integration.conftest import INVENTORY, ROOT
+
+    play = tmp_path / "pooler.yml"
+    play.write_text("- name: The pooler alone\n  hosts: app3\n  gather_facts: false\n"
+                    "  roles:\n    - role: drctl\n    - role: pgbouncer\n")
+
+    def apply(port: int) -> None:
+        run = subprocess.run(
+            [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY),
+             str(play), "-e", f"pgbouncer_port={port}"],
+            cwd=ROOT, env={**os.environ, **accelerator_env()}, capture_output=True,
+            text=True, timeout=300, check=False)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+
+    def listening() -> str:
+        return sh("app3", "ss -ltnH")
+
+    try:
+        apply(6439)
+        assert "127.0.0.1:6439 " in listening() and "127.0.0.1:6432 " not in listening(), \
+            listening()
+    finally:
+        apply(6432)
+    assert "127.0.0.1:6432 " in listening() and "127.0.0.1:6439 " not in listening(), \
+        listening()
+    state = json.loads(sh("app3", f"{NODE} pooler state"))
+    assert state["state"] == "running", state
