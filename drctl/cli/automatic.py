@@ -11,8 +11,8 @@ from drctl.cli.base import (
     cli,
     common,
     interaction,
+    run_and_render,
 )
-from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
 
 
@@ -50,23 +50,14 @@ def _auto_change(action: str):
         ui = interaction(yes, fmt)
         if fmt != "json":
             console(stderr=True).print(f"[bold]auto {action}[/bold]: {op.WHAT[action]}")
-        try:
-            out = op.change(inventory, action, ui)
-        except DrctlError as exc:
-            if exc.report:
-                views.render_auto_change(exc.report, fmt)
-            raise
-        finally:
-            if ui.progress is not None:
-                ui.progress.close()
-        views.render_auto_change(out, fmt)
+        run_and_render(ui, lambda ui: op.change(inventory, action, ui),
+                       views.render_auto_change, fmt)
 
     return command
 
 
 for _action in ("enable", "disable", "pause", "resume"):
     _auto_change(_action)
-
 
 
 @auto.command("status")

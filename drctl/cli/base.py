@@ -122,14 +122,20 @@ def run_prepared(prepared: Any, fmt: str, yes: bool, show_plan: bool,
         if not prepared.plan.ok:
             sys.exit(int(ExitCode.REFUSED))
         return
-    ui = interaction(yes, fmt)
+    run_and_render(interaction(yes, fmt), run or prepared.run, views.render_result, fmt)
+
+
+def run_and_render(ui: Any, run: Callable[[Any], dict[str, Any]],
+                   render: Callable[[dict[str, Any], str], None], fmt: str) -> None:
+    """Run an operation with the terminal's interaction and render what it returns, also
+    when it ended badly (the report rides on the error); its progress lines end first."""
     try:
-        report = (run or prepared.run)(ui)
+        report = run(ui)
     except DrctlError as exc:
         if exc.report:
-            views.render_result(exc.report, fmt)
+            render(exc.report, fmt)
         raise
     finally:
         if ui.progress is not None:
             ui.progress.close()
-    views.render_result(report, fmt)
+    render(report, fmt)
