@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from drctl.rules import decide
+from drctl.rules.policy import Policy
 
 STATES = ("armed", "paused", "disabled", "impossible")
 
@@ -88,7 +89,9 @@ def summarize(nodes: list[dict[str, Any]], primary: str | None) -> dict[str, Any
             witness_error="" if a.get("witness_visible") is not False
             else (a.get("witness_error") or "no answer"))
         why = decide.auto_readiness(local, n.get("streaming"), a.get("upstream_last_seen_s"),
-                                    lag, a.get("max_lag_bytes"))
+                                    lag, a.get("max_lag_bytes"), n.get("sync_state"),
+                                    Policy.from_options(a["policy"]).auto_accept_async_loss
+                                    if isinstance(a.get("policy"), dict) else None)
         if why:
             reasons.append(f"{n['host']} cannot promote itself: " + "; ".join(why))
         else:

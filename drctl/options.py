@@ -113,6 +113,12 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
            "Automatic failover gives the primary up only once no watcher has seen it for "
            "this many seconds and it ignored a burst of connections made at that moment: "
            "blips up to this, less the watcher's interval, never promote anything."),
+    Option("drctl_auto_accept_async_loss", "bool", False,
+           "Automatic failover with asynchronous replication can lose the commits the "
+           "primary acknowledged in its last moments (after the watcher's last sighting) "
+           "that never reached the standby, and no operator is there to consent. false: a "
+           "standby promotes itself only if it was the synchronous standby "
+           "(drctl_synchronous: true); true: a standing consent to lose that window."),
     Option("drctl_watch_settle_s", "int", 4,
            "At a failover, wait up to this long for the watchers to conclude that the "
            "primary is gone (a check of a dying host may still be in flight)."),

@@ -29,6 +29,7 @@ def auto_state(c: Config) -> dict[str, Any] | None:
         "location": settings.get("location"),
         "primary_location": settings.get("primary_location"),
         "max_lag_bytes": settings.get("max_lag_bytes"), "lag_sample": None,
+        "policy": settings.get("policy"),
         "witness_visible": None, "events": []}
     sample = read_json(c.lag_file)
     if isinstance(sample, dict) and "at" in sample:

@@ -675,8 +675,23 @@ def auto_promotion(cluster: ClusterFacts, candidate: str, policy: Policy,
         # of new connections, made now
         gates.append(_liveness_gate(cluster, policy, liveness))
         loss = assess_data_loss(cluster, t, policy)
-        gates.append(Gate("no acknowledged commit lost", loss.safe, loss.sentence))
+        gates.append(_auto_loss_gate(loss, policy))
     return Decision("auto-promotion", candidate, tuple(gates), data_loss=loss)
+
+
+def _auto_loss_gate(loss: DataLoss, policy: Policy) -> Gate:
+    """The data-loss rule for a promotion nobody confirms: as `drctl failover`'s, and the
+    asynchronous window (commits acknowledged after the watcher's last sighting that the
+    candidate may lack) needs the inventory's standing consent, since no operator reads
+    the sentence that names it."""
+    name = "no acknowledged commit lost"
+    if not loss.safe or loss.window_s is None or policy.auto_accept_async_loss:
+        return Gate(name, loss.safe, loss.sentence)
+    return Gate(name, False, (
+        f"{loss.sentence}. Automatic failover does not accept that window without "
+        "consent: it promotes only the synchronous standby (drctl_synchronous: true) "
+        "unless drctl_auto_accept_async_loss is true; `drctl failover` shows an operator "
+        "what is at stake"))
 
 
 # repmgrd normally sees its upstream every monitor interval (1 s)
@@ -685,7 +700,8 @@ UPSTREAM_SEEN_LIMIT_S = 5
 
 def auto_readiness(local: LocalAuto, streaming: bool | None,
                    upstream_last_seen_s: int | None, lag_bytes: int | None,
-                   max_lag_bytes: int | None) -> list[str]:
+                   max_lag_bytes: int | None, sync_state: str | None = None,
+                   accepts_async_loss: bool | None = None) -> list[str]:
     """Why this standby could not promote itself if the primary failed now (`drctl
     status`'s forecast; empty: it could). The same local gates as auto_promotion, plus
     what makes repmgrd miss a failure or the data-loss rule refuse it."""
@@ -700,6 +716,12 @@ def auto_readiness(local: LocalAuto, streaming: bool | None,
     if lag_bytes is not None and max_lag_bytes is not None and lag_bytes > max_lag_bytes:
         why.append(f"lag {lag_bytes} bytes above the limit {max_lag_bytes}: it would lack "
                    "acknowledged commits")
+    # sync_state from the primary's pg_stat_replication: not the synchronous standby, and
+    # no standing consent to the asynchronous window (_auto_loss_gate would refuse)
+    if accepts_async_loss is False and sync_state not in (None, "sync", "quorum"):
+        why.append(f"asynchronous standby ({sync_state}): the commits the primary "
+                   "acknowledged last may not be on it, and drctl_auto_accept_async_loss "
+                   "is false")
     return why
 
 

@@ -29,6 +29,10 @@ class Policy:
     # long and it ignored a probe made at that moment: a blip shorter than this, less the
     # watcher's interval, is ridden out whatever repmgrd's detection concluded.
     blip_tolerance_s: float = 4.0
+    # Automatic failover may promote a standby that holds all the WAL the watcher saw but
+    # was not the synchronous standby: the commits acknowledged after the watcher's last
+    # sighting may be lost. False: only an operator (`drctl failover`) accepts that.
+    auto_accept_async_loss: bool = False
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Policy:
@@ -40,4 +44,12 @@ class Policy:
                    max_loss_bytes=int(pick("drctl_max_loss_bytes", cls.max_loss_bytes)),
                    watch_max_age_s=pick("drctl_watch_max_age_s", cls.watch_max_age_s),
                    watch_gap_s=pick("drctl_watch_gap_s", cls.watch_gap_s),
-                   blip_tolerance_s=pick("drctl_blip_tolerance_s", cls.blip_tolerance_s))
+                   blip_tolerance_s=pick("drctl_blip_tolerance_s", cls.blip_tolerance_s),
+                   auto_accept_async_loss=_flag(options.get("drctl_auto_accept_async_loss")))
+
+
+def _flag(value: Any) -> bool:
+    """An inventory's boolean as Ansible writes it (true, "true", "yes", 1); absent: False."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "on", "1")
+    return bool(value)

@@ -35,7 +35,7 @@ def validate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
                       auto_paused=str(tmp_path / "paused"),
                       peers=({"name": "pg1", "address": "10.0.0.11"},))
     s = {"location": "dc1", "primary_location": "dc1", "event_log": str(tmp_path / "ev"),
-         "policy": {"drctl_blip_tolerance_s": 4}}
+         "policy": {"drctl_blip_tolerance_s": 4, "drctl_auto_accept_async_loss": True}}
 
     def witness(_c: Any, _s: Any) -> tuple[list[WatcherFacts], str]:
         seen["reads"] += 1

@@ -325,16 +325,20 @@ def local(**kw: Any) -> decide.LocalAuto:
     return decide.LocalAuto(**{**base, **kw})
 
 
+# the lab's inventory: a standing consent to the asynchronous window (the tests of that
+# consent itself use POLICY, the production default without it)
+AUTO = dataclasses.replace(POLICY, auto_accept_async_loss=True)
+
 # the primary ignored every connection of a probe made just now
 SILENT = Liveness("pg1", 1.0, 33, None)
 
 
 def test_auto_promotion_uses_the_same_data_loss_rule() -> None:
     c = cluster({"pg2": standby_probe("0/5000000")}, {"backup1": watch("0/5124F80")})
-    d = decide.auto_promotion(c, "pg2", POLICY, local(), SILENT)
+    d = decide.auto_promotion(c, "pg2", AUTO, local(), SILENT)
     assert not d.proceed and "lacks at least 1.2 MB" in d.failed[0].detail
     c = cluster({"pg2": standby_probe("0/5000000")}, {"backup1": watch("0/5000000")})
-    assert decide.auto_promotion(c, "pg2", POLICY, local(), SILENT).proceed
+    assert decide.auto_promotion(c, "pg2", AUTO, local(), SILENT).proceed
 
 
 def test_auto_promotion_refuses_while_a_watcher_still_sees_the_primary() -> None:
@@ -342,18 +346,18 @@ def test_auto_promotion_refuses_while_a_watcher_still_sees_the_primary() -> None
     the watcher saw it write 0.5 s ago: it is not gone. The same gate as drctl failover's."""
     c = cluster({"pg2": standby_probe("0/5000000")},
                 {"backup1": watch("0/5000000", age=0.5, lost_after=None)})
-    d = decide.auto_promotion(c, "pg2", POLICY, local(), SILENT)
+    d = decide.auto_promotion(c, "pg2", AUTO, local(), SILENT)
     assert d.failed[0].name == "the primary is gone for the watchers too"
     assert "pg1 still answers backup1" in d.failed[0].detail
     # the watcher lost it too: the data-loss rule decides alone
     c = cluster({"pg2": standby_probe("0/5000000")},
                 {"backup1": watch("0/5000000", age=4.5, lost_after=1.0)})
-    assert decide.auto_promotion(c, "pg2", POLICY, local(), SILENT).proceed
+    assert decide.auto_promotion(c, "pg2", AUTO, local(), SILENT).proceed
     # a sighting the watcher stopped refreshing long ago proves nothing either way: the
     # data-loss rule then says unknown, and refuses on that ground
     c = cluster({"pg2": standby_probe("0/5000000")},
                 {"backup1": watch("0/5000000", age=30, lost_after=None)})
-    d = decide.auto_promotion(c, "pg2", POLICY, local(), SILENT)
+    d = decide.auto_promotion(c, "pg2", AUTO, local(), SILENT)
     assert [g.name for g in d.failed] == ["no acknowledged commit lost"]
 
 
@@ -364,7 +368,7 @@ def test_auto_promotion_refuses_while_a_watcher_still_sees_the_primary() -> None
 ])
 def test_auto_promotion_refusals(kw: dict[str, Any], words: str) -> None:
     c = cluster({"pg2": standby_probe()}, {"backup1": watch()})
-    d = decide.auto_promotion(c, "pg2", POLICY, local(**kw), SILENT)
+    d = decide.auto_promotion(c, "pg2", AUTO, local(**kw), SILENT)
     assert not d.proceed and words in d.failed[0].detail
 
 
@@ -401,7 +405,7 @@ def test_auto_promotion_refuses_a_primary_that_answers_or_was_not_silent_long_en
         age: float, live: Liveness | None, words: str) -> None:
     c = cluster({"pg2": standby_probe("0/5000000")},
                 {"backup1": watch("0/5000000", age=age, lost_after=1.0)})
-    d = decide.auto_promotion(c, "pg2", POLICY, local(), live)
+    d = decide.auto_promotion(c, "pg2", AUTO, local(), live)
     assert [g.name for g in d.failed] == ["the primary is silent and ignores probes"]
     assert words in d.failed[0].detail
     assert d.data_loss is not None and d.data_loss.safe  # refused on liveness alone
@@ -410,13 +414,56 @@ def test_auto_promotion_refuses_a_primary_that_answers_or_was_not_silent_long_en
 def test_auto_promotion_names_the_probe_it_passed() -> None:
     c = cluster({"pg2": standby_probe("0/5000000")},
                 {"backup1": watch("0/5000000", age=4.2, lost_after=1.0)})
-    d = decide.auto_promotion(c, "pg2", POLICY, local(), SILENT)
+    d = decide.auto_promotion(c, "pg2", AUTO, local(), SILENT)
     assert d.proceed
     gate = next(g for g in d.gates if g.name == "the primary is silent and ignores probes")
     assert gate.detail == "pg1 unseen for 4.2 s; no answer to 33 connections in the last 1.0 s"
 
 
+def test_auto_promotion_needs_consent_to_the_asynchronous_window() -> None:
+    """The standby holds all the WAL the watcher saw, but it was an asynchronous standby:
+    commits acknowledged after the watcher's last sighting may be on no other host.
+    `drctl failover` names that window to an operator; nobody reads it at an automatic
+    promotion, so the inventory must consent in advance, or the standby be synchronous."""
+    c = cluster({"pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/5000000", age=4.5, lost_after=1.0)})
+    d = decide.auto_promotion(c, "pg2", POLICY, local(), SILENT)
+    assert [g.name for g in d.failed] == ["no acknowledged commit lost"]
+    assert "asynchronous replication: a commit acknowledged in the last 1.0 s" in \
+        d.failed[0].detail
+    assert "drctl_auto_accept_async_loss" in d.failed[0].detail
+    assert decide.auto_promotion(c, "pg2", AUTO, local(), SILENT).proceed
+    # the manual failover's rule is unchanged: the window is named, not refused
+    assert failover(c).proceed
+    # the synchronous standby holds every acknowledged commit: no consent needed
+    c = cluster({"pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/5000000", age=4.5, lost_after=1.0,
+                                  sync={"pg2": "sync"})})
+    assert decide.auto_promotion(c, "pg2", POLICY, local(), SILENT).proceed
+    # consent to the window is not consent to more: a standby that lacks WAL still refuses
+    c = cluster({"pg2": standby_probe("0/5000000")},
+                {"backup1": watch("0/5124F80", age=4.5, lost_after=1.0)})
+    assert not decide.auto_promotion(c, "pg2", AUTO, local(), SILENT).proceed
+
+
+@pytest.mark.parametrize(("sync_state", "accepts", "refused"), [
+    ("async", False, True), ("async", True, False), ("sync", False, False),
+    ("quorum", False, False), (None, False, False),
+    # a node whose drctl-node predates the option says nothing: no forecast either way
+    ("async", None, False),
+])
+def test_auto_readiness_forecasts_the_asynchronous_refusal(
+        sync_state: str | None, accepts: bool | None, refused: bool) -> None:
+    why = decide.auto_readiness(local(), True, 1, 0, 16 * MB, sync_state, accepts)
+    assert any("drctl_auto_accept_async_loss is false" in w for w in why) is refused
+
+
 def test_policy_from_options() -> None:
+    assert Policy.from_options({}).auto_accept_async_loss is False
+    for value, flag in ((True, True), ("true", True), ("yes", True), (False, False),
+                        ("false", False), ("", False), (None, False)):
+        assert Policy.from_options(
+            {"drctl_auto_accept_async_loss": value}).auto_accept_async_loss is flag
     p = Policy.from_options({"drctl_max_lag_bytes": "1000", "drctl_watch_gap_s": 3})
     assert p.max_lag_bytes == 1000 and p.watch_gap_s == 3 and p.watch_max_age_s == 10
     assert p.max_loss_bytes == 0  # the production default: no commit lost without consent
