@@ -22,10 +22,10 @@ from tests.integration.test_09_app_drill import Browser, new_name
 
 pytestmark = pytest.mark.usefixtures("clean_cluster")
 APP_HOSTS = ("app1", "app3")
-# Longer than keepalived's master-down interval at the role's advert_int (3 adverts of 1 s
-# plus skew) and than one failed check (2 s), so a second holder or a wrong move would be
-# seen
-SETTLE_S = 5
+# Longer than keepalived's master-down interval at the role's advert_int (3 adverts of
+# 0.5 s plus skew) and than one failed check (2 s), so a second holder or a wrong move
+# would be seen
+SETTLE_S = 4
 
 
 def app_vip() -> str:
