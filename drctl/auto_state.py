@@ -78,6 +78,8 @@ def summarize(nodes: list[dict[str, Any]], primary: str | None) -> dict[str, Any
     if primary is not None and not standbys:
         reasons.append("no standby to promote")
     eligible = []
+    settings = next((n.get("_sync_settings") or {} for n in nodes if n["host"] == primary),
+                    {})
     for n in standbys:
         a = n["_auto"]
         lag = n.get("lag_bytes")
@@ -88,10 +90,15 @@ def summarize(nodes: list[dict[str, Any]], primary: str | None) -> dict[str, Any
             primary_location=str(a.get("primary_location")),
             witness_error="" if a.get("witness_visible") is not False
             else (a.get("witness_error") or "no answer"))
+        holds = None if primary is None or n.get("sync_state") is None else \
+            decide.commits_wait_for(n["sync_state"], settings.get("synchronous_commit", ""),
+                                    settings.get("synchronous_standby_names", ""), primary)
+        # each node's own policy file: the one its repmgrd's promote hook would apply
+        policy = a.get("policy")
+        accepts = Policy.from_options(policy).auto_accept_async_loss \
+            if isinstance(policy, dict) else None
         why = decide.auto_readiness(local, n.get("streaming"), a.get("upstream_last_seen_s"),
-                                    lag, a.get("max_lag_bytes"), n.get("sync_state"),
-                                    Policy.from_options(a["policy"]).auto_accept_async_loss
-                                    if isinstance(a.get("policy"), dict) else None)
+                                    lag, a.get("max_lag_bytes"), holds, accepts)
         if why:
             reasons.append(f"{n['host']} cannot promote itself: " + "; ".join(why))
         else:

@@ -69,6 +69,8 @@ def _node(host: str, address: str, res: sshprobe.ProbeResult) -> dict[str, Any]:
         "data_checksums": (pg or {}).get("data_checksums"),
         "wal_log_hints": (pg or {}).get("wal_log_hints"),
         "_replication": (pg or {}).get("replication", []),
+        "_sync_settings": {k: str((pg or {}).get(k) or "") for k in
+                           ("synchronous_commit", "synchronous_standby_names")},
         "_auto": d.get("auto"),
         "_archiver": {"mode": (pg or {}).get("archive_mode"),
                       "ready": (pg or {}).get("archive_ready"),
@@ -460,6 +462,7 @@ def collect(inventory: Path | inv_mod.Inventory,
         warnings.append(auto_mod.describe(auto))
     for n in nodes:
         n.pop("_replication", None)
+        n.pop("_sync_settings", None)
         n.pop("_archiver", None)
         n.pop("_auto", None)
     report = {

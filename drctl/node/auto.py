@@ -10,6 +10,8 @@ log (one JSON object a line) that `drctl status` and `drctl auto status` read.
   promote                 promote_command: pg_promote(), repmgr's records, relax sync
   follow NODE_ID          follow_command: `repmgr standby follow`
   event NODE_ID EVENT OK DETAILS   event_notification_command: log the event
+  arming POLICY_JSON      before arming (the repmgr role): exit 0 if that policy may be
+                          armed (drctl.rules.decide.auto_arming), else 1, saying why
 """
 
 from __future__ import annotations
@@ -152,7 +154,24 @@ COMMANDS = {"validate": cmd_validate, "promote": cmd_promote, "follow": cmd_foll
             "event": cmd_event}
 
 
+def cmd_arming(args: list[str]) -> int:
+    """Before anything is written: the policy the role is about to install, as JSON."""
+    try:
+        options = json.loads(args[0]) if args else None
+    except ValueError as exc:
+        print(f"drctl-auto arming: the policy is not JSON: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(options, dict):
+        print("drctl-auto arming: give the policy as a JSON object", file=sys.stderr)
+        return 2
+    gate = decide.auto_arming(Policy.from_options(options))
+    print(gate.detail)
+    return 0 if gate.ok else 1
+
+
 def main(c: Config, args: list[str]) -> int:
+    if args[:1] == ["arming"]:
+        return cmd_arming(args[1:])
     if not args or args[0] not in COMMANDS:
         print(__doc__, file=sys.stderr)
         return 2

@@ -99,13 +99,20 @@ def quorum_needs_every_name(names: str, primary: str = "") -> bool:
     return "*" not in listed and bool(confirmers) and int(m.group(1)) >= len(confirmers)
 
 
+def commits_wait_for(sync_state: str | None, synchronous_commit: str,
+                     synchronous_standby_names: str, primary: str) -> bool:
+    """Every commit the primary acknowledges waits for the standby that its
+    pg_stat_replication lists with SYNC_STATE, under the primary's two settings."""
+    if synchronous_commit not in SYNC_COMMIT_WAITS:
+        return False
+    return sync_state == "sync" or (sync_state == "quorum" and quorum_needs_every_name(
+        synchronous_standby_names, primary))
+
+
 def holds_every_commit(s: Sighting, host: str) -> bool:
     """At that sighting, every commit the primary acknowledged waited for `host`."""
-    if s.synchronous_commit not in SYNC_COMMIT_WAITS:
-        return False
-    state = s.sync_states.get(app_name(host))
-    return state == "sync" or (state == "quorum" and quorum_needs_every_name(
-        s.synchronous_standby_names, s.primary))
+    return commits_wait_for(s.sync_states.get(app_name(host)), s.synchronous_commit,
+                            s.synchronous_standby_names, s.primary)
 
 
 def _covers_the_end(s: Sighting, policy: Policy, cluster: ClusterFacts) -> bool:
@@ -679,6 +686,29 @@ def auto_promotion(cluster: ClusterFacts, candidate: str, policy: Policy,
     return Decision("auto-promotion", candidate, tuple(gates), data_loss=loss)
 
 
+ASYNC_WINDOW_REFUSED = (
+    "Automatic failover does not accept that window without consent: it promotes only "
+    "the synchronous standby (drctl_synchronous: true) unless drctl_auto_accept_async_loss "
+    "is true; `drctl failover` shows an operator what is at stake")
+
+
+def auto_arming(policy: Policy) -> Gate:
+    """May automatic failover be armed with this policy? With asynchronous replication
+    and no standing consent, _auto_loss_gate would refuse every promotion after the
+    primary's loss (the candidate may lack its last acknowledged commits): armed, it
+    would only ever refuse, so it is not armed."""
+    name = "no acknowledged commit given up without consent"
+    if policy.synchronous or policy.auto_accept_async_loss:
+        return Gate(name, True, "synchronous replication" if policy.synchronous else
+                    "asynchronous replication, with drctl_auto_accept_async_loss: true")
+    return Gate(name, False, (
+        "replication is asynchronous (drctl_synchronous: false): a standby that promotes "
+        "itself may lack the commits the primary acknowledged in its last moments, and no "
+        "operator is there to consent. Set drctl_synchronous: true (commits wait for the "
+        "standby in the primary's site), or drctl_auto_accept_async_loss: true to consent "
+        "in advance to losing them"))
+
+
 def _auto_loss_gate(loss: DataLoss, policy: Policy) -> Gate:
     """The data-loss rule for a promotion nobody confirms: as `drctl failover`'s, and the
     asynchronous window (commits acknowledged after the watcher's last sighting that the
@@ -687,11 +717,7 @@ def _auto_loss_gate(loss: DataLoss, policy: Policy) -> Gate:
     name = "no acknowledged commit lost"
     if not loss.safe or loss.window_s is None or policy.auto_accept_async_loss:
         return Gate(name, loss.safe, loss.sentence)
-    return Gate(name, False, (
-        f"{loss.sentence}. Automatic failover does not accept that window without "
-        "consent: it promotes only the synchronous standby (drctl_synchronous: true) "
-        "unless drctl_auto_accept_async_loss is true; `drctl failover` shows an operator "
-        "what is at stake"))
+    return Gate(name, False, f"{loss.sentence}. {ASYNC_WINDOW_REFUSED}")
 
 
 # repmgrd normally sees its upstream every monitor interval (1 s)
@@ -700,11 +726,13 @@ UPSTREAM_SEEN_LIMIT_S = 5
 
 def auto_readiness(local: LocalAuto, streaming: bool | None,
                    upstream_last_seen_s: int | None, lag_bytes: int | None,
-                   max_lag_bytes: int | None, sync_state: str | None = None,
+                   max_lag_bytes: int | None, holds_every_commit: bool | None = None,
                    accepts_async_loss: bool | None = None) -> list[str]:
     """Why this standby could not promote itself if the primary failed now (`drctl
     status`'s forecast; empty: it could). The same local gates as auto_promotion, plus
-    what makes repmgrd miss a failure or the data-loss rule refuse it."""
+    what makes repmgrd miss a failure or the data-loss rule refuse it. HOLDS_EVERY_COMMIT:
+    commits_wait_for() on the primary's view of it now (None: not known, no forecast);
+    ACCEPTS_ASYNC_LOSS: the node's own policy (None: its drctl-node does not say)."""
     why = [g.detail for g in _local_gates(local) if not g.ok]
     if streaming is False:
         why.append("not streaming from the primary")
@@ -716,12 +744,11 @@ def auto_readiness(local: LocalAuto, streaming: bool | None,
     if lag_bytes is not None and max_lag_bytes is not None and lag_bytes > max_lag_bytes:
         why.append(f"lag {lag_bytes} bytes above the limit {max_lag_bytes}: it would lack "
                    "acknowledged commits")
-    # sync_state from the primary's pg_stat_replication: not the synchronous standby, and
-    # no standing consent to the asynchronous window (_auto_loss_gate would refuse)
-    if accepts_async_loss is False and sync_state not in (None, "sync", "quorum"):
-        why.append(f"asynchronous standby ({sync_state}): the commits the primary "
-                   "acknowledged last may not be on it, and drctl_auto_accept_async_loss "
-                   "is false")
+    # the commits do not wait for it, and no standing consent to the asynchronous window:
+    # _auto_loss_gate would refuse
+    if holds_every_commit is False and accepts_async_loss is False:
+        why.append("the primary's commits do not wait for it (asynchronous): the last "
+                   "ones it acknowledged may not be on it. " + ASYNC_WINDOW_REFUSED)
     return why
 
 

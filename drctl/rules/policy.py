@@ -33,6 +33,9 @@ class Policy:
     # was not the synchronous standby: the commits acknowledged after the watcher's last
     # sighting may be lost. False: only an operator (`drctl failover`) accepts that.
     auto_accept_async_loss: bool = False
+    # Replication is synchronous (drctl_synchronous): every commit waits for the standby
+    # in the primary's site, which then holds every acknowledged commit.
+    synchronous: bool = False
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Policy:
@@ -45,7 +48,8 @@ class Policy:
                    watch_max_age_s=pick("drctl_watch_max_age_s", cls.watch_max_age_s),
                    watch_gap_s=pick("drctl_watch_gap_s", cls.watch_gap_s),
                    blip_tolerance_s=pick("drctl_blip_tolerance_s", cls.blip_tolerance_s),
-                   auto_accept_async_loss=_flag(options.get("drctl_auto_accept_async_loss")))
+                   auto_accept_async_loss=_flag(options.get("drctl_auto_accept_async_loss")),
+                   synchronous=_flag(options.get("drctl_synchronous")))
 
 
 def _flag(value: Any) -> bool:

@@ -6,7 +6,9 @@ the cluster failed over is followed by.
 """
 
 import json
+import os
 import subprocess
+import sys
 import time
 from datetime import datetime
 
@@ -74,12 +76,43 @@ def rearm() -> None:
     armed_with("pg1")
 
 
+CONSENT = "drctl_auto_accept_async_loss: true"
+
+
+def refused_without_consent() -> None:
+    """The lab replicates asynchronously: without the inventory's consent to the window,
+    `drctl auto enable` arms nothing and says which two settings would."""
+    from drctl import paths
+
+    inventory = paths.default_inventory()
+    text = inventory.read_text()
+    assert CONSENT in text, "the lab's inventory consents (drctl.lab)"
+    # beside the lab's own, so that its vault and group_vars are found the same way
+    withdrawn = inventory.with_name("hosts-without-consent.yml")
+    withdrawn.write_text(text.replace(CONSENT, "drctl_auto_accept_async_loss: false"))
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "drctl", "auto", "enable", "--format", "json"], cwd=ROOT,
+            env={**os.environ, "DRCTL_INVENTORY": str(withdrawn)}, capture_output=True,
+            stdin=subprocess.DEVNULL, text=True, timeout=600, check=False)
+    finally:
+        withdrawn.unlink()
+    said = proc.stdout + proc.stderr
+    assert proc.returncode != 0, said
+    assert "Automatic failover was not armed" in said, said
+    assert "drctl_synchronous: true" in said and CONSENT in said, said
+    st = auto_state()
+    assert st["state"] == "disabled", st
+    assert sh("pg2", "systemctl is-active drctl-repmgrd", check=False) != "active"
+
+
 @pytest.fixture(scope="module", autouse=True)
 def enabled(clean_cluster):
     from drctl import lab as labmod
 
     healthy_with("pg1")
     assert auto_state()["state"] == "disabled", "the lab starts with automatic failover off"
+    refused_without_consent()
     code, out = drctl_json("auto", "enable", timeout=900)
     assert code == 0, out
     armed_with("pg1")

@@ -61,6 +61,27 @@ def test_impossible_says_why(change, why):
     assert any(why in r for r in s["reasons"]), s["reasons"]
 
 
+@pytest.mark.parametrize("sync_state, commit, accepts, armed", [
+    ("async", "on", False, False),  # the promotion would give up the window unconsented
+    ("async", "on", True, True),
+    ("sync", "on", False, True),
+    ("sync", "local", False, False),  # listed as synchronous, but no commit waits for it
+    (None, "on", False, True),  # not known: the forecast says nothing
+])
+def test_the_asynchronous_window_without_consent_is_forecast(sync_state, commit, accepts,
+                                                            armed):
+    policy = {"drctl_auto_accept_async_loss": accepts}
+    nodes = [node("pg1", "primary", _auto=probe(policy=policy),
+                  _sync_settings={"synchronous_commit": commit,
+                                  "synchronous_standby_names": "FIRST 1 (pg2)"}),
+             node("pg2", "standby", _auto=probe(policy=policy), streaming=True, lag_bytes=0,
+                  sync_state=sync_state)]
+    s = auto.summarize(nodes, "pg1")
+    assert (s["state"] == "armed") is armed, s["reasons"]
+    if not armed:
+        assert any("drctl_auto_accept_async_loss is true" in r for r in s["reasons"])
+
+
 def test_no_primary_is_impossible():
     nodes = [node("pg1", "down", _auto=probe()), node("pg2", "standby", _auto=probe())]
     s = auto.summarize(nodes, None)

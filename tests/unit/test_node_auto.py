@@ -108,3 +108,26 @@ def test_promote_refuses_once_paused_after_the_validation(
     assert promoted == []
     logged = json.loads(Path(s["event_log"]).read_text().splitlines()[-1])
     assert logged["result"] == "refused" and "paused" in logged["detail"]
+
+
+@pytest.mark.parametrize(("policy", "code", "says"), [
+    ({"drctl_synchronous": True, "drctl_auto_accept_async_loss": False}, 0, "synchronous"),
+    ({"drctl_synchronous": "False", "drctl_auto_accept_async_loss": "True"}, 0,
+     "drctl_auto_accept_async_loss: true"),
+    ({"drctl_synchronous": False, "drctl_auto_accept_async_loss": False}, 1,
+     "no operator is there to consent"),
+    ({}, 1, "replication is asynchronous"),
+])
+def test_arming_asks_the_rules_before_anything_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], policy: dict[str, Any], code: int,
+        says: str) -> None:
+    # no settings file yet: the role asks before it writes one
+    c = common.Config(name="pg1", auto_settings=str(tmp_path / "missing.json"))
+    assert auto.main(c, ["arming", json.dumps(policy)]) == code
+    assert says in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("arg", [[], ["not json"], ["[1, 2]"]])
+def test_arming_without_a_policy_is_a_usage_error(tmp_path: Path, arg: list[str]) -> None:
+    c = common.Config(name="pg1", auto_settings=str(tmp_path / "missing.json"))
+    assert auto.main(c, ["arming", *arg]) == 2

@@ -446,16 +446,31 @@ def test_auto_promotion_needs_consent_to_the_asynchronous_window() -> None:
     assert not decide.auto_promotion(c, "pg2", AUTO, local(), SILENT).proceed
 
 
-@pytest.mark.parametrize(("sync_state", "accepts", "refused"), [
-    ("async", False, True), ("async", True, False), ("sync", False, False),
-    ("quorum", False, False), (None, False, False),
+@pytest.mark.parametrize(("holds", "accepts", "refused"), [
+    (False, False, True), (False, True, False), (True, False, False), (None, False, False),
     # a node whose drctl-node predates the option says nothing: no forecast either way
-    ("async", None, False),
+    (False, None, False),
 ])
 def test_auto_readiness_forecasts_the_asynchronous_refusal(
-        sync_state: str | None, accepts: bool | None, refused: bool) -> None:
-    why = decide.auto_readiness(local(), True, 1, 0, 16 * MB, sync_state, accepts)
-    assert any("drctl_auto_accept_async_loss is false" in w for w in why) is refused
+        holds: bool | None, accepts: bool | None, refused: bool) -> None:
+    why = decide.auto_readiness(local(), True, 1, 0, 16 * MB, holds, accepts)
+    assert any("drctl_auto_accept_async_loss is true" in w for w in why) is refused
+
+
+@pytest.mark.parametrize(("state", "commit", "names", "waits"), [
+    ("sync", "on", "FIRST 1 (pg2)", True),
+    ("sync", "remote_apply", "pg2", True),
+    ("async", "on", "", False),
+    (None, "on", "FIRST 1 (pg2)", False),
+    # the standby is listed as synchronous, but commits do not wait for anyone
+    ("sync", "local", "FIRST 1 (pg2)", False),
+    ("sync", "off", "FIRST 1 (pg2)", False),
+    # quorum: only when the quorum is every listed standby
+    ("quorum", "on", "ANY 2 (pg1, pg2, pg3)", True),
+    ("quorum", "on", "ANY 1 (pg1, pg2, pg3)", False),
+])
+def test_commits_wait_for(state: str | None, commit: str, names: str, waits: bool) -> None:
+    assert decide.commits_wait_for(state, commit, names, "pg1") is waits
 
 
 def test_policy_from_options() -> None:
@@ -709,3 +724,15 @@ def test_a_switchover_to_another_site_says_what_clients_must_do():
     assert move.startswith("the primary moves from site dc1 to site dc2")
     assert move.endswith("dc1's nodes follow the new primary as standbys")
     assert decide.switchover(c, POLICY, target="pg2").notes == ()
+
+
+@pytest.mark.parametrize(("synchronous", "accepts", "ok"), [
+    (True, False, True), (False, True, True), (True, True, True), (False, False, False)])
+def test_auto_arming_needs_synchronous_replication_or_consent(
+        synchronous: bool, accepts: bool, ok: bool) -> None:
+    gate = decide.auto_arming(dataclasses.replace(
+        POLICY, synchronous=synchronous, auto_accept_async_loss=accepts))
+    assert gate.ok is ok
+    if not ok:  # the refusal names both ways out
+        assert "drctl_synchronous: true" in gate.detail
+        assert "drctl_auto_accept_async_loss: true" in gate.detail
