@@ -5,6 +5,8 @@
   drctl-node [--config PATH] auto validate|promote|follow|event ...
   drctl-node [--watch-config PATH] watch [--show]
   drctl-node [--config PATH] metrics --out PATH|- [--cluster NAME] [--stanza NAME] ...
+  drctl-node [--pooler-config PATH] metrics --pooler --out PATH|- [--cluster NAME]
+                                              (an app host: its pooler's series)
   drctl-node [--files-config PATH] files sync|state
   drctl-node [--app-vip-config PATH] [--files-config PATH] [--pooler-config PATH] app state
                                               (an app host: drctl.node.appvip)
@@ -53,6 +55,8 @@ def parser() -> argparse.ArgumentParser:
                    help="where pgBackRest's last answer is kept")
     s.add_argument("--backup-every", type=float, default=300.0,
                    help="seconds that answer is reused before asking again")
+    s.add_argument("--pooler", action="store_true",
+                   help="an app host: its pooler's series (--pooler-config), nothing else")
     s = sub.add_parser("watch")
     s.add_argument("--show", action="store_true", help="print the record and exit")
     s.add_argument("--settle", type=float, default=0.0,
@@ -115,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
                            until_new_primary_s=a.until_new_primary,
                            timeline_above=a.timeline_above, max_s=a.max,
                            taking_back=a.taking_back, every_s=a.every)
+    if a.cmd == "metrics" and a.pooler:  # app hosts: no node.json there
+        from drctl.node import metrics
+
+        return metrics.main_pooler(a.pooler_config, a.out, cluster=a.cluster)
     if a.cmd == "backup":  # repository hosts: no node.json there either
         from drctl.node import backup
 

@@ -127,6 +127,36 @@ def render(probe: Mapping[str, Any], backup: Mapping[str, Any] | None, cluster: 
 Put = Callable[..., None]
 
 
+def render_pooler(state: Mapping[str, Any], served_by_standby: bool | None, cluster: str,
+                  now: float) -> str:
+    """An app host's pooler (drctl.node.pooler.state), for the alerts on a pooler paused
+    too long, down, or serving from a node in recovery."""
+    base = {"cluster": cluster, "node": str(state.get("host", ""))}
+    fams: dict[str, Family] = {}
+
+    def put(name: str, value: float | bool | None, help: str) -> None:
+        if value is not None:
+            fams.setdefault(name, Family(name, help)).samples.append((base, float(value)))
+
+    running = state.get("state") in ("running", "paused")
+    paused = state.get("state") == "paused"
+    put("metrics_timestamp_seconds", now, "When drctl last wrote these metrics (epoch).")
+    put("pooler_up", running, "1 when the pooler's admin console answered.")
+    if running:
+        put("pooler_paused", paused, "1 while the pooler is paused: its clients wait.")
+        # a pause with no record of when it began has no age: absent, not 0
+        put("pooler_paused_seconds", state.get("paused_s") if paused else 0,
+            "How long the pooler has been paused (0: running; absent: paused, since when "
+            "unknown).")
+        put("pooler_clients_waiting", state.get("waiting"),
+            "Clients waiting for a server connection.")
+        put("pooler_server_connections", state.get("server_connections"),
+            "Server connections the pooler holds open.")
+        put("pooler_served_by_standby", served_by_standby,
+            "1 when a transaction through the pooler lands on a node in recovery.")
+    return format_families(fams.values())
+
+
 def _primary(pg: Mapping[str, Any], put: Put) -> None:
     put("pg_standbys_connected", len(pg.get("replication") or []),
         "Standbys streaming from this primary.")
@@ -215,6 +245,23 @@ def cached_backup_facts(c: Config, stanza: str, cache: str, max_age_s: float,
     facts = backup_facts(c, stanza)
     write_atomic(cache, json.dumps({"asked_at": now, "facts": facts}))
     return facts
+
+
+def main_pooler(config_path: str, out: str, cluster: str = "") -> int:
+    """An app host: the pooler's series only (no PostgreSQL, no node.json here)."""
+    from drctl.node import pooler
+
+    now = time.time()
+    c = pooler.PoolerConfig.load(config_path)
+    state = pooler.state(c, now)
+    # a paused pooler would hold the question until it resumes
+    asked = pooler.served_by_standby(c) if state.get("state") == "running" else None
+    text = render_pooler(state, asked, cluster, now)
+    if out == "-":
+        print(text, end="")
+    else:
+        write_atomic(out, text)
+    return 0
 
 
 def main(c: Config, out: str, cluster: str = "", stanza: str = "",

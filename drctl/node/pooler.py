@@ -172,6 +172,20 @@ def server_timeline(c: PoolerConfig, timeout: float = 2) -> int | None:
     return int(out[:8], 16)
 
 
+def served_by_standby(c: PoolerConfig, timeout: float = 3) -> bool | None:
+    """Through the pooler itself, as the application connects: does a transaction land on
+    a node in recovery (a server connection left on a demoted node)? None: it could not
+    be asked (no password, no answer, the pooler paused)."""
+    password = auth_password(c.auth_file, c.server_user)
+    if password is None:
+        return None
+    dsn = (f"host={c.socket_dir} port={c.port} dbname={c.database} user={c.server_user} "
+           "connect_timeout=2 application_name=drctl-metrics")
+    rc, out, _ = common.run([c.psql, "-XAtq", dsn, "-c", "select pg_is_in_recovery()"],
+                            timeout=timeout, env={**os.environ, "PGPASSWORD": password})
+    return {"t": True, "f": False}.get(out) if rc == 0 else None
+
+
 def await_new_primary(c: PoolerConfig, above: int, max_s: float, by: str,
                       clock: Callable[[], float] = time.monotonic,
                       sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:

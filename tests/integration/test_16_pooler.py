@@ -24,6 +24,8 @@ from tests.integration.conftest import (
     lab_secrets,
     lab_vars,
     psql,
+    scrape,
+    series,
     sh,
     wait_for,
 )
@@ -59,6 +61,12 @@ def test_the_application_reaches_the_database_only_through_its_pooler():
     assert seen["state"] == "running" and seen["server"] == vip, seen
     status, body = health()
     assert status == 200 and body["writable"] and body["server"] == vip, body
+    # its metrics: up, running, and a transaction through it lands on the primary
+    wait_for("app1's pooler metrics", lambda: series(
+        scrape("app1"), "drctl_pooler_served_by_standby") is not None, timeout=40, interval=1)
+    m = scrape("app1")
+    assert series(m, "drctl_pooler_up") == 1 and series(m, "drctl_pooler_paused") == 0, m
+    assert series(m, "drctl_pooler_served_by_standby") == 0, m
     sh("app1", "systemctl stop pgbouncer")
     try:
         status, body = health()
@@ -135,6 +143,11 @@ def test_a_pause_nobody_takes_back_is_resumed_by_the_guard():
     seen = app_pooler(st)
     assert seen["state"] == "paused" and seen["paused_by"] == "a switchover whose drctl " \
                                                               "was killed", seen
+    # Prometheus sees it too (DrctlPoolerPausedTooLong past 10 s): the metrics timer
+    # writes every 15 s
+    wait_for("app1's metrics to show its pooler paused", lambda: (series(
+        scrape("app1"), "drctl_pooler_paused_seconds") or 0) > 0, timeout=40, interval=1)
+    assert series(scrape("app1"), "drctl_pooler_paused") == 1
     wait_for("the guard to resume the pooler", lambda: pooler("state")["state"] == "running",
              timeout=75, interval=1)
     last = pooler("state")["last_resume"]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from drctl.node import metrics
@@ -50,12 +51,19 @@ def test_the_rules_use_only_metrics_the_nodes_write():
     written = set(re.findall(r"^(drctl_[a-z_]+)\{", metrics.render(
         PRIMARY, {"ok": True, "last": {"full": 1.0}}, "lab", 1.0)
         + metrics.render({**STANDBY, "fenced": True, "start_held": {"why": "x"}}, None,
-                         "lab", 1.0), re.M))
+                         "lab", 1.0)
+        + metrics.render_pooler({"host": "app1", "state": "paused", "paused_s": 3.0,
+                                 "waiting": 1, "server_connections": 0}, None, "lab", 1.0)
+        + metrics.render_pooler({"host": "app1", "state": "running", "waiting": 0,
+                                 "server_connections": 1}, True, "lab", 1.0), re.M))
     assert used <= written, f"the rules use metrics no node writes: {used - written}"
 
 
-def test_the_metrics_pass_promtools_lint():
-    text = metrics.render(PRIMARY, {"ok": True, "last": {"full": 1.0}}, "lab", 1.0)
+@pytest.mark.parametrize("pooler", [False, True])
+def test_the_metrics_pass_promtools_lint(pooler: bool):
+    text = metrics.render_pooler({"host": "app1", "state": "running", "waiting": 0,
+                                  "server_connections": 1}, False, "lab", 1.0) if pooler \
+        else metrics.render(PRIMARY, {"ok": True, "last": {"full": 1.0}}, "lab", 1.0)
     proc = subprocess.run([str(PROMTOOL), "check", "metrics"], input=text, text=True,
                           capture_output=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -89,6 +97,8 @@ def test_each_threshold_is_the_option_status_uses_for_the_same_concern():
         default["drctl_archive_ready_warn"]
     assert number("DrctlSlotRetainsWal", r">\s*([\d\s*]+?)\s*and") == \
         default["drctl_slot_warn_bytes"]
+    assert number("DrctlPoolerPausedTooLong", r"paused_seconds\s*>\s*(\d+)") == \
+        default["drctl_pooler_paused_max_s"]
 
 
 def test_every_alert_links_its_runbook_into_the_readme():

@@ -28,12 +28,18 @@ class FakeBouncer:
         self.commands: list[str] = []
         self.timeline = 1  # of the primary that answers at the server address
         self.waiters: list[list[str]] = []
+        self.on_standby = False  # its server connections land on a node in recovery
 
     def run(self, args: list[str], timeout: float = 60, env: object = None
             ) -> tuple[int, str, str]:
         if args[0] == "systemd-run":
             self.waiters.append(args)
             return 0, "", ""
+        if args[0] == "/usr/bin/psql" and "port=6432" in args[2]:  # through the pooler
+            assert isinstance(env, dict) and env["PGPASSWORD"] == 'se"cret'
+            assert not self.paused, "a paused pooler holds the question"
+            self.commands.append("through the pooler: " + args[-1])
+            return 0, "t" if self.on_standby else "f", ""
         if args[0] == "/usr/bin/psql":  # the waiter asks the server itself
             assert isinstance(env, dict) and env["PGPASSWORD"] == 'se"cret'
             assert "target_session_attrs=read-write" in args[2]
@@ -311,3 +317,45 @@ def test_the_guard_service_looks_every_round_and_speaks_only_of_changes(
     monkeypatch.setattr(pooler, "_code_version", lambda: next(versions))
     pooler.guard_loop(str(path), 5, sleep=slept.append, rounds=5)
     assert json.loads(capsys.readouterr().out)["action"] == "exit"
+
+
+def test_the_metrics_of_a_pooler_running_paused_and_down(tmp_path, bouncer, capsys):
+    from drctl.node import metrics
+
+    auth = tmp_path / "userlist.txt"
+    auth.write_text('"app" "se""cret"\n')
+    path = tmp_path / "pooler.json"
+    path.write_text(json.dumps({"name": "app1", "auth_file": str(auth),
+                                "paused_file": str(tmp_path / "paused.json"),
+                                "resumed_file": str(tmp_path / "resumed.json")}))
+
+    def scraped() -> dict[str, float]:
+        assert metrics.main_pooler(str(path), "-", cluster="lab") == 0
+        return {line.split("{")[0]: float(line.rsplit(" ", 1)[1])
+                for line in capsys.readouterr().out.splitlines() if line.startswith("drctl_")}
+
+    m = scraped()
+    assert m["drctl_pooler_up"] == 1 and m["drctl_pooler_paused"] == 0
+    assert m["drctl_pooler_paused_seconds"] == 0 and m["drctl_pooler_served_by_standby"] == 0
+    assert m["drctl_pooler_server_connections"] == 2
+    bouncer.on_standby = True
+    assert scraped()["drctl_pooler_served_by_standby"] == 1
+    # paused: the question would wait for the resume, so it is not asked
+    asked = len(bouncer.commands)
+    pooler.pause(pooler.PoolerConfig.load(str(path)), by="a test")
+    m = scraped()
+    assert m["drctl_pooler_paused"] == 1 and m["drctl_pooler_clients_waiting"] == 3
+    assert "drctl_pooler_served_by_standby" not in m
+    assert not any(c.startswith("through") for c in bouncer.commands[asked:])
+    bouncer.up = False
+    m = scraped()
+    assert m == {"drctl_metrics_timestamp_seconds": m["drctl_metrics_timestamp_seconds"],
+                 "drctl_pooler_up": 0}
+
+
+def test_a_pause_of_unknown_age_has_no_age_series():
+    from drctl.node import metrics
+
+    text = metrics.render_pooler({"host": "app1", "state": "paused", "paused_s": None,
+                                  "waiting": 0, "server_connections": 0}, None, "lab", 1.0)
+    assert "drctl_pooler_paused{" in text and "drctl_pooler_paused_seconds" not in text
