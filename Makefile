@@ -88,7 +88,8 @@ demo-dr: setup
 	$(DRCTL) status
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check drctl tests bench molecule plugins bin/argspecs bin/role-readmes bin/test-phases
+	$(BIN)/ruff check drctl tests bench molecule plugins bin/argspecs bin/role-readmes bin/test-phases \
+	  roles/demo_app/files
 	$(BIN)/mypy
 	$(BIN)/mypy --strict -p drctl.rules -p drctl.node
 	$(BIN)/mypy --strict plugins/modules/drctl_pg_node_state.py

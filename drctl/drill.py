@@ -321,6 +321,21 @@ def _gaps(times: list[float]) -> float:
     return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
 
+def _outage(times: list[float]) -> tuple[float, float] | None:
+    """The write outage: the longest gap between two acknowledged writes (None: fewer
+    than two)."""
+    return max(itertools.pairwise(times), key=lambda ab: ab[1] - ab[0], default=None)
+
+
+def returning_logins(results: list[dict[str, Any]], window: tuple[float, float] | None
+                     ) -> dict[str, int]:
+    """The returning users' logins (reads only) that started within WINDOW, the write
+    outage (times as in RESULTS): how many were tried and how many got in."""
+    inside = [r for r in results if r["action"] == "return" and window is not None
+              and window[0] < r["t"] < window[1]]
+    return {"attempted": len(inside), "succeeded": sum(1 for r in inside if r["ok"])}
+
+
 def site_plan(inv: inv_mod.Inventory, primary: str) -> dict[str, Any]:
     """For a site drill: the primary's site (lost) and the one that takes over (the first
     other site with a PostgreSQL node), each with its hosts and its app hosts."""
@@ -565,6 +580,10 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
                 "requests": len(app_results), "failed": len(failed),
                 "error_window_s": round(failed[-1]["t"] - failed[0]["t"], 3) if failed else 0.0,
                 "first_error_s": round(failed[0]["t"] - t0, 3) if failed else None,
+                # returning users logging in while writes were failing (pages that only
+                # read ask any node of the site)
+                "logins_during_outage": returning_logins(
+                    [{**r, "t": r["t"] - t0} for r in app_results], _outage(acked_times)),
                 "registered": len(probe.registered) if probe else 0,
                 "registrations_missing": registered_missing,
                 "max_latency_ms": max((r["ms"] for r in app_results), default=None),

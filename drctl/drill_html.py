@@ -126,6 +126,9 @@ def render(report: dict[str, Any]) -> str:
           if len(report.get("sites") or {}) > 1),
         ("app requests / failed", f"{app['requests']} / {app['failed']}"),
         ("app error window (first to last failed request)", f"{app['error_window_s']} s"),
+        ("returning users' logins during the write outage (in / tried)",
+         "{succeeded} / {attempted}".format(**app.get("logins_during_outage")
+                                             or {"succeeded": 0, "attempted": 0})),
         ("users registered / missing afterwards",
          f"{app['registered']} / {len(app['registrations_missing'])}"),
         ("slowest app request", f"{app['max_latency_ms']} ms"),

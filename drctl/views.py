@@ -111,6 +111,9 @@ def render_drill(report: dict[str, Any], fmt: str) -> None:
              f"{sql['acknowledged']} / {sql['errors']}"),
             ("app requests / failed", f"{app['requests']} / {app['failed']}"),
             ("app error window", f"{app['error_window_s']} s"),
+            ("returning users' logins during the write outage (in / tried)",
+             "{succeeded} / {attempted}".format(**app.get("logins_during_outage")
+                                                 or {"succeeded": 0, "attempted": 0})),
             ("users registered / missing after", f"{app['registered']} / "
                                                  f"{len(app['registrations_missing'])}"),
             ("primary before -> after", f"{report['topology_before']['primary']} -> "

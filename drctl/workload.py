@@ -139,6 +139,7 @@ class AppProbe:
         self.prefix = "drill" + uuid.uuid4().hex[:8]
         self.results: list[dict[str, Any]] = []  # t, action, ok, status, ms, user
         self.registered: list[str] = []
+        self._accounts: list[tuple[float, str, str]] = []  # (registered at, user, password)
         self._n = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="app-probe")
@@ -196,14 +197,26 @@ class AppProbe:
         """What a failed call got: the client's error (no HTTP answer), or the status."""
         return f"{call}: {body.strip() if status == 0 else f'HTTP {status}'}"
 
+    # a returning user registered at least this long ago (replicated to every standby
+    # by then, in any mode: their login reads, it needs no primary)
+    RETURNING_AFTER_S = 3.0
+
     def cycle(self) -> None:
-        """One user: GET the form, register, log out, log in again."""
+        """One new user: GET the form, register, log in again from a fresh browser. Then a
+        returning user, registered earlier, logs in (action "return"): a page that only
+        reads, which goes on while the primary is gone."""
         self._n += 1
         user = f"{self.prefix}_{self._n}"
         password = uuid.uuid4().hex
         if self.register(user, password):
             self.registered.append(user)
+            self._accounts.append((time.monotonic(), user, password))
             self.login(user, password)
+        now = time.monotonic()
+        earlier = [a for a in self._accounts if now - a[0] >= self.RETURNING_AFTER_S]
+        if earlier:
+            _, who, secret = earlier[self._n % len(earlier)]
+            self.login(who, secret, action="return")
 
     def register(self, user: str, password: str) -> bool:
         """Register USER as a browser would (form, then post); True when the app shows the
@@ -224,19 +237,19 @@ class AppProbe:
                      "" if ok else self._why("POST /register", status, body))
         return ok
 
-    def login(self, user: str, password: str) -> bool:
+    def login(self, user: str, password: str, action: str = "login") -> bool:
         """Log USER in from a fresh browser; True when the app shows them logged in."""
         opener = self._opener()
         t0 = time.monotonic()
         status, body = self._call(opener, "/login")
         m = _CSRF.search(body)
         if status != 200 or not m:
-            self._record(t0, "login", status, False, user, self._why("GET /login", status, body))
+            self._record(t0, action, status, False, user, self._why("GET /login", status, body))
             return False
         status, body = self._call(opener, "/login", {"csrf": m.group(1), "username": user,
                                                       "password": password})
         ok = status == 200 and f'id="username">{user}<' in body
-        self._record(t0, "login", status, ok, user,
+        self._record(t0, action, status, ok, user,
                      "" if ok else self._why("POST /login", status, body))
         return ok
 

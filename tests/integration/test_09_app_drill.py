@@ -14,7 +14,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.conftest import INVENTORY, ROOT, drctl_json, lab_vars, psql, sh
+from tests.integration.conftest import (
+    INVENTORY,
+    ROOT,
+    drctl_json,
+    lab_vars,
+    power_off,
+    psql,
+    restore_snapshot,
+    sh,
+    wait_for,
+)
 
 pytestmark = pytest.mark.usefixtures("clean_cluster")
 
@@ -203,3 +213,23 @@ def test_the_drill_report_shows_its_chart_in_a_browser(drill):
         screenshot(driver, "06-drill-report")
     finally:
         driver.quit()
+
+
+def test_people_log_in_while_the_primary_is_powered_off():
+    """Logging in only reads: the application asks any database node of its site first,
+    so a returning user gets in while the primary is gone (before anyone fails over),
+    and a wrong password is still refused."""
+    b, name = Browser(), new_name()
+    assert b.register(name, "logs in anyway")[0] == 200
+    wait_for(f"{name} to reach the standby", lambda: psql(
+        "pg2", f"select count(*) from app.users where username = '{name}'",
+        db="app", check=False) == "1", timeout=30, interval=0.5)
+    power_off("pg1")
+    try:
+        for _ in range(3):  # the first finds pg1 gone (libpq's 2 s), the next go to pg2
+            status, body, _ = Browser().login(name, "logs in anyway")
+            assert status == 200 and f'id="username">{name}<' in body, (status, body[-500:])
+        assert Browser().login(name, "not the password")[0] == 401
+        assert psql("pg2", "select pg_is_in_recovery()") == "t", "nobody failed over"
+    finally:
+        restore_snapshot()

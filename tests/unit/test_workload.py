@@ -150,3 +150,42 @@ def test_a_failed_request_says_which_call_failed_and_what_it_got(app_server):
     assert register["why"] == "GET /register: HTTP 503" and register["status"] == 503
     assert login["why"].startswith("GET /login: ") and "timed out" in login["why"], login
     assert login["status"] == 0 and login["address"] == "127.0.0.1"
+
+
+def test_a_returning_user_logs_in_each_cycle_also_when_registrations_fail(monkeypatch):
+    from drctl import workload
+
+    probe = workload.AppProbe("http://127.0.0.1:9")
+    clock = [100.0]
+    calls: list[tuple[str, str]] = []
+    registering = [True]
+    monkeypatch.setattr(workload.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(probe, "register",
+                        lambda user, password: calls.append(("register", user))
+                        or registering[0])
+    monkeypatch.setattr(probe, "login", lambda user, password, action="login":
+                        calls.append((action, user)) is None)
+    probe.cycle()
+    clock[0] += 1
+    probe.cycle()  # the first user is a second old: not yet a returning one
+    assert [a for a, _ in calls] == ["register", "login", "register", "login"]
+    calls.clear()
+    clock[0] += 3
+    registering[0] = False  # the primary is gone: registrations fail, reads go on
+    probe.cycle()
+    assert calls[0][0] == "register" and calls[1][0] == "return", calls
+    assert calls[1][1] in probe.registered and len(calls) == 2
+
+
+def test_logins_during_the_outage_count_only_returning_users_inside_it():
+    from drctl.drill import _outage, returning_logins
+
+    window = _outage([0.0, 0.1, 0.2, 2.5, 2.6])
+    assert window == (0.2, 2.5)
+    results = [{"t": 0.15, "action": "return", "ok": True},
+               {"t": 1.0, "action": "return", "ok": True},
+               {"t": 1.5, "action": "return", "ok": False},
+               {"t": 1.2, "action": "login", "ok": False},
+               {"t": 2.55, "action": "return", "ok": True}]
+    assert returning_logins(results, window) == {"attempted": 2, "succeeded": 1}
+    assert returning_logins(results, _outage([1.0])) == {"attempted": 0, "succeeded": 0}

@@ -7,7 +7,13 @@ idempotency key, so a retry after an unknown commit outcome neither registers tw
 tells its own user that the name is taken. Sessions are signed cookies: they survive a
 database failover. Configuration comes from the environment (the systemd unit's
 EnvironmentFile): DEMO_DB_HOST, DEMO_DB_PORT, DEMO_DB_NAME, DEMO_DB_USER, DEMO_DB_PASSWORD,
-DEMO_DB_CA, DEMO_SECRET_KEY, DEMO_RETRY_BUDGET_S, DEMO_FILES_DIR, DEMO_PICTURE_MAX_BYTES.
+DEMO_DB_CA, DEMO_SECRET_KEY, DEMO_RETRY_BUDGET_S, DEMO_FILES_DIR, DEMO_PICTURE_MAX_BYTES,
+DEMO_DB_READ_HOSTS, DEMO_DB_READ_PORT.
+
+The pages that only read (log in, the profile) ask any database node of the site first
+(DEMO_DB_READ_HOSTS, straight, TLS verify-full): people keep logging in while the
+primary is gone, before and during a failover. A row not found there (a registration
+not replicated yet) is asked of the primary, as every write is.
 
 Data that is not in the database: each user may upload a profile picture (PNG or JPEG),
 kept as one file per user in DEMO_FILES_DIR. The file is written to a temporary name and
@@ -49,6 +55,11 @@ create table if not exists app.users (
   created_at timestamptz not null default now()
 )"""
 
+# The site's database nodes for the pages that only read; empty: they read from the
+# primary like the rest. The node that answered last is tried first.
+READ_HOSTS = [h for h in os.environ.get("DEMO_DB_READ_HOSTS", "").split(",") if h.strip()]
+READ_PORT = int(os.environ.get("DEMO_DB_READ_PORT", "5432"))
+
 app = Flask(__name__)
 app.config.update(
     SECRET_KEY=os.environ.get("DEMO_SECRET_KEY", ""),
@@ -60,6 +71,8 @@ hasher = PasswordHasher()
 _failures: dict[str, tuple[int, float]] = {}
 _failures_lock = threading.Lock()
 _schema_ready = threading.Event()
+_read_first = {"host": ""}  # the read host that answered last
+_read_lock = threading.Lock()
 
 
 class Unavailable(Exception):
@@ -89,6 +102,43 @@ def connect(timeout: int | None = None) -> psycopg.Connection:
         # the next statement to another server connection
         prepare_threshold=None,
         **({"options": options} if options else {}))
+
+
+def connect_read() -> psycopg.Connection:
+    """Any node of the site that answers, straight (the pooler's path leads only to the
+    primary), first the one that answered last: a node that does not answer costs
+    libpq's connect timeout (2 s) once, not at every request."""
+    with _read_lock:
+        first = _read_first["host"]
+    hosts = sorted(READ_HOSTS, key=lambda h: h != first)
+    conn = psycopg.connect(
+        host=",".join(hosts), port=READ_PORT, dbname=os.environ.get("DEMO_DB_NAME", "app"),
+        user=os.environ.get("DEMO_DB_USER", "app"), password=os.environ["DEMO_DB_PASSWORD"],
+        sslmode="verify-full", sslrootcert=os.environ["DEMO_DB_CA"], connect_timeout=2,
+        application_name="drctl-demo-app-read", target_session_attrs="any",
+        keepalives=1, keepalives_idle=2, keepalives_interval=1, keepalives_count=2,
+        tcp_user_timeout=3000, options="-c statement_timeout=3000")
+    with _read_lock:
+        _read_first["host"] = conn.info.host
+    return conn
+
+
+def read_row(query: str, args: tuple[Any, ...]) -> Any:
+    """One row a page only reads: from any node of the site, else (no node answered, or
+    the row is not there yet) from the primary, within the retry budget."""
+    def work(conn: psycopg.Connection) -> Any:
+        return conn.execute(query, args).fetchone()
+
+    if READ_HOSTS:
+        try:
+            with connect_read() as conn:
+                row = work(conn)
+            if row is not None:
+                return row
+        except psycopg.Error as exc:
+            log.info("no node of the site answered a read (%s): asking the primary",
+                     str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+    return with_db(work)
 
 
 def with_db(work: Callable[[psycopg.Connection], Any]) -> Any:
@@ -272,8 +322,8 @@ def login_post():
     who = f"{request.remote_addr}/{username}"
     _slow_down(who)
     try:
-        row = with_db(lambda conn: conn.execute(
-            "select password_hash from app.users where username = %s", (username,)).fetchone())
+        row = read_row("select password_hash from app.users where username = %s",
+                       (username,))
     except Unavailable:
         return unavailable_page()
     ok = False
@@ -334,9 +384,8 @@ def _profile_page(msg: str = "", status: int = 200):
     if not user:
         return redirect("/login", code=303)
     try:
-        row = with_db(lambda conn: conn.execute(
-            "select username, created_at from app.users where username = %s",
-            (user,)).fetchone())
+        row = read_row("select username, created_at from app.users where username = %s",
+                       (user,))
     except Unavailable:
         return unavailable_page()
     if not row:
