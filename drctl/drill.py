@@ -190,6 +190,35 @@ def service_url(inv: inv_mod.Inventory, site: str) -> str | None:
     return f"http://{inv.hosts[entry['hosts'][0]].address}:{port}"
 
 
+def pooler_host(inv: inv_mod.Inventory, site: str, scenario: str,
+                avoid: str | None) -> str | None:
+    """The app host whose pooler the drill's second writer goes through: one of SITE that
+    the scenario keeps powered (not AVOID, the app host it powers off); None without
+    poolers, and in a site scenario (every app host of the site loses power)."""
+    if scenario in SITE_SCENARIOS or not inv.option("drctl_pooler"):
+        return None
+    hosts = (inv.app_sites.get(site) or {}).get("hosts") or []
+    return next((h for h in hosts if h != avoid), None)
+
+
+def _pooled_connector(inv: inv_mod.Inventory, port: int):
+    """Connections to a pooler through an SSH forward on this machine's PORT: no TLS on
+    the pooler's loopback (the forward is SSH's), and the patience an application of the
+    pooler has (a switchover's pause holds new transactions, and the login's check)."""
+    import psycopg
+
+    password = _secrets(inv).get("vault_pg_app_password")
+
+    def connect(connect_timeout: int = 15):
+        return psycopg.connect(host="127.0.0.1", port=port, dbname="app", user="app",
+                               password=password, sslmode="disable",
+                               connect_timeout=max(connect_timeout, 15),
+                               application_name="drctl-drill-pooled", prepare_threshold=None,
+                               keepalives=1, keepalives_idle=2, keepalives_interval=1,
+                               keepalives_count=2)
+    return connect
+
+
 def _app_vip_holder(inv: inv_mod.Inventory, site: str) -> str:
     """The app host of SITE that holds its application VIP now (asked at this moment)."""
     from drctl import status as st_mod
@@ -398,6 +427,25 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
     connect = _connector(inv)
     writer = SqlWriter(connect, rate=rate)
     writer.prepare()
+    # the same writes through an application's pooler, as its clients meet a handover
+    pooled_via = pooler_host(inv, home, scenario, holder)
+    forward = None
+    pooled: SqlWriter | None = None
+    pooled_error = "" if pooled_via else "no pooler the scenario keeps running"
+    if pooled_via:
+        from drctl import sshprobe
+
+        try:
+            forward, port = sshprobe.tunnel(inv, pooled_via, int(
+                inv.hostvars(pooled_via).get("pgbouncer_port") or 6432))
+            pooled = SqlWriter(_pooled_connector(inv, port), table="app.drill_writes_pooled",
+                               rate=rate)
+            pooled.prepare()
+        except Exception as exc:  # the drill goes on with the direct writer; said below
+            pooled, pooled_error = None, f"{type(exc).__name__}: {str(exc)[:300]}"
+            if forward:
+                forward.terminate()
+                forward = None
     # where the service's name is managed, users know only it: they resolve it through its
     # DNS server (keeping each answer for its TTL) and follow it wherever drctl points it
     name = dnsupdate.NameSettings.from_options(inv.cluster)
@@ -409,6 +457,8 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
     t0 = time.monotonic()
     started_at = datetime.now(UTC)
     writer.start()
+    if pooled:
+        pooled.start()
     if probe:
         probe.start()
     ops: list[dict[str, Any]] = []
@@ -519,6 +569,11 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
         failure = exc
     finally:
         writer.stop()
+        if pooled:
+            pooled.stop()
+        if forward:
+            forward.terminate()
+            forward.wait(timeout=10)
         if probe:
             probe.stop()
     total = time.monotonic() - t0
@@ -537,6 +592,7 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
         registered_missing = sorted(set(probe.registered) - have)
     app_results = probe.results if probe else []
     failed = [r for r in app_results if not r["ok"]]
+    pooled_lost = pooled.missing(connect) if pooled else []
     bins = int(total / BIN_S) + 1
     series = {"writes": [0] * bins, "write_errors": [0] * bins, "app_ok": [0] * bins,
               "app_errors": [0] * bins}
@@ -551,25 +607,39 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
     judged = decide.drill_loss(stated, len(lost), rpo)
     # registrations are acknowledged writes too: lost ones count as the writer's do
     judged_users = decide.drill_loss(stated, len(registered_missing), rpo)
+    judged_pooled = decide.drill_loss(stated, len(pooled_lost), rpo)
     report: dict[str, Any] = {
         "scenario": scenario,
         "cluster": inv.name,
         "started_at": started_at.isoformat(timespec="milliseconds"),
         "duration_s": round(total, 3),
-        "ok": failure is None and judged.within and judged_users.within,
+        "ok": failure is None and judged.within and judged_users.within
+        and judged_pooled.within,
         "rto_s": round(_gaps(acked_times), 3),
         "rpo_s": rpo,
         # what the rules stated when the operator consented, beside what was lost
         "data_loss": {"stated": stated, "lost": len(lost), "rpo_s": rpo,
-                      "within": judged.within and judged_users.within,
+                      "within": judged.within and judged_users.within
+                      and judged_pooled.within,
                       "sentence": judged.sentence
                       + ("" if not registered_missing else
-                         f"; registrations: {judged_users.sentence}")},
+                         f"; registrations: {judged_users.sentence}")
+                      + ("" if not pooled_lost else
+                         f"; through the pooler: {judged_pooled.sentence}")},
         "sites": _sites(inv, before, after, sites),
         "error": str(failure) if failure else None,
         "sql": {"rate": rate, "acknowledged": len(writer.acked), "errors": len(writer.errors),
+                "max_wait_s": round(writer.max_wait_s, 3),
                 "write_outage_s": round(_gaps(acked_times), 3), "lost": len(lost),
                 "lost_ids": lost[:100]},
+        # the same writer through an app host's pooler, and the app (which uses it)
+        "pooled": {"host": pooled_via, "acknowledged": len(pooled.acked),
+                   "failed_attempts": len(pooled.errors),
+                   "max_wait_s": round(pooled.max_wait_s, 3),
+                   "write_outage_s": round(pooled.longest_gap(), 3),
+                   "lost": len(pooled_lost), "lost_ids": pooled_lost[:100],
+                   "app_requests": len(app_results), "app_failed": len(failed)}
+        if pooled else {"host": pooled_via, "error": pooled_error},
         "app": {"url": probe.bases[0] if probe else None,
                 "name_moves": [{"t": round(m["t"] - t0, 3), "address": m["address"]}
                                for m in resolver.moves] if resolver else [],

@@ -13,6 +13,16 @@ LABEL_FONT, LANE_H, LANES = 10, 13, 12
 CHAR_W = 6.0  # an upper bound of a character's width at LABEL_FONT in a sans-serif font
 
 
+def pooled_line(pooled: dict[str, Any] | None) -> str:
+    """The drill's writer through a pooler, in one line (or why there was none)."""
+    if not pooled:
+        return "not measured"
+    if "acknowledged" not in pooled:
+        return f"not measured ({pooled.get('error') or 'no pooler'})"
+    return (f"{pooled['acknowledged']} / {pooled['failed_attempts']} / "
+            f"{pooled['max_wait_s']} s, {pooled['lost']} lost (via {pooled['host']})")
+
+
 def label_width(text: str) -> float:
     return len(text) * CHAR_W
 
@@ -124,6 +134,8 @@ def render(report: dict[str, Any]) -> str:
         *((f"site {name}", drill_site_line(site))
           for name, site in (report.get("sites") or {}).items()
           if len(report.get("sites") or {}) > 1),
+        ("through the pooler: acknowledged / failed attempts / longest wait",
+         pooled_line(report.get("pooled"))),
         ("app requests / failed", f"{app['requests']} / {app['failed']}"),
         ("app error window (first to last failed request)", f"{app['error_window_s']} s"),
         ("returning users' logins during the write outage (in / tried)",

@@ -35,14 +35,18 @@ class ProbeResult:
     error: str = ""
 
 
-def ssh_command(inv: Inventory, host: str, remote: list[str],
-                connect_timeout: int = 3) -> list[str]:
+def _ssh_base(inv: Inventory, host: str, connect_timeout: int = 3,
+              shared: bool = True) -> tuple[list[str], str]:
+    """ssh and its options for HOST (SHARED: over the control connection drctl keeps to
+    each host), and the target."""
     hv = inv.hostvars(host)
-    control = ssh_control_dir()
-    cmd = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}",
-           "-o", "ControlMaster=auto", "-o", f"ControlPath={control}/%C",
-           "-o", "ControlPersist=120", "-o", "ServerAliveInterval=1",
-           "-o", "ServerAliveCountMax=2"]
+    cmd = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}"]
+    if shared:
+        cmd += ["-o", "ControlMaster=auto", "-o", f"ControlPath={ssh_control_dir()}/%C",
+                "-o", "ControlPersist=120"]
+    else:
+        cmd += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
+    cmd += ["-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2"]
     if hv.get("ansible_ssh_private_key_file"):
         cmd += ["-i", str(hv["ansible_ssh_private_key_file"])]
     if hv.get("ansible_port"):
@@ -50,11 +54,44 @@ def ssh_command(inv: Inventory, host: str, remote: list[str],
     if hv.get("ansible_ssh_common_args"):
         cmd += shlex.split(str(hv["ansible_ssh_common_args"]))
     user = hv.get("ansible_user")
-    target = f"{user}@{inv.hosts[host].address}" if user else inv.hosts[host].address
-    become = hv.get("ansible_become", False) and user != "root"
+    return cmd, f"{user}@{inv.hosts[host].address}" if user else inv.hosts[host].address
+
+
+def ssh_command(inv: Inventory, host: str, remote: list[str],
+                connect_timeout: int = 3) -> list[str]:
+    cmd, target = _ssh_base(inv, host, connect_timeout)
+    hv = inv.hostvars(host)
+    become = hv.get("ansible_become", False) and hv.get("ansible_user") != "root"
     # ssh hands the remote side one string to a shell: quote each argument, so that an
     # argument with spaces (or `sh -c SCRIPT`) arrives as the one argument it was
     return [*cmd, target, "--", shlex.join([*(["sudo", "-n"] if become else []), *remote])]
+
+
+def tunnel(inv: Inventory, host: str, remote_port: int, timeout: float = 10
+           ) -> tuple[subprocess.Popen[bytes], int]:
+    """Forward a free local port to HOST's loopback REMOTE_PORT over SSH (a service that
+    listens on the host's loopback only, such as its pooler), on a connection of its own:
+    the ssh process (the caller terminates it) and the local port, once the forward
+    accepts connections."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        local = int(s.getsockname()[1])
+    cmd, target = _ssh_base(inv, host, shared=False)
+    proc = subprocess.Popen([*cmd, "-N", "-o", "ExitOnForwardFailure=yes",
+                             "-L", f"127.0.0.1:{local}:127.0.0.1:{remote_port}", target],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise OSError(f"ssh -L to {host} exited {proc.returncode}: {err.strip()[-300:]}")
+        if port_answers("127.0.0.1", local, timeout=0.3):
+            return proc, local
+        time.sleep(0.1)
+    proc.terminate()
+    proc.wait(timeout=5)
+    raise OSError(f"ssh -L to {host}: no forward within {timeout:g} s")
 
 
 def run(inv: Inventory, host: str, remote: list[str], timeout: float = 8,

@@ -93,6 +93,8 @@ def render_drill(report: dict[str, Any], fmt: str) -> None:
     else:
         from rich.table import Table
 
+        from drctl.drill_html import pooled_line
+
         sql, app = report["sql"], report["app"]
         stated = (report.get("data_loss") or {}).get("stated") or {}
         table = Table(title=f"drill {report['scenario']} on '{report.get('cluster', '')}'",
@@ -109,6 +111,8 @@ def render_drill(report: dict[str, Any], fmt: str) -> None:
              if stated else "no verdict"),
             ("acknowledged writes / failed attempts",
              f"{sql['acknowledged']} / {sql['errors']}"),
+            ("through the pooler: acknowledged / failed attempts / longest wait",
+             pooled_line(report.get("pooled"))),
             ("app requests / failed", f"{app['requests']} / {app['failed']}"),
             ("app error window", f"{app['error_window_s']} s"),
             ("returning users' logins during the write outage (in / tried)",

@@ -31,6 +31,7 @@ class SqlWriter:
         self.next_id = self.run_id
         self.acked: list[tuple[float, int]] = []
         self.errors: list[tuple[float, str]] = []
+        self.max_wait_s = 0.0  # the longest single attempt, connection included
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="sql-writer")
 
@@ -52,15 +53,20 @@ class SqlWriter:
         while not self._stop.is_set():
             i = self.next_id
             self.next_id += 1  # never reuse an id whose outcome may be unknown
+            began = time.monotonic()
             try:
                 if conn is None:
                     conn = self.connect(connect_timeout=2)
                 conn.execute(f"insert into {self.table} (id) values (%s)", (i,))
                 conn.commit()
-                self.acked.append((time.monotonic(), i))
+                now = time.monotonic()
+                self.max_wait_s = max(self.max_wait_s, now - began)
+                self.acked.append((now, i))
                 time.sleep(self.interval)
             except Exception as exc:  # any failure: reconnect, the VIP may have moved
-                self.errors.append((time.monotonic(), type(exc).__name__))
+                now = time.monotonic()
+                self.max_wait_s = max(self.max_wait_s, now - began)
+                self.errors.append((now, type(exc).__name__))
                 try:
                     if conn is not None:
                         conn.close()

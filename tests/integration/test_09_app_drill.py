@@ -179,6 +179,12 @@ def test_drill_switchover_loses_nothing_and_reports_consistently(drill):
     if app["failed"]:
         raise AssertionError(f"{app['failed']} failed app requests: {app['failures']}\n"
                              f"{app_hosts_journal()}")
+    # the same writes through app1's pooler: they waited out the hand-over, none failed
+    # and none was lost
+    pooled = report["pooled"]
+    assert pooled["host"] == "app1" and pooled["acknowledged"] > 100, pooled
+    assert pooled["lost"] == 0 and pooled["failed_attempts"] == 0, pooled
+    assert pooled["app_requests"] == app["requests"]
     assert report["topology_before"]["primary"] != report["topology_after"]["primary"]
     assert report["topology_after"]["vip_holders"] == [report["topology_after"]["primary"]]
     assert [o["exit_code"] for o in report["operations"]] == [0]

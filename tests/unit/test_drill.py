@@ -230,3 +230,29 @@ def test_the_report_shows_the_statement_beside_the_loss():
                                     "lost ...: consented to (verdict 'unknown')"}))
     assert "PASSED: 2 acknowledged writes lost" in html
     assert "unknown: cannot establish what pg3 is missing" in html
+
+
+def test_the_pooled_writer_goes_through_a_pooler_the_scenario_keeps(make_inventory):
+    from drctl import inventory
+    from drctl.drill import pooler_host
+    from tests.unit.conftest import GOOD_VARS
+    from tests.unit.test_app_vip import _two_app_hosts
+
+    inv = inventory.load(make_inventory(_two_app_hosts()))
+    assert pooler_host(inv, "default", "switchover", None) == "app1"
+    # the app-host-loss drill powers the application VIP's holder off: the other one
+    assert pooler_host(inv, "default", "app-host-loss", "app1") == "app3"
+    # a site drill powers every app host of the site off
+    assert pooler_host(inv, "default", "site-failover", None) is None
+    inv = inventory.load(make_inventory(_two_app_hosts(), {**GOOD_VARS, "drctl_pooler": False}))
+    assert pooler_host(inv, "default", "switchover", None) is None
+
+
+def test_the_report_shows_the_pooled_figures_or_why_there_are_none():
+    pooled = {"host": "app1", "acknowledged": 900, "failed_attempts": 0, "max_wait_s": 0.8,
+              "write_outage_s": 0.9, "lost": 0, "lost_ids": [], "app_requests": 20,
+              "app_failed": 0}
+    page = render(report(pooled=pooled))
+    assert "900 / 0 / 0.8 s, 0 lost (via app1)" in page
+    page = render(report(pooled={"host": None, "error": "no pooler the scenario keeps"}))
+    assert "not measured (no pooler the scenario keeps" in page
