@@ -31,7 +31,8 @@ from drctl.node import common
 
 
 def _options(add_help: bool = True) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="drctl-node", add_help=add_help)
+    # no abbreviations: `metrics --pooler` must not read as --pooler-config
+    p = argparse.ArgumentParser(prog="drctl-node", add_help=add_help, allow_abbrev=False)
     p.add_argument("--config", default=common.DEFAULT_CONFIG)
     p.add_argument("--watch-config", default=common.DEFAULT_WATCH_CONFIG)
     p.add_argument("--files-config", default=common.DEFAULT_FILES_CONFIG)

@@ -359,3 +359,21 @@ def test_a_pause_of_unknown_age_has_no_age_series():
     text = metrics.render_pooler({"host": "app1", "state": "paused", "paused_s": None,
                                   "waiting": 0, "server_connections": 0}, None, "lab", 1.0)
     assert "drctl_pooler_paused{" in text and "drctl_pooler_paused_seconds" not in text
+
+
+def test_the_metrics_command_of_an_app_host_parses_as_its_unit_writes_it(
+        tmp_path, bouncer, capsys):
+    """`--pooler` after `metrics`, with --pooler-config before it (the unit's command
+    line): not an abbreviation of --pooler-config."""
+    from drctl.node import cli
+
+    auth = tmp_path / "userlist.txt"
+    auth.write_text('"app" "se""cret"\n')
+    path = tmp_path / "pooler.json"
+    path.write_text(json.dumps({"name": "app1", "auth_file": str(auth),
+                                "paused_file": str(tmp_path / "paused.json"),
+                                "resumed_file": str(tmp_path / "resumed.json")}))
+    out = tmp_path / "drctl.prom"
+    assert cli.main(["--config", str(tmp_path / "node.json"), "--pooler-config", str(path),
+                     "metrics", "--pooler", "--out", str(out), "--cluster", "lab"]) == 0
+    assert 'drctl_pooler_up{cluster="lab",node="app1"} 1' in out.read_text()
