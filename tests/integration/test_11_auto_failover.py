@@ -7,10 +7,12 @@ the cluster failed over is followed by.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import yaml
@@ -79,24 +81,24 @@ def rearm() -> None:
 CONSENT = "drctl_auto_accept_async_loss: true"
 
 
-def refused_without_consent() -> None:
+def refused_without_consent(scratch: Path) -> None:
     """The lab replicates asynchronously: without the inventory's consent to the window,
     `drctl auto enable` arms nothing and says which two settings would."""
     from drctl import paths
 
-    inventory = paths.default_inventory()
-    text = inventory.read_text()
+    # a copy of the lab's inventory directory (its group_vars hold the consent and the
+    # vault) with the consent withdrawn
+    lab_inventory = paths.default_inventory()
+    withdrawn = scratch / "inventory"
+    shutil.copytree(lab_inventory.parent, withdrawn)
+    options = withdrawn / "group_vars" / "all" / "main.yml"
+    text = options.read_text()
     assert CONSENT in text, "the lab's inventory consents (drctl.lab)"
-    # beside the lab's own, so that its vault and group_vars are found the same way
-    withdrawn = inventory.with_name("hosts-without-consent.yml")
-    withdrawn.write_text(text.replace(CONSENT, "drctl_auto_accept_async_loss: false"))
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "drctl", "auto", "enable", "--format", "json"], cwd=ROOT,
-            env={**os.environ, "DRCTL_INVENTORY": str(withdrawn)}, capture_output=True,
-            stdin=subprocess.DEVNULL, text=True, timeout=600, check=False)
-    finally:
-        withdrawn.unlink()
+    options.write_text(text.replace(CONSENT, "drctl_auto_accept_async_loss: false"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "drctl", "auto", "enable", "--format", "json"], cwd=ROOT,
+        env={**os.environ, "DRCTL_INVENTORY": str(withdrawn / lab_inventory.name)},
+        capture_output=True, stdin=subprocess.DEVNULL, text=True, timeout=600, check=False)
     said = proc.stdout + proc.stderr
     assert proc.returncode != 0, said
     assert "Automatic failover was not armed" in said, said
@@ -107,12 +109,12 @@ def refused_without_consent() -> None:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def enabled(clean_cluster):
+def enabled(clean_cluster, tmp_path_factory):
     from drctl import lab as labmod
 
     healthy_with("pg1")
     assert auto_state()["state"] == "disabled", "the lab starts with automatic failover off"
-    refused_without_consent()
+    refused_without_consent(tmp_path_factory.mktemp("no-consent"))
     code, out = drctl_json("auto", "enable", timeout=900)
     assert code == 0, out
     armed_with("pg1")
