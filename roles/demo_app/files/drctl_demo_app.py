@@ -106,21 +106,30 @@ def connect(timeout: int | None = None) -> psycopg.Connection:
 
 def connect_read() -> psycopg.Connection:
     """Any node of the site that answers, straight (the pooler's path leads only to the
-    primary), first the one that answered last: a node that does not answer costs
-    libpq's connect timeout (2 s) once, not at every request."""
+    primary), first the one that answered last: a node that does not answer costs its
+    connect timeout (2 s) once, not at every request. One host at a time: psycopg 3.1
+    counts connect_timeout once for a whole list of hosts, so the second would never be
+    tried after a first that does not answer."""
     with _read_lock:
         first = _read_first["host"]
-    hosts = sorted(READ_HOSTS, key=lambda h: h != first)
-    conn = psycopg.connect(
-        host=",".join(hosts), port=READ_PORT, dbname=os.environ.get("DEMO_DB_NAME", "app"),
-        user=os.environ.get("DEMO_DB_USER", "app"), password=os.environ["DEMO_DB_PASSWORD"],
-        sslmode="verify-full", sslrootcert=os.environ["DEMO_DB_CA"], connect_timeout=2,
-        application_name="drctl-demo-app-read", target_session_attrs="any",
-        keepalives=1, keepalives_idle=2, keepalives_interval=1, keepalives_count=2,
-        tcp_user_timeout=3000, options="-c statement_timeout=3000")
-    with _read_lock:
-        _read_first["host"] = conn.info.host
-    return conn
+    error: psycopg.Error | None = None
+    for host in sorted(READ_HOSTS, key=lambda h: h != first):
+        try:
+            conn = psycopg.connect(
+                host=host, port=READ_PORT, dbname=os.environ.get("DEMO_DB_NAME", "app"),
+                user=os.environ.get("DEMO_DB_USER", "app"),
+                password=os.environ["DEMO_DB_PASSWORD"], sslmode="verify-full",
+                sslrootcert=os.environ["DEMO_DB_CA"], connect_timeout=2,
+                application_name="drctl-demo-app-read", keepalives=1, keepalives_idle=2,
+                keepalives_interval=1, keepalives_count=2, tcp_user_timeout=3000,
+                options="-c statement_timeout=3000")
+        except psycopg.Error as exc:
+            error = exc
+            continue
+        with _read_lock:
+            _read_first["host"] = host
+        return conn
+    raise error or psycopg.OperationalError("no read host is configured")
 
 
 def read_row(query: str, args: tuple[Any, ...]) -> Any:
