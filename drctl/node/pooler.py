@@ -62,7 +62,7 @@ class PoolerConfig:
     auth_file: str = "/etc/pgbouncer/userlist.txt"
     ca_file: str = "/etc/pgbouncer/ca.crt"
     sslmode: str = "verify-full"
-    poll_s: float = 0.2
+    poll_s: float = 0.1
     node_command: str = "/usr/local/libexec/drctl/drctl-node"
     config_path: str = ""  # where this configuration was read (the waiter reads it again)
 
@@ -197,12 +197,16 @@ def await_new_primary(c: PoolerConfig, above: int, max_s: float, by: str,
     deadline = clock() + max_s
     while clock() < deadline:
         if not _paused_now(c):
-            return {"ok": True, "host": c.name, "resumed": False,
-                    "detail": "resumed by someone else"}
-        timeline = server_timeline(c)
-        if timeline is not None and timeline > above:
-            return resume(c, by=f"{by} (its waiter: the new primary on timeline {timeline} "
-                                "answers)")
+            # started before the PAUSE (so that its start is no part of the pause): the
+            # pause's record is there until somebody resumes or the pause is taken back
+            if not os.path.exists(c.paused_file):
+                return {"ok": True, "host": c.name, "resumed": False,
+                        "detail": "resumed by someone else"}
+        else:
+            timeline = server_timeline(c)
+            if timeline is not None and timeline > above:
+                return resume(c, by=f"{by} (its waiter: the new primary on timeline "
+                                    f"{timeline} answers)")
         sleep(c.poll_s)
     return {"ok": True, "host": c.name, "resumed": False,
             "detail": f"no new primary within {max_s:g} s"}
@@ -242,6 +246,9 @@ def pause(c: PoolerConfig, by: str, timeout: float | None = None,
     # knows who paused it and since when
     common.write_json_atomic(c.paused_file, {"by": by, "epoch": started,
                                              "at": _now_iso(started)})
+    # the waiter starts before the PAUSE: starting a unit takes a while, and clients
+    # should not wait for it
+    waiter = start_waiter(c, before, until_new_primary_s, by) if before is not None else None
     t0 = time.monotonic()
     try:
         admin(c, f"PAUSE {c.database}", timeout=timeout)
@@ -259,7 +266,7 @@ def pause(c: PoolerConfig, by: str, timeout: float | None = None,
                               "at": _now_iso(started),
                               "seconds": round(time.monotonic() - t0, 3)}
     if before is not None:
-        result["waiter"] = start_waiter(c, before, until_new_primary_s, by)
+        result["waiter"] = waiter
         result["timeline"] = before
     return result
 

@@ -263,9 +263,41 @@ def test_the_waiter_gives_up_in_time_and_leaves_a_pooler_someone_resumed(tmp_pat
                                     sleep=lambda s: None)
     assert done["resumed"] is False and "no new primary within 5 s" in done["detail"]
     assert bouncer.paused, "giving up is not resuming: the switchover's resume or the guard do"
-    bouncer.paused = False
+    pooler.resume(c, "the switchover's own resume")
     done = pooler.await_new_primary(c, 1, 5, "x", clock=lambda: 0.0, sleep=lambda s: None)
     assert done == {**done, "resumed": False, "detail": "resumed by someone else"}
+
+
+def test_the_waiter_starts_before_the_pause_and_waits_for_it(tmp_path, bouncer, monkeypatch):
+    """Its unit's start is no part of the clients' wait: the pause's record is written,
+    the waiter started, then PAUSE; until the pooler pauses, the waiter waits for it."""
+    c = _with_server(tmp_path)
+    order: list[str] = []
+    run = bouncer.run
+
+    def recording(args, timeout=60, env=None):
+        order.append("waiter" if args[0] == "systemd-run" else args[-1])
+        return run(args, timeout=timeout, env=env)
+
+    monkeypatch.setattr(common, "run", recording)
+    assert pooler.pause(c, "switchover pg1 -> pg2", until_new_primary_s=60)["waiter"]
+    assert order.index("waiter") < order.index("PAUSE app")
+    # the waiter's view in the moment between the two: no PAUSE yet, its record there
+    bouncer.paused = False
+    looks = iter([False, False, True])
+
+    def sleep(s: float) -> None:
+        bouncer.paused = next(looks)
+        bouncer.timeline = 2 if bouncer.paused else 1
+
+    done = pooler.await_new_primary(c, 1, 60, "switchover pg1 -> pg2",
+                                    clock=lambda: 0.0, sleep=sleep)
+    assert done["resumed"] is True, done
+    # a pause taken back (its record removed) ends the waiter without a resume
+    pooler.pause(c, "switchover pg2 -> pg1", until_new_primary_s=60)
+    pooler.resume(c, "switchover pg2 -> pg1 (its pause timed out)")
+    done = pooler.await_new_primary(c, 2, 60, "x", clock=lambda: 0.0, sleep=lambda s: None)
+    assert done["detail"] == "resumed by someone else"
 
 
 def test_no_waiter_without_a_primary_to_compare_with(tmp_path, bouncer):
