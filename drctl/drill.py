@@ -201,7 +201,7 @@ def pooler_host(inv: inv_mod.Inventory, site: str, scenario: str,
     return next((h for h in hosts if h != avoid), None)
 
 
-def _pooled_connector(inv: inv_mod.Inventory, port: int):
+def pooled_connector(inv: inv_mod.Inventory, port: int):
     """Connections to a pooler through an SSH forward on this machine's PORT: no TLS on
     the pooler's loopback (the forward is SSH's), and the patience an application of the
     pooler has (a switchover's pause holds new transactions, and the login's check)."""
@@ -438,7 +438,7 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
         try:
             forward, port = sshprobe.tunnel(inv, pooled_via, int(
                 inv.hostvars(pooled_via).get("pgbouncer_port") or 6432))
-            pooled = SqlWriter(_pooled_connector(inv, port), table="app.drill_writes_pooled",
+            pooled = SqlWriter(pooled_connector(inv, port), table="app.drill_writes_pooled",
                                rate=rate)
             pooled.prepare()
         except Exception as exc:  # the drill goes on with the direct writer; said below
