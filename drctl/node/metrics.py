@@ -72,20 +72,37 @@ def _epoch(value: Any) -> float | None:
         return None
 
 
-def render(probe: Mapping[str, Any], backup: Mapping[str, Any] | None, cluster: str,
-           now: float) -> str:
-    """The text a scrape serves, from the probe's JSON and pgBackRest's newest backups
-    (None: pgBackRest is not set up here; {"ok": False}: it could not be asked)."""
-    base = {"cluster": cluster, "node": str(probe.get("host", ""))}
+Put = Callable[..., None]
+
+
+def _collector(cluster: str, node: str) -> tuple[dict[str, Family], Put]:
+    """The families of one scrape, and put(): one sample (skipped when its value is None),
+    with the cluster and node labels and any others given."""
+    base = {"cluster": cluster, "node": node}
     fams: dict[str, Family] = {}
 
     def put(name: str, value: float | bool | None, help: str, kind: str = "gauge",
             **labels: str) -> None:
-        if value is None:
-            return
-        fam = fams.setdefault(name, Family(name, help, kind))
-        fam.samples.append(({**base, **labels}, float(value)))
+        if value is not None:
+            fam = fams.setdefault(name, Family(name, help, kind))
+            fam.samples.append(({**base, **labels}, float(value)))
 
+    return fams, put
+
+
+def _write(out: str, text: str) -> None:
+    """To OUT atomically, or to stdout for '-'."""
+    if out == "-":
+        print(text, end="")
+    else:
+        write_atomic(out, text)
+
+
+def render(probe: Mapping[str, Any], backup: Mapping[str, Any] | None, cluster: str,
+           now: float) -> str:
+    """The text a scrape serves, from the probe's JSON and pgBackRest's newest backups
+    (None: pgBackRest is not set up here; {"ok": False}: it could not be asked)."""
+    fams, put = _collector(cluster, str(probe.get("host", "")))
     pg = probe.get("postgres") or None
     put("metrics_timestamp_seconds", now, "When drctl last wrote these metrics (epoch).")
     put("pg_up", pg is not None, "1 when PostgreSQL answered the probe.")
@@ -124,20 +141,12 @@ def render(probe: Mapping[str, Any], backup: Mapping[str, Any] | None, cluster: 
     return format_families(fams.values())
 
 
-Put = Callable[..., None]
-
 
 def render_pooler(state: Mapping[str, Any], served_by_standby: bool | None, cluster: str,
                   now: float) -> str:
     """An app host's pooler (drctl.node.pooler.state), for the alerts on a pooler paused
     too long, down, or serving from a node in recovery."""
-    base = {"cluster": cluster, "node": str(state.get("host", ""))}
-    fams: dict[str, Family] = {}
-
-    def put(name: str, value: float | bool | None, help: str) -> None:
-        if value is not None:
-            fams.setdefault(name, Family(name, help)).samples.append((base, float(value)))
-
+    fams, put = _collector(cluster, str(state.get("host", "")))
     running = state.get("state") in ("running", "paused")
     paused = state.get("state") == "paused"
     put("metrics_timestamp_seconds", now, "When drctl last wrote these metrics (epoch).")
@@ -256,11 +265,7 @@ def main_pooler(config_path: str, out: str, cluster: str = "") -> int:
     state = pooler.state(c, now)
     # a paused pooler would hold the question until it resumes
     asked = pooler.served_by_standby(c) if state.get("state") == "running" else None
-    text = render_pooler(state, asked, cluster, now)
-    if out == "-":
-        print(text, end="")
-    else:
-        write_atomic(out, text)
+    _write(out, render_pooler(state, asked, cluster, now))
     return 0
 
 
@@ -273,9 +278,5 @@ def main(c: Config, out: str, cluster: str = "", stanza: str = "",
     facts = probe.collect(c)
     backup = (cached_backup_facts(c, stanza, backup_cache, backup_every_s, now)
               if stanza else None)
-    text = render(facts, backup, cluster, now)
-    if out == "-":
-        print(text, end="")
-    else:
-        write_atomic(out, text)
+    _write(out, render(facts, backup, cluster, now))
     return 0

@@ -351,15 +351,21 @@ def test_the_guard_service_looks_every_round_and_speaks_only_of_changes(
     assert json.loads(capsys.readouterr().out)["action"] == "exit"
 
 
-def test_the_metrics_of_a_pooler_running_paused_and_down(tmp_path, bouncer, capsys):
-    from drctl.node import metrics
-
+def pooler_json(tmp_path: Path) -> Path:
+    """An app host's pooler.json, with the application's password in its auth file."""
     auth = tmp_path / "userlist.txt"
     auth.write_text('"app" "se""cret"\n')
     path = tmp_path / "pooler.json"
     path.write_text(json.dumps({"name": "app1", "auth_file": str(auth),
                                 "paused_file": str(tmp_path / "paused.json"),
                                 "resumed_file": str(tmp_path / "resumed.json")}))
+    return path
+
+
+def test_the_metrics_of_a_pooler_running_paused_and_down(tmp_path, bouncer, capsys):
+    from drctl.node import metrics
+
+    path = pooler_json(tmp_path)
 
     def scraped() -> dict[str, float]:
         assert metrics.main_pooler(str(path), "-", cluster="lab") == 0
@@ -399,12 +405,7 @@ def test_the_metrics_command_of_an_app_host_parses_as_its_unit_writes_it(
     line): not an abbreviation of --pooler-config."""
     from drctl.node import cli
 
-    auth = tmp_path / "userlist.txt"
-    auth.write_text('"app" "se""cret"\n')
-    path = tmp_path / "pooler.json"
-    path.write_text(json.dumps({"name": "app1", "auth_file": str(auth),
-                                "paused_file": str(tmp_path / "paused.json"),
-                                "resumed_file": str(tmp_path / "resumed.json")}))
+    path = pooler_json(tmp_path)
     out = tmp_path / "drctl.prom"
     assert cli.main(["--config", str(tmp_path / "node.json"), "--pooler-config", str(path),
                      "metrics", "--pooler", "--out", str(out), "--cluster", "lab"]) == 0
