@@ -117,6 +117,7 @@ bench: setup
 	$(BIN)/python bench/lab_up.py
 	$(BIN)/python bench/ansible_cost.py
 	$(BIN)/python bench/provision.py
+	$(BIN)/python bench/lab_idle.py --runs 3
 	$(BIN)/python bench/status.py
 	$(BIN)/python bench/ha.py
 	$(BIN)/python bench/rewind.py

@@ -253,6 +253,8 @@ def test_provision_refuses_a_ca_the_nodes_do_not_trust(provisioned, tmp_path):
     play = ansible_playbook("provision.yml", "-e", f"drctl_tls_ca_dir={elsewhere}")
     assert play.returncode != 0, play.stdout[-3000:]
     assert "already trust a cluster CA" in play.stdout, play.stdout[-3000:]
+    # refused at the gate, before any host installs a package
+    assert "PLAY [Packages" not in play.stdout, play.stdout[-3000:]
     assert re.search(r"pg1.*pg2|pg2.*pg1", play.stdout.split("already trust")[0][-300:])
     assert not (elsewhere / "ca.key").exists(), "a new CA key was generated"
     assert sh("pg1", "sha256sum /etc/postgresql-common/drctl-tls/ca.crt") == before
@@ -268,6 +270,7 @@ def test_provision_refuses_a_ca_the_nodes_do_not_trust(provisioned, tmp_path):
     play = ansible_playbook("provision.yml", "-e", f"drctl_tls_ca_dir={other}")
     assert play.returncode != 0, play.stdout[-3000:]
     assert "trust a different CA" in play.stdout, play.stdout[-3000:]
+    assert "PLAY [Packages" not in play.stdout, play.stdout[-3000:]
     assert sh("pg1", "sha256sum /etc/postgresql-common/drctl-tls/ca.crt") == before
     assert psql("pg2", "select status from pg_stat_wal_receiver") == "streaming"
 
