@@ -4,7 +4,7 @@
   drctl-node [--config PATH] STEP ...        (see drctl.node.steps)
   drctl-node [--config PATH] auto validate|promote|follow|event ...
   drctl-node [--watch-config PATH] watch [--show]
-  drctl-node [--config PATH] metrics --out PATH|- [--cluster NAME] [--stanza NAME] ...
+  drctl-node [--config PATH] metrics --out PATH|- [--cluster NAME] [--stanza NAME] [--every S] ...
   drctl-node [--pooler-config PATH] metrics --pooler --out PATH|- [--cluster NAME]
                                               (an app host: its pooler's series)
   drctl-node [--files-config PATH] files sync|state
@@ -58,6 +58,8 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds that answer is reused before asking again")
     s.add_argument("--pooler", action="store_true",
                    help="an app host: its pooler's series (--pooler-config), nothing else")
+    s.add_argument("--every", type=float, default=0.0, metavar="SECONDS",
+                   help="write every SECONDS, for ever (its service); 0: once")
     s = sub.add_parser("watch")
     s.add_argument("--show", action="store_true", help="print the record and exit")
     s.add_argument("--settle", type=float, default=0.0,
@@ -123,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "metrics" and a.pooler:  # app hosts: no node.json there
         from drctl.node import metrics
 
+        if a.every > 0:
+            return metrics.every(a.every, lambda: metrics.main_pooler(
+                a.pooler_config, a.out, cluster=a.cluster), metrics.code_file(__file__))
         return metrics.main_pooler(a.pooler_config, a.out, cluster=a.cluster)
     if a.cmd == "backup":  # repository hosts: no node.json there either
         from drctl.node import backup
@@ -132,8 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "metrics":
         from drctl.node import metrics
 
-        return metrics.main(c, a.out, cluster=a.cluster, stanza=a.stanza,
-                            backup_cache=a.backup_cache, backup_every_s=a.backup_every)
+        def write() -> int:
+            return metrics.main(c, a.out, cluster=a.cluster, stanza=a.stanza,
+                                backup_cache=a.backup_cache, backup_every_s=a.backup_every)
+
+        if a.every > 0:
+            return metrics.every(a.every, write, metrics.code_file(__file__))
+        return write()
     if a.cmd == "auto":
         from drctl.node import auto
 

@@ -3,7 +3,10 @@
 `drctl-node metrics` runs the node probe (the same facts `drctl status` reads), asks
 pgBackRest for the newest backup, and writes one file in the Prometheus text format
 (`metrics_file` in node.json, in node_exporter's textfile directory) atomically, so
-node_exporter never serves half a file. A systemd timer runs it every few seconds.
+node_exporter never serves half a file. Its service runs it with `--every S`: one
+process that stays and writes every S seconds (a new Python and a new unit every 15 s
+cost each node more CPU than the writing), and that ends, for systemd to start the new
+code, when provisioning replaced the programs it was loaded from.
 
 Every series carries `cluster` and `node` labels; the alerting rules in prometheus/
 count primaries and VIP holders per cluster from them. `render()` is pure: probe and
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -280,3 +284,48 @@ def main(c: Config, out: str, cluster: str = "", stanza: str = "",
               if stanza else None)
     _write(out, render(facts, backup, cluster, now))
     return 0
+
+
+def code_file(module_file: str) -> str | None:
+    """The file the node programs were loaded from: their zip archive (the drctl_node
+    role installs one), or None for a package directory (a developer's tree)."""
+    path = module_file
+    while path and path != os.path.dirname(path):
+        if os.path.isfile(path) and path.endswith(".zip"):
+            return path
+        path = os.path.dirname(path)
+    return None
+
+
+def _mtime(path: str | None) -> float | None:
+    try:
+        return os.stat(path).st_mtime if path else None
+    except OSError:
+        return None
+
+
+def every(seconds: float, write: Callable[[], object], code: str | None,
+          sleep: Callable[[float], None] = time.sleep,
+          clock: Callable[[], float] = time.monotonic) -> int:
+    """WRITE every SECONDS (on a fixed beat: a slow round does not push the next ones
+    back, and one that took longer than the beat is not followed by a burst), for ever; a
+    round that fails is said on stderr (the journal) and the next one tries again. Returns
+    0 once CODE, the programs' archive, has changed since the start, so that systemd
+    starts the new code (Restart=always)."""
+    loaded = _mtime(code)
+    beat = clock()
+    while True:
+        try:
+            write()
+        except Exception as exc:  # the next round tries again; the journal says why
+            print(f"drctl-node metrics: this round failed: {type(exc).__name__}: {exc}",
+                  file=sys.stderr, flush=True)
+        if code is not None and _mtime(code) != loaded:
+            print(f"drctl-node metrics: {code} changed: ending for the new code",
+                  file=sys.stderr, flush=True)
+            return 0
+        beat += seconds
+        now = clock()
+        if beat < now:  # a round longer than the beat: start the next one now
+            beat = now
+        sleep(beat - now)

@@ -119,7 +119,7 @@ def test_switchover_by_collection_name_and_back(installed):
     assert psql("pg2", f"select count(*) from app.collection_marks where mark = '{marker}'",
                 db="app") == "1"
     assert psql("pg1", "select pg_is_in_recovery()") == "t"
-    # Prometheus sees the new roles within the metrics timer's interval
+    # Prometheus sees the new roles within the metrics service's interval
     wait_for("pg2's metrics to show it the primary with the VIP",
              lambda: series(scrape("pg2"), "drctl_pg_primary") == 1
              and series(scrape("pg2"), "drctl_vip_held") == 1

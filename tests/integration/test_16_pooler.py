@@ -143,7 +143,7 @@ def test_a_pause_nobody_takes_back_is_resumed_by_the_guard():
     seen = app_pooler(st)
     assert seen["state"] == "paused" and seen["paused_by"] == "a switchover whose drctl " \
                                                               "was killed", seen
-    # Prometheus sees it too (DrctlPoolerPausedTooLong past 10 s): the metrics timer
+    # Prometheus sees it too (DrctlPoolerPausedTooLong past 10 s): the metrics service
     # writes every 15 s
     wait_for("app1's metrics to show its pooler paused", lambda: (series(
         scrape("app1"), "drctl_pooler_paused_seconds") or 0) > 0, timeout=40, interval=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,3 +142,71 @@ esac
     assert value(parse(out.read_text()), "drctl_backup_info_ok") == 1
     assert cli.main([*args, "--backup-every", "0"]) == 0
     assert value(parse(out.read_text()), "drctl_backup_info_ok") == 0
+
+
+class FakeTime:
+    """A clock that moves only when slept on (or when a round takes time)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.slept.append(round(seconds, 6))
+        self.now += seconds
+
+
+def test_every_writes_on_a_fixed_beat_survives_a_failed_round_and_ends_for_new_code(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    t = FakeTime()
+    code = tmp_path / "drctl-node.zip"
+    code.write_bytes(b"old")
+    rounds: list[float] = []
+
+    def write() -> None:
+        rounds.append(t.now)
+        n = len(rounds)
+        if n == 2:
+            t.now += 4.0  # a slow round: the next one keeps the beat
+            raise RuntimeError("psql: connection refused")
+        if n == 3:
+            t.now += 20.0  # longer than the beat: the next one starts at once, no burst
+        if n == 5:  # provisioning replaced the programs
+            code.write_bytes(b"new")
+            os.utime(code, (1, 1))
+
+    assert metrics.every(15.0, write, str(code), sleep=t.sleep, clock=t.clock) == 0
+    assert rounds == [100.0, 115.0, 130.0, 150.0, 165.0]
+    assert t.slept == [15.0, 11.0, 0.0, 15.0]
+    err = capsys.readouterr().err
+    assert "this round failed: RuntimeError: psql: connection refused" in err
+    assert "changed: ending for the new code" in err
+
+
+def test_the_code_file_is_the_archive_the_programs_were_loaded_from(tmp_path: Path) -> None:
+    archive = tmp_path / "drctl-node.zip"
+    archive.write_bytes(b"PK")
+    assert metrics.code_file(f"{archive}/drctl/node/cli.py") == str(archive)
+    # a developer's tree: no archive, nothing to watch
+    assert metrics.code_file(str(Path(metrics.__file__))) is None
+
+
+def test_the_cli_loops_only_when_asked(node_config: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+                                       ) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_every(seconds: float, write: Any, code: str | None) -> int:
+        seen.update(seconds=seconds, code=code)
+        return 0
+
+    monkeypatch.setattr(metrics, "every", fake_every)
+    monkeypatch.setattr(metrics, "main", lambda *a, **k: seen.setdefault("once", True) and 0)
+    assert cli.main(["--config", str(node_config), "metrics", "--out", "-", "--every", "15"]) == 0
+    assert seen == {"seconds": 15.0, "code": None}
+    seen.clear()
+    assert cli.main(["--config", str(node_config), "metrics", "--out", "-"]) == 0
+    assert seen == {"once": True}
