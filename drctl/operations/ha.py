@@ -196,6 +196,8 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, ui: Interaction, *, questi
             journal.write("end", host=plan.target, result="error", detail=str(exc)[:300])
             raise
         status = status_mod.collect(inventory)
+        if result.exit_code == ExitCode.OK:
+            status = _settled(status, inventory, ok_when, ui)
         name, name_error = _follow_name(inventory, status, journal, ui) \
             if result.exit_code == ExitCode.OK else (None, None)
         journal.write("end", host=status["primary"], result=result.status,
@@ -229,12 +231,36 @@ def execute(plan: Plan, inventory: inv_mod.Inventory, ui: Interaction, *, questi
         raise DrctlError(f"{plan.operation} {result.status}:\n  " + "\n  ".join(lines),
                          result.exit_code, hint="`drctl journal` lists every step taken",
                          report=report)
-    good = ok_when(status) if ok_when else status["healthy"]
-    if not good:
+    if not _good(status, ok_when):
         raise DrctlError(f"{plan.operation} finished but the cluster is not in the expected "
                          "state:\n  " + "\n  ".join(status["problems"]), ExitCode.UNHEALTHY,
                          report=report)
     return report
+
+
+# How long a finished operation's check may look again when its first look did not find
+# the cluster as expected: the node just restarted as a standby can miss one probe's
+# timeout on a loaded machine (seen: "pg1 is unreachable" one second after a switchover
+# the playbook had verified). Each look is a new probe of that moment; past the window
+# the last one is the verdict.
+SETTLE_S = 10.0
+
+
+def _good(status: dict[str, Any], ok_when: Callable[[dict[str, Any]], bool] | None) -> bool:
+    return bool(ok_when(status) if ok_when else status["healthy"])
+
+
+def _settled(status: dict[str, Any], inventory: inv_mod.Inventory,
+             ok_when: Callable[[dict[str, Any]], bool] | None, ui: Interaction,
+             window_s: float = SETTLE_S) -> dict[str, Any]:
+    """STATUS, or a newer look once the cluster is as expected, within WINDOW_S."""
+    deadline = time.monotonic() + window_s
+    while not _good(status, ok_when) and time.monotonic() < deadline:
+        ui.step("Look again at the cluster (the last look found it not as expected)",
+                "localhost", "ok", "; ".join(status["problems"])[:200])
+        time.sleep(1.0)
+        status = status_mod.collect(inventory)
+    return status
 
 
 def _follow_name(inventory: inv_mod.Inventory, status: dict[str, Any], journal: Journal,

@@ -518,3 +518,25 @@ def test_direct_failover_holds_the_poolers_beside_the_take_over_and_resumes_them
         assert entries["poolers-paused"]["time"] == "2026-12-02T10:00:00.900+00:00"
         assert entries["poolers-resumed"] == {**entries["poolers-resumed"], "host": "app1",
                                               "result": "ok"}
+
+
+def test_a_finished_operation_looks_again_before_calling_the_cluster_unhealthy(monkeypatch):
+    """One probe that missed a node just restarted as a standby is not the verdict: the
+    check looks again (each look a new probe) and the last look within the window is."""
+    unreachable = {"healthy": False, "problems": ["pg1 is unreachable: timeout"]}
+    healthy = {"healthy": True, "problems": []}
+    looks = [unreachable, healthy]
+    monkeypatch.setattr(ha.status_mod, "collect", lambda _inv: looks.pop(0))
+    monkeypatch.setattr(ha.time, "sleep", lambda _s: None)
+    steps = []
+    ui = ha.Interaction(yes=True, progress=lambda kind, data: steps.append((kind, data)))
+    assert ha._settled(dict(unreachable), inv(), None, ui) == healthy
+    assert any("pg1 is unreachable" in d.get("msg", "") for _, d in steps)
+    # still not as expected when the window ends: the last look stands
+    monkeypatch.setattr(ha.status_mod, "collect", lambda _inv: dict(unreachable))
+    assert ha._settled(dict(unreachable), inv(), None, ui, window_s=0.05) == unreachable
+    # as expected at once: no second look
+    monkeypatch.setattr(ha.status_mod, "collect", lambda _inv: pytest.fail("looked again"))
+    assert ha._settled(healthy, inv(), None, ui) == healthy
+    # the operation's own expectation decides, not only "healthy"
+    assert ha._settled(unreachable, inv(), lambda st: True, ui) == unreachable
