@@ -29,21 +29,6 @@ if [ -r /etc/apt/sources.list.d/debian.sources ]; then
     : > "$ROOTFS/etc/apt/sources.list"
 fi
 
-# dpkg as Debian's own container images set it (debian:bookworm-slim): no fsync after
-# every unpacked file (a container's disk is thrown away, not recovered after a crash),
-# and no manual pages, documentation or translations (nobody reads them in a container).
-# Provisioning installs the same packages the same way; dpkg only writes less.
-mkdir -p "$ROOTFS/etc/dpkg/dpkg.cfg.d"
-printf 'force-unsafe-io\n' > "$ROOTFS/etc/dpkg/dpkg.cfg.d/docker-apt-speedup"
-cat > "$ROOTFS/etc/dpkg/dpkg.cfg.d/docker-slim" <<'SLIM'
-path-exclude /usr/share/doc/*
-path-include /usr/share/doc/*/copyright
-path-exclude /usr/share/man/*
-path-exclude /usr/share/info/*
-path-exclude /usr/share/locale/*
-path-include /usr/share/locale/locale.alias
-SLIM
-
 chroot "$ROOTFS" /bin/sh -eu <<'CHROOT'
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
