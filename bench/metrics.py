@@ -1,8 +1,8 @@
 """What drctl's Prometheus collector and the cluster's lock cost. Needs a provisioned lab.
 
 - `drctl-node metrics` on the primary (pg1 by default, or argv[1]), one round as the
-  drctl-metrics service writes every 15 s (here a process of its own a round): with pgBackRest's answer cached (most runs) and
-  uncached (one run in 20, every 5 min);
+  drctl-metrics service writes every 15 s (here a process of its own a round): with
+  pgBackRest's answer cached (most runs) and uncached (one run in 20, every 5 min);
 - the cluster's lock: taking and giving back the ledger host's lock over SSH, as every
   drctl verb does (`drctl unlock` with nothing held asks the ledger host once).
 """
