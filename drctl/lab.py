@@ -1166,11 +1166,11 @@ def restore(name: str, say: Say, partial: bool = False) -> dict:
     gone = [h.container for h in hosts + bare] + ([router_container()] if count > 1 else [])
     docker("rm", "-f", *gone, check=False)
     _forget_ssh_masters()
+    image = ensure_image(say)[0] if bare or count > 1 else ""  # the router's, bare hosts'
     if count > 1:  # a new router: the WAN is up again after a restore
-        _run_router(ensure_image(say)[0])
-    bare_image = ensure_image(say)[0] if bare else ""
+        _run_router(image)
     starts = [(h, _snapshot_image(h, name), SNAPSHOT_COPY_UP) for h in hosts] + \
-        [(h, bare_image, ()) for h in bare]
+        [(h, image, ()) for h in bare]
     with ThreadPoolExecutor(max_workers=len(starts)) as pool:
         list(pool.map(lambda start: _run_container(*start), starts))
     # every host's key stays in known_hosts (after a partial restore too)
