@@ -3,7 +3,10 @@ result, LSN, timeline, VIP holder). Kept under the state directory, one file per
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
+import socket
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -14,6 +17,15 @@ from drctl.paths import state_dir
 
 FIELDS = ("time", "operation", "op_id", "step", "host", "result", "lsn", "timeline",
           "vip_holder", "detail")
+
+
+def who() -> str:
+    """The operator, as the journals and the ledger record them: user@machine."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
 
 
 def journal_path(cluster: str) -> Path:
@@ -33,12 +45,7 @@ class Journal:
         self.cluster = cluster
         self.operation = operation
         self.op_id = str(held["op_id"]) if held else uuid.uuid4().hex[:12]
-        if held:
-            self.who = str(held["who"])
-        else:
-            from drctl import ledger
-
-            self.who = ledger.who()
+        self.who = str(held["who"]) if held else who()
         self.path = journal_path(cluster)
 
     def write(self, step: str, *, host: str | None = None, result: str = "ok",

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from drctl import journal, ledger
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
 from drctl.paths import state_dir
@@ -113,29 +114,28 @@ def cluster_lock(cluster: str, operation: str, inv: Inventory | None = None, *,
     runs in this process go on under it; any other second taker is refused. With
     LEDGER_PER_OPERATION the nestable lock is this machine's only, and each operation run
     under it takes (and gives back) the ledger host's lock for itself."""
-    from drctl import ledger
-
+    book = ledger.of(inv) if inv is not None else ledger.MachineLedger(cluster)
     held = _HELD.get(cluster)
     if held is not None and held.get("nestable"):
-        if not held.get("ledger_per_operation") or inv is None or ledger.host(inv) is None:
+        if not held.get("ledger_per_operation") or not book.shared:
             yield held
             return
         inner = {**held, "operation": operation, "op_id": uuid.uuid4().hex[:12],
                  "ledger": None, "nestable": False}
-        _take_ledger(cluster, operation, inv, inner)
+        _take_ledger(cluster, operation, book, inner)
         _HELD[cluster] = inner  # its journal and playbooks carry its own op id
         try:
             yield inner
         finally:
             _HELD[cluster] = held
             if inner.get("ledger"):
-                _release_ledger(cluster, inv, inner)
+                _release_ledger(cluster, book, inner)
         return
 
     path = lock_path(cluster)
     info = {"host": socket.gethostname(), "pid": os.getpid(), "operation": operation,
             "since": datetime.now(UTC).isoformat(timespec="seconds"),
-            "op_id": uuid.uuid4().hex[:12], "who": ledger.who(), "ledger": None,
+            "op_id": uuid.uuid4().hex[:12], "who": journal.who(), "ledger": None,
             "nestable": nestable, "ledger_per_operation": nestable and ledger_per_operation}
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
@@ -144,15 +144,14 @@ def cluster_lock(cluster: str, operation: str, inv: Inventory | None = None, *,
     with os.fdopen(fd, "w") as fh:
         json.dump(info, fh)
     try:
-        if inv is not None and ledger.host(inv) is not None and \
-                not info["ledger_per_operation"]:
-            _take_ledger(cluster, operation, inv, info)
+        if book.shared and not info["ledger_per_operation"]:
+            _take_ledger(cluster, operation, book, info)
         _HELD[cluster] = info
         yield info
     finally:
         _HELD.pop(cluster, None)
         if info.get("ledger"):
-            _release_ledger(cluster, inv, info)
+            _release_ledger(cluster, book, info)
         current_holder = holder(cluster)
         if current_holder and current_holder.get("pid") == os.getpid():
             path.unlink(missing_ok=True)
@@ -172,14 +171,13 @@ def ensure_free(cluster: str, inv: Inventory | None) -> None:
     """Refuse now, naming the holder, when another run holds the cluster's lock: its work
     in progress would otherwise show up as failed gates. (The lock itself is taken later,
     after the operator's confirmation; this only reads it.)"""
-    from drctl import ledger
-
     mine = holder(cluster)
     if mine and mine.get("pid") != os.getpid():
         _refuse_local(cluster, mine)
-    if inv is None or ledger.host(inv) is None or cluster in _HELD:
+    book = ledger.of(inv) if inv is not None else ledger.MachineLedger(cluster)
+    if not book.shared or cluster in _HELD:
         return
-    shown = ledger.show(inv)
+    shown = book.show()
     held = shown.get("lock") if shown.get("ok") else None
     if held and not ledger.may_take(held):
         raise DrctlError(f"cluster '{cluster}' is locked on {shown.get('host')}: "
@@ -188,10 +186,8 @@ def ensure_free(cluster: str, inv: Inventory | None) -> None:
                               "--force` clears it (`drctl journal` shows what it did)")
 
 
-def _take_ledger(cluster: str, operation: str, inv: Inventory, info: dict) -> None:
-    from drctl import ledger
-
-    answer = ledger.take(inv, operation, info["op_id"])
+def _take_ledger(cluster: str, operation: str, book: ledger.Ledger, info: dict) -> None:
+    answer = book.take(operation, info["op_id"])
     if answer.get("ok"):
         info["ledger"] = answer["host"]
         return
@@ -214,14 +210,9 @@ def _take_ledger(cluster: str, operation: str, inv: Inventory, info: dict) -> No
                           "host) must answer SSH; only a failover goes on without it")
 
 
-def _release_ledger(cluster: str, inv: Inventory | None, info: dict) -> None:
-    from drctl import journal as journal_mod
-    from drctl import ledger
-
-    if inv is None:
-        return
-    entries = journal_mod.read(cluster, op_id=info["op_id"])
-    answer = ledger.release(inv, info["op_id"], entries)
+def _release_ledger(cluster: str, book: ledger.Ledger, info: dict) -> None:
+    entries = journal.read(cluster, op_id=info["op_id"])
+    answer = book.release(info["op_id"], entries)
     if not answer.get("ok"):
         _warn(f"could not give the cluster's lock back on {info['ledger']}: "
               f"{answer.get('error')}; `drctl unlock --force` clears it")
@@ -237,8 +228,6 @@ def unlock(cluster: str, force: bool = False, inv: Inventory | None = None
     """Clear this machine's lock (stale, or any with FORCE) and the ledger host's: the one
     this machine's dead run held (its op id), or with FORCE any (whose holder may be
     another machine's live run: drctl cannot tell)."""
-    from drctl import ledger
-
     cleared: dict[str, dict | None] = {"local": None, "cluster": None}
     info = holder(cluster)
     if info is not None:
@@ -249,9 +238,10 @@ def unlock(cluster: str, force: bool = False, inv: Inventory | None = None
                                   "running")
         lock_path(cluster).unlink(missing_ok=True)
         cleared["local"] = info
-    if inv is None or ledger.host(inv) is None:
+    book = ledger.of(inv) if inv is not None else ledger.MachineLedger(cluster)
+    if not book.shared:
         return cleared
-    shown = ledger.show(inv)
+    shown = book.show()
     if not shown.get("ok"):
         if not force and info is None:
             return cleared
@@ -265,7 +255,7 @@ def unlock(cluster: str, force: bool = False, inv: Inventory | None = None
                          hint="use --force only if you are sure that run is over (an AWX "
                               "job's status, or the operator who ran it)")
     if held:
-        answer = ledger.release(inv, str(held.get("op_id")), [], force=True)
+        answer = book.release(str(held.get("op_id")), [], force=True)
         if not answer.get("ok"):
             raise DrctlError(f"could not clear the cluster's lock on {shown['host']}: "
                              f"{answer.get('error')}", ExitCode.LOCKED)

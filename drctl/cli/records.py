@@ -82,8 +82,9 @@ def journal(inventory: Path, fmt: str, last: int, op_id: str | None, local: bool
     inv = inv_mod.load(inventory)
     where = "local"
     entries = []
-    if not local and ledger.host(inv):
-        answer = ledger.read(inv, last=last, op_id=op_id)
+    book = ledger.of(inv)
+    if not local and book.shared:
+        answer = book.read(last=last, op_id=op_id)
         if answer.get("ok"):
             entries, where = answer["entries"], str(answer.get("host"))
         else:

@@ -161,7 +161,7 @@ def test_a_dead_ledger_host_costs_the_quick_check_not_an_ssh_timeout(
 
     monkeypatch.setattr(sshprobe, "port_answers", lambda address, port, *a, **kw: False)
     monkeypatch.setattr(sshprobe, "forget_connection", lambda inv, host: None)
-    answer = ledger.take(inv, "failover", "f1")
+    answer = ledger.of(inv).take("failover", "f1")
     assert answer["unreachable"] and "nothing answers on 10.9.0.13:22" in answer["error"]
     assert ledger_host["hosts"] == []  # no ssh was tried
 
@@ -236,8 +236,7 @@ def test_ensure_free_names_another_runs_lock_before_any_gate(inv, ledger_host) -
     assert exc.value.code == ExitCode.LOCKED and "AWX job 9 (frank)" in str(exc.value)
     # an own playbook run's leftover is no obstacle: the take will take it over
     node_ledger.release(str(ledger_host["dir"]), "awx9")
-    from drctl import ledger as ledger_mod
-    node_ledger.take(str(ledger_host["dir"]), ledger_mod.who(), "provision", "ap-77")
+    node_ledger.take(str(ledger_host["dir"]), journal_mod.who(), "provision", "ap-77")
     lock.ensure_free(inv.name, inv)
 
 
@@ -258,3 +257,23 @@ def test_a_killed_drctls_locks_are_stale_and_unlock_clears_both(inv, ledger_host
     cleared = lock.unlock(inv.name, inv=inv)
     assert cleared["local"]["op_id"] == "op-dead" and cleared["cluster"]["op_id"] == "op-dead"
     assert node_ledger.holder(str(ledger_host["dir"])) is None
+
+
+def test_the_cluster_ledger_is_the_ledger_hosts_else_this_machines(inv, ledger_host) -> None:
+    from drctl import ledger
+
+    book = ledger.of(inv)
+    assert isinstance(book, ledger.HostLedger) and book.shared and book.host == "backup1"
+    assert book.take("switchover", "s1")["lock"]["op_id"] == "s1"
+    assert book.show()["lock"]["holder"] == journal_mod.who()
+    step = {"time": "t", "operation": "switchover", "op_id": "s1", "step": "promoted"}
+    assert book.release("s1", [step])["ok"]
+    assert [e["step"] for e in book.read(op_id="s1")["entries"]] == ["lock", "promoted",
+                                                                      "unlock"]
+
+    alone = ledger.MachineLedger(inv.name)
+    assert not alone.shared and alone.show()["lock"] is None
+    assert alone.take("switchover", "s2") == {"ok": True, "host": None}
+    journal_mod.Journal(inv.name, "switchover").write("promoted", host="pg2")
+    assert [e["step"] for e in alone.read()["entries"]] == ["promoted"]
+    assert ledger_host["hosts"] == ["backup1"] * 4  # this machine's asked no host
