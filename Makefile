@@ -88,7 +88,7 @@ demo-dr: setup
 	$(DRCTL) status
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check drctl tests bench molecule plugins bin/argspecs bin/role-readmes bin/test-phases \
+	$(BIN)/ruff check drctl drctl_lab tests bench molecule plugins bin/argspecs bin/role-readmes bin/test-phases \
 	  roles/demo_app/files
 	$(BIN)/mypy
 	$(BIN)/mypy --strict -p drctl.rules -p drctl.node

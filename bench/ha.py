@@ -33,8 +33,8 @@ from drctl import inventory as inv_mod
 from drctl import sshprobe
 from drctl.drill import pooled_connector
 from drctl.workload import SqlWriter
-from tests.integration.conftest import INVENTORY, PREFIX, power_on, psql, vip_connect
-from tests.integration.writer import TABLE, Writer, ensure_table
+from drctl_lab.hosts import INVENTORY, PREFIX, power_on, psql, vip_connect
+from drctl_lab.writer import TABLE, Writer, ensure_table
 
 POOLED_TABLE = "app.ha_writes_pooled"
 POOLER_HOST = "app1"

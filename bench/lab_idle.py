@@ -15,7 +15,7 @@ import statistics
 import time
 from pathlib import Path
 
-from drctl import lab as labmod
+from drctl_lab import lab as labmod
 
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/unified/docker"), Path("/sys/fs/cgroup/docker"),
                 Path("/sys/fs/cgroup/system.slice"))

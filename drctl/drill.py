@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from drctl import dnsupdate
+from drctl import dnsupdate, options
 from drctl import inventory as inv_mod
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
@@ -143,11 +143,10 @@ def _in_process(run: Callable[[], dict[str, Any]]) -> tuple[int, dict[str, Any]]
         return exc.exit_code, {**(exc.report or {}), "error": exc.format_message()}
 
 
-def _power_off(inv: inv_mod.Inventory, host: str, lab: bool) -> str:
+def _power_off(inv: inv_mod.Inventory, host: str, lab: str) -> str:
+    """LAB: the lab's container prefix (drctl_lab_containers), empty on real hosts."""
     if lab:
-        from drctl.lab import PREFIX
-
-        subprocess.run(["docker", "kill", PREFIX + host], check=True, capture_output=True)
+        subprocess.run(["docker", "kill", lab + host], check=True, capture_output=True)
         return f"docker kill {host} (power loss)"
     from drctl import sshprobe
 
@@ -156,7 +155,7 @@ def _power_off(inv: inv_mod.Inventory, host: str, lab: bool) -> str:
     return f"kill -9 of PostgreSQL and keepalived on {host}"
 
 
-def _app_host_off(inv: inv_mod.Inventory, host: str, lab: bool) -> str:
+def _app_host_off(inv: inv_mod.Inventory, host: str, lab: str) -> str:
     """An app host loses its power (lab), or its keepalived and application die at once."""
     if lab:
         return _power_off(inv, host, lab)
@@ -167,7 +166,7 @@ def _app_host_off(inv: inv_mod.Inventory, host: str, lab: bool) -> str:
     return f"kill -9 of keepalived and the application on {host}"
 
 
-def _app_host_on(inv: inv_mod.Inventory, host: str, lab: bool) -> None:
+def _app_host_on(inv: inv_mod.Inventory, host: str, lab: str) -> None:
     if lab:
         _power_on(inv, host, lab)
         _wait_ssh(inv, host)
@@ -264,11 +263,9 @@ def _wait_service(url: str, since: float, timeout: float = 60) -> float:
                      ExitCode.FAILED)
 
 
-def _power_on(inv: inv_mod.Inventory, host: str, lab: bool) -> None:
+def _power_on(inv: inv_mod.Inventory, host: str, lab: str) -> None:
     if lab:
-        from drctl.lab import PREFIX
-
-        subprocess.run(["docker", "start", PREFIX + host], check=True, capture_output=True)
+        subprocess.run(["docker", "start", lab + host], check=True, capture_output=True)
     # elsewhere the node's services come back through failback (it is fenced meanwhile)
 
 
@@ -406,8 +403,8 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
     from drctl.workload import AppProbe, NameResolver, SqlWriter
 
     inv = inv_mod.load(inventory)
-    lab = inv.path.resolve().parent.name == "lab" and inv.path.resolve().parent.parent.name \
-        == "inventories"
+    # the lab's hosts are containers whose power a drill cuts; elsewhere it kills services
+    lab = str(options.value(inv.cluster, "drctl_lab_containers") or "")
     before = st_mod.collect(inv)
     if not before["healthy"]:
         raise DrctlError("the cluster is not healthy: a drill starts from a healthy cluster\n  - "

@@ -162,6 +162,10 @@ CLUSTER_OPTIONS: tuple[Option, ...] = (
            "lock)."),
     Option("drctl_ledger_dir", "str", "/var/lib/drctl/ledger",
            "Directory on the ledger host for the lock and the journal."),
+    Option("drctl_lab_containers", "str", "",
+           "Set by `drctl lab up` in the lab's inventory only: the prefix of the container "
+           "names of its hosts, so a drill cuts a host's power (docker kill) instead of "
+           "killing its services. Empty on real hosts."),
     Option("drctl_tls_ca_dir", "str", "",
            "Required. Directory on the control machine for the cluster CA (ca.crt, ca.key): "
            "your own CA, or empty for a new cluster (provision generates one there once). It "

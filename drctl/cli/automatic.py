@@ -44,7 +44,7 @@ def _auto_change(action: str):
     @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
     def command(inventory: Path, fmt: str, yes: bool) -> None:
         from drctl import views
-        from drctl.operations import auto as op
+        from drctl.operations import automatic as op
         from drctl.output import console
 
         ui = interaction(yes, fmt)
@@ -65,7 +65,7 @@ for _action in ("enable", "disable", "pause", "resume"):
 def auto_status(inventory: Path, fmt: str) -> None:
     """armed, paused, disabled or impossible, and why; exits 7 when impossible."""
     from drctl import views
-    from drctl.operations import auto as op
+    from drctl.operations import automatic as op
 
     out = op.status(inventory)
     views.render_auto_status(out, fmt)

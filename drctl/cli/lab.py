@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -10,12 +11,26 @@ from drctl.cli.base import (
     cli,
     format_option,
 )
+from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
 
 
 @cli.group()
 def lab() -> None:
     """The local lab of containers (the embedded default for demo and tests)."""
+
+
+def _lab() -> Any:
+    """The development lab (the package drctl_lab, beside drctl in this repository); a
+    clear error where drctl was installed without it."""
+    try:
+        from drctl_lab import lab as labmod
+    except ImportError as exc:
+        raise DrctlError("the lab is drctl's development tool and is not installed here "
+                         f"({exc})", ExitCode.USAGE,
+                         hint="run `drctl lab` from a checkout of drctl's repository "
+                              "(`make setup` installs it)") from None
+    return labmod
 
 
 def _say(fmt: str):
@@ -34,8 +49,8 @@ def _say(fmt: str):
 @format_option
 def lab_up(fresh: bool, sites: int | None, fmt: str) -> None:
     """Build the image (once), start the containers, write inventories/lab/."""
-    from drctl import lab as labmod
     from drctl.output import console, emit
+    labmod = _lab()
 
     result = labmod.up(_say(fmt), fresh=fresh, sites=sites)
 
@@ -55,7 +70,7 @@ def lab_up(fresh: bool, sites: int | None, fmt: str) -> None:
 @lab.command("image")
 def lab_image() -> None:
     """Build the lab image if missing and print its tag (molecule uses it)."""
-    from drctl import lab as labmod
+    labmod = _lab()
 
     labmod.ensure_engine(lambda m: click.echo(m, err=True))
     tag, _ = labmod.ensure_image(lambda m: click.echo(m, err=True))
@@ -67,8 +82,8 @@ def lab_image() -> None:
 @format_option
 def lab_down(purge_image: bool, fmt: str) -> None:
     """Remove the lab's containers, network, keys and generated inventory."""
-    from drctl import lab as labmod
     from drctl.output import console, emit
+    labmod = _lab()
 
     result = labmod.down(_say(fmt), purge_image=purge_image)
     emit(fmt, result, lambda r: console().print(
@@ -81,8 +96,8 @@ def lab_down(purge_image: bool, fmt: str) -> None:
 @format_option
 def lab_snapshot(name: str, fmt: str) -> None:
     """Freeze every lab host at the same instant and keep it as snapshot NAME."""
-    from drctl import lab as labmod
     from drctl.output import console, emit
+    labmod = _lab()
 
     result = labmod.snapshot(name, _say(fmt))
     emit(fmt, result, lambda r: console().print(
@@ -95,8 +110,8 @@ def lab_snapshot(name: str, fmt: str) -> None:
 @format_option
 def lab_restore(name: str, fmt: str) -> None:
     """Replace every lab host by its state in snapshot NAME (seconds, not a provision)."""
-    from drctl import lab as labmod
     from drctl.output import console, emit
+    labmod = _lab()
 
     result = labmod.restore(name, _say(fmt))
     emit(fmt, result, lambda r: console().print(
@@ -109,8 +124,8 @@ def lab_snapshots(fmt: str) -> None:
     """List the lab's snapshots."""
     import datetime
 
-    from drctl import lab as labmod
     from drctl.output import console, emit
+    labmod = _lab()
 
     def pretty(rows: list[dict]) -> None:
         con = console()
@@ -130,8 +145,8 @@ def lab_snapshots(fmt: str) -> None:
 @format_option
 def lab_status(fmt: str) -> None:
     """List the lab's hosts and whether each answers SSH."""
-    from drctl import lab as labmod
     from drctl.output import console, emit
+    labmod = _lab()
 
     rows = labmod.status()
 
@@ -177,7 +192,7 @@ def _wan_emit(fmt: str, result: dict) -> None:
 @format_option
 def lab_wan_cut(fmt: str) -> None:
     """Silently drop every packet between the sites (a lost WAN link)."""
-    from drctl import lab as labmod
+    labmod = _lab()
 
     _wan_emit(fmt, labmod.wan_cut())
 
@@ -186,7 +201,7 @@ def lab_wan_cut(fmt: str) -> None:
 @format_option
 def lab_wan_restore(fmt: str) -> None:
     """End a cut: the sites reach each other again."""
-    from drctl import lab as labmod
+    labmod = _lab()
 
     _wan_emit(fmt, labmod.wan_restore())
 
@@ -195,6 +210,6 @@ def lab_wan_restore(fmt: str) -> None:
 @format_option
 def lab_wan_status(fmt: str) -> None:
     """Whether the WAN between the sites is up or cut."""
-    from drctl import lab as labmod
+    labmod = _lab()
 
     _wan_emit(fmt, labmod.wan_status())

@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             return metrics.every(a.every, write, metrics.code_file(__file__))
         return write()
     if a.cmd == "auto":
-        from drctl.node import auto
+        from drctl.node import repmgr_hooks as auto
 
         return auto.main(c, a.args)
     from drctl.node import steps

@@ -14,15 +14,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
+
+from drctl_lab.hosts import INVENTORY, lab_address, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-INVENTORY = ROOT / "inventories" / "lab" / "hosts.yml"
-PREFIX = os.environ.get("DRCTL_LAB_NAME", "drctl-lab") + "-"
 # The lab as `drctl provision` leaves it, kept as a snapshot: every module that needs a
 # clean cluster restores it (seconds) instead of provisioning or failing back. A lab of
 # two sites keeps its own (snapshot_name()).
@@ -66,102 +64,6 @@ def drctl_json(*args: str, timeout: float = 900) -> tuple[int, dict]:
                              f"{proc.stderr}") from exc
 
 
-@dataclass(frozen=True)
-class _Init:
-    """A running container's init as this machine sees it."""
-    cid: str
-    pid: int
-    started: str  # /proc/PID/stat's start time: a PID the kernel gave to another process
-    env: tuple[str, ...]  # what `docker exec` gives a command: the container's environment
-
-
-_INITS: dict[str, _Init] = {}
-
-
-def _start_time(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _frozen(cid: str) -> bool | None:
-    """Whether `docker pause` froze the container (cgroup v1 or v2); None: cannot tell."""
-    for state, thawed in ((f"/sys/fs/cgroup/freezer/docker/{cid}/freezer.state", "THAWED"),
-                          (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cgroup.freeze",
-                           "0")):
-        try:
-            return Path(state).read_text().strip() != thawed
-        except OSError:
-            continue
-    return None
-
-
-def _init(container: str) -> _Init | str:
-    """The container's init (cached while it runs), or why a command cannot run there."""
-    known = _INITS.get(container)
-    if known is None or _start_time(known.pid) != known.started:
-        out = subprocess.run(["docker", "inspect", "-f", "{{.Id}} {{.State.Pid}}", container],
-                             capture_output=True, text=True, check=False)
-        if out.returncode != 0:
-            return out.stderr.strip() or f"no container {container}"
-        cid, pid = out.stdout.split()
-        started = _start_time(int(pid)) if pid != "0" else None
-        if started is None:
-            return f"container {container} is not running"
-        env = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
-        known = _Init(cid, int(pid), started, tuple(e for e in env if e))
-        _INITS[container] = known
-    return known
-
-
-def container_run(container: str, argv: list[str], timeout: float = 120
-                  ) -> subprocess.CompletedProcess:
-    """ARGV inside CONTAINER as root, as `docker exec` runs it (its namespaces, root and
-    environment; refused in a stopped or paused container), by nsenter: `docker exec`
-    costs about 55 ms of CPU a call in the docker daemons and client, nsenter about 3,
-    and the suite is CPU-bound. Where the cgroup's freezer cannot be read, docker exec."""
-    init = _init(container)
-    if isinstance(init, str):
-        return subprocess.CompletedProcess(argv, 1, "", f"Error response from daemon: {init}")
-    frozen = _frozen(init.cid)
-    if frozen is None:
-        return subprocess.run(["docker", "exec", container, *argv], capture_output=True,
-                              text=True, timeout=timeout, check=False,
-                              stdin=subprocess.DEVNULL)
-    if frozen:
-        return subprocess.CompletedProcess(argv, 1, "", f"Error response from daemon: "
-                                                        f"container {container} is paused")
-    return subprocess.run(["nsenter", "-t", str(init.pid), "-a", "--", "env", "-i",
-                           *init.env, *argv],
-                          capture_output=True, text=True, timeout=timeout, check=False,
-                          stdin=subprocess.DEVNULL)
-
-
-def sh(host: str, command: str, check: bool = True, timeout: float = 120) -> str:
-    """Run a shell command inside a lab container as root."""
-    proc = container_run(PREFIX + host, ["sh", "-c", command], timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{host}: `{command}` exited {proc.returncode}: {proc.stderr}")
-    return proc.stdout.strip()
-
-
-def psql(host: str, sql: str, db: str = "postgres", check: bool = True) -> str:
-    return sh(host, f"runuser -u postgres -- psql -XAtq -d {db} -c \"{sql}\"", check=check)
-
-
-def wait_for(what: str, predicate: Callable[[], object], timeout: float = 30,
-             interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
-
-
 def holds_for(what: str, predicate: Callable[[], object], seconds: float,
               interval: float = 0.2) -> None:
     """Check PREDICATE without pause for SECONDS; fail at the first moment it is false.
@@ -179,67 +81,6 @@ def holds_for(what: str, predicate: Callable[[], object], seconds: float,
         if time.monotonic() - start >= seconds:
             return
         time.sleep(interval)
-
-
-def power_off(*hosts: str) -> None:
-    """Cut the power: the containers die at once, nothing shuts down cleanly."""
-    subprocess.run(["docker", "kill", *[PREFIX + h for h in hosts]], check=True,
-                   capture_output=True)
-
-
-def power_on(host: str) -> None:
-    """Power HOST on and wait until systemd has booted it (units may have failed)."""
-    subprocess.run(["docker", "start", PREFIX + host], check=True, capture_output=True)
-    wait_for(f"{host} to boot", lambda: sh(host, "systemctl is-system-running", check=False)
-             in ("running", "degraded"), timeout=90)
-
-
-def vip_holders(hosts=("pg1", "pg2")) -> list[str]:
-    vip = lab_vars()["drctl_vip"].split("/")[0]
-    return [h for h in hosts
-            if f" {vip}/" in sh(h, "ip -o addr show dev eth0", check=False)]
-
-
-def lab_address(host: str) -> str:
-    """A lab host's address, as the generated inventory gives it."""
-    groups = yaml.safe_load(INVENTORY.read_text())["all"]["children"]
-    return next(g["hosts"][host]["ansible_host"] for g in groups.values()
-                if host in (g.get("hosts") or {}))
-
-
-def lab_vars() -> dict:
-    return yaml.safe_load((INVENTORY.parent / "group_vars" / "all" / "main.yml").read_text())
-
-
-def lab_secrets() -> dict[str, str]:
-    from ansible.constants import DEFAULT_VAULT_ID_MATCH
-    from ansible.parsing.vault import VaultLib, VaultSecret
-
-    password = (ROOT / ".lab" / "vault-pass").read_text().strip().encode()
-    vault = VaultLib([(DEFAULT_VAULT_ID_MATCH, VaultSecret(password))])
-    data = (INVENTORY.parent / "group_vars" / "all" / "vault.yml").read_bytes()
-    return yaml.safe_load(vault.decrypt(data))
-
-
-def vip_connect(vip: str | None = None, **kw):
-    """psycopg connection to the application database through the VIP (by default the
-    home site's), TLS verify-full."""
-    import psycopg
-
-    vip = vip or lab_vars()["drctl_vip"].split("/")[0]
-    kw.setdefault("connect_timeout", 5)
-    return psycopg.connect(host=vip, port=5432, dbname="app", user="app",
-                           password=_password(), sslmode="verify-full",
-                           sslrootcert=str(ROOT / ".drctl" / "ca" / "lab" / "ca.crt"), **kw)
-
-
-_cache: dict[str, str] = {}
-
-
-def _password() -> str:
-    if "app" not in _cache:
-        _cache["app"] = lab_secrets()["vault_pg_app_password"]
-    return _cache["app"]
 
 
 def healthy_with(primary: str, timeout: float = 60) -> None:
@@ -261,7 +102,7 @@ def healthy_with(primary: str, timeout: float = 60) -> None:
 def provision_inputs() -> str:
     """A digest of everything a provisioned lab is made from (code, inventory, vault, CA,
     lab image)."""
-    from drctl import lab as labmod
+    from drctl_lab import lab as labmod
 
     digest = hashlib.sha256(labmod.image_tag().encode())
     files = sorted(p for d in PROVISION_INPUTS for p in (ROOT / d).rglob("*")
@@ -283,7 +124,7 @@ def lab_say(message: str) -> None:
 def snapshot_name() -> str:
     """The provisioned snapshot of this lab's shape: 'provisioned' (one site) or
     'provisioned-2sites'."""
-    from drctl import lab as labmod
+    from drctl_lab import lab as labmod
 
     count = labmod.site_count()
     return SNAPSHOT if count == 1 else f"{SNAPSHOT}-{count}sites"
@@ -294,7 +135,7 @@ def provisioned_lab(lab) -> dict:
     """A snapshot of the lab provisioned from the current code; provisions (and takes the
     snapshot) only when there is none or the code, inventory or image changed since.
     Returns what the snapshot records of the provision that made it."""
-    from drctl import lab as labmod
+    from drctl_lab import lab as labmod
 
     name = snapshot_name()
     current = [s for s in labmod.snapshots() if s["current_image"]]
@@ -341,7 +182,7 @@ def restore_snapshot(name: str | None = None) -> None:
     """Bring the lab back to snapshot NAME (by default the provisioned one; a stale lock
     left by a killed drctl goes too) and wait until the cluster is healthy with pg1
     primary."""
-    from drctl import lab as labmod
+    from drctl_lab import lab as labmod
 
     labmod.restore(name or snapshot_name(), lab_say)
     lock = ROOT / ".drctl" / "locks" / "lab.lock"
@@ -373,7 +214,7 @@ def lab(request):
     """The lab must be up (make integration runs `drctl lab up --fresh` first), with as
     many sites as the collected modules ask for (marker lab_sites)."""
     import drctl as package
-    from drctl import lab as labmod
+    from drctl_lab import lab as labmod
 
     # two labs side by side (make test's lanes) each run from their own tree: the code
     # imported here must be this tree's, or the tests would drive the other lab

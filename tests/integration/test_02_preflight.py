@@ -3,7 +3,8 @@
 import subprocess
 import time
 
-from tests.integration.conftest import PREFIX, drctl, drctl_json, sh
+from drctl_lab.hosts import PREFIX, sh
+from tests.integration.conftest import drctl, drctl_json
 
 
 def pg_package_state() -> str:

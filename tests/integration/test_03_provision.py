@@ -10,21 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from drctl_lab.hosts import lab_address, lab_secrets, psql, sh, vip_connect, vip_holders, wait_for
 from tests.integration.conftest import (
     ROOT,
     ansible_playbook,
     drctl,
     drctl_json,
-    lab_address,
-    lab_secrets,
-    psql,
     scrape,
     scrape_text,
     series,
-    sh,
-    vip_connect,
-    vip_holders,
-    wait_for,
 )
 
 

@@ -2,14 +2,8 @@
 
 import pytest
 
-from tests.integration.conftest import (
-    drctl_json,
-    holds_for,
-    sh,
-    vip_connect,
-    vip_holders,
-    wait_for,
-)
+from drctl_lab.hosts import sh, vip_connect, vip_holders, wait_for
+from tests.integration.conftest import drctl_json, holds_for
 from tests.integration.test_06_failover import failback_and_switch_back
 
 pytestmark = pytest.mark.usefixtures("clean_cluster")
@@ -94,6 +88,6 @@ def test_failover_removes_the_vip_a_dead_keepalived_left_behind():
 
 
 def lab_vip() -> str:
-    from tests.integration.conftest import lab_vars
+    from drctl_lab.hosts import lab_vars
 
     return lab_vars()["drctl_vip"]

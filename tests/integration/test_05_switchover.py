@@ -7,17 +7,9 @@ import sys
 
 import pytest
 
-from tests.integration.conftest import (
-    ROOT,
-    drctl,
-    drctl_json,
-    healthy_with,
-    psql,
-    sh,
-    vip_holders,
-    wait_for,
-)
-from tests.integration.writer import Writer
+from drctl_lab.hosts import psql, sh, vip_holders, wait_for
+from drctl_lab.writer import Writer
+from tests.integration.conftest import ROOT, drctl, drctl_json, healthy_with
 
 pytestmark = pytest.mark.usefixtures("clean_cluster")
 

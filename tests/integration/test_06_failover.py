@@ -6,14 +6,9 @@ import time
 
 import pytest
 
-from tests.integration.conftest import (
+from drctl_lab.hosts import (
     INVENTORY,
     PREFIX,
-    ansible_playbook,
-    drctl,
-    drctl_json,
-    healthy_with,
-    holds_for,
     lab_address,
     psql,
     sh,
@@ -21,7 +16,8 @@ from tests.integration.conftest import (
     vip_holders,
     wait_for,
 )
-from tests.integration.writer import Writer, ensure_table
+from drctl_lab.writer import Writer, ensure_table
+from tests.integration.conftest import ansible_playbook, drctl, drctl_json, healthy_with, holds_for
 
 MAIN_VARS = INVENTORY.parent / "group_vars" / "all" / "main.yml"
 # every test starts from the provisioned snapshot (pg1 primary) and may leave pg1 fenced
@@ -324,7 +320,7 @@ def test_a_frozen_primary_client_notices_and_failover_proceeds():
             outcome["result"] = type(exc).__name__
         outcome["after_s"] = time.monotonic() - start
 
-    from drctl import lab as labmod
+    from drctl_lab import lab as labmod
 
     labmod.pause(PREFIX + "pg1", print)
     thread = threading.Thread(target=in_flight, daemon=True)

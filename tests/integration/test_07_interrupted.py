@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from tests.integration.conftest import ROOT, drctl, drctl_json, vip_holders, wait_for
+from drctl_lab.hosts import vip_holders, wait_for
+from tests.integration.conftest import ROOT, drctl, drctl_json
 
 pytestmark = pytest.mark.usefixtures("clean_cluster")
 

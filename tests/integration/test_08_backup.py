@@ -6,15 +6,8 @@ import time
 
 import pytest
 
-from tests.integration.conftest import (
-    PREFIX,
-    drctl,
-    drctl_json,
-    psql,
-    sh,
-    vip_connect,
-    wait_for,
-)
+from drctl_lab.hosts import PREFIX, psql, sh, vip_connect, wait_for
+from tests.integration.conftest import drctl, drctl_json
 
 SCRATCH = "/var/lib/pgbackrest-scratch"
 pytestmark = pytest.mark.usefixtures("clean_cluster")

@@ -14,17 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.conftest import (
-    INVENTORY,
-    ROOT,
-    drctl_json,
-    lab_vars,
-    power_off,
-    psql,
-    restore_snapshot,
-    sh,
-    wait_for,
-)
+from drctl_lab.hosts import INVENTORY, lab_vars, power_off, psql, sh, wait_for
+from tests.integration.conftest import ROOT, drctl_json, restore_snapshot
 
 pytestmark = pytest.mark.usefixtures("clean_cluster")
 

@@ -18,25 +18,27 @@ import pytest
 import yaml
 
 from drctl.rules import lsn
-from tests.integration.conftest import (
+from drctl_lab.hosts import (
     PREFIX,
+    power_off,
+    power_on,
+    psql,
+    sh,
+    vip_connect,
+    vip_holders,
+    wait_for,
+)
+from drctl_lab.writer import Writer
+from tests.integration.conftest import (
     ROOT,
     drctl,
     drctl_json,
     healthy_with,
     holds_for,
     lab_say,
-    power_off,
-    power_on,
-    psql,
     restore_snapshot,
-    sh,
-    vip_connect,
-    vip_holders,
-    wait_for,
 )
 from tests.integration.test_06_failover import assert_fenced_and_harmless
-from tests.integration.writer import Writer
 
 # repmgrd gives the primary up 2-3 s after it went, and the validation waits until nobody
 # has seen it for the blip tolerance (4 s); 25 s is several elections.
@@ -110,7 +112,7 @@ def refused_without_consent(scratch: Path) -> None:
 
 @pytest.fixture(scope="module", autouse=True)
 def enabled(clean_cluster, tmp_path_factory):
-    from drctl import lab as labmod
+    from drctl_lab import lab as labmod
 
     healthy_with("pg1")
     assert auto_state()["state"] == "disabled", "the lab starts with automatic failover off"

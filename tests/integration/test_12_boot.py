@@ -10,11 +10,7 @@ import time
 
 import pytest
 
-from tests.integration.conftest import (
-    drctl,
-    drctl_json,
-    healthy_with,
-    holds_for,
+from drctl_lab.hosts import (
     lab_address,
     power_off,
     power_on,
@@ -24,6 +20,7 @@ from tests.integration.conftest import (
     vip_holders,
     wait_for,
 )
+from tests.integration.conftest import drctl, drctl_json, healthy_with, holds_for
 from tests.integration.test_06_failover import assert_failed_over_to, assert_fenced_and_harmless
 
 pytestmark = pytest.mark.usefixtures("fresh_cluster")

@@ -15,22 +15,17 @@ import pytest
 
 from drctl.exitcodes import ExitCode
 from drctl.paths import lab_dir
-from tests.integration.conftest import (
+from drctl_lab.hosts import (
     INVENTORY,
-    ROOT,
-    drctl,
-    drctl_json,
-    healthy_with,
     power_off,
     power_on,
     psql,
-    scrape,
-    series,
     sh,
     vip_connect,
     vip_holders,
     wait_for,
 )
+from tests.integration.conftest import ROOT, drctl, drctl_json, healthy_with, scrape, series
 
 pytestmark = pytest.mark.usefixtures("clean_cluster")
 BIN = Path(sys.executable).parent

@@ -17,15 +17,11 @@ import uuid
 import pytest
 import yaml
 
-from drctl import lab as labmod
 from drctl.exitcodes import ExitCode
 from drctl.workload import AppProbe
-from tests.integration.conftest import (
+from drctl_lab import lab as labmod
+from drctl_lab.hosts import (
     INVENTORY,
-    ansible_playbook,
-    drctl_json,
-    healthy_with,
-    holds_for,
     lab_address,
     power_off,
     power_on,
@@ -35,6 +31,7 @@ from tests.integration.conftest import (
     vip_holders,
     wait_for,
 )
+from tests.integration.conftest import ansible_playbook, drctl_json, healthy_with, holds_for
 from tests.integration.pictures import png
 
 pytestmark = [pytest.mark.lab_sites(2), pytest.mark.usefixtures("fresh_cluster")]

@@ -9,15 +9,8 @@ import urllib.request
 
 import pytest
 
-from tests.integration.conftest import (
-    drctl_json,
-    holds_for,
-    lab_vars,
-    power_off,
-    power_on,
-    sh,
-    wait_for,
-)
+from drctl_lab.hosts import lab_vars, power_off, power_on, sh, wait_for
+from tests.integration.conftest import drctl_json, holds_for
 from tests.integration.test_09_app_drill import Browser, new_name
 
 pytestmark = pytest.mark.usefixtures("clean_cluster")

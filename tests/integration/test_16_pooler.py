@@ -18,17 +18,8 @@ from pathlib import Path
 import pytest
 
 from drctl.exitcodes import ExitCode
-from tests.integration.conftest import (
-    drctl_json,
-    healthy_with,
-    lab_secrets,
-    lab_vars,
-    psql,
-    scrape,
-    series,
-    sh,
-    wait_for,
-)
+from drctl_lab.hosts import lab_secrets, lab_vars, psql, sh, wait_for
+from tests.integration.conftest import drctl_json, healthy_with, scrape, series
 from tests.integration.test_09_app_drill import APP, Browser
 
 pytestmark = pytest.mark.usefixtures("clean_cluster")
@@ -163,7 +154,8 @@ def test_a_new_listen_port_restarts_the_pooler(tmp_path):
     (a reload keeps the old socket): the role restarts it when one of them changes, and
     reloads it otherwise. On app3, the spare of dc1's application VIP (app1 serves)."""
     from drctl.runner import accelerator_env
-    from tests.integration.conftest import INVENTORY, ROOT
+    from drctl_lab.hosts import INVENTORY
+    from tests.integration.conftest import ROOT
 
     play = tmp_path / "pooler.yml"
     play.write_text("- name: The pooler alone\n  hosts: app3\n  gather_facts: false\n"

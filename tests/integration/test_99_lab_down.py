@@ -3,7 +3,8 @@
 import os
 import subprocess
 
-from tests.integration.conftest import INVENTORY, ROOT, drctl_json
+from drctl_lab.hosts import INVENTORY
+from tests.integration.conftest import ROOT, drctl_json
 
 NAME = os.environ.get("DRCTL_LAB_NAME", "drctl-lab")
 
@@ -14,7 +15,7 @@ def docker(*args: str) -> str:
 
 
 def test_lab_down_removes_containers_network_inventory_and_keys():
-    from drctl import lab as labmod
+    from drctl_lab import lab as labmod
 
     # the lab's hosts, and with two sites (test_14 left lane b's so) dc2's and the router
     sites = labmod.site_count()

@@ -325,3 +325,23 @@ def test_python_takes_an_options_default_from_the_table_and_keeps_a_configured_z
         "a configured 0 is not the default (120)"
     with _pytest.raises(KeyError):
         value({}, "drctl_no_such_option")
+
+
+def test_the_lab_is_a_package_of_its_own_and_drctl_says_so_where_it_is_missing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """drctl (the product) imports nothing from drctl_lab but in `drctl lab` itself;
+    without it that command is a clear usage error, not a traceback."""
+    import ast
+
+    importers = set()
+    for path in (ROOT / "drctl").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if any(n.split(".")[0] == "drctl_lab" for n in names):
+                importers.add(str(path.relative_to(ROOT)))
+    assert importers == {"drctl/cli/lab.py"}
+    monkeypatch.setitem(sys.modules, "drctl_lab", None)  # as if not installed
+    res = run("lab", "status")
+    assert res.exit_code == ExitCode.USAGE
+    assert "the lab is drctl's development tool and is not installed here" in res.output

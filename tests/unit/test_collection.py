@@ -55,12 +55,12 @@ def test_the_artifact_holds_the_content_and_not_the_working_tree(artifact):
     for needed in ("plugins/action/drctl_gate.py", "plugins/action/drctl_node_bundle.py",
                    "plugins/modules/drctl_pg_node_state.py", "meta/runtime.yml",
                    "drctl/rules/decide.py", "drctl/node/cli.py", "playbooks/failover.yml",
-                   "roles/pg_tls/tasks/main.yml"):
+                   "roles/pg_tls/tasks/main.yml", "plugins/filter/drctl_names.py"):
         assert needed in names, needed
     for absent in (".venv", ".drctl", ".lab", "tests", "molecule", "bench", "build",
                    "Makefile", "bin/test-phases", "bin/argspecs", "bin/role-readmes", ".yamllint",
-                   ".ansible-lint", "prometheus/drctl-alerts.test.yml", "drctl/lab.py",
-                   "drctl/lab_image"):
+                   ".ansible-lint", "prometheus/drctl-alerts.test.yml", "drctl_lab",
+                   "collections/ansible_collections"):
         assert not any(n == absent or n.startswith(absent + "/") for n in names), absent
     assert "prometheus/drctl-alerts.yml" in names, "the alert rules are for users"
     assert not any("__pycache__" in n for n in names)

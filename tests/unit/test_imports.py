@@ -9,23 +9,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def graph() -> dict[str, set[str]]:
-    """Module -> the drctl modules it imports, anywhere in its body."""
+def graph(root: Path = ROOT, packages: tuple[str, ...] = ("drctl",)) -> dict[str, set[str]]:
+    """Module -> the modules of PACKAGES (under ROOT) it imports, anywhere in its body."""
     modules: dict[str, Path] = {}
-    for path in (ROOT / "drctl").rglob("*.py"):
-        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-        modules[name] = path
+    for package in packages:
+        for path in (root / package).rglob("*.py"):
+            name = ".".join(path.relative_to(root).with_suffix("").parts)
+            modules[name.removesuffix(".__init__")] = path
     arrows: dict[str, set[str]] = {m: set() for m in modules}
     for name, path in modules.items():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module \
-                    and node.module.startswith("drctl"):
+                    and node.module.split(".")[0] in packages:
                 for alias in node.names:
                     sub = f"{node.module}.{alias.name}"
                     arrows[name].add(sub if sub in modules else node.module)
             elif isinstance(node, ast.Import):
                 arrows[name] |= {a.name for a in node.names if a.name in modules}
-    return {m: {t for t in ts if t in modules and t not in (m, "drctl")}
+    return {m: {t for t in ts if t in modules and t != m and t not in packages}
             for m, ts in arrows.items()}
 
 
@@ -63,6 +64,7 @@ def loops(arrows: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_package_has_no_import_loop():
     assert loops(graph()) == []
+    assert loops(graph(packages=("drctl", "drctl_lab"))) == []
 
 
 def test_the_loop_finder_finds_one():

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from drctl import lab
 from drctl.errors import DrctlError
 from drctl.options import CLUSTER_OPTIONS
+from drctl_lab import lab
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from drctl import lab
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
+from drctl_lab import lab
 
 DC1 = [("pg1", "172.29.53.11", "pg_primary"), ("pg2", "172.29.53.12", "pg_standby"),
        ("backup1", "172.29.53.13", "backup"), ("app1", "172.29.53.14", "app"),
@@ -176,6 +176,7 @@ inventories/example/group_vars/all/main.yml).
 # The last options shorten timeouts the tests wait out (a dead repository,
 # a silently broken stream); production keeps the roles' defaults.
 drctl_cluster_name: lab
+drctl_lab_containers: drctl-lab-
 drctl_vip: 172.29.53.100/24
 drctl_app_vip: 172.29.53.101/24
 drctl_vip_interface: eth0

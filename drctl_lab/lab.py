@@ -40,7 +40,7 @@ from drctl.paths import lab_dir, lab_inventory_dir, state_dir
 NETWORK = os.environ.get("DRCTL_LAB_NAME", "drctl-lab")
 LABEL = "drctl.lab"
 PREFIX = NETWORK + "-"
-RECIPE = Path(__file__).parent / "lab_image" / "build-rootfs.sh"
+RECIPE = Path(__file__).parent / "build-rootfs.sh"
 DOCKER_SOCK = "/var/run/docker.sock"
 # The sites, in order: dc1 is the home site (a lab of one site is dc1 alone, on NETWORK
 # and DRCTL_LAB_SUBNET); dc2 the disaster-recovery site, on its own network.
@@ -826,6 +826,7 @@ def render_inventory(hosts: list[LabHost], key: Path) -> dict[str, str]:
     known = lab_dir() / "known_hosts"
     main = {
         "drctl_cluster_name": "lab",
+        "drctl_lab_containers": PREFIX,
         "drctl_vip": vip(),
         "drctl_app_vip": site_app_vip("dc1"),
         "drctl_vip_interface": "eth0",

@@ -1,7 +1,7 @@
 """drctl auto enable|disable|pause|resume|status: automatic failover (repmgrd + witness).
 
 The changes run playbooks/auto.yml (-e auto=ACTION) under the cluster lock and are
-journalled; status reads the node probes (drctl/auto.py decides the state).
+journalled; status reads the node probes (drctl/auto_state.py decides the state).
 """
 
 from __future__ import annotations

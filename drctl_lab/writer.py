@@ -1,5 +1,5 @@
-"""The integration tests' writer: drctl's own (drctl.workload.SqlWriter, which the drill
-uses) writing unique ids through the lab's VIP.
+"""The lab's writer, for the integration tests and the benches: drctl's own
+(drctl.workload.SqlWriter, which the drill uses) writing unique ids through the lab's VIP.
 
 It reconnects on any error (the VIP moves, the server restarts) and never counts a write
 whose commit was not acknowledged. After an operation, `missing_on(host)` lists the
@@ -9,7 +9,7 @@ acknowledged ids the new primary does not have: the writes lost (the RPO).
 from __future__ import annotations
 
 from drctl.workload import SqlWriter
-from tests.integration.conftest import psql, vip_connect
+from drctl_lab.hosts import psql, vip_connect
 
 TABLE = "app.ha_writes"
 

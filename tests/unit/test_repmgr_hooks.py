@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from drctl.node import auto, common, liveness, probe
+from drctl.node import common, liveness, probe
+from drctl.node import repmgr_hooks as auto
 from drctl.rules import decide
 from drctl.rules.facts import Liveness, WatcherFacts
 

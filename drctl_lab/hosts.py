@@ -1,0 +1,180 @@
+"""What the integration tests and the benches do to the lab's hosts from this machine:
+run a command inside a host's container, cut and restore its power, reach the database
+through the lab's VIP, read the lab's variables and secrets. The lab's own paths and
+names (drctl.paths, drctl_lab.lab) say where; nothing here is product code."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from drctl.paths import lab_dir, lab_inventory_dir
+from drctl_lab.lab import PREFIX
+
+INVENTORY = lab_inventory_dir() / "hosts.yml"
+
+
+@dataclass(frozen=True)
+class _Init:
+    """A running container's init as this machine sees it."""
+    cid: str
+    pid: int
+    started: str  # /proc/PID/stat's start time: a PID the kernel gave to another process
+    env: tuple[str, ...]  # what `docker exec` gives a command: the container's environment
+
+
+_INITS: dict[str, _Init] = {}
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _frozen(cid: str) -> bool | None:
+    """Whether `docker pause` froze the container (cgroup v1 or v2); None: cannot tell."""
+    for state, thawed in ((f"/sys/fs/cgroup/freezer/docker/{cid}/freezer.state", "THAWED"),
+                          (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cgroup.freeze",
+                           "0")):
+        try:
+            return Path(state).read_text().strip() != thawed
+        except OSError:
+            continue
+    return None
+
+
+def _init(container: str) -> _Init | str:
+    """The container's init (cached while it runs), or why a command cannot run there."""
+    known = _INITS.get(container)
+    if known is None or _start_time(known.pid) != known.started:
+        out = subprocess.run(["docker", "inspect", "-f", "{{.Id}} {{.State.Pid}}", container],
+                             capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            return out.stderr.strip() or f"no container {container}"
+        cid, pid = out.stdout.split()
+        started = _start_time(int(pid)) if pid != "0" else None
+        if started is None:
+            return f"container {container} is not running"
+        env = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+        known = _Init(cid, int(pid), started, tuple(e for e in env if e))
+        _INITS[container] = known
+    return known
+
+
+def container_run(container: str, argv: list[str], timeout: float = 120
+                  ) -> subprocess.CompletedProcess:
+    """ARGV inside CONTAINER as root, as `docker exec` runs it (its namespaces, root and
+    environment; refused in a stopped or paused container), by nsenter: `docker exec`
+    costs about 55 ms of CPU a call in the docker daemons and client, nsenter about 3,
+    and the suite is CPU-bound. Where the cgroup's freezer cannot be read, docker exec."""
+    init = _init(container)
+    if isinstance(init, str):
+        return subprocess.CompletedProcess(argv, 1, "", f"Error response from daemon: {init}")
+    frozen = _frozen(init.cid)
+    if frozen is None:
+        return subprocess.run(["docker", "exec", container, *argv], capture_output=True,
+                              text=True, timeout=timeout, check=False,
+                              stdin=subprocess.DEVNULL)
+    if frozen:
+        return subprocess.CompletedProcess(argv, 1, "", f"Error response from daemon: "
+                                                        f"container {container} is paused")
+    return subprocess.run(["nsenter", "-t", str(init.pid), "-a", "--", "env", "-i",
+                           *init.env, *argv],
+                          capture_output=True, text=True, timeout=timeout, check=False,
+                          stdin=subprocess.DEVNULL)
+
+
+def sh(host: str, command: str, check: bool = True, timeout: float = 120) -> str:
+    """Run a shell command inside a lab container as root."""
+    proc = container_run(PREFIX + host, ["sh", "-c", command], timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{host}: `{command}` exited {proc.returncode}: {proc.stderr}")
+    return proc.stdout.strip()
+
+
+def psql(host: str, sql: str, db: str = "postgres", check: bool = True) -> str:
+    return sh(host, f"runuser -u postgres -- psql -XAtq -d {db} -c \"{sql}\"", check=check)
+
+
+def wait_for(what: str, predicate: Callable[[], object], timeout: float = 30,
+             interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def power_off(*hosts: str) -> None:
+    """Cut the power: the containers die at once, nothing shuts down cleanly."""
+    subprocess.run(["docker", "kill", *[PREFIX + h for h in hosts]], check=True,
+                   capture_output=True)
+
+
+def power_on(host: str) -> None:
+    """Power HOST on and wait until systemd has booted it (units may have failed)."""
+    subprocess.run(["docker", "start", PREFIX + host], check=True, capture_output=True)
+    wait_for(f"{host} to boot", lambda: sh(host, "systemctl is-system-running", check=False)
+             in ("running", "degraded"), timeout=90)
+
+
+def vip_holders(hosts=("pg1", "pg2")) -> list[str]:
+    vip = lab_vars()["drctl_vip"].split("/")[0]
+    return [h for h in hosts
+            if f" {vip}/" in sh(h, "ip -o addr show dev eth0", check=False)]
+
+
+def lab_address(host: str) -> str:
+    """A lab host's address, as the generated inventory gives it."""
+    groups = yaml.safe_load(INVENTORY.read_text())["all"]["children"]
+    return next(g["hosts"][host]["ansible_host"] for g in groups.values()
+                if host in (g.get("hosts") or {}))
+
+
+def lab_vars() -> dict:
+    return yaml.safe_load((INVENTORY.parent / "group_vars" / "all" / "main.yml").read_text())
+
+
+def lab_secrets() -> dict[str, str]:
+    from ansible.constants import DEFAULT_VAULT_ID_MATCH
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    password = (lab_dir() / "vault-pass").read_text().strip().encode()
+    vault = VaultLib([(DEFAULT_VAULT_ID_MATCH, VaultSecret(password))])
+    data = (INVENTORY.parent / "group_vars" / "all" / "vault.yml").read_bytes()
+    return yaml.safe_load(vault.decrypt(data))
+
+
+def vip_connect(vip: str | None = None, **kw: Any) -> Any:
+    """psycopg connection to the application database through the VIP (by default the
+    home site's), TLS verify-full."""
+    import psycopg
+
+    vip = vip or lab_vars()["drctl_vip"].split("/")[0]
+    kw.setdefault("connect_timeout", 5)
+    return psycopg.connect(host=vip, port=5432, dbname="app", user="app",
+                           password=_password(), sslmode="verify-full",
+                           sslrootcert=str(Path(lab_vars()["drctl_tls_ca_dir"]) / "ca.crt"),
+                           **kw)
+
+
+_cache: dict[str, str] = {}
+
+
+def _password() -> str:
+    if "app" not in _cache:
+        _cache["app"] = lab_secrets()["vault_pg_app_password"]
+    return _cache["app"]
+
+
