@@ -141,7 +141,7 @@ def follow(inv: inv_mod.Inventory, report: dict[str, Any],
     if before == [want]:
         return {"managed": True, "moved": False, "name": s.name, "address": want,
                 "site": serving}
-    port = int(inv.cluster.get("drctl_demo_app_port") or 8080)
+    port = int(inv_mod.role_value(inv, "demo_app", "demo_app_port"))
     url = f"http://{want}:{port}"
     say(f"waiting for the application of {serving} to answer through {want}")
     deadline = time.monotonic() + APP_WAIT_S

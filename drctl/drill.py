@@ -180,7 +180,7 @@ def _app_host_on(inv: inv_mod.Inventory, host: str, lab: str) -> None:
 def service_url(inv: inv_mod.Inventory, site: str) -> str | None:
     """Where a user of SITE reaches the application: its application VIP, else its first
     app host; None when the site has no app host."""
-    port = int(inv.cluster.get("drctl_demo_app_port") or 8080)
+    port = int(inv_mod.role_value(inv, "demo_app", "demo_app_port"))
     entry = inv.app_sites.get(site)
     if not entry:
         return None

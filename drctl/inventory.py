@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from drctl import options
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
 from drctl.options import CLUSTER_OPTIONS, option_names
@@ -108,7 +109,7 @@ class Inventory:
 
     def site(self, name: str) -> str:
         """A host's site (drctl_location; one site, 'default', when none is set)."""
-        return str(self.hostvars(name).get("drctl_location") or "default")
+        return str(options.value(self.hostvars(name), "drctl_location"))
 
     @property
     def sites(self) -> dict[str, dict[str, Any]]:
@@ -209,6 +210,17 @@ def role_option_names(root: Path | None = None) -> tuple[set[str], set[str]]:
         for entry in (data.get("argument_specs") or {}).values():
             names.update((entry.get("options") or {}).keys())
     return names, prefixes
+
+
+def role_value(inv: Inventory, role: str, name: str, root: Path | None = None) -> Any:
+    """A role's variable NAME as the inventory sets it for the cluster, else the role's own
+    default (roles/ROLE/defaults/main.yml): the one home of that default, which Python
+    reads instead of writing the number again."""
+    given = inv.cluster.get(name)
+    if given is not None:
+        return given
+    defaults = (root or project_dir()) / "roles" / role / "defaults" / "main.yml"
+    return (yaml.safe_load(defaults.read_text()) or {})[name]
 
 
 MAX_GROUP_DEPTH = 20

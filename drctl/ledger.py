@@ -18,11 +18,10 @@ import json
 from pathlib import Path
 from typing import Any, Protocol
 
-from drctl import journal, sshprobe
+from drctl import journal, options, sshprobe
 from drctl.inventory import Inventory
 
 SCRIPT = Path(__file__).resolve().parent / "node" / "ledger.py"
-DEFAULT_DIR = "/var/lib/drctl/ledger"
 
 
 class Ledger(Protocol):
@@ -77,7 +76,7 @@ class HostLedger:
 
     @property
     def directory(self) -> str:
-        return str(self.inv.cluster.get("drctl_ledger_dir") or DEFAULT_DIR)
+        return str(options.value(self.inv.cluster, "drctl_ledger_dir"))
 
     def call(self, args: list[str], timeout: float = 15) -> dict[str, Any]:
         """Run the ledger script on the ledger host with ARGS; its JSON answer, or

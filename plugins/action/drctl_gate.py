@@ -36,6 +36,7 @@ try:
 except ImportError:  # run from the repository without drctl installed (plain ansible)
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from drctl.rules import decide
+from drctl import options
 from drctl.rules.facts import ClusterFacts, NodeFacts, WatcherFacts
 from drctl.rules.policy import Policy
 
@@ -75,7 +76,7 @@ def locations(hostvars: Any, hosts: list[str]) -> dict[str, str]:
     """Each host's site, as the inventory gives it (drctl_location; 'default' without).
     The watchers' too: the rules count a watcher's loss of the primary only in the
     primary's own site."""
-    return {h: str(hostvars.get(h, {}).get("drctl_location") or "default") for h in hosts}
+    return {h: str(options.value(hostvars.get(h, {}), "drctl_location")) for h in hosts}
 
 
 class ActionModule(ActionBase):

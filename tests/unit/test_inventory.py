@@ -215,3 +215,26 @@ def test_with_two_sites_every_backup_and_app_host_names_its_site(make_inventory)
 def test_without_locations_there_is_one_site(make_inventory):
     inv = inventory.load(make_inventory())
     assert inv.sites == {"default": {"vip": "10.9.0.100/24", "nodes": ["pg1", "pg2"]}}
+
+
+def test_a_role_default_is_read_from_the_role_not_written_again(make_inventory) -> None:
+    """Python reads a role's default where the role keeps it (inventory.role_value), and
+    no module reads an option with a literal fallback of its own (`get(...) or 8080`)."""
+    import re
+
+    from drctl import inventory as inv_mod
+    from drctl.paths import project_dir
+
+    from tests.unit.conftest import GOOD_VARS
+
+    inv = inv_mod.load(make_inventory(all_vars=GOOD_VARS))
+    assert inv_mod.role_value(inv, "demo_app", "demo_app_port") == 8080
+    inv = inv_mod.load(make_inventory(all_vars={**GOOD_VARS, "demo_app_port": 8181}))
+    assert inv_mod.role_value(inv, "demo_app", "demo_app_port") == 8181
+    fallback = re.compile(r"""\.get\(["'](drctl|demo_app|postgresql|pg|pgbackrest)_\w+["']\)"""
+                          r"""\s*or\s*(\d|["'][^"']+["'])""")
+    root = project_dir()
+    found = [f"{path.relative_to(root)}: {m.group(0)}"
+             for path in [*(root / "drctl").rglob("*.py"), *(root / "plugins").rglob("*.py")]
+             for m in fallback.finditer(path.read_text())]
+    assert found == []
