@@ -224,7 +224,6 @@ def test_a_role_default_is_read_from_the_role_not_written_again(make_inventory) 
 
     from drctl import inventory as inv_mod
     from drctl.paths import project_dir
-
     from tests.unit.conftest import GOOD_VARS
 
     inv = inv_mod.load(make_inventory(all_vars=GOOD_VARS))
