@@ -76,8 +76,8 @@ def journal(inventory: Path, fmt: str, last: int, op_id: str | None, local: bool
     and AWX's. Without a ledger host, or with --local, this machine's journal is shown."""
     from drctl import inventory as inv_mod
     from drctl import journal as journal_mod
-    from drctl import ledger
-    from drctl.output import console, emit
+    from drctl import ledger, views
+    from drctl.output import console
 
     inv = inv_mod.load(inventory)
     where = "local"
@@ -94,15 +94,7 @@ def journal(inventory: Path, fmt: str, last: int, op_id: str | None, local: bool
     if where == "local":
         entries = journal_mod.read(inv.name, last=last, op_id=op_id)
 
-    def pretty(rows):
-        for e in rows:
-            extra = " ".join(f"{k}={e[k]}" for k in ("lsn", "timeline", "vip_holder")
-                             if e.get(k) is not None)
-            click.echo(f"{e.get('time')}  {e.get('operation') or '-':<12} {e.get('op_id')}  "
-                       f"{e.get('step') or '-':<14} {e.get('host') or '-':<8} "
-                       f"{e.get('result') or '-':<8} {e.get('who') or '-'}  {extra}".rstrip())
-
-    emit(fmt, entries, pretty)
+    views.render_journal(entries, fmt)
 
 
 @cli.command()
