@@ -10,7 +10,7 @@
   drctl-node [--files-config PATH] files sync|state
   drctl-node [--app-vip-config PATH] [--files-config PATH] [--pooler-config PATH] app state
                                               (an app host: drctl.node.appvip)
-  drctl-node [--pooler-config PATH] pooler pause|resume|state|guard|await [--by WHO] [--timeout S]
+  drctl-node [--pooler-config PATH] pooler pause|resume|state|guard|await|arm|listen [--by WHO]
                                     [--keep-pausing] [--until-new-primary S] [--timeline-above N]
                                               (an app host's PgBouncer: drctl.node.pooler)
   drctl-node [--backup-config PATH] backup backup|info|restore|drop|verify ...
@@ -69,7 +69,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("app", help="an app host's application VIP and files, for status")
     s.add_argument("action", choices=["state"])
     s = sub.add_parser("pooler", help="the app host's PgBouncer: pause, resume, state, guard")
-    s.add_argument("action", choices=["pause", "resume", "state", "guard", "await"])
+    s.add_argument("action",
+                   choices=["pause", "resume", "state", "guard", "await", "arm", "listen"])
     s.add_argument("--by", default="", help="who pauses or resumes (recorded)")
     s.add_argument("--timeout", type=float, default=None,
                    help="pause: seconds to wait for transactions in flight")
@@ -82,7 +83,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--every", type=float, default=0, metavar="SECONDS",
                    help="guard: look every SECONDS, for ever (the guard's service)")
     s.add_argument("--timeline-above", type=int, default=0, help="await: the old timeline")
-    s.add_argument("--max", type=float, default=60, help="await: seconds before giving up")
+    s.add_argument("--max", type=float, default=60,
+                   help="await, arm, listen: seconds before giving up")
+    s.add_argument("--token", default="", help="arm, listen: the switchover's channel")
+    s.add_argument("--primary-address", default="",
+                   help="arm, listen: the old primary, where the hand-over speaks")
     s = sub.add_parser("auto")
     s.add_argument("args", nargs=argparse.REMAINDER)
     s = sub.add_parser("backup", help="the repository host's backups (drctl-backup)",
@@ -121,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                            keep_pausing=a.keep_pausing,
                            until_new_primary_s=a.until_new_primary,
                            timeline_above=a.timeline_above, max_s=a.max,
-                           taking_back=a.taking_back, every_s=a.every)
+                           taking_back=a.taking_back, every_s=a.every, token=a.token,
+                           primary_address=a.primary_address)
     if a.cmd == "metrics" and a.pooler:  # app hosts: no node.json there
         from drctl.node import metrics
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
+import pwd
 import select
 import signal
 import sys
@@ -24,6 +26,7 @@ from drctl.node.common import (
     psql,
     run,
 )
+from drctl.node.pooler import channels
 from drctl.rules import lsn, sql
 
 
@@ -266,6 +269,73 @@ def stop_fast(c: Config, timeout: float = 120) -> tuple[int, str]:
     return rc, err
 
 
+def _tell_poolers(c: Config, token: str, count: int, database: str, timeout: float
+                  ) -> dict[str, Any]:
+    """As the postgres user (peer authentication on the socket): NOTIFY the armed
+    poolers' waiters 'pause' and collect their answers; any failure or silence within
+    TIMEOUT: NOTIFY 'resume' (those that have not paused stand down)."""
+    import psycopg2
+
+    word, ack = channels(token)
+    conn = psycopg2.connect(port=c.pg_port, dbname=database, user="postgres",
+                            connect_timeout=3, application_name="drctl-handover")
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute(f"LISTEN {ack}")
+    cur.execute("select pg_notify(%s, 'pause')", (word,))
+    answers: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while len(answers) < count and time.monotonic() < deadline:
+        select.select([conn], [], [], min(0.05, max(deadline - time.monotonic(), 0)))
+        conn.poll()
+        while conn.notifies:
+            note = conn.notifies.pop(0)
+            host, _, said = str(note.payload).partition(" ")
+            if note.channel == ack and host:
+                answers[host] = said
+    refused = {h: said for h, said in answers.items() if said != "ok"}
+    if refused or len(answers) < count:
+        cur.execute("select pg_notify(%s, 'resume')", (word,))
+        conn.close()
+        why = "; ".join(f"{h}: {said}" for h, said in sorted(refused.items()))
+        silent = count - len(answers)
+        return {"ok": False, "answers": answers,
+                "error": why or f"{silent} of {count} armed poolers did not answer within "
+                               f"{timeout:g} s"}
+    conn.close()
+    return {"ok": True, "answers": answers}
+
+
+def tell_poolers(c: Config, token: str, count: int, database: str, timeout: float
+                 ) -> dict[str, Any]:
+    """_tell_poolers in a child process that has become the postgres user (this one is
+    root and stays so); its answer comes back through a pipe."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns, never runs the parent's finalizers
+        os.close(read_end)
+        try:
+            user = pwd.getpwnam("postgres")
+            os.setgroups([])
+            os.setgid(user.pw_gid)
+            os.setuid(user.pw_uid)
+            answer = _tell_poolers(c, token, count, database, timeout)
+        except BaseException as exc:
+            answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}".strip()}
+        os.write(write_end, json.dumps(answer).encode())
+        os._exit(0)
+    os.close(write_end)
+    chunks = []
+    while chunk := os.read(read_end, 65536):
+        chunks.append(chunk)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    try:
+        return dict(json.loads(b"".join(chunks)))
+    except ValueError:
+        return {"ok": False, "error": "the notifier gave no answer"}
+
+
 def cmd_handover(c: Config, a: argparse.Namespace) -> None:
     """The whole critical window of a switchover, driven from the old primary.
 
@@ -300,6 +370,14 @@ def cmd_handover(c: Config, a: argparse.Namespace) -> None:
 
     psql(c, "checkpoint", timeout=120)
     mark("checkpoint")
+    poolers: dict[str, Any] = {}
+    if a.pooler_token and a.poolers > 0:
+        # the poolers pause now, at the last moment: their clients wait from here only
+        poolers = tell_poolers(c, a.pooler_token, a.poolers, a.pooler_database,
+                               a.pooler_timeout)
+        mark("poolers_paused")
+        if not poolers["ok"]:
+            abort(f"the armed poolers did not all pause: {poolers['error']}")
     rc, e = stop_fast(c, timeout=120)
     mark("stopped")
     cd = controldata(c)
@@ -342,6 +420,7 @@ def cmd_handover(c: Config, a: argparse.Namespace) -> None:
     position, tl = cur.fetchone()
     emit(ok=True, host=c.name, target=a.target_address, checkpoint_lsn=ckpt,
          target_lsn=position, timeline=tl, target_vrrp=state or "unconfirmed", times=t,
+         poolers=sorted(poolers.get("answers") or []),
          seconds=round(time.monotonic() - start, 3))
 
 

@@ -9,6 +9,21 @@ left paused.
                                                           look every S seconds)
   drctl-node [--pooler-config PATH] pooler await --timeline-above N --max S --by WHO
                                                           (the waiter a pause starts)
+  drctl-node [--pooler-config PATH] pooler arm --token T --primary-address A --max S --by WHO
+                                                          (a switchover: pause on the
+                                                          hand-over's word, see below)
+  drctl-node [--pooler-config PATH] pooler listen --token T --primary-address A --max S --by WHO
+                                                          (the armed waiter arm starts)
+
+A switchover arms the poolers instead of pausing them: the armed waiter holds a
+connection to the old primary and LISTENs on the switchover's channel; the hand-over, on
+the old primary, after its checks and its checkpoint and just before the clean stop,
+NOTIFYs 'pause' and waits for every armed waiter's answer (drctl.node.handover). Each
+waiter PAUSEs its pooler, answers on the acknowledgement channel, and resumes the pooler
+as soon as the new primary answers at the server address. Clients wait from that last
+moment only, not through the playbook's turns. 'resume' on the channel (the hand-over
+gave up) and the end of the connection before any 'pause' end the waiter with nothing
+paused.
 
 PgBouncer's PAUSE waits for every transaction in flight to end, then closes its server
 connections; transactions that start meanwhile wait in the pooler. A pause that does not
@@ -24,6 +39,7 @@ which is an outage of its own.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -223,6 +239,143 @@ def start_waiter(c: PoolerConfig, above: int, max_s: float, by: str) -> bool:
     return rc == 0
 
 
+TOKEN = re.compile(r"[a-z0-9]{8,32}")
+
+
+def channels(token: str) -> tuple[str, str]:
+    """The switchover's channels: the hand-over's word, and the waiters' answers."""
+    if not TOKEN.fullmatch(token):
+        raise ValueError(f"not a switchover token: {token!r}")
+    return f"drctl_pool_{token}", f"drctl_pool_{token}_ack"
+
+
+def ready_file(c: PoolerConfig, token: str) -> str:
+    return os.path.join(os.path.dirname(c.paused_file), f"pooler-armed-{token}.json")
+
+
+def connect_primary(c: PoolerConfig, address: str) -> Any:
+    """A connection to the old primary as the application's role (TLS, verify-full), not
+    through the pooler: the channel the hand-over speaks on."""
+    import psycopg2  # python3-psycopg2, installed by the pgbouncer role
+
+    password = auth_password(c.auth_file, c.server_user)
+    if password is None:
+        raise RuntimeError(f"no password for {c.server_user} in {c.auth_file}")
+    conn = psycopg2.connect(host=address, port=c.server_port, dbname=c.database,
+                            user=c.server_user, password=password, sslmode=c.sslmode,
+                            sslrootcert=c.ca_file, connect_timeout=3,
+                            application_name=f"drctl-pooler-armed-{c.name}"[:63])
+    conn.autocommit = True
+    return conn
+
+
+def next_word(conn: Any, channel: str, timeout: float) -> str | None:
+    """The next payload on CHANNEL within TIMEOUT seconds (None: nothing came). Raises
+    psycopg2's OperationalError when the connection ends."""
+    import select
+
+    deadline = time.monotonic() + timeout
+    while True:
+        conn.poll()
+        while conn.notifies:
+            note = conn.notifies.pop(0)
+            if note.channel == channel:
+                return str(note.payload)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        select.select([conn], [], [], min(left, 0.5))
+
+
+def listen(c: PoolerConfig, token: str, address: str, max_s: float, by: str,
+           connect: Callable[[PoolerConfig, str], Any] = connect_primary,
+           clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+    """The armed waiter: LISTEN on the switchover's channel at the old primary (ADDRESS),
+    say it is ready (ready_file), and on 'pause' pause the pooler, answer on the
+    acknowledgement channel, then resume the pooler once a newer timeline answers at the
+    server address. Ends with nothing paused on 'resume', at the end of the connection
+    before any 'pause', or after MAX_S."""
+    word, ack = channels(token)
+    ready = ready_file(c, token)
+    deadline = clock() + max_s
+    try:
+        conn = connect(c, address)
+        cur = conn.cursor()
+        cur.execute(f"LISTEN {word}")
+        cur.execute("select pg_walfile_name(pg_current_wal_lsn())")
+        timeline = int(str(cur.fetchone()[0])[:8], 16)
+    except Exception as exc:  # no channel: arm reports it and pauses the usual way
+        common.write_json_atomic(ready, {"ready": False, "error": f"{exc}".strip()[:300]})
+        return {"ok": False, "host": c.name, "error": f"cannot listen at {address}: {exc}"}
+    common.write_json_atomic(ready, {"ready": True, "timeline": timeline,
+                                     "at": _now_iso(time.time())})
+    try:
+        while True:
+            left = deadline - clock()
+            if left <= 0:
+                return {"ok": True, "host": c.name, "paused": False,
+                        "detail": f"no word within {max_s:g} s"}
+            try:
+                said = next_word(conn, word, left)
+            except Exception as exc:  # the old primary went away before any 'pause'
+                return {"ok": True, "host": c.name, "paused": False,
+                        "detail": "the primary's connection ended first"
+                                  + (f" ({str(exc).strip()})" if str(exc).strip() else "")}
+            if said == "resume":
+                return {"ok": True, "host": c.name, "paused": False,
+                        "detail": "the hand-over gave up"}
+            if said != "pause":
+                continue
+            paused = pause(c, by)
+            answer = f"{c.name} ok" if paused["ok"] else f"{c.name} failed: {paused['error']}"
+            try:
+                cur.execute("select pg_notify(%s, %s)", (ack, answer[:7000]))
+            except Exception as exc:  # nobody to tell: the guard ends a pause left behind
+                paused.setdefault("warning", f"the answer could not be sent: {exc}")
+            if not paused["ok"]:
+                return paused
+            waited = await_new_primary(c, timeline, max(deadline - clock(), 1.0), by,
+                                       clock=clock)
+            return {**paused, "waiter": waited}
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
+        if os.path.exists(ready):
+            os.remove(ready)
+
+
+def arm(c: PoolerConfig, token: str, address: str, max_s: float, by: str,
+        ready_within_s: float = 10, sleep: Callable[[float], None] = time.sleep
+        ) -> dict[str, Any]:
+    """Start the armed waiter (a transient unit: it outlives this command) and return once
+    it listens. Where it cannot listen, pause the usual way now (a waiter on the new
+    timeline resumes it): that pooler's clients wait through the hand-over's turns, as
+    before, and the switchover goes on."""
+    channels(token)
+    ready = ready_file(c, token)
+    if os.path.exists(ready):
+        os.remove(ready)
+    unit = f"drctl-pooler-armed-{token}"
+    rc, _, err = common.run(["systemd-run", f"--unit={unit}", "--collect", "--quiet", "--",
+                             c.node_command, "--pooler-config", c.config_path, "pooler",
+                             "listen", "--token", token, "--primary-address", address,
+                             "--max", f"{max_s:g}", "--by", by], timeout=10)
+    state = None
+    give_up = time.monotonic() + ready_within_s
+    while rc == 0 and state is None and time.monotonic() < give_up:
+        state = common.read_json(ready)
+        if state is None:
+            sleep(0.02)
+    if state is not None and state.get("ready"):
+        return {"ok": True, "host": c.name, "armed": True, "paused": False,
+                "database": c.database, "pause_timeout_s": c.pause_timeout_s,
+                "timeline": state.get("timeline")}
+    why = (state or {}).get("error") or (err.strip() if rc else "no answer in time")
+    common.run(["systemctl", "stop", unit], timeout=10)
+    result = pause(c, by, until_new_primary_s=max_s)
+    return {**result, "armed": False, "why_not_armed": why}
+
+
 def _paused_now(c: PoolerConfig) -> bool:
     try:
         return _database(c).get("paused") == "1"
@@ -369,7 +522,7 @@ def guard_loop(config_path: str, every_s: float, sleep: Callable[[float], None] 
 def main(config_path: str, action: str, by: str = "", timeout: float | None = None,
          keep_pausing: bool = False, until_new_primary_s: float = 0,
          timeline_above: int = 0, max_s: float = 60, taking_back: str = "",
-         every_s: float = 0) -> int:
+         every_s: float = 0, token: str = "", primary_address: str = "") -> int:
     if action == "guard" and every_s > 0:
         guard_loop(config_path, every_s)
         return 0
@@ -385,6 +538,8 @@ def main(config_path: str, action: str, by: str = "", timeout: float | None = No
                                      until_new_primary_s=until_new_primary_s),
               "resume": lambda: resume(c, who, taking_back=taking_back),
               "await": lambda: await_new_primary(c, timeline_above, max_s, who),
+              "arm": lambda: arm(c, token, primary_address, max_s, who),
+              "listen": lambda: listen(c, token, primary_address, max_s, who),
               "guard": lambda: guard(c)}[action]()
     print(json.dumps(result, sort_keys=True), flush=True)
     return 0 if result["ok"] else 1

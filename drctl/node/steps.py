@@ -76,6 +76,12 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--target-address", required=True)
     s.add_argument("--timeout", type=float, default=30)
     s.add_argument("--vrrp-wait", type=float, default=2.5)
+    # the armed poolers (drctl.node.pooler.arm): told to pause just before the clean stop
+    s.add_argument("--pooler-token", default="", help="the switchover's pooler channel")
+    s.add_argument("--poolers", type=int, default=0, help="how many poolers are armed")
+    s.add_argument("--pooler-database", default="app", help="the database they listen in")
+    s.add_argument("--pooler-timeout", type=float, default=8,
+                   help="seconds for every armed pooler to say it paused")
     s = sub.add_parser("wait-vip")
     s.add_argument("--timeout", type=float, default=15)
     # on a target promoted from the old primary (handover promotes it over SQL): remove its

@@ -75,8 +75,15 @@ def test_a_switchover_pauses_the_pooler_and_resumes_it_after_the_vip_moved():
     code, report = drctl_json("switchover", "--to", "pg2", "--yes", timeout=600)
     assert code == ExitCode.OK, report
     steps = [e["step"] for e in report["journal"]]
-    assert steps.index("poolers-paused") < steps.index("promoted") \
-        < steps.index("vip-moved") < steps.index("poolers-resumed"), steps
+    assert steps.index("poolers-armed") < steps.index("poolers-paused") \
+        < steps.index("promoted") < steps.index("vip-moved") \
+        < steps.index("poolers-resumed"), steps
+    # armed, not paused, through the playbook's turns: the hand-over told both poolers to
+    # pause after its checkpoint, just before the clean stop
+    paused = next(e for e in report["journal"] if e["step"] == "poolers-paused")
+    assert set(paused["host"].split(",")) == {"app1", "app3"}, paused
+    times = next(e for e in report["journal"] if e["step"] == "promoted")["handover"]["times"]
+    assert times["checkpoint"] < times["poolers_paused"] < times["stopped"], times
     # resumed by the waiter its pause started, as soon as pg2 answered at the VIP (or,
     # behind it, by the switchover's own resume)
     resumed = next(e for e in report["journal"] if e["step"] == "poolers-resumed")
@@ -97,7 +104,8 @@ def test_a_switchover_pauses_the_pooler_and_resumes_it_after_the_vip_moved():
 
 def test_a_transaction_held_open_stops_the_switchover_with_the_pooler_running():
     """PAUSE waits for the transactions in flight: one that stays open past the pause's
-    timeout (5 s) makes drctl take the pause back and stop before anything changed."""
+    timeout (5 s) makes the pooler take its pause back and the hand-over stop before the
+    clean stop, with nothing changed."""
     password = lab_secrets()["vault_pg_app_password"]
     marker = "held_" + uuid.uuid4().hex[:8]
     # idle in its transaction (a statement would meet the pooler's 5 s statement timeout)
@@ -110,8 +118,10 @@ def test_a_transaction_held_open_stops_the_switchover_with_the_pooler_running():
                    "and pid <> pg_backend_pid()") == "1", timeout=20, interval=0.5)
         code, report = drctl_json("switchover", "--to", "pg2", "--yes", timeout=600)
         assert code != ExitCode.OK, report
-        assert "could not pause its pooler" in report["_stderr"], report["_stderr"]
-        assert "within 5 s" in report["_stderr"], report["_stderr"]
+        # the hand-over told the armed poolers to pause after its checkpoint; app1's
+        # answer was that it could not, so it aborted before the clean stop
+        assert "the armed poolers did not all pause: app1: failed: the pooler could " \
+               "not pause app within 5 s" in report["_stderr"], report["_stderr"]
         seen = pooler("state")
         assert seen["state"] == "running", seen
         assert "its pause timed out" in seen["last_resume"]["by"], seen

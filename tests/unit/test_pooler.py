@@ -410,3 +410,141 @@ def test_the_metrics_command_of_an_app_host_parses_as_its_unit_writes_it(
     assert cli.main(["--config", str(tmp_path / "node.json"), "--pooler-config", str(path),
                      "metrics", "--pooler", "--out", str(out), "--cluster", "lab"]) == 0
     assert 'drctl_pooler_up{cluster="lab",node="app1"} 1' in out.read_text()
+
+
+# --- a switchover's armed poolers: paused on the hand-over's word --------------------
+
+TOKEN = "tok3n0switchover"
+
+
+class FakeChannel:
+    """The waiter's connection to the old primary: LISTEN, the WAL position, pg_notify."""
+
+    def __init__(self) -> None:
+        self.executed: list[str] = []
+        self.notified: list[tuple[str, str]] = []
+        self.closed = False
+
+    def cursor(self) -> FakeChannel:
+        return self
+
+    def execute(self, statement: str, params: tuple[str, str] | None = None) -> None:
+        self.executed.append(statement)
+        if params:
+            self.notified.append(params)
+
+    def fetchone(self) -> tuple[str]:
+        return ("00000001000000000000005A",)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _armed(tmp_path: Path, monkeypatch, words: list[object], bouncer: FakeBouncer,
+           clock=None) -> tuple[dict, FakeChannel]:
+    c = _with_server(tmp_path)
+    channel = FakeChannel()
+    heard = iter(words)
+
+    def next_word(conn: object, name: str, timeout: float) -> str | None:
+        assert name == f"drctl_pool_{TOKEN}"
+        word = next(heard)
+        if isinstance(word, Exception):
+            raise word
+        return word  # type: ignore[return-value]
+
+    monkeypatch.setattr(pooler, "next_word", next_word)
+    monkeypatch.setattr(pooler.time, "sleep", lambda s: None)
+    ready = Path(pooler.ready_file(c, TOKEN))
+    result = pooler.listen(c, TOKEN, "10.0.0.11", 60, "switchover pg1 -> pg2",
+                           connect=lambda cfg, address: channel,
+                           **({"clock": clock} if clock else {}))
+    assert not ready.exists(), "the ready file goes with the waiter"
+    assert channel.executed[0] == f"LISTEN drctl_pool_{TOKEN}" and channel.closed
+    return result, channel
+
+
+def test_an_armed_pooler_pauses_on_the_handovers_word_and_resumes_on_the_new_timeline(
+        tmp_path, bouncer, monkeypatch):
+    bouncer.timeline = 2  # by the time it looks, pg2 answers at the VIP
+    result, channel = _armed(tmp_path, monkeypatch, ["something else", "pause"], bouncer)
+    assert result["paused"] and result["waiter"]["resumed"], result
+    assert channel.notified == [(f"drctl_pool_{TOKEN}_ack", "app1 ok")]
+    assert bouncer.commands.count("PAUSE app") == 1 and not bouncer.paused
+    kept = json.loads(Path(_with_server(tmp_path).resumed_file).read_text())
+    assert kept["paused_by"] == "switchover pg1 -> pg2" and "timeline 2" in kept["by"]
+
+
+def test_an_armed_pooler_stands_down_on_resume_on_the_end_of_its_connection_or_in_time(
+        tmp_path, bouncer, monkeypatch):
+    for words, why in ((["resume"], "the hand-over gave up"),
+                       ([OSError("server closed the connection unexpectedly")],
+                        "the primary's connection ended first"),
+                       ([None], "no word within 60 s")):
+        # the deadline, a first look, past the deadline
+        clock = iter([0.0, 0.0, 61.0]).__next__ if words == [None] else None
+        result, channel = _armed(tmp_path, monkeypatch, words, bouncer, clock=clock)
+        assert result["ok"] and not result["paused"] and why in result["detail"], result
+        assert "PAUSE app" not in bouncer.commands and channel.notified == []
+
+
+def test_an_armed_pooler_that_cannot_pause_says_so_and_runs_on(tmp_path, bouncer,
+                                                               monkeypatch):
+    bouncer.in_flight = True  # a transaction held open: PAUSE does not complete
+    result, channel = _armed(tmp_path, monkeypatch, ["pause"], bouncer)
+    assert not result["ok"] and not bouncer.paused, result
+    [(ack, said)] = channel.notified
+    assert ack == f"drctl_pool_{TOKEN}_ack"
+    assert said.startswith("app1 failed: the pooler could not pause app within 5 s"), said
+
+
+def test_a_waiter_that_cannot_listen_says_why_in_its_ready_file(tmp_path, bouncer):
+    c = _with_server(tmp_path)
+
+    def refuse(cfg: object, address: str) -> object:
+        raise OSError("could not connect to server: Connection refused")
+
+    result = pooler.listen(c, TOKEN, "10.0.0.11", 60, "s", connect=refuse)
+    assert not result["ok"] and "Connection refused" in result["error"]
+    state = json.loads(Path(pooler.ready_file(c, TOKEN)).read_text())
+    assert state["ready"] is False and "Connection refused" in state["error"]
+
+
+def test_arm_returns_once_its_waiter_listens_else_pauses_as_before(tmp_path, bouncer,
+                                                                   monkeypatch):
+    c = _with_server(tmp_path)
+    ready = Path(pooler.ready_file(c, TOKEN))
+    stopped: list[list[str]] = []
+    listening = {"ok": True}
+
+    def run(args: list[str], timeout: float = 60, env: object = None) -> tuple[int, str, str]:
+        if args[0] == "systemd-run" and "listen" in args:
+            assert args[args.index("--token") + 1] == TOKEN
+            assert args[args.index("--primary-address") + 1] == "10.0.0.11"
+            ready.parent.mkdir(parents=True, exist_ok=True)
+            ready.write_text(json.dumps({"ready": True, "timeline": 1}) if listening["ok"]
+                             else json.dumps({"ready": False, "error": "no route"}))
+            return 0, "", ""
+        if args[0] == "systemctl":
+            stopped.append(args)
+            return 0, "", ""
+        return bouncer.run(args, timeout, env)
+
+    monkeypatch.setattr(common, "run", run)
+    armed = pooler.arm(c, TOKEN, "10.0.0.11", 60, "switchover pg1 -> pg2",
+                       sleep=lambda s: None)
+    assert armed["armed"] and not armed["paused"] and not bouncer.paused, armed
+    assert armed["database"] == "app" and armed["pause_timeout_s"] == 5.0
+    listening["ok"] = False
+    fallback = pooler.arm(c, TOKEN, "10.0.0.11", 60, "switchover pg1 -> pg2",
+                          sleep=lambda s: None)
+    assert not fallback["armed"] and fallback["paused"] and bouncer.paused, fallback
+    assert fallback["why_not_armed"] == "no route"
+    assert stopped == [["systemctl", "stop", f"drctl-pooler-armed-{TOKEN}"]]
+
+
+def test_a_switchover_token_is_letters_and_digits_only():
+    assert pooler.channels(TOKEN) == (f"drctl_pool_{TOKEN}", f"drctl_pool_{TOKEN}_ack")
+    for bad in ("", "short", "x; drop table users", "UPPERCASE123"):
+        with pytest.raises(ValueError):
+            pooler.channels(bad)
