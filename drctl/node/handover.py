@@ -269,11 +269,12 @@ def stop_fast(c: Config, timeout: float = 120) -> tuple[int, str]:
     return rc, err
 
 
-def _tell_poolers(c: Config, token: str, count: int, database: str, timeout: float
+def _tell_poolers(c: Config, token: str, hosts: list[str], database: str, timeout: float
                   ) -> dict[str, Any]:
     """As the postgres user (peer authentication on the socket): NOTIFY the armed
-    poolers' waiters 'pause' and collect their answers; any failure or silence within
-    TIMEOUT: NOTIFY 'resume' (those that have not paused stand down)."""
+    poolers' waiters 'pause' and collect the answers of HOSTS (another name is not
+    counted); any failure or silence within TIMEOUT: NOTIFY 'resume' (those that have not
+    paused stand down)."""
     import psycopg2
 
     word, ack = channels(token)
@@ -285,28 +286,27 @@ def _tell_poolers(c: Config, token: str, count: int, database: str, timeout: flo
     cur.execute("select pg_notify(%s, 'pause')", (word,))
     answers: dict[str, str] = {}
     deadline = time.monotonic() + timeout
-    while len(answers) < count and time.monotonic() < deadline:
+    while set(hosts) - set(answers) and time.monotonic() < deadline:
         select.select([conn], [], [], min(0.05, max(deadline - time.monotonic(), 0)))
         conn.poll()
         while conn.notifies:
             note = conn.notifies.pop(0)
             host, _, said = str(note.payload).partition(" ")
-            if note.channel == ack and host:
+            if note.channel == ack and host in hosts:
                 answers[host] = said
-    refused = {h: said for h, said in answers.items() if said != "ok"}
-    if refused or len(answers) < count:
+    refused = [f"{h}: {said}" for h, said in sorted(answers.items()) if said != "ok"]
+    silent = [h for h in hosts if h not in answers]
+    if refused or silent:
         cur.execute("select pg_notify(%s, 'resume')", (word,))
         conn.close()
-        why = "; ".join(f"{h}: {said}" for h, said in sorted(refused.items()))
-        silent = count - len(answers)
-        return {"ok": False, "answers": answers,
-                "error": why or f"{silent} of {count} armed poolers did not answer within "
-                               f"{timeout:g} s"}
+        if silent:
+            refused.append(f"{', '.join(silent)} did not answer within {timeout:g} s")
+        return {"ok": False, "answers": answers, "error": "; ".join(refused)}
     conn.close()
     return {"ok": True, "answers": answers}
 
 
-def tell_poolers(c: Config, token: str, count: int, database: str, timeout: float
+def tell_poolers(c: Config, token: str, hosts: list[str], database: str, timeout: float
                  ) -> dict[str, Any]:
     """_tell_poolers in a child process that has become the postgres user (this one is
     root and stays so); its answer comes back through a pipe."""
@@ -319,7 +319,7 @@ def tell_poolers(c: Config, token: str, count: int, database: str, timeout: floa
             os.setgroups([])
             os.setgid(user.pw_gid)
             os.setuid(user.pw_uid)
-            answer = _tell_poolers(c, token, count, database, timeout)
+            answer = _tell_poolers(c, token, hosts, database, timeout)
         except BaseException as exc:
             answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}".strip()}
         os.write(write_end, json.dumps(answer).encode())
@@ -371,10 +371,10 @@ def cmd_handover(c: Config, a: argparse.Namespace) -> None:
     psql(c, "checkpoint", timeout=120)
     mark("checkpoint")
     poolers: dict[str, Any] = {}
-    if a.pooler_token and a.poolers > 0:
+    armed = [h for h in a.poolers.split(",") if h]
+    if a.pooler_token and armed:
         # the poolers pause now, at the last moment: their clients wait from here only
-        poolers = tell_poolers(c, a.pooler_token, a.poolers, a.pooler_database,
-                               a.pooler_timeout)
+        poolers = tell_poolers(c, a.pooler_token, armed, a.pooler_database, a.pooler_timeout)
         mark("poolers_paused")
         if not poolers["ok"]:
             abort(f"the armed poolers did not all pause: {poolers['error']}")

@@ -78,7 +78,7 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--vrrp-wait", type=float, default=2.5)
     # the armed poolers (drctl.node.pooler.arm): told to pause just before the clean stop
     s.add_argument("--pooler-token", default="", help="the switchover's pooler channel")
-    s.add_argument("--poolers", type=int, default=0, help="how many poolers are armed")
+    s.add_argument("--poolers", default="", help="the armed poolers' hosts, comma-separated")
     s.add_argument("--pooler-database", default="app", help="the database they listen in")
     s.add_argument("--pooler-timeout", type=float, default=8,
                    help="seconds for every armed pooler to say it paused")
