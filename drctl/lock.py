@@ -56,6 +56,11 @@ def on_warning(callback: Callable[[str], None]) -> None:
     _warn = callback
 
 
+def _ledger(cluster: str, inv: Inventory | None) -> ledger.Ledger:
+    """The cluster's ledger; this machine's when no inventory is given."""
+    return ledger.of(inv) if inv is not None else ledger.MachineLedger(cluster)
+
+
 def current(cluster: str | None = None) -> dict | None:
     """The lock this process holds (for CLUSTER, or any), else None."""
     if cluster is not None:
@@ -114,7 +119,7 @@ def cluster_lock(cluster: str, operation: str, inv: Inventory | None = None, *,
     runs in this process go on under it; any other second taker is refused. With
     LEDGER_PER_OPERATION the nestable lock is this machine's only, and each operation run
     under it takes (and gives back) the ledger host's lock for itself."""
-    book = ledger.of(inv) if inv is not None else ledger.MachineLedger(cluster)
+    book = _ledger(cluster, inv)
     held = _HELD.get(cluster)
     if held is not None and held.get("nestable"):
         if not held.get("ledger_per_operation") or not book.shared:
@@ -174,7 +179,7 @@ def ensure_free(cluster: str, inv: Inventory | None) -> None:
     mine = holder(cluster)
     if mine and mine.get("pid") != os.getpid():
         _refuse_local(cluster, mine)
-    book = ledger.of(inv) if inv is not None else ledger.MachineLedger(cluster)
+    book = _ledger(cluster, inv)
     if not book.shared or cluster in _HELD:
         return
     shown = book.show()
@@ -238,7 +243,7 @@ def unlock(cluster: str, force: bool = False, inv: Inventory | None = None
                                   "running")
         lock_path(cluster).unlink(missing_ok=True)
         cleared["local"] = info
-    book = ledger.of(inv) if inv is not None else ledger.MachineLedger(cluster)
+    book = _ledger(cluster, inv)
     if not book.shared:
         return cleared
     shown = book.show()
