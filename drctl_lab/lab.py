@@ -111,8 +111,10 @@ LAB_TIMEOUTS: dict[str, object] = {
     "pgbackrest_io_timeout": 10,
     "drctl_archive_stall_s": 30,
     "drctl_node_start_confirm_wait_s": 5,
-    # the application's files reach the other site every 10 s (production: every minute)
-    "app_files_interval": "10s",
+    # the application's files reach the other site every 30 s (production: every minute):
+    # every run logs in to each peer twice, a third of an idle lab's CPU at 10 s
+    # (bench/lab_idle.py); the one test that waits for a copy allows a minute
+    "app_files_interval": "30s",
     "postgresql_extra_settings": {"wal_receiver_timeout": "15s", "wal_sender_timeout": "15s"},
 }
 

@@ -214,9 +214,11 @@ class PsqlSession:
 
     MARK = "drctl-psql-session-done"
 
-    def __init__(self, argv: list[str], timeout: float = 5) -> None:
+    def __init__(self, argv: list[str], timeout: float = 5,
+                 env: Mapping[str, str] | None = None) -> None:
         self.argv = [*argv, "-v", "ON_ERROR_STOP=1"]
         self.timeout = timeout
+        self.env = dict(env) if env is not None else None
         self.proc: subprocess.Popen[bytes] | None = None
         self.errors = b""
 
@@ -225,7 +227,8 @@ class PsqlSession:
         if self.proc is None or self.proc.poll() is not None:
             self.errors = b""
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         env=self.env)
         proc = self.proc
         assert proc.stdin is not None and proc.stdout is not None
         try:

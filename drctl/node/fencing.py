@@ -15,6 +15,7 @@ from typing import Any
 
 from drctl.node.common import (
     Config,
+    PsqlSession,
     controldata,
     emit,
     fail,
@@ -81,15 +82,51 @@ def cmd_unfence(c: Config, a: argparse.Namespace) -> None:
     emit(ok=True, host=c.name, was_fenced=existed)
 
 
-def peer_role(c: Config, peer: dict[str, str]) -> tuple[str, int | None, str | None] | None:
-    """(role, timeline, lsn) of a peer: role 'primary' or 'standby', the newest timeline
-    it knows (None: unknown) and a primary's WAL position; None when it does not answer."""
-    conninfo = (f"host={peer['address']} port={c.pg_port} dbname=postgres "
-                f"user={c.rewind_user} sslmode=verify-full sslrootcert={c.ca_file} "
-                "connect_timeout=2")
-    env = {**os.environ, "PGPASSFILE": c.passfile}
-    rc, o, _ = run([c.psql, "-XAtq", conninfo, "-c", sql.QUERY_PEER_ROLE], timeout=5, env=env)
-    if rc != 0 or not o:
+def _peer_conninfo(c: Config, peer: dict[str, str]) -> str:
+    return (f"host={peer['address']} port={c.pg_port} dbname=postgres "
+            f"user={c.rewind_user} sslmode=verify-full sslrootcert={c.ca_file} "
+            "connect_timeout=2")
+
+
+class Looks:
+    """The guard's connections, kept open from one look to the next: its local
+    PostgreSQL's (one psql as postgres over the socket) and each peer's (one psql over
+    TLS as the rewind user). A look every 2 s then costs a query on each, not a new
+    process, a PAM session, a TLS handshake and a scram exchange on both sides (measured
+    by bench/lab_idle.py). A session that fails (an error, no answer within
+    PEER_TIMEOUT_S, the server restarted) ends, and that look has no answer from it, as
+    a failed connection had; the next look opens a new one."""
+
+    PEER_TIMEOUT_S = 5
+
+    def __init__(self, c: Config) -> None:
+        self.c = c
+        self._local = PsqlSession(["runuser", "-u", "postgres", "--", c.psql, "-XAtq",
+                                   "-p", str(c.pg_port), "-d", "postgres"], timeout=10)
+        self._peers: dict[str, PsqlSession] = {}
+
+    def local(self, statement: str) -> str:
+        """STATEMENT's answer from the local server; RuntimeError when there is none."""
+        return self._local.execute(statement)
+
+    def peer(self, peer: dict[str, str], statement: str) -> str:
+        """STATEMENT's answer from PEER; RuntimeError when there is none."""
+        session = self._peers.get(peer["name"])
+        if session is None:
+            session = self._peers[peer["name"]] = PsqlSession(
+                [self.c.psql, "-XAtq", _peer_conninfo(self.c, peer)],
+                timeout=self.PEER_TIMEOUT_S, env={**os.environ, "PGPASSFILE": self.c.passfile})
+        return session.execute(statement)
+
+    def close(self) -> None:
+        self._local.close()
+        for session in self._peers.values():
+            session.close()
+
+
+def parse_peer_role(o: str) -> tuple[str, int | None, str | None] | None:
+    """QUERY_PEER_ROLE's answer as (role, timeline, lsn); None for no answer."""
+    if not o:
         return None
     parts = o.split("|")
     timeline = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
@@ -98,13 +135,29 @@ def peer_role(c: Config, peer: dict[str, str]) -> tuple[str, int | None, str | N
     return "standby", timeline, None
 
 
-def sample_lag(c: Config) -> None:
+def peer_role(c: Config, peer: dict[str, str],
+              looks: Looks | None = None) -> tuple[str, int | None, str | None] | None:
+    """(role, timeline, lsn) of a peer: role 'primary' or 'standby', the newest timeline
+    it knows (None: unknown) and a primary's WAL position; None when it does not answer.
+    Asked over the guard's open session when LOOKS is given, else over a new connection."""
+    if looks is not None:
+        try:
+            return parse_peer_role(looks.peer(peer, sql.QUERY_PEER_ROLE))
+        except RuntimeError:
+            return None
+    env = {**os.environ, "PGPASSFILE": c.passfile}
+    rc, o, _ = run([c.psql, "-XAtq", _peer_conninfo(c, peer), "-c", sql.QUERY_PEER_ROLE],
+                   timeout=5, env=env)
+    return parse_peer_role(o) if rc == 0 else None
+
+
+def sample_lag(c: Config, looks: Looks | None = None) -> None:
     """On a standby: how far behind the primary's WAL it is, written to the lag file
     (status shows it; the watcher on another host is what decisions rely on)."""
-    recv = psql(c, "select coalesce(pg_last_wal_receive_lsn(), "
-                           "pg_last_wal_replay_lsn())")
+    statement = "select coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())"
+    recv = looks.local(statement) if looks is not None else psql(c, statement)
     for peer in c.peers:
-        answer = peer_role(c, dict(peer))
+        answer = peer_role(c, dict(peer), looks)
         if answer and answer[0] == "primary" and answer[2] and recv:
             write_json_atomic(c.lag_file, {
                 "at": time.time(), "primary": peer["name"], "primary_lsn": answer[2],
@@ -113,12 +166,12 @@ def sample_lag(c: Config) -> None:
             return
 
 
-def ask_peers(c: Config) -> list[decide.PeerAnswer]:
+def ask_peers(c: Config, looks: Looks | None = None) -> list[decide.PeerAnswer]:
     """Every peer's answer at this moment: its role and the newest timeline it knows
     (role None: it did not answer)."""
     peers: list[decide.PeerAnswer] = []
     for peer in c.peers:
-        answer = peer_role(c, dict(peer))
+        answer = peer_role(c, dict(peer), looks)
         peers.append(decide.PeerAnswer(peer["name"], answer[0] if answer else None,
                                        answer[1] if answer else None))
     return peers
@@ -268,16 +321,19 @@ def cmd_confirm_primary(c: Config, a: argparse.Namespace) -> None:
     emit(ok=True, host=c.name, started=True, held=held)
 
 
-def guard_running_primary(c: Config) -> decide.StartVerdict:
+def guard_running_primary(c: Config, looks: Looks | None = None) -> decide.StartVerdict:
     """A running primary asks the rule every start asks (decide.startup, as a node that
     has run as the primary since this boot), on its peers' answers of this moment: a peer
     on a newer timeline (a failover happened while it was cut off) fences it now.
     Other verdicts change nothing on a running server: a twin primary on the same
     timeline is reported by drctl status, where an operator decides which one keeps its
     writes. Marks the node as having run as the primary since boot (e.g. promoted)."""
-    my_tl = current_position(c)[1]
+    if looks is not None:
+        my_tl = int(looks.local(sql.CURRENT_POSITION).partition("|")[2])
+    else:
+        my_tl = current_position(c)[1]
     verdict = decide.startup(fenced=None, standby=False, my_timeline=my_tl,
-                             peers=ask_peers(c), lifted=False, primary_this_boot=True)
+                             peers=ask_peers(c, looks), lifted=False, primary_this_boot=True)
     if verdict.action == "fence":
         fence(c, verdict.reason)
         print(f"drctl-guard: fenced this node: {verdict.reason}", flush=True)
@@ -287,20 +343,31 @@ def guard_running_primary(c: Config) -> decide.StartVerdict:
 
 
 def cmd_guard(c: Config, a: argparse.Namespace) -> None:
-    while True:
+    looks = Looks(c)
+    try:
+        while True:
+            look(c, looks)
+            if a.once:
+                return
+            time.sleep(a.interval)
+    finally:
+        looks.close()
+
+
+def look(c: Config, looks: Looks) -> None:
+    """One look of the guard: a standby records its lag; a writable primary that is not
+    fenced asks its peers whether it was replaced; a server that does not answer may be
+    held down by fence-check, whose start is retried."""
+    try:
+        in_recovery = looks.local(sql.IN_RECOVERY)
+        if in_recovery == "t":
+            sample_lag(c, looks)
+        if not os.path.exists(c.fence_file) and in_recovery == "f":
+            guard_running_primary(c, looks)
+    except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError):
         try:
-            in_recovery = psql(c, sql.IN_RECOVERY)
-            if in_recovery == "t":
-                sample_lag(c)
-            if not os.path.exists(c.fence_file) and in_recovery == "f":
-                guard_running_primary(c)
-        except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError):
-            try:
-                done = retry_held_start(c)
-                if done:
-                    print(f"drctl-guard: {done}", flush=True)
-            except (subprocess.TimeoutExpired, OSError) as exc:
-                print(f"drctl-guard: retrying a held start failed: {exc}", flush=True)
-        if a.once:
-            return
-        time.sleep(a.interval)
+            done = retry_held_start(c)
+            if done:
+                print(f"drctl-guard: {done}", flush=True)
+        except (subprocess.TimeoutExpired, OSError) as exc:
+            print(f"drctl-guard: retrying a held start failed: {exc}", flush=True)

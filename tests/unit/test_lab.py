@@ -38,7 +38,7 @@ def test_lab_inventory_shortens_only_the_documented_timeouts(tmp_path, monkeypat
         assert main[name] == value
     assert main["pgbackrest_io_timeout"] < 60 and main["drctl_archive_stall_s"] < 120
     assert main["drctl_node_start_confirm_wait_s"] < 15
-    assert main["app_files_interval"] == "10s"
+    assert main["app_files_interval"] == "30s"  # production: a minute
     assert role_default("app_files", "app_files_interval") == "1min"
     # docker names the hosts in every container's /etc/hosts (and rewrites it at each start)
     assert main["pgbackrest_manage_etc_hosts"] is False

@@ -194,7 +194,7 @@ drctl_auto_accept_async_loss: true
 pgbackrest_io_timeout: 10
 drctl_archive_stall_s: 30
 drctl_node_start_confirm_wait_s: 5
-app_files_interval: 10s
+app_files_interval: 30s
 postgresql_extra_settings:
   wal_receiver_timeout: 15s
   wal_sender_timeout: 15s

@@ -680,6 +680,94 @@ def test_a_running_primary_is_fenced_by_the_rule_every_start_asks(
         assert (running_primary / "run" / "primary-this-boot").exists()
 
 
+SESSION_PSQL = """\
+import os, sys
+host = "local"
+for arg in sys.argv[1:]:
+    for word in arg.split():
+        if word.startswith("host="):
+            host = word[5:]
+with open(os.path.join(NODE, "psql-starts"), "a") as fh:
+    fh.write(host + "\\n")
+
+
+def answer(statement):
+    if host == "local":
+        return "f" if statement == "select pg_is_in_recovery()" else "0/5000000|3"
+    try:
+        with open(os.path.join(NODE, "answers", host)) as fh:
+            return fh.read().strip()
+    except OSError:
+        print("psql: error: server closed the connection unexpectedly", file=sys.stderr)
+        sys.exit(2)
+
+
+if "-c" in sys.argv:  # one statement over a new connection
+    print(answer(sys.argv[sys.argv.index("-c") + 1]))
+    sys.exit(0)
+for line in sys.stdin:  # a session: statements, each followed by an echo of a mark
+    line = line.strip()
+    if line.startswith("\\\\echo "):
+        print(line.split(" ", 1)[1], flush=True)
+    elif line:
+        print(answer(line.rstrip(";")), flush=True)
+"""
+
+
+@pytest.fixture
+def guarded_primary(booting_primary: Path, fake_bin: Path) -> Path:
+    """booting_primary running writable on timeline 3, its psql a long-lived session (the
+    guard's): each started psql is logged (psql-starts); a peer without an answer file
+    drops its connection."""
+    fake(fake_bin, "runuser", 'shift 3; exec "$@"\n')
+    script = booting_primary / "psql.py"
+    script.write_text(f"NODE = {str(booting_primary)!r}\n" + SESSION_PSQL)
+    fake(fake_bin, "psql", f'exec {sys.executable} {script} "$@"\n')
+    return booting_primary
+
+
+def test_the_guard_keeps_one_session_per_server_and_fences_on_a_newer_timeline(
+        guarded_primary: Path) -> None:
+    c = common.Config.load(str(guarded_primary / "node.json"))
+    peer_says(guarded_primary, "10.0.0.12", "standby|3")
+    peer_says(guarded_primary, "10.0.0.13", "standby|3")
+    looks = fencing.Looks(c)
+    try:
+        for _ in range(5):
+            fencing.look(c, looks)
+        assert not (guarded_primary / "fenced").exists()
+        # five looks, one psql each for the local server and the two peers
+        starts = (guarded_primary / "psql-starts").read_text().split()
+        assert sorted(starts) == ["10.0.0.12", "10.0.0.13", "local"]
+        # a peer that stops answering (its server restarted) is no answer for that look,
+        # and is asked over a new session at the next
+        (guarded_primary / "answers" / "10.0.0.13").unlink()
+        fencing.look(c, looks)
+        assert not (guarded_primary / "fenced").exists()
+        peer_says(guarded_primary, "10.0.0.13", "primary|4|0/6000000")
+        fencing.look(c, looks)
+        reason = json.loads((guarded_primary / "fenced").read_text())["reason"]
+        assert "newer than this node's 3" in reason
+        starts = (guarded_primary / "psql-starts").read_text().split()
+        assert starts.count("10.0.0.13") == 2 and starts.count("local") == 1
+    finally:
+        looks.close()
+
+
+def test_the_guard_asks_the_same_questions_over_a_session_as_over_new_connections(
+        guarded_primary: Path) -> None:
+    c = common.Config.load(str(guarded_primary / "node.json"))
+    peer_says(guarded_primary, "10.0.0.12", "primary|4|0/6000000")
+    looks = fencing.Looks(c)
+    try:
+        over_session = fencing.ask_peers(c, looks)
+    finally:
+        looks.close()
+    assert over_session == fencing.ask_peers(c)
+    assert [(p.name, p.role, p.timeline) for p in over_session] == [
+        ("pg2", "primary", 4), ("pg3", None, None)]
+
+
 # ------------------------------------------------------------------ follow (rejoin)
 
 STANDBY_CONF = ("# Ansible managed\nprimary_conninfo = 'host=10.0.0.11 port=5432 user=replicator'\n"
