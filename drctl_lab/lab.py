@@ -711,15 +711,17 @@ def remove_containers(say: Say) -> list[str]:
 
 
 def _wait_booted(host: LabHost, timeout: float = 60) -> None:
+    # asked by nsenter (drctl_lab.hosts.container_run), not `docker exec`: a restore asks
+    # each host a dozen times, and the suite restores the lab dozens of times
+    from drctl_lab.hosts import container_run
+
     deadline = time.monotonic() + timeout
     state = ""
     while time.monotonic() < deadline:
-        proc = docker("exec", host.container, "systemctl", "is-system-running", check=False,
-                      timeout=20)
+        proc = container_run(host.container, ["systemctl", "is-system-running"], timeout=20)
         state = proc.stdout.strip()
         if state in ("running", "degraded"):
-            proc = docker("exec", host.container, "cat", "/etc/ssh/ssh_host_ed25519_key.pub",
-                          check=False)
+            proc = container_run(host.container, ["cat", "/etc/ssh/ssh_host_ed25519_key.pub"])
             if proc.returncode == 0:
                 return
         time.sleep(0.5)
