@@ -8,88 +8,15 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from drctl.paths import lab_dir, lab_inventory_dir
-from drctl_lab.lab import PREFIX
+from drctl_lab.lab import PREFIX, container_run
 
 INVENTORY = lab_inventory_dir() / "hosts.yml"
-
-
-@dataclass(frozen=True)
-class _Init:
-    """A running container's init as this machine sees it."""
-    cid: str
-    pid: int
-    started: str  # /proc/PID/stat's start time: a PID the kernel gave to another process
-    env: tuple[str, ...]  # what `docker exec` gives a command: the container's environment
-
-
-_INITS: dict[str, _Init] = {}
-
-
-def _start_time(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _frozen(cid: str) -> bool | None:
-    """Whether `docker pause` froze the container (cgroup v1 or v2); None: cannot tell."""
-    for state, thawed in ((f"/sys/fs/cgroup/freezer/docker/{cid}/freezer.state", "THAWED"),
-                          (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cgroup.freeze",
-                           "0")):
-        try:
-            return Path(state).read_text().strip() != thawed
-        except OSError:
-            continue
-    return None
-
-
-def _init(container: str) -> _Init | str:
-    """The container's init (cached while it runs), or why a command cannot run there."""
-    known = _INITS.get(container)
-    if known is None or _start_time(known.pid) != known.started:
-        out = subprocess.run(["docker", "inspect", "-f", "{{.Id}} {{.State.Pid}}", container],
-                             capture_output=True, text=True, check=False)
-        if out.returncode != 0:
-            return out.stderr.strip() or f"no container {container}"
-        cid, pid = out.stdout.split()
-        started = _start_time(int(pid)) if pid != "0" else None
-        if started is None:
-            return f"container {container} is not running"
-        env = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
-        known = _Init(cid, int(pid), started, tuple(e for e in env if e))
-        _INITS[container] = known
-    return known
-
-
-def container_run(container: str, argv: list[str], timeout: float = 120
-                  ) -> subprocess.CompletedProcess:
-    """ARGV inside CONTAINER as root, as `docker exec` runs it (its namespaces, root and
-    environment; refused in a stopped or paused container), by nsenter: `docker exec`
-    costs about 55 ms of CPU a call in the docker daemons and client, nsenter about 3,
-    and the suite is CPU-bound. Where the cgroup's freezer cannot be read, docker exec."""
-    init = _init(container)
-    if isinstance(init, str):
-        return subprocess.CompletedProcess(argv, 1, "", f"Error response from daemon: {init}")
-    frozen = _frozen(init.cid)
-    if frozen is None:
-        return subprocess.run(["docker", "exec", container, *argv], capture_output=True,
-                              text=True, timeout=timeout, check=False,
-                              stdin=subprocess.DEVNULL)
-    if frozen:
-        return subprocess.CompletedProcess(argv, 1, "", f"Error response from daemon: "
-                                                        f"container {container} is paused")
-    return subprocess.run(["nsenter", "-t", str(init.pid), "-a", "--", "env", "-i",
-                           *init.env, *argv],
-                          capture_output=True, text=True, timeout=timeout, check=False,
-                          stdin=subprocess.DEVNULL)
 
 
 def sh(host: str, command: str, check: bool = True, timeout: float = 120) -> str:

@@ -348,9 +348,44 @@ def ensure_engine(say: Say) -> None:
 
 # ---------------------------------------------------------------- image
 
-def image_tag() -> str:
+def base_tag() -> str:
+    """The lab image of bare Debian hosts, named by its recipe."""
     digest = hashlib.sha256(RECIPE.read_bytes()).hexdigest()[:12]
     return f"drctl-lab:{digest}"
+
+
+# A warm lab (DRCTL_LAB_WARM=1): the hosts start from the bare image with the packages
+# provision installs already installed, as from a golden image; configuration, users,
+# clusters and services are still provision's. `make test`'s second lane runs warm: its
+# modules need a provisioned lab, not a provision from bare hosts (lane a's test_03 and
+# molecule prove that one), and installing the packages is most of a provision from bare
+# hosts. The packages are the ones build-rootfs.sh fetches, with apt's recommends as the
+# roles install them (node_exporter without, as drctl_metrics does). Services a bare host
+# would not run until its role starts them stay disabled (pgbouncer, the only one whose
+# package starts it on every host); every role enables what it runs.
+WARM_ENV = "DRCTL_LAB_WARM"
+WARM_SCRIPT = """set -eu
+export DEBIAN_FRONTEND=noninteractive
+mkdir -p /etc/postgresql-common
+echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf
+apt-get -qq -y install postgresql-15 postgresql-client-15 postgresql-15-repmgr keepalived \\
+    pgbackrest python3-psycopg2 python3-psycopg python3-flask python3-argon2 gunicorn \\
+    ssl-cert acl pgbouncer >/dev/null
+apt-get -qq -y install --no-install-recommends prometheus-node-exporter >/dev/null
+systemctl disable pgbouncer >/dev/null 2>&1
+"""
+
+
+def warm() -> bool:
+    return os.environ.get(WARM_ENV, "").strip().lower() not in ("", "0", "no", "false")
+
+
+def image_tag() -> str:
+    """The image this lab's hosts start from: the bare one, or its warm variant."""
+    if not warm():
+        return base_tag()
+    digest = hashlib.sha256(WARM_SCRIPT.encode()).hexdigest()[:6]
+    return f"{base_tag()}-warm-{digest}"
 
 
 def image_exists(tag: str) -> bool:
@@ -359,7 +394,28 @@ def image_exists(tag: str) -> bool:
 
 def ensure_image(say: Say) -> tuple[str, bool]:
     """Return (tag, built_now)."""
+    base, built = ensure_base_image(say)
     tag = image_tag()
+    if tag == base or image_exists(tag):
+        return tag, built
+    say(f"building the warm lab image {tag}: provision's packages installed (once)")
+    builder = f"{PREFIX}warm-build"
+    docker("rm", "-f", builder, check=False)
+    try:
+        proc = docker("run", "--name", builder, base, "/bin/sh", "-c", WARM_SCRIPT,
+                      check=False, timeout=1200)
+        if proc.returncode != 0:
+            raise DrctlError(f"building the warm lab image failed:\n{proc.stderr[-2000:]}",
+                             ExitCode.ENVIRONMENT)
+        docker("commit", "--change", 'CMD ["/sbin/init"]', builder, tag, timeout=600)
+    finally:
+        docker("rm", "-f", builder, check=False)
+    return tag, True
+
+
+def ensure_base_image(say: Say) -> tuple[str, bool]:
+    """Return (tag, built_now) of the bare image."""
+    tag = base_tag()
     if image_exists(tag):
         return tag, False
     say(f"building lab image {tag} with debootstrap (once; about 2 minutes)")
@@ -710,11 +766,83 @@ def remove_containers(say: Say) -> list[str]:
     return ids
 
 
-def _wait_booted(host: LabHost, timeout: float = 60) -> None:
-    # asked by nsenter (drctl_lab.hosts.container_run), not `docker exec`: a restore asks
-    # each host a dozen times, and the suite restores the lab dozens of times
-    from drctl_lab.hosts import container_run
+# ---------------------------------------------------------------- commands in a host
 
+@dataclass(frozen=True)
+class _Init:
+    """A running container's init as this machine sees it."""
+    cid: str
+    pid: int
+    started: str  # /proc/PID/stat's start time: a PID the kernel gave to another process
+    env: tuple[str, ...]  # what `docker exec` gives a command: the container's environment
+
+
+_INITS: dict[str, _Init] = {}
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _frozen(cid: str) -> bool | None:
+    """Whether `docker pause` froze the container (cgroup v1 or v2); None: cannot tell."""
+    for state, thawed in ((f"/sys/fs/cgroup/freezer/docker/{cid}/freezer.state", "THAWED"),
+                          (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cgroup.freeze",
+                           "0")):
+        try:
+            return Path(state).read_text().strip() != thawed
+        except OSError:
+            continue
+    return None
+
+
+def _init(container: str) -> _Init | str:
+    """The container's init (cached while it runs), or why a command cannot run there."""
+    known = _INITS.get(container)
+    if known is None or _start_time(known.pid) != known.started:
+        out = subprocess.run(["docker", "inspect", "-f", "{{.Id}} {{.State.Pid}}", container],
+                             capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            return out.stderr.strip() or f"no container {container}"
+        cid, pid = out.stdout.split()
+        started = _start_time(int(pid)) if pid != "0" else None
+        if started is None:
+            return f"container {container} is not running"
+        env = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+        known = _Init(cid, int(pid), started, tuple(e for e in env if e))
+        _INITS[container] = known
+    return known
+
+
+def container_run(container: str, argv: list[str], timeout: float = 120
+                  ) -> subprocess.CompletedProcess:
+    """ARGV inside CONTAINER as root, as `docker exec` runs it (its namespaces, root and
+    environment; refused in a stopped or paused container), by nsenter: `docker exec`
+    costs about 55 ms of CPU a call in the docker daemons and client, nsenter about 3,
+    and the suite is CPU-bound. Where the cgroup's freezer cannot be read, docker exec."""
+    init = _init(container)
+    if isinstance(init, str):
+        return subprocess.CompletedProcess(argv, 1, "", f"Error response from daemon: {init}")
+    frozen = _frozen(init.cid)
+    if frozen is None:
+        return subprocess.run(["docker", "exec", container, *argv], capture_output=True,
+                              text=True, timeout=timeout, check=False,
+                              stdin=subprocess.DEVNULL)
+    if frozen:
+        return subprocess.CompletedProcess(argv, 1, "", f"Error response from daemon: "
+                                                        f"container {container} is paused")
+    return subprocess.run(["nsenter", "-t", str(init.pid), "-a", "--", "env", "-i",
+                           *init.env, *argv],
+                          capture_output=True, text=True, timeout=timeout, check=False,
+                          stdin=subprocess.DEVNULL)
+
+
+def _wait_booted(host: LabHost, timeout: float = 60) -> None:
+    # asked by nsenter (container_run), not `docker exec`: a restore asks each host a
+    # dozen times, and the suite restores the lab dozens of times
     deadline = time.monotonic() + timeout
     state = ""
     while time.monotonic() < deadline:

@@ -108,3 +108,28 @@ def test_pause_does_not_retry_other_errors(monkeypatch):
     with pytest.raises(DrctlError, match="No such container"):
         lab.pause("drctl-lab-pg9")
     assert len(calls) == 1
+
+
+def _packages(text: str, after: str, until: str) -> set[str]:
+    """The package names between AFTER and UNTIL (shell words, continuation lines)."""
+    part = text[text.index(after) + len(after):]
+    part = part[:part.index(until)]
+    return {w for w in part.replace("\\\n", " ").split() if not w.startswith("-")}
+
+
+def test_a_warm_lab_installs_what_the_bare_image_fetches_and_has_its_own_tag(monkeypatch):
+    recipe = lab.RECIPE.read_text()
+    fetched = _packages(recipe, "--download-only install", ">/dev/null")
+    first = _packages(lab.WARM_SCRIPT, "-y install", ">/dev/null")
+    rest = lab.WARM_SCRIPT[lab.WARM_SCRIPT.index("prometheus-node-exporter") - 60:]
+    second = _packages(rest, "--no-install-recommends", ">/dev/null")
+    assert first | second == fetched and second == {"prometheus-node-exporter"}
+    # what drctl_metrics installs without recommends
+    assert role_default("drctl_metrics", "drctl_metrics_exporter_packages") == sorted(second)
+    monkeypatch.delenv(lab.WARM_ENV, raising=False)
+    bare = lab.image_tag()
+    assert bare == lab.base_tag() and not lab.warm()
+    monkeypatch.setenv(lab.WARM_ENV, "1")
+    assert lab.warm() and lab.image_tag().startswith(bare + "-warm-")
+    monkeypatch.setenv(lab.WARM_ENV, "0")
+    assert lab.image_tag() == bare
