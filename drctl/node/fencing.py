@@ -26,7 +26,7 @@ from drctl.node.common import (
     run,
     write_json_atomic,
 )
-from drctl.node.handover import current_position, wal_position
+from drctl.node.handover import parse_position, wal_position
 from drctl.rules import decide, sql
 
 # ------------------------------------------------------------------ fencing
@@ -88,6 +88,25 @@ def _peer_conninfo(c: Config, peer: dict[str, str]) -> str:
             "connect_timeout=2")
 
 
+class OneShot:
+    """Questions over a new connection each (what fence-check and confirm-primary ask,
+    once): the same interface as Looks. RuntimeError when there is no answer."""
+
+    def __init__(self, c: Config) -> None:
+        self.c = c
+
+    def local(self, statement: str) -> str:
+        return psql(self.c, statement)
+
+    def peer(self, peer: dict[str, str], statement: str) -> str:
+        env = {**os.environ, "PGPASSFILE": self.c.passfile}
+        rc, o, err = run([self.c.psql, "-XAtq", _peer_conninfo(self.c, peer), "-c", statement],
+                         timeout=5, env=env)
+        if rc != 0:
+            raise RuntimeError(err or f"psql exited {rc}")
+        return o
+
+
 class Looks:
     """The guard's connections, kept open from one look to the next: its local
     PostgreSQL's (one psql as postgres over the socket) and each peer's (one psql over
@@ -124,8 +143,18 @@ class Looks:
             session.close()
 
 
-def parse_peer_role(o: str) -> tuple[str, int | None, str | None] | None:
-    """QUERY_PEER_ROLE's answer as (role, timeline, lsn); None for no answer."""
+Asker = OneShot | Looks
+
+
+def peer_role(c: Config, peer: dict[str, str], ask: Asker | None = None
+              ) -> tuple[str, int | None, str | None] | None:
+    """(role, timeline, lsn) of a peer: role 'primary' or 'standby', the newest timeline
+    it knows (None: unknown) and a primary's WAL position; None when it does not answer.
+    Asked over ASK (the guard's open sessions), else over a new connection."""
+    try:
+        o = (ask or OneShot(c)).peer(peer, sql.QUERY_PEER_ROLE)
+    except RuntimeError:
+        return None
     if not o:
         return None
     parts = o.split("|")
@@ -135,29 +164,13 @@ def parse_peer_role(o: str) -> tuple[str, int | None, str | None] | None:
     return "standby", timeline, None
 
 
-def peer_role(c: Config, peer: dict[str, str],
-              looks: Looks | None = None) -> tuple[str, int | None, str | None] | None:
-    """(role, timeline, lsn) of a peer: role 'primary' or 'standby', the newest timeline
-    it knows (None: unknown) and a primary's WAL position; None when it does not answer.
-    Asked over the guard's open session when LOOKS is given, else over a new connection."""
-    if looks is not None:
-        try:
-            return parse_peer_role(looks.peer(peer, sql.QUERY_PEER_ROLE))
-        except RuntimeError:
-            return None
-    env = {**os.environ, "PGPASSFILE": c.passfile}
-    rc, o, _ = run([c.psql, "-XAtq", _peer_conninfo(c, peer), "-c", sql.QUERY_PEER_ROLE],
-                   timeout=5, env=env)
-    return parse_peer_role(o) if rc == 0 else None
-
-
-def sample_lag(c: Config, looks: Looks | None = None) -> None:
+def sample_lag(c: Config, ask: Asker | None = None) -> None:
     """On a standby: how far behind the primary's WAL it is, written to the lag file
     (status shows it; the watcher on another host is what decisions rely on)."""
-    statement = "select coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())"
-    recv = looks.local(statement) if looks is not None else psql(c, statement)
+    ask = ask or OneShot(c)
+    recv = ask.local("select coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())")
     for peer in c.peers:
-        answer = peer_role(c, dict(peer), looks)
+        answer = peer_role(c, dict(peer), ask)
         if answer and answer[0] == "primary" and answer[2] and recv:
             write_json_atomic(c.lag_file, {
                 "at": time.time(), "primary": peer["name"], "primary_lsn": answer[2],
@@ -166,12 +179,12 @@ def sample_lag(c: Config, looks: Looks | None = None) -> None:
             return
 
 
-def ask_peers(c: Config, looks: Looks | None = None) -> list[decide.PeerAnswer]:
+def ask_peers(c: Config, ask: Asker | None = None) -> list[decide.PeerAnswer]:
     """Every peer's answer at this moment: its role and the newest timeline it knows
     (role None: it did not answer)."""
     peers: list[decide.PeerAnswer] = []
     for peer in c.peers:
-        answer = peer_role(c, dict(peer), looks)
+        answer = peer_role(c, dict(peer), ask)
         peers.append(decide.PeerAnswer(peer["name"], answer[0] if answer else None,
                                        answer[1] if answer else None))
     return peers
@@ -321,19 +334,17 @@ def cmd_confirm_primary(c: Config, a: argparse.Namespace) -> None:
     emit(ok=True, host=c.name, started=True, held=held)
 
 
-def guard_running_primary(c: Config, looks: Looks | None = None) -> decide.StartVerdict:
+def guard_running_primary(c: Config, ask: Asker | None = None) -> decide.StartVerdict:
     """A running primary asks the rule every start asks (decide.startup, as a node that
     has run as the primary since this boot), on its peers' answers of this moment: a peer
     on a newer timeline (a failover happened while it was cut off) fences it now.
     Other verdicts change nothing on a running server: a twin primary on the same
     timeline is reported by drctl status, where an operator decides which one keeps its
     writes. Marks the node as having run as the primary since boot (e.g. promoted)."""
-    if looks is not None:
-        my_tl = int(looks.local(sql.CURRENT_POSITION).partition("|")[2])
-    else:
-        my_tl = current_position(c)[1]
+    ask = ask or OneShot(c)
+    my_tl = parse_position(ask.local(sql.CURRENT_POSITION))[1]
     verdict = decide.startup(fenced=None, standby=False, my_timeline=my_tl,
-                             peers=ask_peers(c, looks), lifted=False, primary_this_boot=True)
+                             peers=ask_peers(c, ask), lifted=False, primary_this_boot=True)
     if verdict.action == "fence":
         fence(c, verdict.reason)
         print(f"drctl-guard: fenced this node: {verdict.reason}", flush=True)

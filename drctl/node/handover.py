@@ -101,10 +101,14 @@ def cmd_stop_primary(c: Config, a: argparse.Namespace) -> None:
          stopped_at=now_iso(), seconds=round(time.monotonic() - start, 3))
 
 
-def current_position(c: Config) -> tuple[str, int]:
-    row = psql(c, sql.CURRENT_POSITION)
+def parse_position(row: str) -> tuple[str, int]:
+    """CURRENT_POSITION's answer (LSN|timeline) as (LSN, timeline)."""
     pos, _, tl = row.partition("|")
     return pos, int(tl)
+
+
+def current_position(c: Config) -> tuple[str, int]:
+    return parse_position(psql(c, sql.CURRENT_POSITION))
 
 
 def drop_standby_conf(c: Config) -> bool:
