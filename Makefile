@@ -105,8 +105,18 @@ integration: setup-test
 	$(DRCTL) lab up --fresh
 	$(BIN)/pytest -q -x tests/integration
 
+# The playbooks without drctl, as AWX runs them: from the collection built from this
+# checkout and installed into a scratch path (the only collections path the scenario's
+# plays see), by their names; on the warm lab image (provision's packages installed,
+# nothing configured: a provision from bare hosts is test_03's).
+MOLECULE_COLLECTIONS := $(CURDIR)/.ansible/drctl-collection
 molecule: setup
-	ANSIBLE_HOME=$(CURDIR)/.ansible DRCTL_LAB_IMAGE=$$($(DRCTL) lab image) $(BIN)/molecule test
+	@rm -rf $(MOLECULE_COLLECTIONS) && mkdir -p $(MOLECULE_COLLECTIONS)/dist
+	@$(BIN)/ansible-galaxy collection build --output-path $(MOLECULE_COLLECTIONS)/dist . >/dev/null
+	@$(BIN)/ansible-galaxy collection install --force --no-deps -p $(MOLECULE_COLLECTIONS) \
+	  $(MOLECULE_COLLECTIONS)/dist/drctl-cluster-*.tar.gz >/dev/null
+	ANSIBLE_HOME=$(CURDIR)/.ansible DRCTL_MOLECULE_COLLECTIONS=$(MOLECULE_COLLECTIONS) \
+	  DRCTL_LAB_IMAGE=$$(DRCTL_LAB_WARM=1 $(DRCTL) lab image) $(BIN)/molecule test
 
 # Every phase timed, the table printed at the end (test-artifacts/phases.json keeps it).
 test: setup-test

@@ -357,12 +357,13 @@ def base_tag() -> str:
 # A warm lab (DRCTL_LAB_WARM=1): the hosts start from the bare image with the packages
 # provision installs already installed, as from a golden image; configuration, users,
 # clusters and services are still provision's. `make test`'s second lane runs warm: its
-# modules need a provisioned lab, not a provision from bare hosts (lane a's test_03 and
-# molecule prove that one), and installing the packages is most of a provision from bare
-# hosts. The packages are the ones build-rootfs.sh fetches, with apt's recommends as the
-# roles install them (node_exporter without, as drctl_metrics does). Services a bare host
-# would not run until its role starts them stay disabled (pgbouncer, the only one whose
-# package starts it on every host); every role enables what it runs.
+# modules need a provisioned lab, not a provision from bare hosts (lane a's test_03 proves
+# that one; molecule's scenario starts warm too), and installing the packages is most of
+# a provision from bare hosts. The packages are the ones build-rootfs.sh fetches, with
+# apt's recommends as the roles install them (node_exporter without, as drctl_metrics
+# does). Services a bare host would not run until its role starts them stay disabled
+# (pgbouncer, the only one whose package starts it on every host); every role enables
+# what it runs.
 WARM_ENV = "DRCTL_LAB_WARM"
 WARM_SCRIPT = """set -eu
 export DEBIAN_FRONTEND=noninteractive
