@@ -26,6 +26,7 @@ from _common import DRCTL, ROOT, drctl_json, report
 
 from drctl import dnsupdate
 from drctl.workload import NameResolver
+from drctl_lab.hosts import power_off
 
 PREFIX = os.environ.get("DRCTL_LAB_NAME", "drctl-lab") + "-"
 DC1 = ("pg1", "pg2", "backup1", "app1", "app3")
@@ -55,8 +56,7 @@ def one_run(s: dnsupdate.NameSettings) -> tuple[float, float]:
     resolver = NameResolver(lambda: dnsupdate.lookup(s))
     if not writable(resolver.address()):
         raise SystemExit("the service does not answer through its name before the run")
-    subprocess.run(["docker", "kill", *[PREFIX + h for h in DC1]], check=True,
-                   capture_output=True)
+    power_off(*DC1)
     start = time.monotonic()
     proc = subprocess.Popen([*DRCTL, "failover", "--site", "dc2", "--allow-data-loss", "--yes",
                              "--format", "json"], cwd=ROOT, stdout=subprocess.PIPE,

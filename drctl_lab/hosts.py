@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from drctl.paths import lab_dir, lab_inventory_dir
-from drctl_lab.lab import PREFIX, container_run
+from drctl_lab.lab import PREFIX, container_run, kill_one_at_a_time
 
 INVENTORY = lab_inventory_dir() / "hosts.yml"
 
@@ -44,9 +44,9 @@ def wait_for(what: str, predicate: Callable[[], object], timeout: float = 30,
 
 
 def power_off(*hosts: str) -> None:
-    """Cut the power: the containers die at once, nothing shuts down cleanly."""
-    subprocess.run(["docker", "kill", *[PREFIX + h for h in hosts]], check=True,
-                   capture_output=True)
+    """Cut the power: nothing shuts down cleanly. Several hosts lose it one after the
+    other, each exit handled by docker before the next (lab.kill_one_at_a_time)."""
+    kill_one_at_a_time([PREFIX + h for h in hosts])
 
 
 def power_on(host: str) -> None:

@@ -298,6 +298,31 @@ def docker(*args: str, check: bool = True, input: str | None = None,
     return _run(["docker", *args], check=check, input=input, timeout=timeout)
 
 
+# Debian 12's docker (20.10.24) can deadlock its network controller when two containers
+# of one network leave it at the same moment (moby/moby#46661, fixed in 20.10.27): one
+# container's clean-up holds the network's lock and waits for the controller's while the
+# controller's watch loop, deleting the other's endpoint, holds the controller's and waits
+# for the network's; from then on every network operation of the daemon hangs (a
+# fresh-clone `make test`, 2026-12-06: a restore's `docker rm -f` of five containers at
+# once, then `docker network inspect` stuck for 600 s in both lanes; dockerd's goroutine
+# dump, SIGUSR1, showed exactly those two). So the lab's containers leave their networks
+# one at a time: each removal or power cut is finished (the exit handled, the network
+# released) before the next begins.
+
+def remove_one_at_a_time(names: list[str], check: bool = True) -> None:
+    """`docker rm -f` each of NAMES in turn (rm -f kills, waits for the exit, removes)."""
+    for name in names:
+        docker("rm", "-f", name, check=check)
+
+
+def kill_one_at_a_time(names: list[str]) -> None:
+    """Cut the power of each of NAMES in turn: `docker kill`, then `docker wait` until
+    the daemon has handled its exit, before the next."""
+    for name in names:
+        docker("kill", name)
+        docker("wait", name, check=False)
+
+
 # ---------------------------------------------------------------- engine
 
 def _apt_install(packages: list[str], say: Say) -> None:
@@ -527,7 +552,7 @@ def ensure_container(host: LabHost, tag: str, fresh: bool, say: Say) -> str:
         say(f"{host.name}: recreating its container, which does not resolve "
             f"{', '.join(sorted(n.split(':')[0] for n in missing))}")
     if state and (fresh or state[1] != tag or missing):
-        docker("rm", "-f", host.container)
+        remove_one_at_a_time([host.container])
         state = None
     if state and state[0] == "running":
         return "reused"
@@ -558,7 +583,7 @@ def ensure_router(tag: str, fresh: bool, say: Say) -> str:
     name = router_container()
     state = _container_state(name)
     if state and (fresh or state[1] != tag or not _router_attached(name)):
-        docker("rm", "-f", name)
+        remove_one_at_a_time([name])
         state = None
     if state and state[0] == "running":
         return "reused"
@@ -683,7 +708,7 @@ def _remove_sites_beyond(count: int, say: Say) -> bool:
         if count < 2 else []
     there = [n for n in names if _container_state(n) is not None]
     if there:
-        docker("rm", "-f", *there)
+        remove_one_at_a_time(there)
     gone = [site_network(site) for site in
             [*SITES[count:], *([WAN_SIDE] if count < 2 else [])]
             if _remove_network(site_network(site))]
@@ -763,7 +788,7 @@ def remove_containers(say: Say) -> list[str]:
     proc = docker("ps", "-aq", "--filter", f"label={LABEL}={NETWORK}", check=False)
     ids = proc.stdout.split()
     if ids:
-        docker("rm", "-f", *ids)
+        remove_one_at_a_time(ids)
     return ids
 
 
@@ -1295,10 +1320,11 @@ def restore(name: str, say: Say, partial: bool = False) -> dict:
         ensure_network(say, site)
     hosts = [h for h in lab_hosts() if h.name in snap["hosts"]]
     bare = [h for h in lab_hosts() if h.name not in snap["hosts"]]
-    # one removal for all (the daemon kills them side by side), then the new containers
-    # created side by side: one after the other cost a third of a second each
+    # the old containers removed one at a time (remove_one_at_a_time: never side by side),
+    # then the new ones created side by side: one after the other cost a third of a second
+    # each, and a container joining its network does not meet the daemon's deadlock
     gone = [h.container for h in hosts + bare] + ([router_container()] if count > 1 else [])
-    docker("rm", "-f", *gone, check=False)
+    remove_one_at_a_time(gone, check=False)
     _forget_ssh_masters()
     image = ensure_image(say)[0] if bare or count > 1 else ""  # the router's, bare hosts'
     if count > 1:  # a new router: the WAN is up again after a restore
