@@ -147,6 +147,10 @@ def _power_off(inv: inv_mod.Inventory, host: str, lab: str) -> str:
     """LAB: the lab's container prefix (drctl_lab_containers), empty on real hosts."""
     if lab:
         subprocess.run(["docker", "kill", lab + host], check=True, capture_output=True)
+        # until docker has handled the exit: a site's hosts lose power one after the
+        # other, never two leaving their network at once (docker 20.10's deadlock,
+        # drctl_lab.lab.kill_one_at_a_time)
+        subprocess.run(["docker", "wait", lab + host], check=False, capture_output=True)
         return f"docker kill {host} (power loss)"
     from drctl import sshprobe
 

@@ -256,3 +256,19 @@ def test_the_report_shows_the_pooled_figures_or_why_there_are_none():
     assert "900 / 0 / 0.8 s, 0 lost (via app1)" in page
     page = render(report(pooled={"host": None, "error": "no pooler the scenario keeps"}))
     assert "not measured (no pooler the scenario keeps" in page
+
+
+def test_a_lab_power_cut_waits_for_docker_to_handle_the_exit(monkeypatch):
+    """A site's hosts lose power one after the other, each exit handled before the next:
+    docker 20.10 deadlocks when two containers leave their network at once."""
+    import subprocess
+
+    from drctl import drill
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    for host in ("pg1", "pg2"):
+        said = drill._power_off(None, host, "drctl-lab-")  # type: ignore[arg-type]
+        assert said == f"docker kill {host} (power loss)"
+    assert calls == [["docker", "kill", "drctl-lab-pg1"], ["docker", "wait", "drctl-lab-pg1"],
+                     ["docker", "kill", "drctl-lab-pg2"], ["docker", "wait", "drctl-lab-pg2"]]
