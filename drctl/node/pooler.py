@@ -48,6 +48,8 @@ import re
 import socket
 import time
 from collections.abc import Callable
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -79,6 +81,7 @@ class PoolerConfig:
     ca_file: str = "/etc/pgbouncer/ca.crt"
     sslmode: str = "verify-full"
     poll_s: float = 0.1
+    probes_in_flight: int = 4  # the waiter's questions out at once (await_new_primary)
     node_command: str = "/usr/local/libexec/drctl/drctl-node"
     config_path: str = ""  # where this configuration was read (the waiter reads it again)
 
@@ -209,23 +212,43 @@ def await_new_primary(c: PoolerConfig, above: int, max_s: float, by: str,
     timeline above ABOVE answers at its server address (the promoted standby, once it
     holds the VIP), not when the playbook's resume gets there seconds later. It gives up
     after MAX_S, or as soon as somebody else resumed the pooler; the playbook's resume and
-    the guard stay behind it."""
+    the guard stay behind it.
+
+    A question asked while the address moves can hang (a connection attempt to the node
+    that just let the VIP go waits for its SYN's retransmission), so the questions
+    overlap: a new one every POLL_S while earlier ones are still out (at most
+    PROBES_IN_FLIGHT), and the first that finds the new primary ends the wait."""
     deadline = clock() + max_s
-    while clock() < deadline:
-        if not _paused_now(c):
-            # started before the PAUSE (so that its start is no part of the pause): the
-            # pause's record is there until somebody resumes or the pause is taken back
-            if not os.path.exists(c.paused_file):
-                return {"ok": True, "host": c.name, "resumed": False,
-                        "detail": "resumed by someone else"}
-        else:
-            timeline = server_timeline(c)
-            if timeline is not None and timeline > above:
-                return resume(c, by=f"{by} (its waiter: the new primary on timeline "
-                                    f"{timeline} answers)")
-        sleep(c.poll_s)
-    return {"ok": True, "host": c.name, "resumed": False,
-            "detail": f"no new primary within {max_s:g} s"}
+    pool = ThreadPoolExecutor(max_workers=max(1, c.probes_in_flight),
+                              thread_name_prefix="drctl-pooler-probe")
+    out: set[Future[int | None]] = set()
+    try:
+        while clock() < deadline:
+            if not _paused_now(c):
+                # started before the PAUSE (so that its start is no part of the pause):
+                # the pause's record is there until somebody resumes or the pause is
+                # taken back
+                if not os.path.exists(c.paused_file):
+                    return {"ok": True, "host": c.name, "resumed": False,
+                            "detail": "resumed by someone else"}
+                sleep(c.poll_s)
+                continue
+            if len(out) < max(1, c.probes_in_flight):
+                out.add(pool.submit(server_timeline, c))
+            done, out = futures.wait(out, timeout=c.poll_s,
+                                     return_when=futures.FIRST_COMPLETED)
+            for answered in done:
+                timeline = answered.result()
+                if timeline is not None and timeline > above:
+                    return resume(c, by=f"{by} (its waiter: the new primary on timeline "
+                                        f"{timeline} answers)")
+            if done:  # no question hangs: the next after POLL_S (else it waited that)
+                sleep(c.poll_s)
+        return {"ok": True, "host": c.name, "resumed": False,
+                "detail": f"no new primary within {max_s:g} s"}
+    finally:
+        # questions still out end by their own timeout; nobody waits for them
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def start_waiter(c: PoolerConfig, above: int, max_s: float, by: str) -> bool:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -1067,6 +1069,30 @@ def test_promote_can_clear_a_synchronous_standby_at_once(
     assert cli.main(["--config", str(node_config), "promote", "--vrrp-wait", "0"]) == 0
     assert json.loads(capsys.readouterr().out)["synchronous_cleared"] == ""
     assert "show synchronous_standby_names" not in ran, "without the flag: left as it is"
+
+
+def test_a_standby_still_in_recovery_after_a_signal_is_signalled_again() -> None:
+    """The standby that saw the first pg_promote only after its retry interval: it is
+    signalled again every RESIGNAL_S, and a late signal that fails changes nothing."""
+    from drctl.rules import sql
+
+    signals: list[float] = []
+
+    def query(statement: str) -> object:
+        if statement == sql.PROMOTE_NOWAIT:
+            signals.append(time.monotonic())
+            if len(signals) == 3:
+                raise RuntimeError("ERROR:  recovery is not in progress")
+            return "t"
+        return "f" if len(signals) >= 3 else "t"  # this node needs a third signal
+    assert handover.promote_and_wait(query, timeout=5, resignal_s=0.02)
+    assert len(signals) == 3 and all(
+        b - a >= 0.02 for a, b in itertools.pairwise(signals))
+    # a node that leaves recovery at once is signalled once
+    once: list[str] = []
+    assert handover.promote_and_wait(lambda q: once.append(q) or "f", timeout=5,
+                                     resignal_s=0)
+    assert once.count(sql.PROMOTE_NOWAIT) == 1
 
 
 def test_promotion_is_seen_within_milliseconds_not_at_pg_promotes_100_ms_poll() -> None:

@@ -4,6 +4,7 @@ PgBouncer's admin console is faked at the command line drctl-node runs (setpriv 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -253,6 +254,50 @@ def test_a_switchovers_pause_starts_a_waiter_that_resumes_on_the_new_timeline(
     kept = json.loads(Path(c.resumed_file).read_text())
     assert kept["by"] == ("switchover pg1 -> pg2 (its waiter: the new primary on timeline 2 "
                           "answers)") and kept["paused_by"] == "switchover pg1 -> pg2"
+
+
+def test_a_question_that_hangs_does_not_hold_the_waiter(tmp_path, bouncer, monkeypatch):
+    """The first question to the server address hangs (a connection attempt to the node
+    that let the VIP go); the next, asked POLL_S later, finds the new primary and the
+    pooler resumes while the first is still out."""
+    import threading
+
+    c = dataclasses.replace(_with_server(tmp_path), poll_s=0.01)
+    pooler.pause(c, "switchover pg1 -> pg2", until_new_primary_s=60)
+    release = threading.Event()
+    asked: list[str] = []
+
+    def timeline(_c: pooler.PoolerConfig, timeout: float = 2) -> int | None:
+        asked.append("asked")
+        if len(asked) == 1:
+            release.wait(10)  # the hanging one: answers only once the test lets it
+            return None
+        return 2
+
+    monkeypatch.setattr(pooler, "server_timeline", timeline)
+    try:
+        done = pooler.await_new_primary(c, 1, 60, "switchover pg1 -> pg2")
+        assert done["resumed"] is True and not bouncer.paused
+        assert not release.is_set() and len(asked) == 2, "the second question ended it"
+    finally:
+        release.set()
+    # never more questions out at once than PROBES_IN_FLIGHT: all hang, none answers
+    release.clear()
+    hung: list[str] = []
+
+    def hangs(_c: pooler.PoolerConfig, timeout: float = 2) -> int | None:
+        hung.append("asked")
+        release.wait(10)
+        return None
+
+    pooler.pause(c, "switchover pg2 -> pg1")
+    monkeypatch.setattr(pooler, "server_timeline", hangs)
+    try:
+        done = pooler.await_new_primary(dataclasses.replace(c, probes_in_flight=3), 1,
+                                        0.3, "x")
+        assert done["resumed"] is False and len(hung) == 3 and bouncer.paused
+    finally:
+        release.set()
 
 
 def test_the_waiter_gives_up_in_time_and_leaves_a_pooler_someone_resumed(tmp_path, bouncer):
