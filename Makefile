@@ -25,7 +25,7 @@ all: test
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,lab]'
 	touch $@
 
 # The venv (pip) and the Debian packages (apt) side by side: both mostly wait on the

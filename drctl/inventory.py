@@ -134,6 +134,17 @@ class Inventory:
                 or None
         return out
 
+    def repositories(self) -> list[Any]:
+        """The backup repositories as pgBackRest numbers them (drctl.rules.repos): the
+        `backup` group's hosts, then the object stores of pgbackrest_s3_repos."""
+        from drctl.rules import repos
+
+        try:
+            return repos.numbered([h.name for h in self.group("backup")],
+                                  self.cluster.get("pgbackrest_s3_repos") or [])
+        except repos.RepoError as exc:
+            raise InventoryError(self.path, [str(exc)]) from None
+
     def option(self, name: str) -> Any:
         """A cluster option as the inventory sets it, else its default (drctl/options.py)."""
         from drctl.options import value

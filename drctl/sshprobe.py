@@ -203,6 +203,15 @@ def probe_all(inv: Inventory, hosts: list[str],
                         strict=True))
 
 
+def probe_each(inv: Inventory, jobs: list[tuple[str, list[str]]]) -> list[ProbeResult]:
+    """Probe in parallel, one (host, command) job each; a host may appear in several
+    (a repository host asked about its own repository and an object store's)."""
+    if not jobs:
+        return []
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        return list(pool.map(lambda job: probe(inv, job[0], job[1]), jobs))
+
+
 def node_json(inv: Inventory, host: str, args: list[str],
                timeout: float = 60) -> dict[str, Any]:
     """One drctl-node command on HOST; its JSON answer, or {"ok": False, ...} saying why

@@ -21,6 +21,7 @@ from typing import Any
 from drctl import auto_state as auto_mod
 from drctl import dns, sshprobe
 from drctl import inventory as inv_mod
+from drctl.rules import repos as repos_rule
 from drctl.rules import service
 from drctl.rules.facts import app_name
 
@@ -144,7 +145,7 @@ def backup_state(repo: str | None, res: sshprobe.ProbeResult | None,
     return state, problems, warnings
 
 
-def repos_state(repos: list[tuple[str, sshprobe.ProbeResult | None]], now: float,
+def repos_state(repos: list[tuple[repos_rule.Repo, sshprobe.ProbeResult | None]], now: float,
                 max_age_h: float) -> tuple[list[dict[str, Any]], list[str], list[str]]:
     """Every repository in a line (repo1 first, as backup_state sees it in detail): can it
     be read, its last backup and the newest WAL segment it holds. A repository holding an
@@ -154,8 +155,9 @@ def repos_state(repos: list[tuple[str, sshprobe.ProbeResult | None]], now: float
     out: list[dict[str, Any]] = []
     problems: list[str] = []
     warnings: list[str] = []
-    for i, (host, res) in enumerate(repos, 1):
-        entry: dict[str, Any] = {"repo": i, "host": host,
+    for r, res in repos:
+        i, host = r.number, r.host
+        entry: dict[str, Any] = {"repo": i, "host": host, "type": r.type, "name": r.name,
                                  "reachable": bool(res and res.ok and res.data is not None),
                                  "error": res.error if res else "not asked",
                                  "backups": 0, "last_backup": None, "age_s": None,
@@ -170,13 +172,13 @@ def repos_state(repos: list[tuple[str, sshprobe.ProbeResult | None]], now: float
                 entry.update(last_backup=good[-1]["label"],
                              age_s=round(now - good[-1]["stop_epoch"]))
             if i > 1 and not good:
-                warnings.append(f"repo{i} on {host} holds no backup yet (`drctl backup "
+                warnings.append(f"{repos_rule.label(r)} holds no backup yet (`drctl backup "
                                 f"--repo {i}`)")
             elif i > 1 and entry["age_s"] is not None and entry["age_s"] > max_age_h * 3600:
-                warnings.append(f"the last backup in repo{i} on {host} is "
+                warnings.append(f"the last backup in {repos_rule.label(r)} is "
                                 f"{entry['age_s'] / 3600:.0f} h old (more than {max_age_h:g} h)")
         elif i > 1:
-            problems.append(f"repository host {host} (repo{i}): {entry['error'] or 'no answer'}")
+            problems.append(f"{repos_rule.where(r)}: {entry['error'] or 'no answer'}")
         out.append(entry)
     newest: str = max((str(e["last_segment"]) for e in out if e["last_segment"]), default="")
     for e in out:
@@ -191,7 +193,7 @@ def archive_detail(repos: list[dict[str, Any]]) -> str:
         return ""
     parts = []
     for r in repos:
-        where = f"repo{r['repo']} ({r['host']})"
+        where = f"repo{r['repo']} ({r.get('name', r['host'])})"
         if not r["reachable"]:
             parts.append(f"{where} does not answer")
         elif r["behind"]:
@@ -393,17 +395,19 @@ def collect(inventory: Path | inv_mod.Inventory,
     start = time.monotonic()
     inv = inventory if isinstance(inventory, inv_mod.Inventory) else inv_mod.load(inventory)
     hosts = [h.name for h in inv.pg_hosts]
-    repos = [h.name for h in inv.group("backup")]  # repo1's host first
-    repo = repos[0] if repos else None
-    commands = {r: [BACKUP_TOOL, "info"] for r in repos}
+    every_repo = inv.repositories()
+    repo = every_repo[0].host if every_repo else None  # repo1's host
     apps = [h.name for h in inv.group("app")] if files else []
     copies = apps + [h.name for h in inv.group("backup")] if files else []
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:
         copies_future = pool.submit(
             sshprobe.probe_all, inv, copies,
             {**dict.fromkeys(copies, FILES_STATE), **dict.fromkeys(apps, APP_STATE)}
         ) if copies else None
-        results = sshprobe.probe_all(inv, hosts + repos, commands)
+        repos_future = pool.submit(sshprobe.probe_each, inv, [
+            (r.host, repos_rule.info_command(r, BACKUP_TOOL)) for r in every_repo])
+        results = sshprobe.probe_all(inv, hosts)
+        repo_results = repos_future.result()
         service_results = copies_future.result() if copies_future else {}
     files_results = {h: _files_part(r) if h in apps else r for h, r in service_results.items()}
     # judged only where they were asked (drctl status): a failover's facts leave them out
@@ -422,7 +426,7 @@ def collect(inventory: Path | inv_mod.Inventory,
     for verdict in app_verdicts:
         problems += verdict.problems
     backup, b_problems, warnings = backup_state(
-        repo, results.get(repo) if repo else None,
+        repo, repo_results[0] if repo else None,
         next((n for n in nodes if n["host"] == primary), None), time.time(),
         float(inv.option("drctl_backup_max_age_h")),
         int(inv.option("drctl_archive_ready_warn")),
@@ -430,7 +434,7 @@ def collect(inventory: Path | inv_mod.Inventory,
     problems += b_problems
     if backup is not None:
         repos_view, r_problems, r_warnings = repos_state(
-            [(r, results.get(r)) for r in repos], time.time(),
+            list(zip(every_repo, repo_results, strict=True)), time.time(),
             float(inv.option("drctl_backup_max_age_h")))
         backup["repos"] = repos_view
         problems += r_problems

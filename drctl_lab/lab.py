@@ -65,7 +65,13 @@ HOSTS = SITE_HOSTS["dc1"]
 # service's name lives there, as a provider's would, so losing a site does not take the
 # name with it. Its network is reached through the WAN router like another site's.
 WAN_SIDE = "wan"
-WAN_HOSTS: tuple[tuple[str, int, str], ...] = (("dns1", 53, "dns"),)
+# The cloud repository's object store lives there too: a copy of the backups and the WAL
+# that neither site's loss takes with it (pgbackrest_s3_repos, role object_store).
+WAN_HOSTS: tuple[tuple[str, int, str], ...] = (("dns1", 53, "dns"),
+                                               ("s3", 80, "object_store"))
+# The lab's object store: its bucket and its port (SeaweedFS's S3 gateway, TLS)
+LAB_S3_BUCKET = "drctl-lab"
+LAB_S3_PORT = 9000
 WAN_THIRD_OCTET_OFFSET = 32
 # The service's name in the lab's zone (.test is reserved for testing, RFC 2606) and its
 # TTL: short, so that a drill's client follows a moved name within seconds.
@@ -102,6 +108,8 @@ VAULT_SECRETS: dict[str, int] = {
     "vault_demo_app_secret_key": 40,
     "vault_pg_repmgr_password": 32,
     "vault_dns_tsig_secret": 44,  # base64 (44 characters of this alphabet decode)
+    "vault_s3_access_key": 20,  # the object store's access key and its secret
+    "vault_s3_secret_key": 40,
 }
 
 # Timeouts the lab sets shorter than production, so that its tests do not wait out
@@ -993,6 +1001,17 @@ def render_inventory(hosts: list[LabHost], key: Path) -> dict[str, str]:
         **({"drctl_dns_name": LAB_NAME, "drctl_dns_zone": LAB_ZONE,
             "drctl_dns_server": next(h.address for h in hosts if h.group == "dns"),
             "drctl_dns_ttl": LAB_DNS_TTL} if any(h.group == "dns" for h in hosts) else {}),
+        **({"pgbackrest_s3_repos": [{
+                "name": "cloud", "endpoint": next(h.name for h in hosts
+                                                  if h.group == "object_store"),
+                "port": LAB_S3_PORT, "bucket": LAB_S3_BUCKET, "region": "us-east-1",
+                "uri_style": "path", "key": "{{ vault_s3_access_key }}",
+                "secret": "{{ vault_s3_secret_key }}"}],
+            "object_store_port": LAB_S3_PORT,
+            "object_store_buckets": [LAB_S3_BUCKET],
+            "object_store_access_keys": [{"name": "drctl", "key": "{{ vault_s3_access_key }}",
+                                          "secret": "{{ vault_s3_secret_key }}"}]}
+           if any(h.group == "object_store" for h in hosts) else {}),
         # the lab's CA lives with the lab's other state (created by the first provision)
         "drctl_tls_ca_dir": str(state_dir() / "ca" / "lab"),
         "ansible_user": "ansible",

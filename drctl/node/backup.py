@@ -8,6 +8,7 @@ One place for what drctl, the playbooks and the systemd timers do with the repos
   drctl-backup restore --name NAME (--time T | --lsn L | --latest | --immediate) [--replace]
   drctl-backup drop --name NAME
   drctl-backup verify [--sql SQL] [--database DB]
+  (each with --repo N: an object store this host backs up into, not its own repository)
 
 Every command prints one JSON document on stdout; errors go to stderr with exit 1 (bad
 input: exit 2) and change nothing. Runs as root or as the repository user; pgBackRest and
@@ -29,7 +30,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +55,10 @@ class BackupConfig:
     scratch_port: int
     pg_bindir: str
     repo: int = 1  # the repository this host holds (its place in the `backup` group)
+    # every repository this host backs up into (its own, and the object stores it is the
+    # backup host of; drctl.rules.repos), and each one's kind: posix or s3
+    repos: tuple[int, ...] = ()
+    repo_types: dict[str, str] = field(default_factory=dict)
     pg_nodes: int = 1  # how many pgN-host options the stanza has
     scratch_start_timeout: float = 1800
 
@@ -62,7 +67,22 @@ class BackupConfig:
         with open(path) as fh:
             raw = json.load(fh)
         known = set(cls.__dataclass_fields__)
+        raw["repos"] = tuple(int(r) for r in raw.get("repos") or ())
         return cls(**{k: v for k, v in raw.items() if k in known})
+
+    @property
+    def repo_type(self) -> str:
+        return self.repo_types.get(str(self.repo), "posix")
+
+    def on(self, repo: int | None) -> BackupConfig:
+        """This configuration for repository REPO (None: this host's own); Refused when
+        this host does not back up into it."""
+        if repo is None or repo == self.repo:
+            return self
+        if repo not in self.repos:
+            served = ", ".join(f"repo{r}" for r in (self.repos or (self.repo,)))
+            raise Refused(f"this host backs up into {served}, not repo{repo}")
+        return replace(self, repo=repo)
 
 
 @dataclass(frozen=True)
@@ -131,8 +151,38 @@ def iso(epoch: float | None) -> str | None:
 
 # --- info -------------------------------------------------------------------------------
 
+def repo_ls(cfg: BackupConfig, path: str) -> dict[str, dict[str, Any]]:
+    """`pgbackrest repo-ls` of PATH in the repository (an object store's too): name ->
+    {type, size, time}, without the '.' entry."""
+    proc = pgbackrest(cfg, "repo-ls", "--output=json", path, timeout=60)
+    listed = json.loads(proc.stdout or "{}")
+    return {k: v for k, v in listed.items() if k != "."}
+
+
+def latest_archived_listed(cfg: BackupConfig) -> tuple[str | None, float | None]:
+    """latest_archived through pgBackRest's own listing (an object store has no
+    directory to scan): the archive ids, the last two WAL directories of each."""
+    root = f"archive/{cfg.stanza}"
+    name: str | None = None
+    newest: float | None = None
+    for aid, kind in sorted(repo_ls(cfg, root).items()):
+        if kind.get("type") != "path":
+            continue
+        dirs = sorted(k for k, v in repo_ls(cfg, f"{root}/{aid}").items()
+                      if v.get("type") == "path")
+        for d in reversed(dirs[-2:]):
+            for f, meta in repo_ls(cfg, f"{root}/{aid}/{d}").items():
+                mtime = meta.get("time")
+                if meta.get("type") == "file" and isinstance(mtime, int | float) and (
+                        newest is None or mtime > newest):
+                    name, newest = f.split("-")[0], float(mtime)
+    return name, newest
+
+
 def latest_archived(cfg: BackupConfig) -> tuple[str | None, float | None]:
     """(name, mtime) of the newest WAL segment in the repository's archive."""
+    if cfg.repo_type != "posix":
+        return latest_archived_listed(cfg)
     root = os.path.join(cfg.repo_path, "archive", cfg.stanza)
     name: str | None = None
     newest: float | None = None
@@ -183,6 +233,7 @@ def summarize(cfg: BackupConfig, stanzas: list[dict[str, Any]],
     return {
         "stanza": cfg.stanza,
         "repo": cfg.repo,
+        "type": cfg.repo_type,
         "status_code": status.get("code"),
         "status": status.get("message"),
         "exists": status.get("code") != 1,
@@ -467,12 +518,18 @@ def verify(cfg: BackupConfig, sql: str, database: str) -> dict[str, Any]:
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="drctl-backup")
+    # every command takes --repo after its name (drctl-node hands drctl-backup's words on
+    # as they come, and argparse keeps an option in front of them for itself)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--repo", type=int, default=None,
+                        help="the repository (this host's own unless given; an object "
+                             "store this host backs up into)")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("backup")
+    b = sub.add_parser("backup", parents=[common])
     b.add_argument("--type", choices=["full", "diff", "incr"], default="incr")
     b.add_argument("--standby", choices=["auto", "yes", "no"], default="auto")
-    sub.add_parser("info")
-    r = sub.add_parser("restore")
+    sub.add_parser("info", parents=[common])
+    r = sub.add_parser("restore", parents=[common])
     r.add_argument("--name", default="restore")
     g = r.add_mutually_exclusive_group(required=True)
     g.add_argument("--time")
@@ -480,9 +537,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--latest", action="store_true")
     g.add_argument("--immediate", action="store_true")
     r.add_argument("--replace", action="store_true")
-    d = sub.add_parser("drop")
+    d = sub.add_parser("drop", parents=[common])
     d.add_argument("--name", default="restore")
-    v = sub.add_parser("verify")
+    v = sub.add_parser("verify", parents=[common])
     v.add_argument("--sql", default="")
     v.add_argument("--database", default="postgres")
     return ap
@@ -491,7 +548,7 @@ def parser() -> argparse.ArgumentParser:
 def main(config_path: str, argv: list[str]) -> int:
     args = parser().parse_args(argv)
     try:
-        cfg = BackupConfig.load(config_path)
+        cfg = BackupConfig.load(config_path).on(args.repo)
         out: dict[str, Any]
         if args.cmd == "backup":
             out = backup(cfg, args.type, args.standby)

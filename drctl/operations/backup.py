@@ -22,6 +22,7 @@ from drctl import sshprobe
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
 from drctl.operations import playbook
+from drctl.rules import repos as repos_rule
 
 TOOL = "/usr/local/libexec/drctl/drctl-backup"
 
@@ -37,15 +38,24 @@ def repo_hosts(inv: inv_mod.Inventory) -> list[str]:
     return hosts
 
 
+def repositories(inv: inv_mod.Inventory) -> list[repos_rule.Repo]:
+    """Every repository, numbered as pgBackRest numbers them: the repository hosts', then
+    the object stores' (pgbackrest_s3_repos), each with the host that backs up into it."""
+    repo_hosts(inv)  # none at all: say so
+    return list(inv.repositories())
+
+
+def repository(inv: inv_mod.Inventory, repo: int = 1) -> repos_rule.Repo:
+    """Repository REPO (1-based), or a usage error naming the ones there are."""
+    try:
+        return repos_rule.by_number(repositories(inv), repo)
+    except repos_rule.RepoError as exc:
+        raise DrctlError(str(exc), ExitCode.USAGE) from None
+
+
 def repo_host(inv: inv_mod.Inventory, repo: int = 1) -> str:
-    """The host that holds repository REPO (1-based)."""
-    hosts = repo_hosts(inv)
-    if not 1 <= repo <= len(hosts):
-        raise DrctlError(f"there is no repo{repo}: the inventory has {len(hosts)} repository "
-                         f"host{'s' if len(hosts) > 1 else ''} ("
-                         + ", ".join(f"repo{i} on {h}" for i, h in enumerate(hosts, 1)) + ")",
-                         ExitCode.USAGE)
-    return hosts[repo - 1]
+    """The host that holds repository REPO, or backs up into it (an object store)."""
+    return repository(inv, repo).host
 
 
 def repo_of(inv: inv_mod.Inventory, host: str) -> int:
@@ -54,48 +64,54 @@ def repo_of(inv: inv_mod.Inventory, host: str) -> int:
     return hosts.index(host) + 1 if host in hosts else 0
 
 
+def info_command(r: repos_rule.Repo) -> list[str]:
+    return repos_rule.info_command(r, TOOL)
+
+
 def repo_info(inv: inv_mod.Inventory, repo: int = 1) -> dict[str, Any]:
-    host = repo_host(inv, repo)
-    rc, out, err = sshprobe.run(inv, host, [TOOL, "info"], timeout=30)
+    r = repository(inv, repo)
+    host = r.host
+    rc, out, err = sshprobe.run(inv, host, info_command(r), timeout=60)
     if rc == 255:
         raise DrctlError(f"the repository host {host} (repo{repo}) does not answer: "
                          f"{err.strip()}", ExitCode.UNREACHABLE)
     if rc != 0:
-        raise DrctlError(f"cannot read repo{repo} on {host}: {err.strip() or out.strip()}",
-                         ExitCode.FAILED,
+        raise DrctlError(f"cannot read repo{repo} ({r.type}, {r.name}) through {host}: "
+                         f"{err.strip() or out.strip()}", ExitCode.FAILED,
                          hint="was the cluster provisioned with the backup host?")
     data = json.loads(out)
-    data["repo_host"] = host
-    data["repo"] = repo
+    data.update(repo_host=host, repo=repo, type=r.type, name=r.name)
     return data
 
 
 def all_repo_info(inv: inv_mod.Inventory) -> list[dict[str, Any]]:
     """Every repository's listing, asked at once; one that does not answer is listed with
     its error (a cut WAN link leaves the other site's repository unread, not the rest)."""
-    hosts = repo_hosts(inv)
-    results = sshprobe.probe_all(inv, hosts, {h: [TOOL, "info"] for h in hosts})
+    every = repositories(inv)
+    results = sshprobe.probe_each(inv, [(r.host, info_command(r)) for r in every])
     out: list[dict[str, Any]] = []
-    for i, host in enumerate(hosts, 1):
-        res = results[host]
+    for r, res in zip(every, results, strict=True):
+        where = {"repo_host": r.host, "repo": r.number, "type": r.type, "name": r.name}
         if res.ok and isinstance(res.data, dict):
-            out.append({**res.data, "repo_host": host, "repo": i, "reachable": True})
+            out.append({**res.data, **where, "reachable": True})
         else:
-            out.append({"repo_host": host, "repo": i, "reachable": False,
-                        "error": res.error or "no answer", "exists": False, "backups": []})
+            out.append({**where, "reachable": False, "error": res.error or "no answer",
+                        "exists": False, "backups": []})
     return out
 
 
 def backup(inventory: Path, kind: str, source: str, repo: int = 1, *, progress: Any = None,
            say: Callable[[str], None] | None = None) -> dict[str, Any]:
     inv = inv_mod.load(inventory)
-    host = repo_host(inv, repo)
+    r = repository(inv, repo)
+    host = r.host
     result = playbook.run("backup.yml", inventory,
                           {"backup_type": kind, "backup_source": source, "backup_repo": repo},
                           title=f"backup ({kind}) into repo{repo} on {host}",
                           progress=progress, say=say)
     playbook.raise_for(result, "backup")
-    report = {**(result.data.get("backup") or {}), "repo": repo, "repo_host": host}
+    report = {**(result.data.get("backup") or {}), "repo": repo, "repo_host": host,
+              "type": r.type, "name": r.name}
     return report
 
 
@@ -120,11 +136,13 @@ def backups(inventory: Path, repo: int | None = None) -> dict[str, Any]:
 def _summary(r: dict[str, Any]) -> dict[str, Any]:
     """One repository in a line: how many backups, the last, the newest archived WAL."""
     if not r.get("reachable"):
-        return {"repo": r["repo"], "repo_host": r["repo_host"], "reachable": False,
+        return {"repo": r["repo"], "repo_host": r["repo_host"], "type": r.get("type", "posix"),
+                "name": r.get("name", r["repo_host"]), "reachable": False,
                 "error": r.get("error"), "text": f"does not answer ({r.get('error')})"}
     good = [b for b in r.get("backups", []) if not b.get("error")]
     arch = r.get("archive") or {}
-    out = {"repo": r["repo"], "repo_host": r["repo_host"], "reachable": True,
+    out = {"repo": r["repo"], "repo_host": r["repo_host"], "type": r.get("type", "posix"),
+           "name": r.get("name", r["repo_host"]), "reachable": True,
            "backups": len(good), "last_backup": good[-1]["label"] if good else None,
            "window": {k: v for k, v in (r.get("window") or {}).items()
                       if not k.endswith("_epoch")},
@@ -193,8 +211,10 @@ def restore(inventory: Path, *, to: str | None, target_time: str | None,
         if len(chosen) != 1:
             raise DrctlError("give exactly one of --target-time, --target-lsn, --latest",
                              ExitCode.USAGE)
-        n = repo_of(inv, to)
+        n = repo if repo is not None else repo_of(inv, to)
         info = repo_info(inv, n) if n else {}  # not a repository host: refused below
+        if repo is not None:
+            extravars["restore_repo"] = repo
         check_restore(inv, to, target_time, info)
         if target_time:
             extravars["restore_target_time"] = parse_time(target_time).isoformat()
@@ -210,7 +230,7 @@ def restore(inventory: Path, *, to: str | None, target_time: str | None,
     playbook.raise_for(result, "restore")
     report = result.data.get("restore") or {}
     report["host"] = to
-    report["repo"] = repo_of(inv, to)
+    report["repo"] = repo if repo is not None else repo_of(inv, to)
     report.setdefault("name", name)
     report["dropped_only"] = drop
     return report
@@ -219,13 +239,14 @@ def restore(inventory: Path, *, to: str | None, target_time: str | None,
 def verify(inventory: Path, *, sql: str, database: str, repo: int = 1, progress: Any = None,
            say: Callable[[str], None] | None = None) -> dict[str, Any]:
     inv = inv_mod.load(inventory)
-    host = repo_host(inv, repo)
+    r = repository(inv, repo)
+    host = r.host
     result = playbook.run("verify_backup.yml", inventory,
                           {"verify_sql": sql, "verify_database": database, "backup_repo": repo},
                           title=f"verify-backup of repo{repo} on {host}",
                           progress=progress, say=say)
     report = {**(result.data.get("verify") or {}), "repo": repo, "repo_host": host,
-              "exit_code": int(result.exit_code)}
+              "type": r.type, "name": r.name, "exit_code": int(result.exit_code)}
     if result.exit_code != ExitCode.OK or not report.get("ok"):
         detail = report.get("error") or "; ".join(f.message for f in result.failures)
         raise DrctlError(f"verify-backup FAILED: {detail}",

@@ -7,6 +7,13 @@ from typing import Any
 from drctl.output import console, emit_json
 
 
+def repo_phrase(r: dict[str, Any]) -> str:
+    """repo2 on backup2; repo3 (object store cloud, through backup1)."""
+    if r.get("type", "posix") == "posix":
+        return f"repo{r['repo']} on {r['repo_host']}"
+    return f"repo{r['repo']} (object store {r.get('name')}, through {r['repo_host']})"
+
+
 def _mib(n: int | None) -> str:
     return "-" if n is None else f"{n / 1048576:.1f} MiB"
 
@@ -18,8 +25,8 @@ def render_backup(report: dict[str, Any], fmt: str) -> None:
         return
     b = report.get("backup", {})
     con = console()
-    con.print(f"[green]backup {b.get('label')}[/green] in repo{report['repo']} "
-              f"({report['repo_host']}): {b.get('type')} from the "
+    con.print(f"[green]backup {b.get('label')}[/green] in {repo_phrase(report)}: "
+              f"{b.get('type')} from the "
               f"{report.get('source')}, {_mib(b.get('size_bytes'))} of data, "
               f"{_mib(b.get('repo_bytes'))} stored, {b.get('duration_s')} s "
               f"({report.get('elapsed_s')} s with the start checkpoint)")
@@ -39,7 +46,7 @@ def render_backups(data: dict[str, Any], fmt: str) -> None:
     from rich.table import Table
 
     con = console()
-    where = f"repo{data['repo']} on {data['repo_host']}"
+    where = repo_phrase(data)
     if not data["exists"]:
         con.print(f"stanza '{data['stanza']}' does not exist in {where} (run `drctl provision`)")
         return
@@ -60,7 +67,7 @@ def render_backups(data: dict[str, Any], fmt: str) -> None:
         con.print("no backup yet: nothing can be restored (run `drctl backup`)")
     for r in data["repos"]:
         if r["repo"] != data["repo"]:
-            con.print(f"repo{r['repo']} on {r['repo_host']}: {r['text']} "
+            con.print(f"{repo_phrase(r)}: {r['text']} "
                       f"(drctl backups --repo {r['repo']})")
 
 
@@ -98,7 +105,7 @@ def render_verify(report: dict[str, Any], fmt: str) -> None:
         shown = ", ".join(f"{t}={n}" for t, n in list(counts.items())[:8])
         con.print(f"  rows in {db}: {shown or 'no tables'}")
     if report.get("ok"):
-        con.print(f"[green]backup {report.get('backup')} of repo{report['repo']} "
-                  f"({report['repo_host']}) verified[/green]: restored in "
+        con.print(f"[green]backup {report.get('backup')} of {repo_phrase(report)} "
+                  f"verified[/green]: restored in "
                   f"{report.get('restore_s')} s, ready in {report.get('ready_s')} s, "
                   f"{report.get('elapsed_s')} s in all; scratch instance removed")

@@ -53,7 +53,9 @@ def render_status(report: dict[str, Any], fmt: str) -> None:
             arch_text += f", {arch['ready_segments']} waiting"
         con.print(f"backups on {b['repo_host']}: {last}; {arch_text}")
         for r in (b.get("repos") or [])[1:]:
-            con.print(f"  repo{r['repo']} on {r['host']}: " + (
+            where = (f"repo{r['repo']} on {r['host']}" if r.get("type", "posix") == "posix"
+                     else f"repo{r['repo']} (object store {r.get('name')})")
+            con.print(f"  {where}: " + (
                 (f"last backup {r['last_backup']} ({r['age_s'] // 60} min ago)"
                  if r["last_backup"] else "no backup yet")
                 + f", WAL up to {r['last_segment'] or 'none'}"

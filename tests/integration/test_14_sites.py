@@ -1,7 +1,8 @@
 """Two sites: dc1 (pg1, pg2, backup1, app1 and app3 behind dc1's application VIP) and dc2
 (pg3, backup2, app2) on their own networks, joined by a routed WAN link that the lab cuts
 and restores (`drctl lab wan cut|restore`), with the DNS server of the service's name
-(dns1) on the WAN side. backup1 holds pgBackRest's repo1, backup2 repo2."""
+(dns1) and the cloud repository's object store (s3) on the WAN side. backup1 holds
+pgBackRest's repo1, backup2 repo2, the object store repo3 (backed up into by backup1)."""
 
 import base64
 import contextlib
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from drctl.exitcodes import ExitCode
+from drctl.paths import state_dir
 from drctl.workload import AppProbe
 from drctl_lab import lab as labmod
 from drctl_lab.hosts import (
@@ -180,33 +182,61 @@ def scratch_sql(host: str, sql: str, name: str = "restore", port: int = 5490) ->
                     f"{name} -p {port} -U postgres -d app -c \"{sql}\"")
 
 
-def test_both_sites_hold_the_backups_and_the_second_repository_restores():
-    """WAL is archived to both repositories; a backup into repo2 (at dc2) is verified by a
-    restore, and a point-in-time restore from repo2 alone holds a row written after it."""
-    before = write_marker("repo_marks")
-    code, b = drctl_json("backup", "--repo", "2", "--type", "full", timeout=600)
+def test_every_repository_holds_backups_and_wal_that_restore():
+    """WAL is archived to every repository: dc2's (repo2) and the object store on the WAN
+    side (repo3, SeaweedFS's S3 gateway over TLS, backed up into by backup1). In each, a
+    backup is verified by a restore, and a point-in-time restore from that repository
+    alone holds a row written after the backup (its WAL came from there). Status lists
+    the object store as an s3 repository, and its secret appears in no output. (One test,
+    not two: each test of this module starts from a restored lab.)"""
+    outputs = prove_repository(2, "backup2", "posix", "backup2", "repo_marks")
+    outputs += prove_repository(3, "backup1", "s3", "cloud", "cloud_marks")
+    code, st = drctl_json("status")
+    assert code == ExitCode.OK, st["problems"]
+    assert [(r["repo"], r["host"], r["type"]) for r in st["backup"]["repos"]] == [
+        (1, "backup1", "posix"), (2, "backup2", "posix"), (3, "backup1", "s3")], st
+    assert not any(r["behind"] or not r["reachable"] for r in st["backup"]["repos"]), st
+    # the object store's key and secret: in the vault and the hosts' files, nowhere else
+    lib = labmod._vault_lib((labmod.lab_dir() / "vault-pass").read_text().strip())
+    vault = yaml.safe_load(lib.decrypt(
+        (INVENTORY.parent / "group_vars" / "all" / "vault.yml").read_bytes()))
+    secret = vault["vault_s3_secret_key"]
+    assert secret not in " ".join(str(x) for x in [*outputs, st])
+    artifacts = [f for d in ("runner", "journal") for f in (state_dir() / d).rglob("*")
+                 if f.is_file()]
+    assert artifacts and not [f for f in artifacts if secret.encode() in f.read_bytes()]
+
+
+def prove_repository(repo: int, host: str, kind: str, name: str, table: str) -> list[dict]:
+    """A full backup into REPO (through HOST), verified by a restore that finds a row
+    written before it; then a restore from REPO alone, on HOST, that finds a row written
+    after it. What drctl answered, for the secret check."""
+    before = write_marker(table)
+    code, b = drctl_json("backup", "--repo", str(repo), "--type", "full", timeout=600)
     assert code == ExitCode.OK, b
-    assert (b["repo"], b["repo_host"]) == (2, "backup2") and b["backup"]["type"] == "full"
-    code, v = drctl_json("verify-backup", "--repo", "2", "--database", "app", "--sql",
-                         f"select count(*) = 1 from app.repo_marks where x = {before}",
+    assert (b["repo"], b["repo_host"], b["type"], b["name"]) == (repo, host, kind, name), b
+    assert b["backup"]["type"] == "full"
+    code, v = drctl_json("verify-backup", "--repo", str(repo), "--database", "app", "--sql",
+                         f"select count(*) = 1 from app.{table} where x = {before}",
                          timeout=600)
-    assert code == ExitCode.OK and v["ok"] and v["repo_host"] == "backup2", v
-    after = write_marker("repo_marks")
+    assert code == ExitCode.OK and v["ok"] and v["repo_host"] == host, v
+    after = write_marker(table)
     segment = psql("pg1", "select pg_walfile_name(pg_switch_wal())")
-    wait_for(f"{segment} in both repositories", lambda: all(
-        (r["last_segment"] or "") >= segment
-        for r in drctl_json("backups")[1]["repos"]), timeout=120, interval=2)
-    code, listing = drctl_json("backups", "--repo", "2")
-    assert code == ExitCode.OK and listing["repo_host"] == "backup2", listing
+    wait_for(f"{segment} in repo{repo}", lambda: (drctl_json(
+        "backups", "--repo", str(repo))[1].get("archive", {}).get("last_segment") or ""
+        ) >= segment, timeout=120, interval=2)
+    code, listing = drctl_json("backups", "--repo", str(repo))
+    assert code == ExitCode.OK and (listing["repo_host"], listing["type"]) == (host, kind)
     assert b["backup"]["label"] in [x["label"] for x in listing["backups"]]
-    assert [r["repo_host"] for r in listing["repos"]] == ["backup1", "backup2"]
-    code, r = drctl_json("restore", "--repo", "2", "--latest", "--replace", timeout=600)
+    code, r = drctl_json("restore", "--repo", str(repo), "--latest", "--replace",
+                         timeout=600)
     try:
-        assert code == ExitCode.OK and (r["host"], r["repo"]) == ("backup2", 2), r
-        assert scratch_sql("backup2", f"select count(*) from app.repo_marks where x in "
-                                      f"({before}, {after})") == "2"
+        assert code == ExitCode.OK and (r["host"], r["repo"]) == (host, repo), r
+        assert scratch_sql(host, f"select count(*) from app.{table} where x in "
+                                 f"({before}, {after})") == "2"
     finally:
-        drctl_json("restore", "--repo", "2", "--drop", timeout=300)
+        drctl_json("restore", "--repo", str(repo), "--drop", timeout=300)
+    return [b, v, listing, r]
 
 
 def test_a_cut_wan_link_promotes_nothing_and_status_reports_the_remote_standby(wan_restored):

@@ -8,11 +8,13 @@ from drctl import inventory as inv_mod
 from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
 from drctl.operations import backup as op
+from drctl.rules import repos as repos_rule
 from drctl.sshprobe import ProbeResult
 from drctl.status import archive_detail, backup_state, repos_state
 from tests.unit.conftest import GOOD_HOSTS
 
 NOW = 1_800_000_000.0
+REPO1, REPO2 = repos_rule.numbered(["backup1", "backup2"])
 
 
 def info(backups=1, exists=True, stop=NOW - 3600):
@@ -142,8 +144,8 @@ def repo_info(segment: str | None, backups: int = 1) -> dict:
 
 def test_every_repository_in_a_line_the_one_that_lags_is_behind():
     repos, problems, warnings = repos_state(
-        [("backup1", ProbeResult("backup1", True, repo_info("000000010000000000000012"))),
-         ("backup2", ProbeResult("backup2", True, repo_info("00000001000000000000000F")))],
+        [(REPO1, ProbeResult("backup1", True, repo_info("000000010000000000000012"))),
+         (REPO2, ProbeResult("backup2", True, repo_info("00000001000000000000000F")))],
         NOW, 26)
     assert [(r["repo"], r["host"], r["behind"]) for r in repos] == [
         (1, "backup1", False), (2, "backup2", True)]
@@ -154,8 +156,8 @@ def test_every_repository_in_a_line_the_one_that_lags_is_behind():
 
 def test_a_repository_across_a_cut_link_is_a_problem_named_by_its_number():
     repos, problems, _ = repos_state(
-        [("backup1", ProbeResult("backup1", True, repo_info("000000010000000000000012"))),
-         ("backup2", ProbeResult("backup2", False, None, "unreachable: timed out"))], NOW, 26)
+        [(REPO1, ProbeResult("backup1", True, repo_info("000000010000000000000012"))),
+         (REPO2, ProbeResult("backup2", False, None, "unreachable: timed out"))], NOW, 26)
     assert problems == ["repository host backup2 (repo2): unreachable: timed out"]
     assert repos[1]["behind"] and not repos[1]["reachable"]
     assert "repo2 (backup2) does not answer" in archive_detail(repos)
@@ -163,8 +165,8 @@ def test_a_repository_across_a_cut_link_is_a_problem_named_by_its_number():
 
 def test_repositories_in_step_say_nothing_and_a_second_without_backup_warns():
     repos, problems, warnings = repos_state(
-        [("backup1", ProbeResult("backup1", True, repo_info("000000010000000000000012"))),
-         ("backup2", ProbeResult("backup2", True, repo_info("000000010000000000000012", 0)))],
+        [(REPO1, ProbeResult("backup1", True, repo_info("000000010000000000000012"))),
+         (REPO2, ProbeResult("backup2", True, repo_info("000000010000000000000012", 0)))],
         NOW, 26)
     assert archive_detail(repos) == "" and problems == []
     assert warnings == ["repo2 on backup2 holds no backup yet (`drctl backup --repo 2`)"]
@@ -185,8 +187,8 @@ def test_repository_numbers_are_the_backup_groups_order(two_repos):
     with pytest.raises(DrctlError) as exc:
         op.repo_host(inv, 3)
     assert exc.value.exit_code == ExitCode.USAGE
-    assert str(exc.value) == ("there is no repo3: the inventory has 2 repository hosts "
-                              "(repo1 on backup1, repo2 on backup2)")
+    assert str(exc.value) == ("there is no repo3: the inventory has repo1 on backup1, "
+                              "repo2 on backup2")
 
 
 def test_restore_from_one_repository_on_another_host_is_refused_before_anything(two_repos):

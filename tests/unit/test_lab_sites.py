@@ -51,7 +51,8 @@ def test_two_sites_add_pg3_backup2_and_app2_in_dc2():
                                       ("pg3", "172.29.69.11", "pg_standby", "dc2"),
                                       ("backup2", "172.29.69.13", "backup", "dc2"),
                                       ("app2", "172.29.69.14", "app", "dc2"),
-                                      ("dns1", "172.29.85.53", "dns", "wan")]
+                                      ("dns1", "172.29.85.53", "dns", "wan"),
+                                      ("s3", "172.29.85.80", "object_store", "wan")]
     assert lab.site_network("dc2") == lab.NETWORK + "-dc2"
     # the WAN side (the DNS server of the service's name) is on a network of its own
     assert lab.site_network("wan") == lab.NETWORK + "-wan"
@@ -116,8 +117,8 @@ def test_dc2_subnet_from_the_environment(monkeypatch):
     monkeypatch.setenv("DRCTL_LAB_DC2_SUBNET", "172.30.9.0/24")
     assert str(lab.dc2_subnet()) == "172.30.9.0/24"
     _record(2)
-    assert [h.address for h in lab.lab_hosts()[-4:-1]] == ["172.30.9.11", "172.30.9.13",
-                                                            "172.30.9.14"]
+    assert [h.address for h in lab.lab_hosts() if h.site == "dc2"] == [
+        "172.30.9.11", "172.30.9.13", "172.30.9.14"]
     assert lab.site_routes("dc1") == ["172.30.9.0/24 via 172.29.53.254",
                                       "172.29.85.0/24 via 172.29.53.254"]
 
@@ -209,6 +210,26 @@ def test_one_site_inventory_is_byte_for_byte_as_before(tmp_path, monkeypatch):
     assert files == _expected_one_site(tmp_path, key)
 
 
+# the object store of the WAN side: the cloud repository, its access key from the vault
+S3_OPTIONS = """pgbackrest_s3_repos:
+- name: cloud
+  endpoint: s3
+  port: 9000
+  bucket: drctl-lab
+  region: us-east-1
+  uri_style: path
+  key: '{{ vault_s3_access_key }}'
+  secret: '{{ vault_s3_secret_key }}'
+object_store_port: 9000
+object_store_buckets:
+- drctl-lab
+object_store_access_keys:
+- name: drctl
+  key: '{{ vault_s3_access_key }}'
+  secret: '{{ vault_s3_secret_key }}'
+"""
+
+
 def test_two_site_inventory(tmp_path):
     key = tmp_path / "k"
     one = lab.render_inventory(lab.lab_hosts(1), key)
@@ -223,7 +244,7 @@ def test_two_site_inventory(tmp_path):
         "drctl_isolation_check_address: 172.29.53.1\n",
         "drctl_isolation_check_address: 172.29.53.1\ndrctl_dns_name: app.lab.drctl.test.\n"
         "drctl_dns_zone: lab.drctl.test.\ndrctl_dns_server: 172.29.85.53\n"
-        "drctl_dns_ttl: 5\n")
+        "drctl_dns_ttl: 5\n" + S3_OPTIONS)
     inv = yaml.safe_load(files["hosts.yml"])
     assert inv == {"all": {"children": {
         "pg_primary": {"hosts": {"pg1": {"ansible_host": "172.29.53.11",
@@ -241,6 +262,7 @@ def test_two_site_inventory(tmp_path):
                           "app2": {"ansible_host": "172.29.69.14", "drctl_location": "dc2"}}},
         "dc2": {"hosts": {"pg3": {}, "backup2": {}, "app2": {}}},
         "dns": {"hosts": {"dns1": {"ansible_host": "172.29.85.53"}}},
+        "object_store": {"hosts": {"s3": {"ansible_host": "172.29.85.80"}}},
     }}}
     assert files["hosts.yml"].startswith(one["hosts.yml"].split("all:")[0])
     assert yaml.safe_load(files["group_vars/dc2/main.yml"]) == {
@@ -334,7 +356,8 @@ def test_a_dc2_host_runs_on_dc2s_network_and_resolves_every_other_host(monkeypat
     assert args[args.index("--ip") + 1] == "172.29.69.11"
     assert sorted(a for a in args if a.startswith("--add-host")) == sorted(
         [*(f"--add-host={n}:{a}" for n, a, _ in DC1), "--add-host=backup2:172.29.69.13",
-         "--add-host=app2:172.29.69.14", "--add-host=dns1:172.29.85.53"])
+         "--add-host=app2:172.29.69.14", "--add-host=dns1:172.29.85.53",
+         "--add-host=s3:172.29.85.80"])
 
 
 def test_a_dc1_host_of_one_site_runs_as_before(monkeypatch):
@@ -363,7 +386,8 @@ def test_a_container_that_does_not_resolve_a_new_host_is_made_again(monkeypatch)
     assert "pg3" in said[0]
     # with every name there, it is reused
     old["HostConfig"]["ExtraHosts"] += ["pg3:172.29.69.11", "backup2:172.29.69.13",
-                                        "app2:172.29.69.14", "dns1:172.29.85.53"]
+                                        "app2:172.29.69.14", "dns1:172.29.85.53",
+                                        "s3:172.29.85.80"]
     calls.clear()
     assert lab.ensure_container(pg1, "tag", False, said.append) == "reused"
     assert calls == []
@@ -495,20 +519,20 @@ def test_a_partial_restore_makes_the_hosts_it_does_not_hold_bare(monkeypatch, tm
                         lambda h, image, copy_up=(): started.append((h.name, image)))
     result = lab.restore("provisioned", lambda m: None, partial=True)
     assert result["hosts"] == [n for n, *_ in DC1]
-    assert result["bare"] == ["pg3", "backup2", "app2", "dns1"]
+    assert result["bare"] == ["pg3", "backup2", "app2", "dns1", "s3"]
     removals = [c[2:] for c in calls if c[:2] == ("rm", "-f")]
     # one container a call (docker 20.10's deadlock when two leave a network at once)
     assert all(len(names) == 1 for names in removals), removals
     removed = [name for names in removals for name in names]
-    assert {lab.PREFIX + n for n in ("pg3", "backup2", "app2", "dns1")} <= set(removed)
+    assert {lab.PREFIX + n for n in ("pg3", "backup2", "app2", "dns1", "s3")} <= set(removed)
     assert {lab.PREFIX + n for n, *_ in DC1} <= set(removed)
     # every host's container created anew (side by side: in no particular order), dc2's
     # from the bare image, dc1's from the snapshot
     images = dict(started)
-    assert len(started) == len(images) == len(DC1) + 4
-    assert all(images[n] == "drctl-lab:tag" for n in ("pg3", "backup2", "app2", "dns1"))
+    assert len(started) == len(images) == len(DC1) + 5
+    assert all(images[n] == "drctl-lab:tag" for n in ("pg3", "backup2", "app2", "dns1", "s3"))
     assert all(images[n] != "drctl-lab:tag" for n, *_ in DC1)
-    assert set(routed) == {n for n, *_ in DC1} | {"pg3", "backup2", "app2", "dns1"}
+    assert set(routed) == {n for n, *_ in DC1} | {"pg3", "backup2", "app2", "dns1", "s3"}
 
 
 def test_power_cuts_and_removals_leave_the_network_one_container_at_a_time(monkeypatch):

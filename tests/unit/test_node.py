@@ -1090,8 +1090,9 @@ def test_a_standby_still_in_recovery_after_a_signal_is_signalled_again() -> None
         b - a >= 0.02 for a, b in itertools.pairwise(signals))
     # a node that leaves recovery at once is signalled once
     once: list[str] = []
-    assert handover.promote_and_wait(lambda q: once.append(q) or "f", timeout=5,
-                                     resignal_s=0)
+    assert handover.promote_and_wait(
+        lambda q: once.append(q) or ("t" if q == sql.PROMOTE_NOWAIT else "f"), timeout=5,
+        resignal_s=0)
     assert once.count(sql.PROMOTE_NOWAIT) == 1
 
 

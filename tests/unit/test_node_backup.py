@@ -153,3 +153,69 @@ def test_a_bad_scratch_name_is_refused_with_exit_2(tmp_path, capsys):
     # refused before pgBackRest is asked anything (there is none here)
     assert backup.main(str(path), ["restore", "--name", "../etc", "--latest"]) == 2
     assert "scratch name '../etc' must match" in capsys.readouterr().err
+
+
+def test_an_object_store_this_host_backs_up_into_is_asked_with_its_number(tmp_path):
+    """A repository host that is the backup host of an object store (repo3) answers for it
+    too: --repo=3 names it in every pgBackRest command; a repository it does not back up
+    into is refused, nothing run."""
+    path = tmp_path / "backup.json"
+    path.write_text(json.dumps({"stanza": "lab", "repo": 1, "repos": [1, 3],
+                                "repo_types": {"1": "posix", "3": "s3"},
+                                "repo_user": "pgbackrest", "repo_path": "/var/lib/pgbackrest",
+                                "scratch_dir": "/s", "scratch_port": 5490, "pg_bindir": "/b"}))
+    own = backup.BackupConfig.load(str(path))
+    assert own.on(None) is own and own.repo_type == "posix"
+    s3 = own.on(3)
+    assert (s3.repo, s3.repo_type) == (3, "s3")
+    assert backup.pgbackrest_argv(s3, "info") == ["pgbackrest", "--stanza=lab", "--repo=3",
+                                                   "info"]
+    with pytest.raises(backup.Refused, match="backs up into repo1, repo3, not repo2"):
+        own.on(2)
+    # an older configuration (no list) serves its own repository only
+    old = cfg(tmp_path, repo=2)
+    assert old.on(2) is old
+    with pytest.raises(backup.Refused, match="backs up into repo2, not repo3"):
+        old.on(3)
+
+
+def test_the_newest_segment_of_an_object_store_comes_from_pgbackrests_listing(
+        tmp_path, monkeypatch):
+    """An object store has no directory to scan: the archive ids, then the last two WAL
+    directories of each, as `pgbackrest repo-ls` lists them; the newest file wins."""
+    c = cfg(tmp_path, repo=3, repos=(1, 3), repo_types={"3": "s3"})
+    listings = {
+        "archive/lab": {".": {"type": "path"}, "15-1": {"type": "path"},
+                        "archive.info": {"type": "file", "time": NOW - 900}},
+        "archive/lab/15-1": {"0000000100000000": {"type": "path"},
+                             "0000000200000000": {"type": "path"},
+                             "0000000200000001": {"type": "path"},
+                             "00000002.history": {"type": "file", "time": NOW - 800}},
+        "archive/lab/15-1/0000000200000000": {
+            "0000000200000000000000FF-aa.zst": {"type": "file", "time": NOW - 60}},
+        "archive/lab/15-1/0000000200000001": {
+            "000000020000000100000000-bb.zst": {"type": "file", "time": NOW - 30},
+            "000000020000000100000001-cc.zst": {"type": "file", "time": NOW - 5}},
+    }
+    asked: list[str] = []
+
+    def fake(cfg_: backup.BackupConfig, args: list[str], timeout=None, check=True):
+        assert args[:4] == ["pgbackrest", "--stanza=lab", "--repo=3", "repo-ls"]
+        asked.append(args[-1])
+        return backup.subprocess.CompletedProcess(args, 0, json.dumps(listings[args[-1]]), "")
+
+    monkeypatch.setattr(backup, "run", fake)
+    assert backup.latest_archived(c) == ("000000020000000100000001", float(NOW - 5))
+    assert "archive/lab/15-1/0000000100000000" not in asked  # only the last two
+
+
+def test_repo_comes_after_the_command_through_drctl_node():
+    """drctl-backup's words reach it through drctl-node, whose parser would keep an option
+    in front of them for itself: every command takes --repo after its name."""
+    from drctl.node import cli
+
+    a = cli.parser().parse_args(["--backup-config", "/b.json", "backup", "info", "--repo=3"])
+    assert a.cmd == "backup" and a.args == ["info", "--repo=3"]
+    assert backup.parser().parse_args(a.args).repo == 3
+    assert backup.parser().parse_args(["backup", "--repo", "2", "--type=full"]).repo == 2
+    assert backup.parser().parse_args(["verify"]).repo is None
