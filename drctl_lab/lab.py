@@ -21,6 +21,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -738,12 +739,25 @@ def _require_wan() -> str:
     return name
 
 
-def _wan_rules(name: str) -> int:
+def _wan_lines(name: str) -> list[list[str]]:
+    """The router's cut rules as `iptables -S` prints them, each without its "-A"."""
     proc = docker("exec", name, "iptables", "-w", "-S", "FORWARD")
-    return sum(WAN_CUT_COMMENT in line for line in proc.stdout.splitlines())
+    return [shlex.split(line)[1:] for line in proc.stdout.splitlines()
+            if WAN_CUT_COMMENT in line and line.startswith("-A ")]
 
 
-_WAN_RULE = ("FORWARD", "-m", "comment", "--comment", WAN_CUT_COMMENT, "-j", "DROP")
+def _wan_rules(name: str) -> int:
+    return len(_wan_lines(name))
+
+
+def _wan_cut_specs() -> list[list[str]]:
+    """The cut: every packet between dc1's and dc2's subnets, both ways. The WAN side (the
+    service name's DNS server, the cloud repository's object store) stays reachable from
+    each site, as a provider's services stay reachable over each site's own internet
+    access when the link between the sites is lost."""
+    one, two = str(site_subnet("dc1")), str(site_subnet("dc2"))
+    return [["FORWARD", "-s", a, "-d", b, "-m", "comment", "--comment", WAN_CUT_COMMENT,
+             "-j", "DROP"] for a, b in ((one, two), (two, one))]
 
 
 def wan_state() -> str:
@@ -752,22 +766,23 @@ def wan_state() -> str:
 
 
 def wan_cut() -> dict:
-    """Make the router silently drop every packet it forwards between the sites (a lost
-    WAN: no reject, no reset; established connections stall). Idempotent."""
+    """Make the router silently drop every packet it forwards between the two sites (a
+    lost WAN link: no reject, no reset; established connections stall). Idempotent."""
     name = _require_wan()
-    changed = _wan_rules(name) == 0
-    if changed:
-        docker("exec", name, "iptables", "-w", "-I", _WAN_RULE[0], "1", *_WAN_RULE[1:])
-    return _wan_report(name, changed)
+    present = _wan_lines(name)
+    missing = [spec for spec in _wan_cut_specs() if spec not in present]
+    for spec in missing:
+        docker("exec", name, "iptables", "-w", "-I", spec[0], "1", *spec[1:])
+    return _wan_report(name, bool(missing))
 
 
 def wan_restore() -> dict:
-    """Remove the cut (every rule of it); idempotent."""
+    """Remove the cut (every rule of it, an older drctl's too); idempotent."""
     name = _require_wan()
-    rules = _wan_rules(name)
-    for _ in range(rules):
-        docker("exec", name, "iptables", "-w", "-D", *_WAN_RULE)
-    return _wan_report(name, rules > 0)
+    rules = _wan_lines(name)
+    for spec in rules:
+        docker("exec", name, "iptables", "-w", "-D", *spec)
+    return _wan_report(name, bool(rules))
 
 
 def wan_status() -> dict:

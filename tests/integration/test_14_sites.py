@@ -8,6 +8,7 @@ import base64
 import contextlib
 import hashlib
 import http.cookiejar
+import json
 import re
 import time
 import urllib.error
@@ -189,6 +190,7 @@ def test_every_repository_holds_backups_and_wal_that_restore():
     alone holds a row written after the backup (its WAL came from there). Status lists
     the object store as an s3 repository, and its secret appears in no output. (One test,
     not two: each test of this module starts from a restored lab.)"""
+    refused_with_a_wrong_secret_or_ca()
     outputs = prove_repository(2, "backup2", "posix", "backup2", "repo_marks")
     outputs += prove_repository(3, "backup1", "s3", "cloud", "cloud_marks")
     code, st = drctl_json("status")
@@ -205,6 +207,26 @@ def test_every_repository_holds_backups_and_wal_that_restore():
     artifacts = [f for d in ("runner", "journal") for f in (state_dir() / d).rglob("*")
                  if f.is_file()]
     assert artifacts and not [f for f in artifacts if secret.encode() in f.read_bytes()]
+
+
+def refused_with_a_wrong_secret_or_ca() -> None:
+    """Provision's gate on the object stores (run alone; the lab's own key, secret and CA
+    passed it in the provision this lab was built with): a wrong secret, or a CA that does
+    not sign the store's certificate, stops the run naming repo3, before pgBackRest's
+    configuration changes."""
+    conf = sh("pg1", "sha256sum /etc/pgbackrest.conf")
+    gate = "../tests/integration/playbooks/s3_gate.yml"
+    cloud = yaml.safe_load((INVENTORY.parent / "group_vars" / "all" / "main.yml").read_text()
+                           )["pgbackrest_s3_repos"]
+    for change, said in (({"secret": "not-the-secret-0123456789abcdef"}, "403"),
+                         ({"ca_file": "/etc/ssl/certs/ca-certificates.crt"}, "certificate")):
+        wrong = json.dumps({"pgbackrest_s3_repos": [{**cloud[0], **change}]})
+        play = ansible_playbook(gate, "-e", wrong, timeout=120)
+        assert play.returncode != 0, play.stdout[-3000:]
+        assert "repo3 (object store cloud: bucket drctl-lab at s3:9000) refused pg1" in \
+            play.stdout and said in play.stdout, play.stdout[-3000:]
+        assert "not-the-secret" not in play.stdout
+    assert sh("pg1", "sha256sum /etc/pgbackrest.conf") == conf
 
 
 def prove_repository(repo: int, host: str, kind: str, name: str, table: str) -> list[dict]:
@@ -249,13 +271,14 @@ def test_a_cut_wan_link_promotes_nothing_and_status_reports_the_remote_standby(w
         timeout=90, interval=2)
 
     def repo2_behind() -> bool:
-        """repo1 (dc1) received the segment, repo2 (dc2) did not, and status says it is
-        repo2 that holds archiving back (PostgreSQL waits for every repository)."""
+        """repo1 (dc1) and the object store on the WAN side (repo3, which dc1 still
+        reaches) received the segment, repo2 (dc2) did not, and status says it is repo2
+        that holds archiving back (PostgreSQL waits for every repository)."""
         st = drctl_json("status")[1]
         repos = st["backup"]["repos"]
-        return (not repos[0]["behind"] and repos[1]["behind"] and any(
-            p.startswith("WAL archiving") and "repo2 (backup2) is behind" in p
-            for p in st["problems"]))
+        return (not repos[0]["behind"] and repos[1]["behind"] and not repos[2]["behind"]
+                and any(p.startswith("WAL archiving") and "repo2 (backup2) is behind" in p
+                        for p in st["problems"]))
 
     wait_for("status to name repo2 behind", repo2_behind, timeout=150, interval=3)
     holds_for("no promotion anywhere while the WAN is cut", lambda: (

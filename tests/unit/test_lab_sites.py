@@ -447,18 +447,25 @@ def _fake_router(monkeypatch, running: bool = True) -> list[list[str]]:
     return rules
 
 
-def test_wan_cut_is_one_silent_drop_rule_however_often_it_is_asked(monkeypatch):
+def test_wan_cut_drops_what_goes_between_the_sites_however_often_it_is_asked(monkeypatch):
+    """Silent drops between dc1's and dc2's subnets, both ways; the WAN side (the DNS
+    server, the object store) stays reachable from each site."""
     rules = _fake_router(monkeypatch)
     assert lab.wan_state() == "up"
     first = lab.wan_cut()
     assert first["wan"] == "cut" and first["changed"] is True
     assert lab.wan_cut()["changed"] is False
-    assert rules == [["FORWARD", "-m", "comment", "--comment", lab.WAN_CUT_COMMENT,
-                      "-j", "DROP"]]
+    drop = ["-m", "comment", "--comment", lab.WAN_CUT_COMMENT, "-j", "DROP"]
+    assert sorted(rules) == sorted([
+        ["FORWARD", "-s", "172.29.53.0/24", "-d", "172.29.69.0/24", *drop],
+        ["FORWARD", "-s", "172.29.69.0/24", "-d", "172.29.53.0/24", *drop]])
     assert lab.wan_state() == "cut"
     restored = lab.wan_restore()
     assert restored["wan"] == "up" and restored["changed"] is True and rules == []
     assert lab.wan_restore()["changed"] is False
+    # an older drctl's cut (everything forwarded) is removed as well
+    rules.append(["FORWARD", *drop])
+    assert lab.wan_state() == "cut" and lab.wan_restore()["changed"] is True and rules == []
     assert lab.wan_status()["sites"] == {
         "dc1": {"subnet": "172.29.53.0/24", "router": "172.29.53.254"},
         "dc2": {"subnet": "172.29.69.0/24", "router": "172.29.69.254"},
