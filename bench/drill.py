@@ -14,34 +14,18 @@ After each failover run the old primary is powered on and failed back with --swi
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import time
 
 from _common import drctl_json
 
-PREFIX = f"{os.environ.get('DRCTL_LAB_NAME', 'drctl-lab')}-"
-
-
-def wait_booted(container: str, timeout: float = 120) -> None:
-    """Until systemd in CONTAINER has finished its boot (the failback logs in over SSH)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = subprocess.run(["docker", "exec", container, "systemctl",
-                                "is-system-running"], capture_output=True, text=True)
-        if state.stdout.strip() in ("running", "degraded"):
-            return
-        time.sleep(0.5)
-    raise SystemExit(f"{container} did not finish booting within {timeout:g} s")
+from drctl_lab.hosts import power_on
 
 
 def restore_topology(report: dict) -> None:
     before = report["topology_before"]["primary"]
     after = report["topology_after"]["primary"]
     if report["scenario"] == "failover":
-        subprocess.run(["docker", "start", PREFIX + before], check=True, capture_output=True)
-        wait_booted(PREFIX + before)
+        power_on(before)  # and wait for its boot: the failback logs in over SSH
         drctl_json("failback", "--node", before, "--switch-back", "--yes")
     elif after != before:
         drctl_json("switchover", "--to", before, "--yes")

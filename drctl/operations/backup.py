@@ -64,14 +64,10 @@ def repo_of(inv: inv_mod.Inventory, host: str) -> int:
     return hosts.index(host) + 1 if host in hosts else 0
 
 
-def info_command(r: repos_rule.Repo) -> list[str]:
-    return repos_rule.info_command(r, TOOL)
-
-
 def repo_info(inv: inv_mod.Inventory, repo: int = 1) -> dict[str, Any]:
     r = repository(inv, repo)
     host = r.host
-    rc, out, err = sshprobe.run(inv, host, info_command(r), timeout=60)
+    rc, out, err = sshprobe.run(inv, host, repos_rule.info_command(r, TOOL), timeout=60)
     if rc == 255:
         raise DrctlError(f"the repository host {host} (repo{repo}) does not answer: "
                          f"{err.strip()}", ExitCode.UNREACHABLE)
@@ -88,7 +84,7 @@ def all_repo_info(inv: inv_mod.Inventory) -> list[dict[str, Any]]:
     """Every repository's listing, asked at once; one that does not answer is listed with
     its error (a cut WAN link leaves the other site's repository unread, not the rest)."""
     every = repositories(inv)
-    results = sshprobe.probe_each(inv, [(r.host, info_command(r)) for r in every])
+    results = sshprobe.probe_each(inv, [(r.host, repos_rule.info_command(r, TOOL)) for r in every])
     out: list[dict[str, Any]] = []
     for r, res in zip(every, results, strict=True):
         where = {"repo_host": r.host, "repo": r.number, "type": r.type, "name": r.name}

@@ -6,6 +6,7 @@ from typing import Any
 
 from drctl.auto_state import describe as auto_describe
 from drctl.output import console, emit_json
+from drctl.rules import repos as repos_rule
 
 
 def render_status(report: dict[str, Any], fmt: str) -> None:
@@ -53,8 +54,8 @@ def render_status(report: dict[str, Any], fmt: str) -> None:
             arch_text += f", {arch['ready_segments']} waiting"
         con.print(f"backups on {b['repo_host']}: {last}; {arch_text}")
         for r in (b.get("repos") or [])[1:]:
-            where = (f"repo{r['repo']} on {r['host']}" if r.get("type", "posix") == "posix"
-                     else f"repo{r['repo']} (object store {r.get('name')})")
+            where = repos_rule.label(repos_rule.Repo(
+                r["repo"], r.get("type", "posix"), r["host"], r.get("name", r["host"])))
             con.print(f"  {where}: " + (
                 (f"last backup {r['last_backup']} ({r['age_s'] // 60} min ago)"
                  if r["last_backup"] else "no backup yet")
