@@ -38,7 +38,8 @@ apt-get -qq -y upgrade >/dev/null
 apt-get -qq -y --download-only install \
     postgresql-15 postgresql-client-15 postgresql-15-repmgr keepalived pgbackrest \
     python3-psycopg2 python3-psycopg python3-flask python3-argon2 gunicorn \
-    ssl-cert acl prometheus-node-exporter pgbouncer >/dev/null
+    ssl-cert acl prometheus-node-exporter pgbouncer postgresql-client python3-cryptography \
+    rsync openssh-client curl bind9 bind9-dnsutils >/dev/null
 useradd --create-home --shell /bin/bash ansible
 echo 'ansible ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/ansible
 chmod 0440 /etc/sudoers.d/ansible

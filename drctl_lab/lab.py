@@ -397,17 +397,20 @@ def base_tag() -> str:
 # apt's recommends as the roles install them (node_exporter without, as drctl_metrics
 # does). Services a bare host would not run until its role starts them stay disabled
 # (pgbouncer, the only one whose package starts it on every host); every role enables
-# what it runs.
+# what it runs: pgbouncer and BIND (named) are the packages that start themselves.
+# The second site's hosts and the WAN side's (dns1, s3) start warm too: BIND, rsync and
+# curl were 20 s of test_14's two-site provision when they were installed there.
 WARM_ENV = "DRCTL_LAB_WARM"
 WARM_SCRIPT = """set -eu
 export DEBIAN_FRONTEND=noninteractive
 mkdir -p /etc/postgresql-common
 echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf
-apt-get -qq -y install postgresql-15 postgresql-client-15 postgresql-15-repmgr keepalived \\
-    pgbackrest python3-psycopg2 python3-psycopg python3-flask python3-argon2 gunicorn \\
-    ssl-cert acl pgbouncer >/dev/null
+apt-get -qq -y install postgresql-15 postgresql-client-15 postgresql-client postgresql-15-repmgr \\
+    keepalived pgbackrest python3-psycopg2 python3-psycopg python3-flask python3-argon2 \\
+    gunicorn ssl-cert acl pgbouncer python3-cryptography rsync openssh-client curl \\
+    bind9 bind9-dnsutils >/dev/null
 apt-get -qq -y install --no-install-recommends prometheus-node-exporter >/dev/null
-systemctl disable pgbouncer >/dev/null 2>&1
+systemctl disable pgbouncer named >/dev/null 2>&1
 """
 
 

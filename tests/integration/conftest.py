@@ -27,6 +27,14 @@ ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT = "provisioned"
 # What a provisioned lab is made from: a change to any of these makes the snapshot stale.
 PROVISION_INPUTS = ("roles", "playbooks", "drctl/node", "drctl/rules")
+# What the lab is known to be now, without a restore (a two-site lab's restore costs about
+# 25 s and 20 CPU-s under the suite's load), rewritten when each test ends:
+# "untouched": the snapshot the running containers were just committed to, no test run
+#   on them since (set by provisioned_lab);
+# "as_found": (module, snapshot) after a test marked leaves_cluster_as_found that passed
+#   (pytest_runtest_makereport); the next test of that module skips its restore when
+#   status finds the cluster healthy with pg1 at that moment.
+_LAB_NOW: dict[str, object] = {}
 
 
 def drctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -81,6 +89,13 @@ def holds_for(what: str, predicate: Callable[[], object], seconds: float,
         if time.monotonic() - start >= seconds:
             return
         time.sleep(interval)
+
+
+def healthy_now(primary: str) -> bool:
+    """Status, asked once, finds no problem, PRIMARY writable and the only VIP holder."""
+    code, st = drctl_json("status")
+    return code == 0 and st["primary"] == primary and st["vip_holders"] == [primary] \
+        and not st["problems"]
 
 
 def healthy_with(primary: str, timeout: float = 60) -> None:
@@ -166,7 +181,24 @@ def provisioned_lab(lab) -> dict:
             "from_bare": from_bare}
     labmod.snapshot(name, lab_say, meta)
     healthy_with("pg1")
+    _LAB_NOW["untouched"] = name
     return meta
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep _LAB_NOW about the test that just ended: whether it failed anywhere, and once
+    it is torn down, whether it left the cluster as it found it."""
+    report = (yield).get_result()
+    item.stash[_FAILED] = item.stash.get(_FAILED, False) or report.failed
+    if report.when != "teardown":
+        return
+    _LAB_NOW.clear()
+    if item.get_closest_marker("leaves_cluster_as_found") and not item.stash[_FAILED]:
+        _LAB_NOW["as_found"] = (item.module.__name__, snapshot_name())
+
+
+_FAILED = pytest.StashKey[bool]()
 
 
 def record_provision_time(seconds: float, from_bare: bool) -> None:
@@ -186,7 +218,11 @@ def restore_snapshot(name: str | None = None) -> None:
     primary."""
     from drctl_lab import lab as labmod
 
-    labmod.restore(name or snapshot_name(), lab_say)
+    name = name or snapshot_name()
+    if _LAB_NOW.pop("untouched", None) == name:
+        lab_say(f"the lab is snapshot {name!r} as it was just taken: no restore")
+    else:
+        labmod.restore(name, lab_say)
     lock = ROOT / ".drctl" / "locks" / "lab.lock"
     if lock.exists():
         assert drctl("unlock").returncode == 0, "a live drctl holds the lab's lock"
@@ -202,9 +238,14 @@ def clean_cluster(provisioned_lab) -> dict:
 
 
 @pytest.fixture
-def fresh_cluster(provisioned_lab) -> dict:
+def fresh_cluster(request, provisioned_lab) -> dict:
     """clean_cluster for every test, for modules whose tests each leave a failed-over
-    cluster behind."""
+    cluster behind. After a test of the same module marked leaves_cluster_as_found that
+    passed, no restore when status says now that the cluster is healthy with pg1."""
+    if _LAB_NOW.pop("as_found", None) == (request.module.__name__, snapshot_name()) \
+            and healthy_now("pg1"):
+        lab_say("the test before left the cluster as it found it: no restore")
+        return provisioned_lab
     restore_snapshot()
     return provisioned_lab
 

@@ -55,6 +55,7 @@ def wait_held(host: str) -> dict:
                     interval=1)
 
 
+@pytest.mark.leaves_cluster_as_found  # rebooted, as a restore would leave it
 @pytest.mark.parametrize("first", ["pg1", "pg2"])
 def test_a_whole_cluster_power_cycle_comes_back_with_the_same_primary(first):
     marker = write_marker()

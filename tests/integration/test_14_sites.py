@@ -152,6 +152,7 @@ def wan_restored():
     labmod.wan_restore()
 
 
+@pytest.mark.leaves_cluster_as_found
 def test_three_nodes_over_two_sites_each_site_with_its_vip_the_remote_standby_async():
     code, st = drctl_json("status")
     assert code == 0 and st["healthy"], st["problems"]
@@ -183,13 +184,14 @@ def scratch_sql(host: str, sql: str, name: str = "restore", port: int = 5490) ->
                     f"{name} -p {port} -U postgres -d app -c \"{sql}\"")
 
 
+@pytest.mark.leaves_cluster_as_found
 def test_every_repository_holds_backups_and_wal_that_restore():
     """WAL is archived to every repository: dc2's (repo2) and the object store on the WAN
     side (repo3, SeaweedFS's S3 gateway over TLS, backed up into by backup1). In each, a
     backup is verified by a restore, and a point-in-time restore from that repository
     alone holds a row written after the backup (its WAL came from there). Status lists
     the object store as an s3 repository, and its secret appears in no output. (One test,
-    not two: each test of this module starts from a restored lab.)"""
+    not two: the set-up of each repository costs more than its proof.)"""
     refused_with_a_wrong_secret_or_ca()
     outputs = prove_repository(2, "backup2", "posix", "backup2", "repo_marks")
     outputs += prove_repository(3, "backup1", "s3", "cloud", "cloud_marks")
@@ -261,6 +263,7 @@ def prove_repository(repo: int, host: str, kind: str, name: str, table: str) -> 
     return [b, v, listing, r]
 
 
+@pytest.mark.leaves_cluster_as_found
 def test_a_cut_wan_link_promotes_nothing_and_status_reports_the_remote_standby(wan_restored):
     assert labmod.wan_cut()["wan"] == "cut"
     # commits do not wait for the remote site
@@ -349,6 +352,7 @@ def tsig_secret(secret: str):
         vault_file.write_bytes(original)
 
 
+@pytest.mark.leaves_cluster_as_found
 def test_a_planned_switchover_to_the_remote_site_and_back_loses_nothing():
     """The primary moves to dc2 (a site maintenance, a real DR test) and back: dc1's nodes
     follow pg3 without a re-clone, writes go through dc2's VIP meanwhile, and every row is

@@ -133,3 +133,19 @@ def test_a_warm_lab_installs_what_the_bare_image_fetches_and_has_its_own_tag(mon
     assert lab.warm() and lab.image_tag().startswith(bare + "-warm-")
     monkeypatch.setenv(lab.WARM_ENV, "0")
     assert lab.image_tag() == bare
+
+
+def test_every_package_a_role_installs_is_fetched_into_the_lab_image():
+    """A role's *_packages default that the lab image neither holds nor fetched would be
+    downloaded on every provision (BIND on the DNS host was 20 s of test_14's set-up)."""
+    fetched = _packages(lab.RECIPE.read_text(), "--download-only install", ">/dev/null")
+    wanted: dict[str, str] = {}
+    for defaults in sorted((ROOT / "roles").glob("*/defaults/main.yml")):
+        for name, value in (yaml.safe_load(defaults.read_text()) or {}).items():
+            if name.endswith("_packages") and isinstance(value, list):
+                for package in value:
+                    wanted[str(package).replace("{{ postgresql_version }}", "15")] = name
+    assert len(wanted) > 15
+    included = _packages(lab.RECIPE.read_text(), "--include=", " ").pop().split(",")
+    missing = {p: name for p, name in wanted.items() if p not in fetched | set(included)}
+    assert not missing, missing
