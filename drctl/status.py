@@ -27,6 +27,7 @@ from drctl.rules.facts import app_name
 
 BACKUP_TOOL = "/usr/local/libexec/drctl/drctl-backup"
 FILES_STATE = [sshprobe.NODE_COMMAND, "files", "state"]
+NO_BACKUP = "no backup yet: nothing can be restored (run `drctl backup`)"
 APP_STATE = [sshprobe.NODE_COMMAND, "app", "state"]  # an app host: its VIP and its files
 
 
@@ -103,7 +104,7 @@ def backup_state(repo: str | None, res: sshprobe.ProbeResult | None,
         if not d.get("exists", False):
             problems.append(f"stanza '{d.get('stanza')}' does not exist on {repo}")
         elif not good:
-            warnings.append("no backup yet: nothing can be restored (run `drctl backup`)")
+            warnings.append(NO_BACKUP)
         else:
             last = good[-1]
             state.update(last_backup=last["label"], last_backup_time=last["stop"],
@@ -184,6 +185,17 @@ def repos_state(repos: list[tuple[repos_rule.Repo, sshprobe.ProbeResult | None]]
     for e in out:
         e["behind"] = bool(newest) and (not e["reachable"] or (e["last_segment"] or "") < newest)
     return out, problems, warnings
+
+
+def no_backup_in_repo1(warnings: list[str], repos: list[dict[str, Any]],
+                       repo1: repos_rule.Repo) -> list[str]:
+    """WARNINGS, where repo1's "nothing can be restored" is true only if no other
+    repository holds a backup: otherwise it names repo1 and where restores can come from."""
+    holding = [f"repo{e['repo']}" for e in repos if e["repo"] != repo1.number and e["backups"]]
+    if NO_BACKUP not in warnings or not holding:
+        return warnings
+    return [f"{repos_rule.label(repo1)} holds no backup yet (`drctl backup`); restores can "
+            f"come from {', '.join(holding)}" if w == NO_BACKUP else w for w in warnings]
 
 
 def archive_detail(repos: list[dict[str, Any]]) -> str:
@@ -438,7 +450,7 @@ def collect(inventory: Path | inv_mod.Inventory,
             float(inv.option("drctl_backup_max_age_h")))
         backup["repos"] = repos_view
         problems += r_problems
-        warnings += r_warnings
+        warnings = no_backup_in_repo1(warnings, repos_view, every_repo[0]) + r_warnings
         detail = archive_detail(repos_view)
         if backup.get("archiving") is not None:
             backup["archiving"]["repos"] = detail
