@@ -209,6 +209,36 @@ def test_the_newest_segment_of_an_object_store_comes_from_pgbackrests_listing(
     assert "archive/lab/15-1/0000000100000000" not in asked  # only the last two
 
 
+def test_an_object_stores_info_names_its_newest_segment_and_one_listing_dates_it(
+        tmp_path, monkeypatch):
+    """`pgbackrest info` already names the newest segment (the archive's max): one
+    listing of its directory gives its arrival time. When info names none, or the listing
+    does not hold it, drctl lists the archive as before."""
+    c = cfg(tmp_path, repo=3, repos=(1, 3), repo_types={"3": "s3"})
+    newest = "000000020000000100000001"
+    info_out = [{"name": "lab", "status": {"code": 0, "message": "ok"}, "backup": [],
+                 "archive": [{"id": "15-1", "min": "000000010000000000000001",
+                              "max": newest}]}]
+    listing = {"000000020000000100000000-bb.zst": {"type": "file", "time": NOW - 30},
+               f"{newest}-cc.zst": {"type": "file", "time": NOW - 5}}
+    asked: list[list[str]] = []
+
+    def fake(cfg_: backup.BackupConfig, args: list[str], timeout=None, check=True):
+        asked.append(args[3:])
+        out = info_out if args[3] == "info" else listing
+        return backup.subprocess.CompletedProcess(args, 0, json.dumps(out), "")
+
+    monkeypatch.setattr(backup, "run", fake)
+    data = backup.info(c)
+    assert data["archive"]["last_segment"] == newest
+    assert asked == [["info", "--output=json"],
+                     ["repo-ls", "--output=json", "archive/lab/15-1/0000000200000001"]]
+    assert backup.latest_archived_named(c, info_out) == (newest, float(NOW - 5))
+    assert backup.latest_archived_named(c, [{"archive": []}]) is None
+    listing.pop(f"{newest}-cc.zst")
+    assert backup.latest_archived_named(c, info_out) is None
+
+
 def test_repo_comes_after_the_command_through_drctl_node():
     """drctl-backup's words reach it through drctl-node, whose parser would keep an option
     in front of them for itself: every command takes --repo after its name."""
