@@ -237,13 +237,20 @@ def clean_cluster(provisioned_lab) -> dict:
     return provisioned_lab
 
 
+def left_as_found(module: str) -> str | None:
+    """The lab snapshot the test that just ended left the cluster as found in, when it was
+    a test of MODULE marked leaves_cluster_as_found that passed; else None. Taken: it
+    answers once, for the next test only."""
+    found = _LAB_NOW.pop("as_found", None)
+    return found[1] if isinstance(found, tuple) and found[0] == module else None
+
+
 @pytest.fixture
 def fresh_cluster(request, provisioned_lab) -> dict:
     """clean_cluster for every test, for modules whose tests each leave a failed-over
     cluster behind. After a test of the same module marked leaves_cluster_as_found that
     passed, no restore when status says now that the cluster is healthy with pg1."""
-    if _LAB_NOW.pop("as_found", None) == (request.module.__name__, snapshot_name()) \
-            and healthy_now("pg1"):
+    if left_as_found(request.module.__name__) == snapshot_name() and healthy_now("pg1"):
         lab_say("the test before left the cluster as it found it: no restore")
         return provisioned_lab
     restore_snapshot()

@@ -207,8 +207,9 @@ def test_archiving_recovers_and_follows_a_failover():
             assert int(b["backup"]["wal_start"][:8], 16) == tl, "backup on the new timeline"
         finally:
             drctl("restore", "--drop")
-        code, v = drctl_json("verify-backup", timeout=600)
-        assert code == 0, v
+        # (a verify-backup of the same backup here restored it a second time: the restore
+        # above already proves it, and test_verify_backup_passes_then_fails_on_a_damaged_
+        # repository proves verify-backup)
     finally:
         subprocess.run(["docker", "start", PREFIX + old], check=True, capture_output=True)
     wait_for(f"{old} to boot", lambda: sh(old, "systemctl is-system-running", check=False)
