@@ -27,8 +27,8 @@ from drctl.rules.facts import app_name
 
 BACKUP_TOOL = "/usr/local/libexec/drctl/drctl-backup"
 FILES_STATE = [sshprobe.NODE_COMMAND, "files", "state"]
-NO_BACKUP = "no backup yet: nothing can be restored (run `drctl backup`)"
 APP_STATE = [sshprobe.NODE_COMMAND, "app", "state"]  # an app host: its VIP and its files
+NO_BACKUP = "no backup yet: nothing can be restored (run `drctl backup`)"
 
 
 def _node(host: str, address: str, res: sshprobe.ProbeResult) -> dict[str, Any]:

@@ -91,11 +91,14 @@ def holds_for(what: str, predicate: Callable[[], object], seconds: float,
         time.sleep(interval)
 
 
+def _healthy(code: int, st: dict, primary: str) -> bool:
+    """Status's answer is healthy with PRIMARY writable and the only VIP holder."""
+    return code == 0 and st["primary"] == primary and st["vip_holders"] == [primary]
+
+
 def healthy_now(primary: str) -> bool:
-    """Status, asked once, finds no problem, PRIMARY writable and the only VIP holder."""
-    code, st = drctl_json("status")
-    return code == 0 and st["primary"] == primary and st["vip_holders"] == [primary] \
-        and not st["problems"]
+    """Status, asked once, is healthy with PRIMARY writable and the only VIP holder."""
+    return _healthy(*drctl_json("status"), primary)
 
 
 def healthy_with(primary: str, timeout: float = 60) -> None:
@@ -105,7 +108,7 @@ def healthy_with(primary: str, timeout: float = 60) -> None:
     def check():
         code, st = drctl_json("status")
         last.update(code=code, status=st)
-        return code == 0 and st["primary"] == primary and st["vip_holders"] == [primary]
+        return _healthy(code, st, primary)
     try:
         wait_for(f"a healthy cluster with primary {primary}", check, timeout=timeout,
                  interval=1)

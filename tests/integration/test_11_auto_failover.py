@@ -82,10 +82,15 @@ def rearm() -> None:
     armed_with("pg1")
 
 
+def armed_now() -> bool:
+    """The cluster is, now, healthy with pg1 and automatic failover armed."""
+    return healthy_now("pg1") and auto_state()["state"] == "armed"
+
+
 def rearm_unless_left_armed() -> None:
     """rearm(), unless the test before (marked leaves_cluster_as_found) passed and the
-    cluster is, now, healthy with pg1 and armed: the restore would change nothing."""
-    if left_as_found(__name__) and healthy_now("pg1") and auto_state()["state"] == "armed":
+    cluster is armed_now(): the restore would change nothing."""
+    if left_as_found(__name__) and armed_now():
         lab_say("the test before left the cluster armed with pg1: no restore")
         return
     rearm()
@@ -134,7 +139,7 @@ def enabled(clean_cluster, tmp_path_factory):
     labmod.snapshot(ARMED, lab_say)
     armed_with("pg1")
     yield
-    if not (healthy_now("pg1") and auto_state()["state"] == "armed"):
+    if not armed_now():
         rearm()  # the disable below starts from an armed cluster with pg1, whatever failed
     code, out = drctl_json("auto", "disable", "--yes", timeout=900)
     assert code == 0, out
