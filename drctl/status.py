@@ -83,9 +83,12 @@ def _node(host: str, address: str, res: sshprobe.ProbeResult) -> dict[str, Any]:
 
 def backup_state(repo: str | None, res: sshprobe.ProbeResult | None,
                  primary: dict[str, Any] | None, now: float, max_age_h: float,
-                 ready_warn: int, stall_s: float = 120,
+                 ready_warn: int, stall_s: float = 120, label: str = "",
+                 restorable_from: tuple[str, ...] = (),
                  ) -> tuple[dict[str, Any] | None, list[str], list[str]]:
-    """The backup part of the report: (state, problems, warnings)."""
+    """The backup part of the report: (state, problems, warnings). LABEL names this
+    repository; RESTORABLE_FROM, the other repositories that hold a backup: without a
+    backup here, nothing can be restored only when there are none."""
     if repo is None or res is None:
         return None, [], []
     problems: list[str] = []
@@ -104,7 +107,9 @@ def backup_state(repo: str | None, res: sshprobe.ProbeResult | None,
         if not d.get("exists", False):
             problems.append(f"stanza '{d.get('stanza')}' does not exist on {repo}")
         elif not good:
-            warnings.append(NO_BACKUP)
+            warnings.append(NO_BACKUP if not restorable_from else (
+                f"{label} holds no backup yet (`drctl backup`); restores can come from "
+                f"{', '.join(restorable_from)}"))
         else:
             last = good[-1]
             state.update(last_backup=last["label"], last_backup_time=last["stop"],
@@ -185,17 +190,6 @@ def repos_state(repos: list[tuple[repos_rule.Repo, sshprobe.ProbeResult | None]]
     for e in out:
         e["behind"] = bool(newest) and (not e["reachable"] or (e["last_segment"] or "") < newest)
     return out, problems, warnings
-
-
-def no_backup_in_repo1(warnings: list[str], repos: list[dict[str, Any]],
-                       repo1: repos_rule.Repo) -> list[str]:
-    """WARNINGS, where repo1's "nothing can be restored" is true only if no other
-    repository holds a backup: otherwise it names repo1 and where restores can come from."""
-    holding = [f"repo{e['repo']}" for e in repos if e["repo"] != repo1.number and e["backups"]]
-    if NO_BACKUP not in warnings or not holding:
-        return warnings
-    return [f"{repos_rule.label(repo1)} holds no backup yet (`drctl backup`); restores can "
-            f"come from {', '.join(holding)}" if w == NO_BACKUP else w for w in warnings]
 
 
 def archive_detail(repos: list[dict[str, Any]]) -> str:
@@ -437,20 +431,22 @@ def collect(inventory: Path | inv_mod.Inventory,
     problems += s_problems
     for verdict in app_verdicts:
         problems += verdict.problems
+    repos_view, r_problems, r_warnings = repos_state(
+        list(zip(every_repo, repo_results, strict=True)), time.time(),
+        float(inv.option("drctl_backup_max_age_h")))
     backup, b_problems, warnings = backup_state(
         repo, repo_results[0] if repo else None,
         next((n for n in nodes if n["host"] == primary), None), time.time(),
         float(inv.option("drctl_backup_max_age_h")),
         int(inv.option("drctl_archive_ready_warn")),
-        float(inv.option("drctl_archive_stall_s")))
+        float(inv.option("drctl_archive_stall_s")),
+        label=repos_rule.label(every_repo[0]) if every_repo else "",
+        restorable_from=tuple(f"repo{e['repo']}" for e in repos_view[1:] if e["backups"]))
     problems += b_problems
     if backup is not None:
-        repos_view, r_problems, r_warnings = repos_state(
-            list(zip(every_repo, repo_results, strict=True)), time.time(),
-            float(inv.option("drctl_backup_max_age_h")))
         backup["repos"] = repos_view
         problems += r_problems
-        warnings = no_backup_in_repo1(warnings, repos_view, every_repo[0]) + r_warnings
+        warnings += r_warnings
         detail = archive_detail(repos_view)
         if backup.get("archiving") is not None:
             backup["archiving"]["repos"] = detail

@@ -10,7 +10,7 @@ from drctl.exitcodes import ExitCode
 from drctl.operations import backup as op
 from drctl.rules import repos as repos_rule
 from drctl.sshprobe import ProbeResult
-from drctl.status import NO_BACKUP, archive_detail, backup_state, no_backup_in_repo1, repos_state
+from drctl.status import NO_BACKUP, archive_detail, backup_state, repos_state
 from tests.unit.conftest import GOOD_HOSTS
 
 NOW = 1_800_000_000.0
@@ -174,16 +174,13 @@ def test_repositories_in_step_say_nothing_and_a_second_without_backup_warns():
 
 def test_repo1_without_backup_names_the_repositories_that_hold_one():
     """'Nothing can be restored' only when no repository holds a backup."""
-    repos, _, more = repos_state(
-        [(REPO1, ProbeResult("backup1", True, repo_info("000000010000000000000012", 0))),
-         (REPO2, ProbeResult("backup2", True, repo_info("000000010000000000000012", 1)))],
-        NOW, 26)
-    assert more == []
-    assert no_backup_in_repo1(["x", NO_BACKUP], repos, REPO1) == [
-        "x", "repo1 on backup1 holds no backup yet (`drctl backup`); restores can come from "
-             "repo2"]
-    repos[1]["backups"] = 0
-    assert no_backup_in_repo1([NO_BACKUP], repos, REPO1) == [NO_BACKUP]
+    _, _, warnings = backup_state("backup1", ProbeResult("backup1", True, info(0)), primary(),
+                                  NOW, 26, 16, label="repo1 on backup1",
+                                  restorable_from=("repo2",))
+    assert warnings == [
+        "repo1 on backup1 holds no backup yet (`drctl backup`); restores can come from repo2"]
+    _, _, warnings = state(ProbeResult("backup1", True, info(0)), primary())
+    assert warnings == [NO_BACKUP]
 
 
 @pytest.fixture
