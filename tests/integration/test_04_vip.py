@@ -4,7 +4,7 @@ import pytest
 
 from drctl_lab.hosts import sh, vip_connect, vip_holders, wait_for
 from tests.integration.conftest import drctl_json, holds_for
-from tests.integration.test_06_failover import failback_and_switch_back
+from tests.integration.test_06_failover import rejoins_as_standby
 
 pytestmark = pytest.mark.usefixtures("clean_cluster")
 # Longer than keepalived's master-down interval (3 adverts + skew: 0.6 s at the default
@@ -83,8 +83,9 @@ def test_failover_removes_the_vip_a_dead_keepalived_left_behind():
         sh("pg1", f"ip addr del {vip} dev eth0", check=False)
         sh("pg1", "systemctl start keepalived")
     assert vip_holders() == ["pg2"], "the fenced node's keepalived takes nothing back"
-    # and the node comes back into the cluster, then takes the primary back
-    failback_and_switch_back("pg1")
+    # and the node comes back into the cluster as a standby, the VIP staying on pg2 alone
+    # (the module's last test: the next module restores the snapshot, pg1 primary)
+    rejoins_as_standby("pg1")
 
 
 def lab_vip() -> str:
