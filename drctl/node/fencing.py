@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any
 
+from drctl.node import repmgr_hooks
 from drctl.node.common import (
     Config,
     PsqlSession,
@@ -28,6 +29,7 @@ from drctl.node.common import (
 )
 from drctl.node.handover import parse_position, wal_position
 from drctl.rules import decide, sql
+from drctl.rules.facts import WatcherFacts
 
 # ------------------------------------------------------------------ fencing
 
@@ -198,23 +200,37 @@ def _read_text(path: str) -> str | None:
         return None
 
 
+def witness_answers(c: Config) -> list[WatcherFacts]:
+    """The watchers' records as the witness on the backup host holds them now, where this
+    node has automatic failover set up (its settings name the witness); [] elsewhere, and
+    when the witness does not answer."""
+    s = read_json(c.auto_settings)
+    if not isinstance(s, dict) or not s.get("witness_conninfo") or not s.get("passfile"):
+        return []
+    return repmgr_hooks.witness_records(c, s)[0]
+
+
 def start_verdict(c: Config) -> tuple[decide.StartVerdict, int | None,
                                       list[decide.PeerAnswer]]:
     """The facts of this moment (fence mark, standby.signal, own timeline, every peer's
-    answer, a lift, a start as primary since boot) and decide.startup's verdict on them."""
+    answer, the watchers' records, a lift, a start as primary since boot) and
+    decide.startup's verdict on them."""
     fenced = _read_text(c.fence_file)
     standby = os.path.exists(os.path.join(c.datadir, "standby.signal"))
     my_tl: int | None = None
     peers: list[decide.PeerAnswer] = []
+    witnesses: list[WatcherFacts] = []
     if fenced is None and not standby:
         try:
             my_tl = int(controldata(c)["Latest checkpoint's TimeLineID"])
         except (RuntimeError, KeyError, ValueError):
             my_tl = None
         peers = ask_peers(c)
+        witnesses = witness_answers(c)
     verdict = decide.startup(fenced=fenced, standby=standby, my_timeline=my_tl,
                              peers=peers, lifted=os.path.exists(c.start_lift_file),
-                             primary_this_boot=os.path.exists(c.primary_boot_file))
+                             primary_this_boot=os.path.exists(c.primary_boot_file),
+                             me=c.name, witnesses=witnesses)
     return verdict, my_tl, peers
 
 

@@ -181,12 +181,18 @@ def promote(c: Config, *, after_lsn: str | None = None, catch_up: bool = False,
                 break
             time.sleep(0.02)
     replayed = time.monotonic() - start
+    # A synchronous standby that is gone would make the first client's commit wait (the
+    # clients reconnect through the VIP within a second). A server applies a cleared list
+    # when its checkpointer reloads, and right after a promotion the checkpointer is busy
+    # with the end-of-recovery checkpoint, which under load kept commits waiting for over
+    # 30 s: so the list is cleared while this node is still a standby (the setting means
+    # nothing there, and its checkpointer is idle), then once more after the promotion.
+    cleared = relax_synchronous(c) if relax else ""
     if not promote_and_wait(lambda q: psql(c, q), 60):
         fail("pg_promote() was signalled, but this node is still in recovery after 60 s")
     promoted_at = now_iso()
-    # before anything else: a synchronous standby that is gone would make the first
-    # client's commit wait (the clients reconnect through the VIP within a second)
-    cleared = relax_synchronous(c) if relax else ""
+    if relax:
+        cleared = relax_synchronous(c) or cleared
     dropped = drop_standby_conf(c)
     position, tl = current_position(c)
     state = vrrp_state(c)
@@ -453,10 +459,10 @@ def parse_history(text: str) -> dict[str, Any]:
 
 
 def relax_synchronous(c: Config, as_user: str | None = "postgres") -> str:
-    """On a node just promoted: when its live synchronous_standby_names is set, clear it
-    (a synchronous standby that is gone would make every commit wait; failback restores
-    the configured value). Decided from the server's own setting, not the inventory's.
-    Returns the value cleared, or "" when there was none."""
+    """On a node about to be or just promoted: when its live synchronous_standby_names
+    is set, clear it (a synchronous standby that is gone would make every commit wait;
+    failback restores the configured value). Decided from the server's own setting, not
+    the inventory's. Returns the value cleared, or "" when there was none."""
     names = psql(c, "show synchronous_standby_names", as_user=as_user)
     if names:
         for statement in sql.relax_synchronous():

@@ -106,7 +106,13 @@ def cmd_promote(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
     # pg_promote() itself, then repmgr's records as `repmgr standby promote` would leave
     # them, without its checks of the other nodes (repmgrd just made them: a dead primary
     # would cost a connection timeout here)
+    # A synchronous standby that is gone would make every commit wait (repmgr's records'
+    # below too): relax until `drctl failback` restores the configured value, as `drctl
+    # failover` does: before the promotion (a promoted server applies the cleared list
+    # only once its checkpointer, busy with the end-of-recovery checkpoint, reloads), and
+    # once more after it.
     try:
+        names = handover.relax_synchronous(c, as_user=None)
         done = handover.promote_and_wait(lambda q: psql(c, q, as_user=None), 60)
     except RuntimeError as exc:
         log(c, s, step="auto-promote", result="failed", detail=str(exc)[-300:])
@@ -116,6 +122,7 @@ def cmd_promote(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
             detail="pg_promote() was signalled, but the node is still in recovery after 60 s")
         return 1
     handover.drop_standby_conf(c)
+    names = handover.relax_synchronous(c, as_user=None) or names
     node_id = int(s["node_id"])
     try:
         psql(c, "begin; update repmgr.nodes set active = false where type = 'primary' "
@@ -125,9 +132,6 @@ def cmd_promote(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
     except RuntimeError as exc:
         log(c, s, step="auto-promote", result="warning",
             detail="promoted, but repmgr's records were not updated: " + str(exc)[-200:])
-    # A synchronous standby that is gone would make every commit wait: relax until
-    # `drctl failback` restores the configured value (as `drctl failover` does).
-    names = handover.relax_synchronous(c, as_user=None)
     row = psql(c, sql.CURRENT_POSITION, as_user=None)
     position, _, tl = row.partition("|")
     log(c, s, step="promoted", result="ok", lsn=position, timeline=int(tl or 0), by="repmgrd",

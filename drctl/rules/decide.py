@@ -15,12 +15,19 @@ another host saw the primary write is refused unless the operator accepts the lo
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from drctl.rules import lsn
-from drctl.rules.facts import ClusterFacts, Liveness, NodeFacts, Sighting, app_name
+from drctl.rules.facts import (
+    ClusterFacts,
+    Liveness,
+    NodeFacts,
+    Sighting,
+    WatcherFacts,
+    app_name,
+)
 from drctl.rules.policy import Policy
 
 SYNC_COMMIT_WAITS = ("on", "remote_write", "remote_apply")
@@ -775,20 +782,32 @@ class StartVerdict:
         return asdict(self)
 
 
+# A watcher's record vouches for a booting primary only while the watcher is alive: it
+# tried the nodes this recently (its own clock; it looks every second).
+WITNESS_FRESH_S = 10.0
+
+
 def startup(*, fenced: str | None, standby: bool, my_timeline: int | None,
-            peers: list[PeerAnswer], lifted: bool, primary_this_boot: bool) -> StartVerdict:
+            peers: list[PeerAnswer], lifted: bool, primary_this_boot: bool,
+            me: str = "", witnesses: Sequence[WatcherFacts] = ()) -> StartVerdict:
     """Whether a node may start PostgreSQL, decided before every start.
 
     A standby always may. A node that would start as a primary must still be the newest
     primary: a peer on a newer timeline (a failover happened while it was away) fences it,
-    even when an operator lifted the hold; otherwise a peer must confirm it (a standby on
-    its timeline or an older one, or a primary on an older timeline), or it must have run
-    as the primary since this boot, or an operator must say so. Until then it holds:
-    silence from the peers is not a confirmation.
+    even when an operator lifted the hold, and so does a watcher that saw another node
+    write on a newer timeline; otherwise a peer must confirm it (a standby on its timeline
+    or an older one, or a primary on an older timeline), or it must have run as the
+    primary since this boot, or an operator must say so, or a live watcher must vouch
+    that the newest primary it saw is this node on this timeline (no promotion since it
+    last saw it: every promotion, drctl's or the failover manager's, goes past the
+    watcher's host, which holds the lock and the witness). Until then it holds: silence
+    from the peers, and from the watchers, is not a confirmation.
 
     fenced: the fence marker's text (None: not fenced); standby: standby.signal exists;
     my_timeline: the timeline of its last checkpoint (None: pg_controldata unreadable);
-    lifted: an operator's one-shot consent; primary_this_boot: it ran writable since boot.
+    lifted: an operator's one-shot consent; primary_this_boot: it ran writable since boot;
+    me: this node's name; witnesses: the watchers' records as the witness holds them now
+    (empty: none was asked or none answered).
     """
     if fenced is not None:
         return StartVerdict("refuse", f"this node is fenced ({fenced}); it rejoins with "
@@ -807,6 +826,14 @@ def startup(*, fenced: str | None, standby: bool, my_timeline: int | None,
         return StartVerdict("fence", (
             f"{p.name} is a {p.role} on timeline {p.timeline}, newer than this node's "
             f"{my_timeline}: a failover happened while this node was away"))
+    seen = [w.sighting for w in witnesses if w.sighting is not None]
+    replaced = [s for s in seen if s.primary != me and s.timeline > my_timeline]
+    if replaced:
+        s = replaced[0]
+        return StartVerdict("fence", (
+            f"the watcher on {s.watcher} saw {s.primary} write on timeline {s.timeline} "
+            f"(at {s.seen_at}), newer than this node's {my_timeline}: a failover happened "
+            "while this node was away"))
     twin = [p for p in peers if p.role == "primary" and p.timeline == my_timeline]
     if twin:
         return StartVerdict("hold", (
@@ -829,7 +856,29 @@ def startup(*, fenced: str | None, standby: bool, my_timeline: int | None,
             f"(timeline {my_timeline}) is still the newest primary"))
     silent = ", ".join(p.name if p.role is None else f"{p.name} (timeline unknown)"
                        for p in peers)
+    vouching = [s for s in seen if s.primary == me and s.timeline == my_timeline
+                and s.watcher_age_s <= WITNESS_FRESH_S]
+    if vouching:
+        s = vouching[0]
+        return StartVerdict("start", (
+            f"{silent} did not answer, but the watcher on {s.watcher} saw no promotion "
+            f"since it last saw this node write on timeline {my_timeline} (at {s.seen_at}): "
+            "this node is still the newest primary"))
+    why_not = "; ".join(_why_no_vouch(w, me, my_timeline) for w in witnesses) or \
+        "no watcher's record was reachable (the witness runs with automatic failover)"
     return StartVerdict("hold", (
         f"no peer confirms that this node (timeline {my_timeline}) is still the primary: "
-        f"{silent} did not answer. A failover may have happened while it was away; it "
-        "stays down and asks again"), liftable=True)
+        f"{silent} did not answer, and no watcher vouches for it ({why_not}). A failover "
+        "may have happened while it was away; it stays down and asks again"),
+        liftable=True)
+
+
+def _why_no_vouch(w: WatcherFacts, me: str, my_timeline: int) -> str:
+    """Why watcher W's record does not vouch for ME as the newest primary on MY_TIMELINE."""
+    s = w.sighting
+    if s is None:
+        return f"{w.watcher}: {w.error or 'no record'}"
+    if s.watcher_age_s > WITNESS_FRESH_S:
+        return f"{w.watcher} last looked {s.watcher_age_s:.0f} s ago"
+    return (f"{w.watcher} saw {s.primary} on timeline {s.timeline} last, not this node "
+            f"on timeline {my_timeline}")

@@ -469,6 +469,7 @@ def test_a_lagging_standby_does_not_promote_itself():
     armed_with("pg1")
 
 
+@pytest.mark.leaves_cluster_as_found  # power-cycled, armed with pg1: as a restore leaves it
 def test_a_site_power_cut_keeps_the_primary_when_the_standby_boots_first():
     """The whole site loses power; the standby and the witness boot first, the primary
     some seconds later (it also waits for a peer to confirm it is still the primary).
@@ -488,3 +489,34 @@ def test_a_site_power_cut_keeps_the_primary_when_the_standby_boots_first():
     assert in_recovery("pg2") == "t"
     st = auto_state()
     assert st["last_promotion"] == promoted_before, st
+
+
+def test_a_lone_primary_that_reboots_starts_when_the_witness_saw_no_promotion():
+    """pg2, the only standby, loses power; then pg1 reboots. No peer answers to confirm
+    that pg1 is still the newest primary, but the watcher on backup1 (its record, as the
+    witness holds it) saw no promotion since it last saw pg1 write: pg1 starts by itself
+    and serves through the VIP, its writes from before there. (Where no witness answers
+    it holds: test_12's primary cut off at boot.)"""
+    rearm_unless_left_armed()
+    with vip_connect() as conn:
+        conn.execute("create table if not exists app.lone_marks (mark int)")
+        conn.execute("insert into app.lone_marks values (1)")
+    power_off("pg2")
+    power_off("pg1")
+    power_on("pg1")
+
+    def serves() -> bool:
+        try:
+            with vip_connect(connect_timeout=2) as conn:
+                conn.execute("insert into app.lone_marks values (2)")
+                return conn.execute("select count(*) from app.lone_marks").fetchone()[0] == 2
+        except Exception:  # not up yet: connection refused, no VIP, read-only
+            return False
+
+    wait_for("pg1 to serve writes through the VIP by itself", serves, timeout=90, interval=1)
+    assert vip_holders() == ["pg1"]
+    said = sh("pg1", "journalctl -b -u postgresql@15-main --no-pager | grep 'drctl: '",
+              check=False)
+    assert "the watcher on backup1 saw no promotion" in said, said
+    power_on("pg2")
+    armed_with("pg1")  # the standby boots, follows pg1, and automatic failover re-arms

@@ -557,7 +557,7 @@ def booting_primary(tmp_path: Path, fake_bin: Path) -> Path:
            "start_held_file": str(tmp_path / "run" / "start-held.json"),
            "start_lift_file": str(tmp_path / "run" / "start-lifted"),
            "primary_boot_file": str(tmp_path / "run" / "primary-this-boot"),
-           "start_confirm_wait_s": 0,
+           "start_confirm_wait_s": 0, "auto_settings": str(tmp_path / "auto.json"),
            "peers": [{"name": "pg2", "address": "10.0.0.12"},
                      {"name": "pg3", "address": "10.0.0.13"}]}
     (tmp_path / "node.json").write_text(json.dumps(cfg))
@@ -614,6 +614,47 @@ def test_a_peer_on_a_newer_timeline_fences_even_after_a_lift(
     assert not (booting_primary / "run" / "start-lifted").exists()  # one-shot
     code, err = fence_check(booting_primary, capsys)  # fenced now: refused
     assert code == 1 and "fenced" in err
+
+
+def with_witness(node: Path, primary: str, timeline: int, looked_ago: float = 0.5) -> None:
+    """Automatic failover set up on the node (its settings name the witness at 10.0.0.5),
+    and the witness holding backup1's record: PRIMARY the newest writer it saw."""
+    (node / "auto.json").write_text(json.dumps({
+        "witness_conninfo": "host=10.0.0.5 port=5433 dbname=repmgr connect_timeout=2",
+        "passfile": str(node / "pgpass-repmgr")}))
+    now = time.time()
+    peer_says(node, "10.0.0.5", json.dumps([{
+        "watcher": "backup1", "now": now, "checked_at": now - looked_ago,
+        "primary": {"host": primary, "timeline": timeline, "lsn": "0/5000000",
+                    "at": now - 30, "lost_at": now - 29}}]))
+
+
+def test_a_lone_primary_starts_when_the_watcher_saw_no_promotion(
+        booting_primary: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Both peers silent (the standby is gone): held without a witness; with automatic
+    failover set up, the witness's record of the watcher on backup1 vouches for it."""
+    code, err = fence_check(booting_primary, capsys)
+    assert code == 1 and "no watcher's record was reachable" in err
+    with_witness(booting_primary, "pg1", 3)
+    code, err = fence_check(booting_primary, capsys)
+    assert code == 0 and "the watcher on backup1 saw no promotion" in err, err
+    assert (booting_primary / "run" / "primary-this-boot").exists()
+
+
+def test_a_watcher_that_saw_a_newer_primary_fences_the_booting_node(
+        booting_primary: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with_witness(booting_primary, "pg2", 4)
+    code, err = fence_check(booting_primary, capsys)
+    assert code == 1 and "fence" in err
+    assert "saw pg2 write on timeline 4" in json.loads(
+        (booting_primary / "fenced").read_text())["reason"]
+
+
+def test_a_watcher_that_stopped_looking_does_not_vouch(
+        booting_primary: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with_witness(booting_primary, "pg1", 3, looked_ago=120)
+    code, err = fence_check(booting_primary, capsys)
+    assert code == 1 and "backup1 last looked 120 s ago" in err
 
 
 def test_a_lift_starts_a_held_node_once(booting_primary: Path,
@@ -979,8 +1020,9 @@ def test_the_probe_imports_neither_the_rules_core_nor_the_steps(node_config: Pat
 def test_take_over_promotes_then_writes_only_once_the_vip_is_here(
         node_config: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """A failover's node step (drctl failover and failover.yml): promote, clear a gone
-    synchronous standby, wait for the VIP, and only then write the proving row."""
+    """A failover's node step (drctl failover and failover.yml): clear a synchronous
+    standby that may be gone, promote, wait for the VIP, and only then write the proving
+    row."""
     from drctl.rules import sql
 
     events: list[str] = []
@@ -1017,7 +1059,7 @@ def test_take_over_promotes_then_writes_only_once_the_vip_is_here(
     assert cli.main(["--config", str(node_config), "take-over", "--node", "pg2",
                      "--vip-timeout", "5"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert events[0] == "promote" and events[1] == "relax"
+    assert events[:3] == ["relax", "relax", "promote"]  # alter system, reload, promote
     assert events[-4:] == ["vip False", "vip False", "vip True", "write"]
     assert out["promote"]["timeline"] == 2 and out["synchronous_cleared"] == "pg1"
     assert out["timeline"] == 2 and out["switch_point"] == "0/5000000"
@@ -1042,18 +1084,23 @@ def test_promote_can_clear_a_synchronous_standby_at_once(
         node_config: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     """failover.yml promotes with --relax-synchronous: the synchronous standby may be the
-    node that is gone, so the first client's commit must not wait for it."""
+    node that is gone, so the first client's commit must not wait for it. The list is
+    cleared before the promotion (a promoted server applies it only when its checkpointer,
+    busy with the end-of-recovery checkpoint, reloads) and asked again after it."""
     from drctl.rules import sql
 
     ran: list[str] = []
-    state = {"recovery": "t"}
+    state = {"recovery": "t", "names": "pg1"}
 
     def fake_psql(c: common.Config, statement: str, **kw: Any) -> str:
         ran.append(statement)
         if statement == sql.PROMOTE_NOWAIT:
             state["recovery"] = "f"
             return "t"
-        answers = {sql.IN_RECOVERY: state["recovery"], "show synchronous_standby_names": "pg1"}
+        if statement == "alter system set synchronous_standby_names = ''":
+            state["names"] = ""
+        answers = {sql.IN_RECOVERY: state["recovery"],
+                   "show synchronous_standby_names": state["names"]}
         return answers.get(statement, "")
     monkeypatch.setattr(handover, "psql", fake_psql)
     monkeypatch.setattr(handover, "current_position", lambda c: ("0/6000000", 2))
@@ -1063,7 +1110,9 @@ def test_promote_can_clear_a_synchronous_standby_at_once(
     out = json.loads(capsys.readouterr().out)
     assert out["synchronous_cleared"] == "pg1"
     promoted = ran.index(sql.PROMOTE_NOWAIT)
-    assert ran.index("alter system set synchronous_standby_names = ''") > promoted
+    assert ran.index("alter system set synchronous_standby_names = ''") < promoted
+    assert "show synchronous_standby_names" in ran[promoted:], "asked again once promoted"
+    assert ran.count("alter system set synchronous_standby_names = ''") == 1
     ran.clear()
     state["recovery"] = "t"
     assert cli.main(["--config", str(node_config), "promote", "--vrrp-wait", "0"]) == 0

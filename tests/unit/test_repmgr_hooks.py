@@ -111,6 +111,32 @@ def test_promote_refuses_once_paused_after_the_validation(
     assert logged["result"] == "refused" and "paused" in logged["detail"]
 
 
+def test_promote_clears_a_synchronous_standby_before_and_after_the_promotion(
+        validate: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """repmgrd's promote command: the synchronous list is cleared while the node is a
+    standby (a promoted server applies it only once its checkpointer reloads) and asked
+    again once promoted, before repmgr's records are written (a commit of its own)."""
+    c = validate["config"]
+    ran: list[str] = []
+    names = {"now": "ANY 1 (pg1)"}
+
+    def fake_relax(c: common.Config, as_user: str | None = "postgres") -> str:
+        ran.append("relax")
+        was, names["now"] = names["now"], ""
+        return was
+
+    monkeypatch.setattr(auto.handover, "relax_synchronous", fake_relax)
+    monkeypatch.setattr(auto.handover, "promote_and_wait",
+                        lambda *a, **k: ran.append("promote") or True)
+    monkeypatch.setattr(auto.handover, "drop_standby_conf", lambda c: True)
+    monkeypatch.setattr(auto, "psql", lambda c, q, **kw: ran.append(q.split()[0]) or "0/5|2")
+    s = {"event_log": str(Path(c.auto_paused).parent / "ev"), "node_id": 2}
+    assert auto.cmd_promote(c, s, []) == 0
+    assert ran[:4] == ["relax", "promote", "relax", "begin;"], ran
+    logged = json.loads(Path(s["event_log"]).read_text().splitlines()[-1])
+    assert logged["step"] == "promoted" and logged["relaxed_synchronous"] is True
+
+
 @pytest.mark.parametrize(("policy", "code", "says"), [
     ({"drctl_synchronous": True, "drctl_auto_accept_async_loss": False}, 0, "synchronous"),
     ({"drctl_synchronous": "False", "drctl_auto_accept_async_loss": "True"}, 0,

@@ -581,6 +581,51 @@ def test_a_fence_names_the_newer_node_and_its_timeline() -> None:
     assert "pg2" in v.reason and "timeline 4" in v.reason and "3" in v.reason
 
 
+# A lone primary reboots while its only standby is gone: the watcher on the backup host
+# (its record, as the witness holds it) may vouch that nothing was promoted meanwhile.
+
+def witness(**kw: Any) -> WatcherFacts:
+    """backup1's record: by default pg1 the newest primary it saw, on timeline 3, lost
+    when it went down, the watcher looking a second ago."""
+    return WatcherFacts.from_json("backup1", watch(**{"tl": 3, "host": "pg1", **kw}))
+
+
+@pytest.mark.parametrize("witnesses, action, said", [
+    # the only peer is silent; the live watcher's newest primary is this node on its
+    # timeline: nothing was promoted since it last saw it
+    ([witness()], "start", "the watcher on backup1 saw no promotion"),
+    # no watcher answered (no witness without automatic failover, or it is down)
+    ([], "hold", "no watcher's record was reachable"),
+    ([WatcherFacts("backup1", False, None, "timeout")], "hold", "backup1: timeout"),
+    # a watcher that stopped looking long ago cannot know what happened since
+    ([witness(checked_ago=60)], "hold", "backup1 last looked 60 s ago"),
+    # it saw this node on an older timeline, or another node on this one: no vouching
+    ([witness(tl=2)], "hold", "saw pg1 on timeline 2 last"),
+    ([witness(host="pg2")], "hold", "saw pg2 on timeline 3 last"),
+    # it saw another node write on a newer timeline: a failover happened meanwhile
+    ([witness(host="pg2", tl=4)], "fence", "saw pg2 write on timeline 4"),
+    # one live witness that vouches is enough; a silent one beside it changes nothing
+    ([WatcherFacts("backup2", False, None, "timeout"), witness()], "start", "backup1"),
+])
+def test_a_booting_primary_asks_the_watchers(witnesses: list[WatcherFacts], action: str,
+                                             said: str) -> None:
+    v = start(me="pg1", witnesses=witnesses)
+    assert (v.action, v.liftable) == (action, action == "hold"), v
+    assert said in v.reason, v.reason
+
+
+def test_a_watcher_never_overrides_a_peer_or_an_operator_lift_a_failover() -> None:
+    """A peer on a newer timeline fences whatever the watcher says; a watcher's sighting
+    of a newer primary fences even with an operator's lift."""
+    assert start(me="pg1", witnesses=[witness()],
+                 peers=[P("pg2", "primary", 4)]).action == "fence"
+    assert start(me="pg1", witnesses=[witness(host="pg2", tl=4)],
+                 lifted=True).action == "fence"
+    # a peer that confirms decides first: the watcher is not needed
+    v = start(me="pg1", witnesses=[], peers=[P("pg2", "standby", 3)])
+    assert v.action == "start" and "pg2 (standby, timeline 3) confirms" in v.reason
+
+
 # ------------------------------------------------------------------ many standbys
 
 
