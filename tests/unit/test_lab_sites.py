@@ -206,6 +206,8 @@ postgresql_extra_settings:
 def test_one_site_inventory_is_byte_for_byte_as_before(tmp_path, monkeypatch):
     key = tmp_path / "k"  # a short path: yaml folds the long ssh options line as before
     monkeypatch.setattr(lab, "lab_dir", lambda: tmp_path / ".lab")
+    # the default lab's container names, whatever DRCTL_LAB_NAME a developer's shell sets
+    monkeypatch.setattr(lab, "PREFIX", "drctl-lab-")
     files = lab.render_inventory(lab.lab_hosts(), key)
     assert files == _expected_one_site(tmp_path, key)
 
