@@ -30,6 +30,7 @@ from drctl.node.common import (
 from drctl.node.handover import parse_position, wal_position
 from drctl.rules import decide, sql
 from drctl.rules.facts import WatcherFacts
+from drctl.rules.policy import Policy
 
 # ------------------------------------------------------------------ fencing
 
@@ -200,14 +201,16 @@ def _read_text(path: str) -> str | None:
         return None
 
 
-def witness_answers(c: Config) -> list[WatcherFacts]:
+def witness_answers(c: Config) -> tuple[list[WatcherFacts], float]:
     """The watchers' records as the witness on the backup host holds them now, where this
-    node has automatic failover set up (its settings name the witness); [] elsewhere, and
-    when the witness does not answer."""
+    node has automatic failover set up (its settings name the witness; [] elsewhere, and
+    when the witness does not answer), and the policy's age past which a record is stale
+    (drctl_watch_max_age_s, from the same settings)."""
     s = read_json(c.auto_settings)
     if not isinstance(s, dict) or not s.get("witness_conninfo") or not s.get("passfile"):
-        return []
-    return repmgr_hooks.witness_records(c, s)[0]
+        return [], Policy.watch_max_age_s
+    max_age = Policy.from_options(s.get("policy") or {}).watch_max_age_s
+    return repmgr_hooks.witness_records(c, s)[0], max_age
 
 
 def start_verdict(c: Config) -> tuple[decide.StartVerdict, int | None,
@@ -220,17 +223,18 @@ def start_verdict(c: Config) -> tuple[decide.StartVerdict, int | None,
     my_tl: int | None = None
     peers: list[decide.PeerAnswer] = []
     witnesses: list[WatcherFacts] = []
+    max_age = Policy.watch_max_age_s
     if fenced is None and not standby:
         try:
             my_tl = int(controldata(c)["Latest checkpoint's TimeLineID"])
         except (RuntimeError, KeyError, ValueError):
             my_tl = None
         peers = ask_peers(c)
-        witnesses = witness_answers(c)
+        witnesses, max_age = witness_answers(c)
     verdict = decide.startup(fenced=fenced, standby=standby, my_timeline=my_tl,
                              peers=peers, lifted=os.path.exists(c.start_lift_file),
                              primary_this_boot=os.path.exists(c.primary_boot_file),
-                             me=c.name, witnesses=witnesses)
+                             me=c.name, witnesses=witnesses, watch_max_age_s=max_age)
     return verdict, my_tl, peers
 
 

@@ -782,14 +782,10 @@ class StartVerdict:
         return asdict(self)
 
 
-# A watcher's record vouches for a booting primary only while the watcher is alive: it
-# tried the nodes this recently (its own clock; it looks every second).
-WITNESS_FRESH_S = 10.0
-
-
 def startup(*, fenced: str | None, standby: bool, my_timeline: int | None,
             peers: list[PeerAnswer], lifted: bool, primary_this_boot: bool,
-            me: str = "", witnesses: Sequence[WatcherFacts] = ()) -> StartVerdict:
+            me: str = "", witnesses: Sequence[WatcherFacts] = (),
+            watch_max_age_s: float = Policy.watch_max_age_s) -> StartVerdict:
     """Whether a node may start PostgreSQL, decided before every start.
 
     A standby always may. A node that would start as a primary must still be the newest
@@ -807,7 +803,8 @@ def startup(*, fenced: str | None, standby: bool, my_timeline: int | None,
     my_timeline: the timeline of its last checkpoint (None: pg_controldata unreadable);
     lifted: an operator's one-shot consent; primary_this_boot: it ran writable since boot;
     me: this node's name; witnesses: the watchers' records as the witness holds them now
-    (empty: none was asked or none answered).
+    (empty: none was asked or none answered); watch_max_age_s: the policy's limit past
+    which a watcher that has not looked is stale (drctl_watch_max_age_s).
     """
     if fenced is not None:
         return StartVerdict("refuse", f"this node is fenced ({fenced}); it rejoins with "
@@ -857,14 +854,15 @@ def startup(*, fenced: str | None, standby: bool, my_timeline: int | None,
     silent = ", ".join(p.name if p.role is None else f"{p.name} (timeline unknown)"
                        for p in peers)
     vouching = [s for s in seen if s.primary == me and s.timeline == my_timeline
-                and s.watcher_age_s <= WITNESS_FRESH_S]
+                and s.watcher_age_s <= watch_max_age_s]
     if vouching:
         s = vouching[0]
         return StartVerdict("start", (
             f"{silent} did not answer, but the watcher on {s.watcher} saw no promotion "
             f"since it last saw this node write on timeline {my_timeline} (at {s.seen_at}): "
             "this node is still the newest primary"))
-    why_not = "; ".join(_why_no_vouch(w, me, my_timeline) for w in witnesses) or \
+    why_not = "; ".join(_why_no_vouch(w, me, my_timeline, watch_max_age_s)
+                        for w in witnesses) or \
         "no watcher's record was reachable (the witness runs with automatic failover)"
     return StartVerdict("hold", (
         f"no peer confirms that this node (timeline {my_timeline}) is still the primary: "
@@ -873,12 +871,12 @@ def startup(*, fenced: str | None, standby: bool, my_timeline: int | None,
         liftable=True)
 
 
-def _why_no_vouch(w: WatcherFacts, me: str, my_timeline: int) -> str:
+def _why_no_vouch(w: WatcherFacts, me: str, my_timeline: int, max_age_s: float) -> str:
     """Why watcher W's record does not vouch for ME as the newest primary on MY_TIMELINE."""
     s = w.sighting
     if s is None:
         return f"{w.watcher}: {w.error or 'no record'}"
-    if s.watcher_age_s > WITNESS_FRESH_S:
+    if s.watcher_age_s > max_age_s:
         return f"{w.watcher} last looked {s.watcher_age_s:.0f} s ago"
     return (f"{w.watcher} saw {s.primary} on timeline {s.timeline} last, not this node "
             f"on timeline {my_timeline}")
