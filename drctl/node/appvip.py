@@ -33,6 +33,10 @@ class AppVipConfig:
     state_file: str = "/run/drctl/app-vrrp-state"
     unit: str = "keepalived"
     health_timeout_s: float = 2.0
+    # the application's liveness page (no database): read instead of /health while this
+    # host's pooler is paused, when /health would wait for the pause's end
+    alive_url: str = ""
+    alive_body: str = '"alive"'
 
     @classmethod
     def load(cls, path: str) -> AppVipConfig:
@@ -89,11 +93,33 @@ def vrrp_state(path: str) -> dict[str, str | None] | None:
     return {"state": parts[0], "since": parts[1] if len(parts) > 1 else None}
 
 
-def state(c: AppVipConfig) -> dict[str, Any]:
+def app_alive(url: str, body: str, timeout: float) -> dict[str, Any]:
+    """Whether the application served its liveness page (HTTP 200 with BODY in it, as
+    keepalived's check wants it; no database), in app_answers' terms."""
+    start = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            status, text = resp.status, resp.read(65536).decode(errors="replace")
+    except OSError as exc:
+        return {"answers": False, "error": str(exc)[:200],
+                "ms": round((time.monotonic() - start) * 1000, 1)}
+    answers = status == 200 and body in text
+    return {"answers": answers, "status": status, "writable": False,
+            "database": "waiting for the pooler's pause to end",
+            "ms": round((time.monotonic() - start) * 1000, 1),
+            **({} if answers else {"error": f"{url} answered {status} without {body}"})}
+
+
+def state(c: AppVipConfig, pooler_paused: bool = False) -> dict[str, Any]:
+    """POOLER_PAUSED: this host's pooler holds its clients now, so /health (which asks the
+    database through it) would answer only after the pause; the liveness page says
+    whether the application serves instead."""
+    paused = pooler_paused and bool(c.alive_url)
     return {"configured": True, "address": c.address.split("/")[0],
             "holds": common.holds_address(c.interface, c.address),
             "keepalived": _service(c.unit), "vrrp": vrrp_state(c.state_file),
-            "app": app_answers(c.health_url, c.health_timeout_s)}
+            "app": (app_alive(c.alive_url, c.alive_body, c.health_timeout_s) if paused
+                    else app_answers(c.health_url, c.health_timeout_s))}
 
 
 def main(app_vip_config: str, files_config: str, pooler_config: str = "") -> int:
@@ -101,14 +127,15 @@ def main(app_vip_config: str, files_config: str, pooler_config: str = "") -> int
     absent)."""
     from drctl.node import files, pooler
 
-    vip: dict[str, Any] = {"configured": False}
-    if os.path.exists(app_vip_config):
-        vip = state(AppVipConfig.load(app_vip_config))
-    copy: dict[str, Any] = {"configured": False}
-    if os.path.exists(files_config):
-        copy = {"configured": True, **files.state(files.FilesConfig.load(files_config))}
+    # the pooler first: while it is paused, the application's /health waits for the end
     pool: dict[str, Any] = {"configured": False}
     if pooler_config and os.path.exists(pooler_config):
         pool = {"configured": True, **pooler.state(pooler.PoolerConfig.load(pooler_config))}
+    vip: dict[str, Any] = {"configured": False}
+    if os.path.exists(app_vip_config):
+        vip = state(AppVipConfig.load(app_vip_config), pooler_paused=pool.get("state") == "paused")
+    copy: dict[str, Any] = {"configured": False}
+    if os.path.exists(files_config):
+        copy = {"configured": True, **files.state(files.FilesConfig.load(files_config))}
     common.emit(ok=True, app_vip=vip, files=copy, pooler=pool)
     return 0

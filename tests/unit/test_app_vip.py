@@ -261,3 +261,33 @@ def test_every_drill_scenario_is_described_and_offered_by_the_cli():
     assert set(op.WHAT) == set(drill.SCENARIOS)
     choice = next(p for p in cli.cli.commands["drill"].params if p.name == "scenario")
     assert set(choice.type.choices) == set(drill.SCENARIOS)
+
+
+def test_while_the_pooler_is_paused_the_liveness_page_answers_for_the_application(health):
+    """/health asks the database through the pooler, so during a pause it answers only
+    after it: the state reads the liveness page then, and says the database waits."""
+    url, handler = health
+    handler.answer = (200, b'{"alive": true}')
+    got = appvip.app_alive(url, '"alive"', 2)
+    assert got["answers"] is True and got["database"] == "waiting for the pooler's pause to end"
+    handler.answer = (200, b"<html>someone else</html>")
+    got = appvip.app_alive(url, '"alive"', 2)
+    assert got["answers"] is False and "without" in got["error"]
+    handler.answer = (503, b'{"alive": true}')
+    assert appvip.app_alive(url, '"alive"', 2)["answers"] is False
+
+
+def test_the_state_reads_health_unless_the_pooler_is_paused(health, tmp_path):
+    url, handler = health
+    handler.answer = (200, b'{"alive": true}')
+    c = appvip.AppVipConfig(address="10.9.0.50/24", interface="lo", state_file=str(tmp_path / "s"),
+                            health_url="http://127.0.0.1:9/health", alive_url=url,
+                            health_timeout_s=1)
+    # not paused: /health (nothing listens on port 9 here), not the liveness page
+    assert appvip.state(c)["app"]["answers"] is False
+    assert appvip.state(c, pooler_paused=True)["app"]["answers"] is True
+    # a host provisioned before the liveness page was configured: /health as before
+    old = appvip.AppVipConfig(address="10.9.0.50/24", interface="lo", health_url=url,
+                              state_file=str(tmp_path / "s"), health_timeout_s=1)
+    handler.answer = (200, b'{"ok": true, "database": "reachable", "writable": true}')
+    assert appvip.state(old, pooler_paused=True)["app"]["database"] == "reachable"
