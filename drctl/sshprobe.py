@@ -177,11 +177,12 @@ def dead(inv: Inventory, host: str) -> str | None:
     return f"unreachable: nothing answers on {inv.hosts[host].address}:{port}"
 
 
-def probe(inv: Inventory, host: str, command: list[str] | None = None) -> ProbeResult:
+def probe(inv: Inventory, host: str, command: list[str] | None = None,
+          timeout: float = 6) -> ProbeResult:
     why = dead(inv, host)
     if why:
         return ProbeResult(host, False, None, why)
-    rc, out, err = run(inv, host, command or [PROBE], timeout=6)
+    rc, out, err = run(inv, host, command or [PROBE], timeout=timeout)
     if rc == 0:
         try:
             return ProbeResult(host, True, json.loads(out))
@@ -195,12 +196,15 @@ def probe(inv: Inventory, host: str, command: list[str] | None = None) -> ProbeR
 
 
 def probe_all(inv: Inventory, hosts: list[str],
-              commands: dict[str, list[str]] | None = None) -> dict[str, ProbeResult]:
-    """Probe hosts in parallel: drctl's node probe, or the command given for a host."""
+              commands: dict[str, list[str]] | None = None,
+              command_timeout: float = 6) -> dict[str, ProbeResult]:
+    """Probe hosts in parallel: drctl's node probe (6 s at most), or the command given for
+    a host (COMMAND_TIMEOUT)."""
     commands = commands or {}
     with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
-        return dict(zip(hosts, pool.map(lambda h: probe(inv, h, commands.get(h)), hosts),
-                        strict=True))
+        return dict(zip(hosts, pool.map(
+            lambda h: probe(inv, h, commands.get(h),
+                            command_timeout if h in commands else 6), hosts), strict=True))
 
 
 def probe_each(inv: Inventory, jobs: list[tuple[str, list[str]]]) -> list[ProbeResult]:

@@ -393,15 +393,20 @@ def site_view(nodes: list[dict[str, Any]], sites: dict[str, dict[str, Any]]
 
 def collect(inventory: Path | inv_mod.Inventory,
             raw: dict[str, sshprobe.ProbeResult] | None = None,
-            files: bool = False) -> dict[str, Any]:
+            files: bool = False, commands: dict[str, list[str]] | None = None,
+            command_timeout: float = 6, repos: bool = True) -> dict[str, Any]:
     """Probe every node now and check the invariants. `raw`, when given, receives each
     host's probe result as it came (the rules core parses those for decisions). With
     FILES, also the app and backup hosts' copies of the application's files (`drctl
-    status` shows them; a failover's facts and checks have no use for them)."""
+    status` shows them; a failover's facts and checks have no use for them). COMMANDS:
+    a node command that answers with the probe in its stead, for some nodes (a failover's
+    pause of repmgrd, whose answer is the node's probe once it stopped). Without REPOS,
+    the repositories are not asked (a decision's second look: its facts have no use for
+    them, and `pgbackrest info` is the slowest answer); the report then has no backup."""
     start = time.monotonic()
     inv = inventory if isinstance(inventory, inv_mod.Inventory) else inv_mod.load(inventory)
     hosts = [h.name for h in inv.pg_hosts]
-    every_repo = inv.repositories()
+    every_repo = inv.repositories() if repos else []
     repo = every_repo[0].host if every_repo else None  # repo1's host
     apps = [h.name for h in inv.group("app")] if files else []
     copies = apps + [h.name for h in inv.group("backup")] if files else []
@@ -412,7 +417,7 @@ def collect(inventory: Path | inv_mod.Inventory,
         ) if copies else None
         repos_future = pool.submit(sshprobe.probe_each, inv, [
             (r.host, repos_rule.info_command(r, BACKUP_TOOL)) for r in every_repo])
-        results = sshprobe.probe_all(inv, hosts)
+        results = sshprobe.probe_all(inv, hosts, commands, command_timeout)
         repo_results = repos_future.result()
         service_results = copies_future.result() if copies_future else {}
     files_results = {h: _files_part(r) if h in apps else r for h, r in service_results.items()}

@@ -46,6 +46,7 @@ class Config:
     auto_settings: str = "/etc/drctl/auto.json"
     auto_paused: str = "/etc/drctl/auto-paused"
     repmgrd_unit: str = "drctl-repmgrd"  # the repmgr role's repmgrd service
+    libexec: str = "/usr/local/libexec/drctl"  # drctl-node, drctl-probe, drctl-auto
     standby_conf: str = ""  # pg_replication's standby settings (primary_conninfo, slot)
     # fence-check's hold (it would start as a primary and no peer confirmed it still is),
     # an operator's one-shot lift of it, and the mark that it ran as primary since boot

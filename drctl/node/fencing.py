@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from drctl.node import repmgr_hooks
+from drctl.node import probe, repmgr_hooks, standin
 from drctl.node.common import (
     Config,
     PsqlSession,
@@ -58,24 +58,38 @@ def cmd_fence(c: Config, a: argparse.Namespace) -> None:
          vip_removed_by_hand=removed)
 
 
-def cmd_auto_pause(c: Config, a: argparse.Namespace) -> None:
+def auto_pause(c: Config, reason: str, by: str, timeout: float) -> dict[str, Any]:
     """Pause automatic failover on this node before an operation changes roles: the marker
     that makes drctl-auto refuse (left as it is when one is there: an operator's pause is
     never turned into an operation's), then repmgrd stopped. Nothing to do where automatic
-    failover was never set up."""
+    failover was never set up. The answer, {"ok": False, "error": ...} when repmgrd did
+    not stop."""
     if not os.path.exists(c.auto_settings):
-        emit(ok=True, host=c.name, paused=False,
-             detail="automatic failover is not set up on this node")
-        return
+        return {"ok": True, "host": c.name, "paused": False,
+                "detail": "automatic failover is not set up on this node"}
     existed = os.path.exists(c.auto_paused)
     if not existed:
-        write_json_atomic(c.auto_paused, {"since": now_iso(), "reason": a.reason,
-                                          "by": a.by})
-    rc, _, err = run(["systemctl", "stop", c.repmgrd_unit], timeout=a.timeout)
+        write_json_atomic(c.auto_paused, {"since": now_iso(), "reason": reason, "by": by})
+    rc, _, err = run(["systemctl", "stop", c.repmgrd_unit], timeout=timeout)
     if rc != 0:
-        fail(f"the pause marker is set, but repmgrd did not stop: {err.strip()[-200:]}",
-             marker_existed=existed)
-    emit(ok=True, host=c.name, paused=True, marker_existed=existed, at=now_iso())
+        return {"ok": False, "host": c.name, "marker_existed": existed,
+                "error": f"the pause marker is set, but repmgrd did not stop: "
+                         f"{err.strip()[-200:]}"}
+    return {"ok": True, "host": c.name, "paused": True, "marker_existed": existed,
+            "at": now_iso()}
+
+
+def cmd_auto_pause(c: Config, a: argparse.Namespace) -> None:
+    """auto-pause; with --probe, the node's probe taken once repmgrd has stopped (what a
+    failover decides from: nothing here can change roles after it), the pause's answer
+    under "auto_pause"."""
+    answer = auto_pause(c, a.reason, a.by, a.timeout)
+    if a.probe:
+        emit(**probe.collect(c), auto_pause=answer)
+        return
+    if not answer["ok"]:
+        fail(answer["error"], marker_existed=answer["marker_existed"])
+    emit(**answer)
 
 
 def cmd_unfence(c: Config, a: argparse.Namespace) -> None:
@@ -375,9 +389,10 @@ def guard_running_primary(c: Config, ask: Asker | None = None) -> decide.StartVe
 
 def cmd_guard(c: Config, a: argparse.Namespace) -> None:
     looks = Looks(c)
+    stand_in = standin.StandIn(c)
     try:
         while True:
-            look(c, looks)
+            look(c, looks, stand_in)
             if a.once:
                 return
             time.sleep(a.interval)
@@ -385,14 +400,19 @@ def cmd_guard(c: Config, a: argparse.Namespace) -> None:
         looks.close()
 
 
-def look(c: Config, looks: Looks) -> None:
-    """One look of the guard: a standby records its lag; a writable primary that is not
-    fenced asks its peers whether it was replaced; a server that does not answer may be
-    held down by fence-check, whose start is retried."""
+def look(c: Config, looks: Looks, stand_in: standin.StandIn | None = None) -> None:
+    """One look of the guard: a standby records its lag, and stands in for repmgrd's
+    election where repmgrd cannot start (drctl.node.standin); a writable primary that is
+    not fenced asks its peers whether it was replaced; a server that does not answer may
+    be held down by fence-check, whose start is retried."""
     try:
         in_recovery = looks.local(sql.IN_RECOVERY)
         if in_recovery == "t":
             sample_lag(c, looks)
+        if stand_in is not None:
+            done = stand_in.look(standby=in_recovery == "t")
+            if done:
+                print(f"drctl-guard: {done}", flush=True)
         if not os.path.exists(c.fence_file) and in_recovery == "f":
             guard_running_primary(c, looks)
     except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError):

@@ -10,6 +10,8 @@ log (one JSON object a line) that `drctl status` and `drctl auto status` read.
   promote                 promote_command: pg_promote(), repmgr's records, relax sync
   follow NODE_ID          follow_command: `repmgr standby follow`
   event NODE_ID EVENT OK DETAILS   event_notification_command: log the event
+  stand-in                the guard's, where repmgrd cannot start (drctl.node.standin):
+                          validate as an election would, and promote when it passes
   arming POLICY_JSON      before arming (the repmgr role): exit 0 if that policy may be
                           armed (drctl.rules.decide.auto_arming), else 1, saying why
 """
@@ -139,6 +141,21 @@ def cmd_promote(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
     return 0
 
 
+def cmd_stand_in(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
+    """repmgrd's election where repmgrd cannot start: the same validation (decision()),
+    logged as such, then the same promotion when it passes."""
+    d = decision(c, s)
+    why = [g.detail for g in d.failed]
+    log(c, s, step="auto-validate", result="passed" if d.proceed else "refused",
+        by="drctl-guard (repmgrd cannot start while its upstream is not running)",
+        detail="; ".join(why) or (d.data_loss.sentence if d.data_loss else ""),
+        evidence=list(d.data_loss.evidence) if d.data_loss else [],
+        gates=[{"name": g.name, "ok": g.ok, "detail": g.detail} for g in d.gates])
+    if not d.proceed:
+        return 1
+    return cmd_promote(c, s, args)
+
+
 def cmd_follow(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
     rc, out, err = run(["repmgr", "-f", s["repmgr_conf"], "standby", "follow",
                         f"--upstream-node-id={args[0]}", "--log-level=NOTICE"], timeout=120)
@@ -155,7 +172,7 @@ def cmd_event(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
 
 
 COMMANDS = {"validate": cmd_validate, "promote": cmd_promote, "follow": cmd_follow,
-            "event": cmd_event}
+            "event": cmd_event, "stand-in": cmd_stand_in}
 
 
 def cmd_arming(args: list[str]) -> int:

@@ -20,7 +20,8 @@ Each prints one JSON object, so a step costs one Ansible task and its result is 
   unfence                 remove the mark (drctl failback does this after a rejoin)
   auto-pause --reason R   pause automatic failover here for an operation, as the repmgr
                           role's pause does: the marker (an existing one is kept), then
-                          repmgrd stopped (bounded by its unit's stop timeout)
+                          repmgrd stopped (bounded by its unit's stop timeout); with
+                          --probe, the node's probe after it, the pause's answer beside
   fence-check             systemd ExecStartPre of PostgreSQL: refuse to start when fenced;
                           as a primary, start only when still the newest primary (a peer
                           confirms it, or it ran as primary since boot); fence itself when
@@ -94,6 +95,8 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--reason", required=True)
     s.add_argument("--by", default="operation")
     s.add_argument("--timeout", type=float, default=30)
+    s.add_argument("--probe", action="store_true",
+                   help="answer with the node's probe taken after the pause")
     s = sub.add_parser("fence-check")
     s.add_argument("--wait", type=float, help="seconds to ask the peers before holding")
     s = sub.add_parser("confirm-primary")

@@ -6,7 +6,8 @@ now. Two ways to act on it, with the same node steps and the same journal:
   seconds faster than a playbook run; when a person was asked first, the facts are
   gathered and decided again after the answer;
   where automatic failover is armed, drctl pauses repmgrd on the nodes first (the same
-  marker and stop as the playbook's pause) and decides again from facts gathered after it;
+  marker and stop as the playbook's pause) and decides again from facts gathered in the
+  same round (each paused node answers with its probe taken after its repmgrd stopped);
 - through playbooks/failover.yml (drctl_failover_path: playbook), which pauses automatic
   failover and asks the same rules again from its own fresh facts before acting - the
   path AWX and `ansible-playbook` users take.
@@ -204,28 +205,38 @@ def armed_nodes(facts: ClusterFacts) -> list[str]:
     return [n.host for n in facts.nodes if n.reachable and n.auto == "on"]
 
 
-def pause_automatic_failover(inv: inv_mod.Inventory, hosts: list[str], journal: Journal,
-                             ui: ha.Interaction, run: ha.DirectRun) -> None:
-    """Pause repmgrd on HOSTS (drctl-node auto-pause: the marker, then repmgrd stopped, all
-    at once), as playbooks/includes/auto-pause.yml does; a node that cannot be paused is a
-    failure (nothing is promoted). The witness on the backup host promotes nothing and is
-    left running."""
-    reason = f"drctl failover by {operator()}"
-    with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
-        answers = dict(zip(hosts, pool.map(
-            lambda h: sshprobe.node_json(inv, h, ["auto-pause", "--reason", reason],
-                                         timeout=60), hosts), strict=True))
-    for host, answer in answers.items():
+def pause_and_gather(inv: inv_mod.Inventory, hosts: list[str], journal: Journal,
+                     ui: ha.Interaction, run: ha.DirectRun
+                     ) -> tuple[dict[str, Any], ClusterFacts] | None:
+    """Pause repmgrd on HOSTS (drctl-node auto-pause: the marker, then repmgrd stopped), as
+    playbooks/includes/auto-pause.yml does, and gather the facts in the same round: each
+    paused node answers with its probe taken after its repmgrd stopped (nothing there can
+    change its role after it), the other nodes and the watchers are probed meanwhile. A
+    node that cannot be paused is a failure (None: nothing is promoted). The witness on the
+    backup host promotes nothing and is left running."""
+    command = [sshprobe.NODE_COMMAND, "auto-pause", "--reason", f"drctl failover by "
+               f"{operator()}", "--probe"]
+    raw: dict[str, sshprobe.ProbeResult] = {}
+    # repmgrd's stop is bounded by its unit's stop timeout (playbooks/includes: 60 s)
+    report, facts = ha.gather(inv, settle_s=float(inv.option("drctl_watch_settle_s")),
+                              commands=dict.fromkeys(hosts, command), command_timeout=60,
+                              raw=raw, repos=False)
+    paused = []
+    for host in hosts:
+        result = raw[host]
+        answer = ((result.data or {}).get("auto_pause") or
+                  {"ok": False, "error": result.error or "no answer"})
         run.steps.append({"step": "auto-pause", "host": host, "answer": answer})
-        if not answer.get("ok"):
+        if answer.get("ok"):
+            paused.append(host)
+            ui.step("Pause automatic failover", host, "changed")
+        else:
             run.failures.append(f"{host}: automatic failover could not be paused: "
                                 f"{answer.get('error')}; nothing was promoted")
             ui.step("Pause automatic failover", host, "failed", str(answer.get("error")))
-        else:
-            ui.step("Pause automatic failover", host, "changed")
-    paused = [h for h, a in answers.items() if a.get("ok")]
     if paused:
         journal.write("auto-paused", host=",".join(paused))
+    return None if run.failures else (report, facts)
 
 
 def direct(inv: inv_mod.Inventory, p: ha.Plan, facts: ClusterFacts, report: dict[str, Any],
@@ -233,8 +244,8 @@ def direct(inv: inv_mod.Inventory, p: ha.Plan, facts: ClusterFacts, report: dict
            ) -> ha.Act | None:
     """drctl's own steps, or None where the playbook must run (drctl_failover_path:
     playbook). Where automatic failover is armed it is paused first (the rules core's
-    decide.auto_pause), as the playbook does, and the facts are gathered and decided
-    again after the pause: repmgrd may have acted before it."""
+    decide.auto_pause), as the playbook does, and decided again from facts gathered with
+    the pause (pause_and_gather): repmgrd may have acted before it."""
     path = str(inv.option("drctl_failover_path"))
     if path not in ("direct", "playbook"):
         raise DrctlError(f"drctl_failover_path is '{path}': it must be 'direct' or 'playbook'",
@@ -247,14 +258,17 @@ def direct(inv: inv_mod.Inventory, p: ha.Plan, facts: ClusterFacts, report: dict
 
     def act(journal: Journal, ui: ha.Interaction) -> ha.DirectRun:
         now_plan, now_facts = p, facts
-        if to_pause:
+        gathered: tuple[dict[str, Any], ClusterFacts] | None = None
+        if to_pause:  # repmgrd could act until it stops: the facts from after the pause
             run = ha.DirectRun("failover: drctl-node auto-pause over SSH")
-            pause_automatic_failover(inv, to_pause, journal, ui, run)
-            if run.failures:
+            gathered = pause_and_gather(inv, to_pause, journal, ui, run)
+            if gathered is None:
                 return run.done()
-        if ui.asked or to_pause:  # time passed, or repmgrd could have acted: decide again
-            settle = float(inv.option("drctl_watch_settle_s"))
-            now_report, now_facts = ha.gather(inv, settle_s=settle)
+        elif ui.asked:  # time passed while the operator was asked
+            gathered = ha.gather(inv, settle_s=float(inv.option("drctl_watch_settle_s")),
+                                 repos=False)
+        if gathered is not None:  # decide again, from facts gathered now
+            now_report, now_facts = gathered
             now_plan = plan(inv, now_report, now_facts, target, allow_data_loss, site)
             if now_plan.nothing_to_do and now_plan.target == p.target:
                 journal.write("gates", host=now_plan.target, result="already-primary",

@@ -286,19 +286,25 @@ NODE_COMMAND = sshprobe.NODE_COMMAND
 
 
 def gather(inv: inv_mod.Inventory, settle_s: float = 0.0,
+           commands: dict[str, list[str]] | None = None, command_timeout: float = 6,
+           raw: dict[str, sshprobe.ProbeResult] | None = None, repos: bool = True,
            ) -> tuple[dict[str, Any], rules_facts.ClusterFacts]:
     """The status report and the rules core's facts, both from probes made now: every
     PostgreSQL node's probe and every watcher's record (waiting up to settle_s for the
-    watchers to conclude that a dying primary is gone)."""
+    watchers to conclude that a dying primary is gone). COMMANDS: a node command run
+    instead of the probe on some nodes, answering with the probe (status.collect); RAW
+    receives each node's result as it came. REPOS: False for a decision's second look
+    (status.collect)."""
     from concurrent.futures import ThreadPoolExecutor
 
     watchers = [h.name for h in inv.group("backup")]
     command = [NODE_COMMAND, "watch", "--show", "--settle", f"{settle_s:g}"]
-    raw: dict[str, sshprobe.ProbeResult] = {}
+    raw = {} if raw is None else raw
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(sshprobe.probe_all, inv, watchers,
                               dict.fromkeys(watchers, command))
-        report = status_mod.collect(inv, raw=raw)
+        report = status_mod.collect(inv, raw=raw, commands=commands,
+                                    command_timeout=command_timeout, repos=repos)
         seen = pending.result() if watchers else {}
     nodes = tuple(rules_facts.NodeFacts.from_probe(
         h.name, raw[h.name].data, raw[h.name].ok and raw[h.name].data is not None,

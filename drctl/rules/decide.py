@@ -6,6 +6,7 @@
 - failover, switchover, failback, auto_promotion: the gates of each operation.
 - set_aside: whether failback keeps a copy of a returning node's diverged data.
 - startup: whether a node may start PostgreSQL (fence-check, before every start).
+- stand_in: whether drctl's guard holds a standby's election where repmgrd cannot start.
 
 Each returns a verdict with its reasons in words; callers act on it and print it.
 Unknown is never taken for zero: a candidate that cannot be compared with anything
@@ -691,6 +692,44 @@ def auto_promotion(cluster: ClusterFacts, candidate: str, policy: Policy,
         loss = assess_data_loss(cluster, t, policy)
         gates.append(_auto_loss_gate(loss, policy))
     return Decision("auto-promotion", candidate, tuple(gates), data_loss=loss)
+
+
+# How long repmgrd must have been absent from a standby (its unit restarts it every 2 s
+# while it cannot start) before the guard holds the election itself: after a site's power
+# cut the primary may boot later than its standby (servers take a minute or more to come
+# up), and one that boots within this is kept. Patroni's replicas wait for the leader
+# key's 30-s time to live; a minute leaves room for a slower boot.
+STAND_IN_AFTER_S = 60.0
+
+
+def stand_in(local: LocalAuto, *, standby: bool, repmgrd_down_s: float | None,
+             location_peers: Sequence[str], lost: str | None) -> Gate:
+    """Does drctl's guard hold this standby's election itself? repmgrd does not start on a
+    standby while its upstream is not running ("upstream node must be running before
+    repmgrd can start"): after a power cut of the whole location, a primary that never
+    comes back would be replaced by nobody. The guard stands in where repmgrd has not
+    run for STAND_IN_AFTER_S, on a standby that is the only one of its location besides
+    the primary the watchers saw last (LOST; between two standbys, repmgrd's election
+    chooses, and two stand-ins could both promote). Whether to promote is then
+    auto_promotion's, the validation repmgrd's election runs: this says only who asks.
+    REPMGRD_DOWN_S: seconds since repmgrd last ran here (None: it runs)."""
+    name = "repmgrd cannot hold this standby's election"
+    others = sorted(p for p in location_peers if p != lost)
+    why = ("not a standby" if not standby else
+           "this node is fenced" if local.fenced else
+           "automatic failover is paused" if local.paused else
+           "repmgrd runs" if repmgrd_down_s is None else
+           f"repmgrd has not run for {repmgrd_down_s:.0f} s only, under "
+           f"{STAND_IN_AFTER_S:g} s (a primary that boots late is not replaced)"
+           if repmgrd_down_s < STAND_IN_AFTER_S else
+           "no watcher saw a primary: nothing to stand in for" if lost is None else
+           f"{', '.join(others)} {'is' if len(others) == 1 else 'are'} also a standby "
+           f"of this location: repmgrd's election chooses between standbys (`drctl "
+           f"failover` does it by hand)" if others else "")
+    if why:
+        return Gate(name, False, why)
+    return Gate(name, True, f"repmgrd has not run for {repmgrd_down_s:.0f} s: the guard "
+                            f"asks the election's rules whether {lost} is gone")
 
 
 ASYNC_WINDOW_REFUSED = (

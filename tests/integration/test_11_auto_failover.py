@@ -295,6 +295,7 @@ def seconds_between(a: str, b: str) -> float:
     return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
 
 
+@pytest.mark.leaves_cluster_as_found  # failed back and switched back, armed with pg1
 def test_no_quorum_without_the_witness_but_manual_failover_works():
     sh("backup1", "systemctl stop postgresql@15-witness")
     try:
@@ -333,7 +334,7 @@ def test_an_operators_failover_after_a_link_cut_is_not_held_by_repmgrd():
     SIGTERM until systemd's default 90-s stop timeout. The stop is bounded by the role
     (repmgr_stop_timeout_s) on every host that runs repmgrd; the failover promotes pg2,
     which takes a write through the VIP. (The next test starts from the armed snapshot.)"""
-    rearm()
+    rearm_unless_left_armed()
     defaults = yaml.safe_load((ROOT / "roles" / "repmgr" / "defaults" / "main.yml").read_text())
     for host in ("pg1", "pg2", "backup1"):
         bound = sh(host, "systemctl show -p TimeoutStopUSec --value drctl-repmgrd")
@@ -489,6 +490,45 @@ def test_a_site_power_cut_keeps_the_primary_when_the_standby_boots_first():
     assert in_recovery("pg2") == "t"
     st = auto_state()
     assert st["last_promotion"] == promoted_before, st
+
+
+def test_a_site_power_cut_whose_primary_never_returns_is_replaced_by_the_standby():
+    """The whole site loses power; the standby and the witness boot, the primary never
+    does. repmgrd cannot start on pg2 (its upstream is not running), so it holds no
+    election: drctl's guard holds it (decide.stand_in) once repmgrd has been absent for
+    60 s, the grace in which a primary that boots late is kept (the test before). The
+    election's own validation passes (pg1 silent, the witness answers, pg2 holds what the
+    watcher saw pg1 write): pg2 promotes itself, takes the VIP and the writes, the row
+    written before the cut there; pg1, powered on at last, fences itself."""
+    rearm_unless_left_armed()
+    with vip_connect() as conn:
+        conn.execute("create table if not exists app.cut_marks (mark int)")
+        conn.execute("insert into app.cut_marks values (1)")
+    wait_for("pg2 to replay the row", lambda: psql(
+        "pg2", "select count(*) from app.cut_marks", db="app", check=False) == "1",
+        timeout=20)
+    power_off("pg1", "pg2", "backup1")
+    power_on("backup1")
+    power_on("pg2")
+    holds_for("pg2 in recovery while pg1 may still boot", lambda: in_recovery("pg2") == "t",
+              30, interval=1)
+
+    def serves() -> bool:
+        try:
+            with vip_connect(connect_timeout=2) as conn:
+                conn.execute("insert into app.cut_marks values (2)")
+                return conn.execute("select count(*) from app.cut_marks").fetchone()[0] == 2
+        except Exception:  # not promoted yet: no VIP, or read-only
+            return False
+
+    wait_for("pg2 to take over by itself", serves, timeout=120, interval=1)
+    assert in_recovery("pg2") == "f" and vip_holders(("pg2",)) == ["pg2"]
+    promoted = auto_state()["last_promotion"]
+    assert promoted["host"] == "pg2", promoted
+    said = sh("pg2", "journalctl -b -u drctl-guard --no-pager", check=False)
+    assert "stood in for repmgrd" in said, said[-2000:]
+    power_on("pg1")
+    assert_fenced_and_harmless("pg1")
 
 
 def test_a_lone_primary_that_reboots_starts_when_the_witness_saw_no_promotion():

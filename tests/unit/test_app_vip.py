@@ -219,7 +219,7 @@ def test_status_reports_each_sites_application_vip_and_its_problems(make_invento
     path = make_inventory(_two_app_hosts(), {**GOOD_VARS, "drctl_app_vip": "10.9.0.101/24"})
     answers = {"app1": {"holds": True}, "app3": {"holds": True}}
 
-    def probe(inv, host, command=None):
+    def probe(inv, host, command=None, timeout=6):
         if command == status.APP_STATE:
             return sshprobe.ProbeResult(host, True, {"ok": True, "files": {"configured": False},
                                                      "app_vip": {

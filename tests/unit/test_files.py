@@ -264,7 +264,7 @@ def test_only_drctl_status_asks_the_app_and_backup_hosts_for_their_copies(make_i
     copies of the application's files, which decide nothing there."""
     asked: list[tuple[str, tuple[str, ...]]] = []
 
-    def probe(inv, host, command=None):
+    def probe(inv, host, command=None, timeout=6):
         asked.append((host, tuple(command or ())))
         return sshprobe.ProbeResult(host, False, None, "unreachable: test")
 

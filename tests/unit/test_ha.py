@@ -246,7 +246,7 @@ def _direct_setup(monkeypatch, nodes, watchers, answers, regathered=None):
     monkeypatch.setattr("drctl.sshprobe.node_json", node_json)
     monkeypatch.setattr("drctl.runner.run_playbook", lambda *a, **k: pytest.fail("playbook"))
     if regathered is not None:
-        monkeypatch.setattr(ha, "gather", lambda inventory, settle_s=0: ({}, regathered))
+        monkeypatch.setattr(ha, "gather", lambda inventory, settle_s=0, **kw: ({}, regathered))
     f = facts(nodes, watchers)
     p = failover.plan(inv(), {}, f, None, allow_data_loss=False)
     act = failover.direct(inv(), p, f, {"auto": {"state": "disabled"}}, None, False)
@@ -393,9 +393,12 @@ def test_direct_failover_decides_again_after_a_person_answered(monkeypatch):
 
 def test_failover_pauses_automatic_failover_itself_then_decides_again(monkeypatch):
     """Where automatic failover is armed, drctl's own failover pauses repmgrd on the nodes
-    that have it (the marker, then the stop: drctl-node auto-pause), journals it, gathers
-    the facts again (repmgrd could have acted before the pause) and only then takes over;
-    an inventory can ask for the playbook always (drctl_failover_path: playbook)."""
+    that have it (the marker, then the stop: drctl-node auto-pause), journals it, and
+    decides again from facts gathered in the same round (each paused node answers with
+    its probe taken after its repmgrd stopped: repmgrd could have acted before the pause)
+    and only then takes over; an inventory can ask for the playbook always
+    (drctl_failover_path: playbook)."""
+    from drctl import sshprobe
     from tests.unit.test_rules import standby_probe, watch
 
     armed = {**standby_probe("0/5000000"), "auto": {"paused": None}}
@@ -405,17 +408,39 @@ def test_failover_pauses_automatic_failover_itself_then_decides_again(monkeypatc
     answers = {"auto-pause": {"ok": True, "paused": True}, "take-over": dict(TAKE_OVER)}
     monkeypatch.setattr("drctl.sshprobe.node_json", lambda i, host, args, timeout=60: (
         sent.append((host, args)) or answers[args[0]]))
-    gathered: list[float] = []
-    monkeypatch.setattr(ha, "gather", lambda i, settle_s=0.0: (
-        gathered.append(settle_s) or ({}, f)))
+    gathered: list[tuple[float, dict | None]] = []
+    after = {"now": f}
+
+    def gather(i, settle_s=0.0, commands=None, command_timeout=6, raw=None, repos=True):
+        assert not repos, "a second look asks no repository (pgbackrest info is the slowest)"
+        gathered.append((settle_s, commands))
+        for host, command in (commands or {}).items():
+            sent.append((host, command[1:]))
+            raw[host] = sshprobe.ProbeResult(host, True, {**armed,
+                                                          "auto_pause": answers["auto-pause"]})
+        return {}, after["now"]
+
+    monkeypatch.setattr(ha, "gather", gather)
     act = failover.direct(inv(), p, f, {"auto": {"state": "armed"}}, None, False)
     j = journal.Journal("t", "failover")
     run = act(j, ha.Interaction(yes=True))
     assert run.exit_code == ExitCode.OK, run.failures
     assert [(h, a[0]) for h, a in sent] == [("pg2", "auto-pause"), ("pg2", "take-over")]
-    assert gathered, "the facts are gathered again after the pause"
+    assert "--probe" in sent[0][1], "the pause answers with the node's probe after it"
+    assert len(gathered) == 1 and list(gathered[0][1] or {}) == ["pg2"], \
+        "one round: the pause and the facts together"
     steps = [e["step"] for e in journal.read("t", op_id=j.op_id)]
     assert steps.index("auto-paused") < steps.index("gates"), steps
+    # repmgrd acted before it stopped (here: a watcher now knows more WAL than pg2 holds):
+    # the verdict changed, nothing is promoted
+    sent.clear()
+    after["now"] = facts({"pg1": None, "pg2": armed}, {"backup1": watch("0/5124F80")})
+    run = failover.direct(inv(), p, f, {}, None, False)(journal.Journal("t", "failover"),
+                                                         ha.Interaction(yes=True))
+    assert run.exit_code == ExitCode.FAILED, run.failures
+    assert "changed while automatic failover was paused" in run.failures[0]
+    assert [a[0] for _, a in sent] == ["auto-pause"]
+    after["now"] = f
     # a node that cannot be paused: nothing is promoted
     sent.clear()
     answers["auto-pause"] = {"ok": False, "error": "repmgrd did not stop"}

@@ -1246,6 +1246,41 @@ def test_auto_pause_sets_the_marker_then_stops_repmgrd(node_config: Path, fake_b
     assert "did not stop" in json.loads(capsys.readouterr().out)["error"]
 
 
+
+def test_auto_pause_with_probe_answers_with_the_probe_taken_after_the_stop(
+        node_config: Path, fake_bin: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A failover's pause and its facts in one round: the probe is taken once repmgrd has
+    stopped (the fake psql answers as a primary only after the stop, as a node repmgrd
+    promoted just before it would), the pause's answer beside it; a pause that failed
+    still answers with the probe, and exits 0 (the caller reads auto_pause.ok)."""
+    stopped = tmp_path / "stopped"
+    fake(fake_bin, "systemctl", f'[ "$*" = "stop drctl-repmgrd" ] && touch {stopped}\n'
+                                'echo active\n')
+    fake(fake_bin, "runuser", 'shift 3; exec "$@"\n')
+    fake(fake_bin, "ip", "true\n")
+    fake(fake_bin, "psql", f"""[ -e {stopped} ] || exit 2
+case "$*" in
+  *server_version*) echo '{{"in_recovery": false}}' ;;
+  *) echo '{{"lsn": "0/5000000", "timeline": 2, "replication": []}}' ;;
+esac
+""")
+    c = common.Config.load(str(node_config))
+    Path(c.auto_settings).write_text(json.dumps({
+        "witness_conninfo": "host=10.0.0.20 dbname=repmgr", "event_log": str(tmp_path / "ev")}))
+    args = ["--config", str(node_config), "auto-pause", "--reason", "drctl failover",
+            "--probe"]
+    assert cli.main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["auto_pause"]["ok"] is True and out["auto_pause"]["paused"] is True
+    f = NodeFacts.from_probe("pg2", out)
+    assert f.role == "primary" and f.timeline == 2 and f.auto == "paused"
+    fake(fake_bin, "systemctl", "echo 'Job failed' >&2; exit 1\n")
+    assert cli.main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["auto_pause"]["ok"] is False and "did not stop" in out["auto_pause"]["error"]
+
+
 # ------------------------------------------------- a lock file that a power loss left behind
 
 @pytest.fixture
@@ -1288,3 +1323,76 @@ def test_a_start_keeps_the_lock_file_of_a_postmaster_of_its_data_directory(
         code, err = fence_check(booting_standby, capsys)
         server.kill()
     assert code == 0 and lock.exists() and "stale" not in err
+
+
+# ------------------------------------------------- the guard's stand-in for repmgrd's election
+
+def test_the_guard_stands_in_once_repmgrd_has_been_absent_and_asks_again_later(
+        node_config: Path, tmp_path: Path) -> None:
+    """repmgrd crash-looping (never up 5 s): after 60 s the guard asks the witness which
+    primary was lost, then runs `drctl-auto stand-in` as postgres; refused, it asks again
+    only 15 s later; promoted, it restarts repmgrd. A repmgrd that runs resets the clock."""
+    from drctl.node import standin
+
+    c = common.Config.load(str(node_config))
+    Path(c.auto_settings).write_text(json.dumps({"location": "dc1", "primary_location": "dc1",
+                                                 "location_peers": ["pg1"]}))
+    clock = {"now": 100.0}
+    up: dict[str, float | None] = {"for": 0.5}
+    ran: list[list[str]] = []
+    answer = {"rc": 1}
+
+    def runner(argv: list[str], timeout: float) -> tuple[int, str, str]:
+        ran.append(argv)
+        return (answer["rc"], "{}", "") if "stand-in" in argv else (0, "", "")
+
+    s = standin.StandIn(c, now=lambda: clock["now"], up_for=lambda _: up["for"],
+                        primary=lambda _: "pg1", runner=runner)
+    assert s.look(standby=True) is None and not ran
+    clock["now"] = 159.0
+    assert s.look(standby=True) is None and not ran, "59 s: the primary may still boot"
+    clock["now"] = 161.0
+    done = s.look(standby=True)
+    assert done and "refused" in done
+    assert ran == [["runuser", "-u", "postgres", "--", f"{c.libexec}/drctl-auto", "stand-in"]]
+    clock["now"] = 170.0
+    assert s.look(standby=True) is None and len(ran) == 1, "asked again only after 15 s"
+    clock["now"] = 177.0
+    answer["rc"] = 0
+    done = s.look(standby=True)
+    assert done and done.startswith("stood in for repmgrd")
+    assert ran[-2:] == [["systemctl", "reset-failed", c.repmgrd_unit],
+                        ["systemctl", "restart", c.repmgrd_unit]]
+    # repmgrd runs (up 5 s or more): the clock starts again from that look
+    up["for"] = 6.0
+    clock["now"] = 300.0
+    ran.clear()
+    assert s.look(standby=True) is None
+    up["for"] = None
+    clock["now"] = 345.0
+    assert s.look(standby=True) is None and not ran
+    # not a standby, paused, or automatic failover not set up: nothing is asked
+    clock["now"] = 500.0
+    assert s.look(standby=False) is None and not ran
+    Path(c.auto_paused).write_text("{}")
+    assert s.look(standby=True) is None and not ran
+    Path(c.auto_paused).unlink()
+    Path(c.auto_settings).unlink()
+    assert s.look(standby=True) is None and not ran
+
+
+def test_a_second_standby_of_the_location_leaves_the_election_to_repmgrd(
+        node_config: Path) -> None:
+    from drctl.node import standin
+
+    c = common.Config.load(str(node_config))
+    Path(c.auto_settings).write_text(json.dumps({"location": "dc1", "primary_location": "dc1",
+                                                 "location_peers": ["pg1", "pg3"]}))
+    ran: list[list[str]] = []
+    clock = {"now": 0.0}
+    s = standin.StandIn(c, now=lambda: clock["now"], up_for=lambda _: None,
+                        primary=lambda _: "pg1",
+                        runner=lambda argv, t: ran.append(argv) or (0, "", ""))
+    clock["now"] = 70.0
+    done = s.look(standby=True)
+    assert done and "pg3 is also a standby of this location" in done and not ran

@@ -137,6 +137,28 @@ def test_promote_clears_a_synchronous_standby_before_and_after_the_promotion(
     assert logged["step"] == "promoted" and logged["relaxed_synchronous"] is True
 
 
+def test_the_guards_stand_in_validates_as_an_election_then_promotes(
+        validate: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`drctl-auto stand-in` (the guard's, where repmgrd cannot start): the validation an
+    election runs, logged as the guard's, then the same promotion; a refusal promotes
+    nothing."""
+    c = validate["config"]
+    s = {"location": "dc1", "primary_location": "dc1",
+         "event_log": str(Path(c.auto_paused).parent / "ev"), "node_id": 2,
+         "policy": {"drctl_blip_tolerance_s": 4, "drctl_auto_accept_async_loss": True}}
+    promoted: list[str] = []
+    monkeypatch.setattr(auto, "cmd_promote", lambda c, s, a: promoted.append("promote") or 0)
+    validate["answer"] = 0.2  # pg1 answers a probe: alive, nothing is promoted
+    assert auto.cmd_stand_in(c, s, []) == 1 and promoted == []
+    logged = json.loads(Path(s["event_log"]).read_text().splitlines()[-1])
+    assert logged["result"] == "refused" and logged["by"].startswith("drctl-guard")
+    validate["answer"] = None
+    validate["reads"] = 0
+    assert auto.cmd_stand_in(c, s, []) == 0 and promoted == ["promote"]
+    logged = json.loads(Path(s["event_log"]).read_text().splitlines()[-1])
+    assert logged["step"] == "auto-validate" and logged["result"] == "passed"
+
+
 @pytest.mark.parametrize(("policy", "code", "says"), [
     ({"drctl_synchronous": True, "drctl_auto_accept_async_loss": False}, 0, "synchronous"),
     ({"drctl_synchronous": "False", "drctl_auto_accept_async_loss": "True"}, 0,

@@ -781,3 +781,35 @@ def test_auto_arming_needs_synchronous_replication_or_consent(
     if not ok:  # the refusal names both ways out
         assert "drctl_synchronous: true" in gate.detail
         assert "drctl_auto_accept_async_loss: true" in gate.detail
+
+
+# ---------------------------------------------------------------- the guard's stand-in
+
+@pytest.mark.parametrize(("kw", "words"), [
+    ({"standby": False}, "not a standby"),
+    ({"local": {"fenced": True}}, "this node is fenced"),
+    ({"local": {"paused": True}}, "automatic failover is paused"),
+    ({"repmgrd_down_s": None}, "repmgrd runs"),
+    ({"repmgrd_down_s": 56.0}, "repmgrd has not run for 56 s only, under 60 s"),
+    ({"lost": None}, "no watcher saw a primary"),
+    ({"location_peers": ("pg1", "pg3")}, "pg3 is also a standby of this location"),
+])
+def test_the_guard_stands_in_only_where_repmgrd_cannot_and_nobody_else_could(
+        kw: dict[str, Any], words: str) -> None:
+    """repmgrd does not start on a standby whose upstream is not running: after a power
+    cut of the whole location whose primary never returns, the guard asks the election's
+    rules itself, on the location's only standby, once repmgrd has been absent for 60 s."""
+    args: dict[str, Any] = {"standby": True, "repmgrd_down_s": 62.0,
+                            "location_peers": ("pg1",), "lost": "pg1"}
+    args.update({k: v for k, v in kw.items() if k != "local"})
+    gate = decide.stand_in(local(**kw.get("local", {})), **args)
+    assert not gate.ok and words in gate.detail, gate.detail
+
+
+def test_the_guard_stands_in_for_the_locations_only_standby() -> None:
+    gate = decide.stand_in(local(), standby=True, repmgrd_down_s=62.4,
+                           location_peers=("pg1",), lost="pg1")
+    assert gate.ok and "repmgrd has not run for 62 s" in gate.detail and "pg1" in gate.detail
+    # the lost primary is no other standby; a standby of the other location is not a peer
+    assert decide.stand_in(local(), standby=True, repmgrd_down_s=90.0, location_peers=(),
+                           lost="pg1").ok
