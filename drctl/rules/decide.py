@@ -715,9 +715,11 @@ def stand_in(local: LocalAuto, *, standby: bool, repmgrd_down_s: float | None,
     REPMGRD_DOWN_S: seconds since repmgrd last ran here (None: it runs)."""
     name = "repmgrd cannot hold this standby's election"
     others = sorted(p for p in location_peers if p != lost)
+    # what the election's validation would refuse on this node's own facts (fenced,
+    # paused, another location than the primary's) it is not asked
+    refused = [g.detail for g in _local_gates(local) if not g.ok]
     why = ("not a standby" if not standby else
-           "this node is fenced" if local.fenced else
-           "automatic failover is paused" if local.paused else
+           refused[0] if refused else
            "repmgrd runs" if repmgrd_down_s is None else
            f"repmgrd has not run for {repmgrd_down_s:.0f} s only, under "
            f"{STAND_IN_AFTER_S:g} s (a primary that boots late is not replaced)"

@@ -789,6 +789,7 @@ def test_auto_arming_needs_synchronous_replication_or_consent(
     ({"standby": False}, "not a standby"),
     ({"local": {"fenced": True}}, "this node is fenced"),
     ({"local": {"paused": True}}, "automatic failover is paused"),
+    ({"local": {"location": "dc2"}}, "only `drctl failover` promotes it"),
     ({"repmgrd_down_s": None}, "repmgrd runs"),
     ({"repmgrd_down_s": 56.0}, "repmgrd has not run for 56 s only, under 60 s"),
     ({"lost": None}, "no watcher saw a primary"),
