@@ -42,9 +42,14 @@ def _options(add_help: bool = True) -> argparse.ArgumentParser:
     return p
 
 
-def parser() -> argparse.ArgumentParser:
-    from drctl.node import steps
+# The commands main() dispatches before the steps: their parser leaves the steps out, so
+# that `app state`, `files sync`, `pooler ...` and `backup ...` (status asks them every
+# time, timers every few seconds) do not compile the steps, the guard and the rules core
+# from the zip (about 0.1 CPU-s a call, more than most of them cost otherwise).
+LIGHT_COMMANDS = frozenset({"watch", "files", "app", "pooler", "metrics", "backup", "auto"})
 
+
+def parser(with_steps: bool = True) -> argparse.ArgumentParser:
     p = _options()
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("probe")
@@ -93,7 +98,10 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("backup", help="the repository host's backups (drctl-backup)",
                        add_help=False)
     s.add_argument("args", nargs=argparse.REMAINDER)
-    steps.add_parsers(sub)
+    if with_steps:
+        from drctl.node import steps
+
+        steps.add_parsers(sub)
     return p
 
 
@@ -106,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         from drctl.node import probe
 
         return probe.main(common.Config.load(known.config))
-    a = parser().parse_args(args)
+    a = parser(with_steps=not (rest and rest[0] in LIGHT_COMMANDS)).parse_args(args)
     if a.cmd == "watch":
         from drctl.node import watch
 

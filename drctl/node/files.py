@@ -144,10 +144,13 @@ def why_failed(rc: int, stderr: str) -> str:
 def sync(c: FilesConfig, now: float | None = None) -> dict[str, Any]:
     """Send the directory to every peer when this site serves; the run's record."""
     started = time.time() if now is None else now
-    active, why = serving(c.health_url)
-    if active and c.app_vip and not common.holds_address(c.app_vip_interface, c.app_vip):
+    # the VIP first: the app host without it (every other run in a site of two) does not
+    # ask its application, and through it the database, every time the timer fires
+    if c.app_vip and not common.holds_address(c.app_vip_interface, c.app_vip):
         active, why = False, (f"the site's application VIP {c.app_vip.split('/')[0]} is on "
                               "another app host: that one serves and sends")
+    else:
+        active, why = serving(c.health_url)
     record: dict[str, Any] = {"ok": True, "host": c.name, "sent": active, "reason": why,
                               "at": datetime.fromtimestamp(started, UTC).isoformat(
                                   timespec="seconds"), "peers": []}

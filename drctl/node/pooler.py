@@ -95,16 +95,32 @@ class AdminError(RuntimeError):
     """The admin console refused a command, or gave no answer in time."""
 
 
-def admin(c: PoolerConfig, command: str, timeout: float | None = None
-          ) -> list[dict[str, str]]:
-    """One command on PgBouncer's admin console (its unix socket, as its own user); the
-    rows it returned."""
+# A kept session on the admin console: its execute(COMMAND) returns what psql printed and
+# raises RuntimeError when the session failed (common.PsqlSession).
+Ask = Callable[[str], str]
+
+
+def admin_argv(c: PoolerConfig) -> list[str]:
+    """psql on PgBouncer's admin console (its unix socket, as its own user)."""
     # setpriv execs psql as PgBouncer's user (no intermediate process: a psql that hangs
     # past the timeout is the process that is killed)
-    argv = ["setpriv", f"--reuid={c.run_as}", f"--regid={c.run_as}", "--init-groups", "--",
+    return ["setpriv", f"--reuid={c.run_as}", f"--regid={c.run_as}", "--init-groups", "--",
             c.psql, "-X", "-q", "--csv", "-h", c.socket_dir, "-p", str(c.port),
-            "-U", "pgbouncer", "-d", "pgbouncer", "-c", command]
-    rc, out, err = common.run(argv, timeout=c.admin_timeout_s if timeout is None else timeout)
+            "-U", "pgbouncer", "-d", "pgbouncer"]
+
+
+def admin(c: PoolerConfig, command: str, timeout: float | None = None,
+          ask: Ask | None = None) -> list[dict[str, str]]:
+    """One command on PgBouncer's admin console; the rows it returned. ASK: a kept
+    session's (the guard's), instead of a psql of its own."""
+    if ask is not None:
+        try:
+            out = ask(command)
+        except RuntimeError as exc:
+            raise AdminError(str(exc)) from exc
+        return list(csv.DictReader(io.StringIO(out)))
+    rc, out, err = common.run([*admin_argv(c), "-c", command],
+                              timeout=c.admin_timeout_s if timeout is None else timeout)
     if rc != 0:
         raise AdminError(err.splitlines()[-1] if err else f"psql exit {rc}")
     return list(csv.DictReader(io.StringIO(out)))
@@ -114,9 +130,9 @@ def _row(rows: list[dict[str, str]], key: str, value: str) -> dict[str, str]:
     return next((r for r in rows if r.get(key) == value), {})
 
 
-def _database(c: PoolerConfig) -> dict[str, str]:
+def _database(c: PoolerConfig, ask: Ask | None = None) -> dict[str, str]:
     """The pooler's row for its database in SHOW DATABASES ({} when it has none)."""
-    return _row(admin(c, "SHOW DATABASES"), "name", c.database)
+    return _row(admin(c, "SHOW DATABASES", ask=ask), "name", c.database)
 
 
 def _paused_for(record: dict[str, Any] | None, now: float) -> float | None:
@@ -479,13 +495,15 @@ def resume(c: PoolerConfig, by: str, now: float | None = None,
     return result
 
 
-def guard(c: PoolerConfig, now: float | None = None) -> dict[str, Any]:
+def guard(c: PoolerConfig, now: float | None = None, ask: Ask | None = None
+          ) -> dict[str, Any]:
     """Resume a pooler paused longer than the limit (or paused with no record of who
-    paused it); a pooler paused within the limit is left to whoever paused it."""
+    paused it); a pooler paused within the limit is left to whoever paused it. ASK: the
+    guard service's kept session on the console."""
     now = time.time() if now is None else now
     # one question to the console (the guard looks every few seconds on every app host)
     try:
-        db = _database(c)
+        db = _database(c, ask)
     except AdminError:
         return {"ok": True, "host": c.name, "action": "none", "state": "down"}
     if db.get("paused") != "1":
@@ -517,29 +535,45 @@ def _code_version() -> tuple[int, int] | None:
 
 
 def guard_loop(config_path: str, every_s: float, sleep: Callable[[float], None] = time.sleep,
-               rounds: int | None = None) -> None:
+               rounds: int | None = None,
+               session: Callable[[list[str], float], Any] = common.PsqlSession) -> None:
     """The guard as a service: one look every EVERY_S seconds, in one process (a timer
-    started a Python process a round). Prints a line when it resumed a pooler or when
-    what it sees changes, not every round."""
+    started a Python process a round), asking the console over one kept psql session (a
+    psql started a look cost more than the look; a session that fails is a console that
+    did not answer, that look, and the next look opens a new one). Prints a line when it
+    resumed a pooler or when what it sees changes, not every round. SESSION makes the
+    session from psql's arguments and its timeout."""
     seen = None
     done = 0
     code = _code_version()
-    while rounds is None or done < rounds:
-        done += 1
-        if _code_version() != code:  # a provision installed new programs: run those
-            print(json.dumps({"ok": True, "action": "exit", "why": "drctl-node was "
-                              "replaced; systemd starts the new one"}), flush=True)
-            return
-        if os.path.exists(config_path):
-            try:
-                result = guard(PoolerConfig.load(config_path))
-            except (OSError, ValueError, TypeError) as exc:  # a configuration half-written
-                result = {"ok": False, "action": "none", "state": "unknown",
-                          "error": str(exc)}
-            if result["action"] != "none" or result.get("state") != seen:
-                print(json.dumps(result, sort_keys=True), flush=True)
-            seen = result.get("state")
-        sleep(every_s)
+    kept: Any = None
+    kept_for: tuple[list[str], float] | None = None
+    try:
+        while rounds is None or done < rounds:
+            done += 1
+            if _code_version() != code:  # a provision installed new programs: run those
+                print(json.dumps({"ok": True, "action": "exit", "why": "drctl-node was "
+                                  "replaced; systemd starts the new one"}), flush=True)
+                return
+            if os.path.exists(config_path):
+                try:
+                    c = PoolerConfig.load(config_path)
+                    if kept_for != (admin_argv(c), c.admin_timeout_s):  # (re)configured
+                        if kept is not None:
+                            kept.close()
+                        kept_for = (admin_argv(c), c.admin_timeout_s)
+                        kept = session(*kept_for)
+                    result = guard(c, ask=kept.execute)
+                except (OSError, ValueError, TypeError) as exc:  # a configuration half-written
+                    result = {"ok": False, "action": "none", "state": "unknown",
+                              "error": str(exc)}
+                if result["action"] != "none" or result.get("state") != seen:
+                    print(json.dumps(result, sort_keys=True), flush=True)
+                seen = result.get("state")
+            sleep(every_s)
+    finally:
+        if kept is not None:
+            kept.close()
 
 
 def main(config_path: str, action: str, by: str = "", timeout: float | None = None,

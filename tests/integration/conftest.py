@@ -37,11 +37,30 @@ PROVISION_INPUTS = ("roles", "playbooks", "drctl/node", "drctl/rules")
 _LAB_NOW: dict[str, object] = {}
 
 
+# Every CLI call the tests make, by module and command: count, wall seconds and this
+# machine's CPU seconds (the call and its children), written to
+# test-artifacts/cli-calls-LANE.json when the session ends (docs/testing.md).
+_CALLS: dict[str, dict[str, list[float]]] = {}
+_MODULE_NOW: list[str] = ["(session)"]
+
+
 def drctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run the real CLI as a script would: no terminal on stdin, stdout and stderr captured
     as text."""
-    return subprocess.run([sys.executable, "-m", "drctl", *args], cwd=ROOT, capture_output=True,
-                          stdin=subprocess.DEVNULL, text=True, timeout=timeout, check=False)
+    before, start = os.times(), time.monotonic()
+    try:
+        return subprocess.run([sys.executable, "-m", "drctl", *args], cwd=ROOT,
+                              capture_output=True, stdin=subprocess.DEVNULL, text=True,
+                              timeout=timeout, check=False)
+    finally:
+        after = os.times()
+        cpu = (after.children_user - before.children_user
+               + after.children_system - before.children_system)
+        command = " ".join(a for a in args[:2] if not a.startswith("-"))
+        row = _CALLS.setdefault(_MODULE_NOW[0], {}).setdefault(command, [0, 0.0, 0.0])
+        row[0] += 1
+        row[1] += time.monotonic() - start
+        row[2] += cpu
 
 
 def ansible_playbook(playbook: str, *args: str, timeout: float = 900,
@@ -260,6 +279,26 @@ def fresh_cluster(request, provisioned_lab) -> dict:
     return provisioned_lab
 
 
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Name the module whose test is set up (its module fixtures too), for _CALLS."""
+    _MODULE_NOW[0] = item.module.__name__.rsplit(".", 1)[-1]
+
+
+def pytest_sessionfinish(session):
+    """Write _CALLS, largest CPU first in each module."""
+    if not _CALLS:
+        return
+    lane = os.environ.get("DRCTL_LAB_NAME", "drctl-lab")
+    out = ROOT / "test-artifacts" / f"cli-calls-{lane}.json"
+    out.parent.mkdir(exist_ok=True)
+    table = {module: {cmd: {"calls": int(n), "wall_s": round(w, 1), "cpu_s": round(c, 1)}
+                      for cmd, (n, w, c) in sorted(rows.items(), key=lambda kv: -kv[1][2])}
+             for module, rows in _CALLS.items()}
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    out.write_text(json.dumps({**previous, **table}, indent=1) + "\n")
 
 
 @pytest.fixture(scope="session", autouse=True)

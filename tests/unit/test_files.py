@@ -136,6 +136,28 @@ def test_a_sync_copies_stamps_and_sets_aside_instead_of_deleting(tmp_path, healt
     assert json.loads((app2 / files.STAMP).read_text())["epoch"] == 1_800_000_060.0
 
 
+def test_an_app_host_without_its_sites_vip_neither_sends_nor_asks_its_application(
+        tmp_path, health, monkeypatch):
+    url, handler = health
+    asked: list[str] = []
+    handler.do_GET = lambda self: asked.append(self.path)  # type: ignore[method-assign]
+    src = tmp_path / "app3"
+    src.mkdir()
+    calls: list[list[str]] = []
+
+    def run(args: list[str], **kw: object) -> tuple[int, str, str]:
+        calls.append(args)
+        return 0, "2: eth0    inet 10.0.0.50/24 scope global eth0", ""  # another address
+    monkeypatch.setattr(common, "run", run)
+    record = files.sync(files.FilesConfig(directory=str(src), name="app3", health_url=url,
+                                          app_vip="10.0.0.101/24",
+                                          peers=(files.Peer("backup1", "10.0.0.13"),)))
+    assert record == {**record, "ok": True, "sent": False, "peers": []}
+    assert "10.0.0.101 is on another app host" in record["reason"]
+    assert asked == [], "the application was asked although this host cannot send"
+    assert [a[0] for a in calls] == ["ip"] and os.listdir(src) == []
+
+
 def test_a_host_that_does_not_serve_sends_nothing_and_changes_nothing(tmp_path, health,
                                                                        monkeypatch):
     url, handler = health

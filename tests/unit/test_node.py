@@ -229,6 +229,28 @@ def test_cli_parses_every_subcommand() -> None:
     assert set(steps.COMMANDS) >= {"promote", "handover", "fence-check", "guard"}
 
 
+def test_the_commands_status_and_timers_ask_often_do_not_load_the_steps(tmp_path) -> None:
+    """`app state`, `files ...`, `pooler ...` and `backup ...` run without compiling the
+    steps, the guard and the rules core (a fresh interpreter, as on a node); a step still
+    finds its parser."""
+    missing = tmp_path / "absent.json"
+    script = (
+        "import sys\n"
+        "from drctl.node import cli\n"
+        f"cli.main(['--files-config', {str(missing)!r}, 'files', 'state'])\n"
+        f"cli.main(['--pooler-config', {str(missing)!r}, 'pooler', 'state'])\n"
+        "loaded = sorted(m for m in sys.modules if m in ('drctl.node.steps',"
+        " 'drctl.node.fencing', 'drctl.rules.decide'))\n"
+        "print('LOADED', loaded)\n"
+        "assert cli.parser().parse_args(['fence', '--reason', 'x']).cmd == 'fence'\n"
+        "print('STEPS', 'drctl.node.steps' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=Path(__file__).parents[2], check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "LOADED []" in proc.stdout and "STEPS True" in proc.stdout, proc.stdout
+    assert {"app", "files", "pooler", "backup", "metrics", "watch"} <= cli.LIGHT_COMMANDS
+
+
 # ------------------------------------------------------------------ the action plugin
 
 

@@ -30,6 +30,7 @@ class FakeBouncer:
         self.timeline = 1  # of the primary that answers at the server address
         self.waiters: list[list[str]] = []
         self.on_standby = False  # its server connections land on a node in recovery
+        self.sessions: list[FakeSession] = []  # the guard service's kept sessions
 
     def run(self, args: list[str], timeout: float = 60, env: object = None
             ) -> tuple[int, str, str]:
@@ -68,6 +69,25 @@ class FakeBouncer:
             self.paused = False
             return 0, "", ""
         raise AssertionError(command)
+
+
+class FakeSession:
+    """The guard's kept psql session on the fake console (common.PsqlSession's interface):
+    each statement is the command line the console would run; a failure raises."""
+
+    def __init__(self, bouncer: FakeBouncer, argv: list[str], timeout: float) -> None:
+        self.bouncer, self.argv, self.timeout = bouncer, argv, timeout
+        self.closed = False
+        bouncer.sessions.append(self)
+
+    def execute(self, sql: str) -> str:
+        rc, out, err = self.bouncer.run([*self.argv, "-c", sql], timeout=self.timeout)
+        if rc != 0:
+            raise RuntimeError(err or f"psql exit {rc}")
+        return out
+
+    def close(self) -> None:
+        self.closed = True
 
 
 @pytest.fixture
@@ -381,18 +401,35 @@ def test_the_guard_service_looks_every_round_and_speaks_only_of_changes(
     path.write_text(json.dumps({"name": "app1", "paused_file": c.paused_file,
                                 "resumed_file": c.resumed_file, "guard_limit_s": 30.0}))
     slept: list[float] = []
-    pooler.guard_loop(str(path), 5, sleep=slept.append, rounds=3)
+
+    def session(argv: list[str], timeout: float) -> FakeSession:
+        return FakeSession(bouncer, argv, timeout)
+    pooler.guard_loop(str(path), 5, sleep=slept.append, rounds=3, session=session)
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert slept == [5, 5, 5] and bouncer.commands == ["SHOW DATABASES"] * 3
     assert [x["state"] for x in lines] == ["running"], "one line: what it saw first"
+    # one kept session on the console for every look, closed when the service ends
+    [kept] = bouncer.sessions
+    assert kept.argv[:5] == ["setpriv", "--reuid=postgres", "--regid=postgres",
+                             "--init-groups", "--"] and kept.timeout == 5.0 and kept.closed
     bouncer.paused = True  # paused by hand, no record: resumed at the next look
-    pooler.guard_loop(str(path), 5, sleep=slept.append, rounds=1)
+    pooler.guard_loop(str(path), 5, sleep=slept.append, rounds=1, session=session)
     [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert line["action"] == "resumed" and not bouncer.paused
+    # the console gone (a session that fails): down that look, running again after
+    bouncer.up = False
+    pooler.guard_loop(str(path), 5, sleep=slept.append, rounds=1, session=session)
+    assert [json.loads(x)["state"] for x in capsys.readouterr().out.splitlines()] == ["down"]
+    # a configuration that names another console port: a session for it
+    path.write_text(json.dumps({**json.loads(path.read_text()), "port": 6433}))
+    bouncer.up = True
+    pooler.guard_loop(str(path), 5, sleep=slept.append, rounds=2, session=session)
+    assert "6433" in bouncer.sessions[-1].argv and len(bouncer.sessions) == 4
+    capsys.readouterr()
     # new programs installed under it: the service exits, systemd starts the new ones
     versions = iter([(1, 1), (2, 2)])
     monkeypatch.setattr(pooler, "_code_version", lambda: next(versions))
-    pooler.guard_loop(str(path), 5, sleep=slept.append, rounds=5)
+    pooler.guard_loop(str(path), 5, sleep=slept.append, rounds=5, session=session)
     assert json.loads(capsys.readouterr().out)["action"] == "exit"
 
 
