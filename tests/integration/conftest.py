@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from drctl_lab.hosts import INVENTORY, lab_address, wait_for
+from drctl_lab.hosts import INVENTORY, lab_address, vip_holders, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 # The lab as `drctl provision` leaves it, kept as a snapshot: every module that needs a
@@ -248,6 +248,12 @@ def restore_snapshot(name: str | None = None) -> None:
     lock = ROOT / ".drctl" / "locks" / "lab.lock"
     if lock.exists():
         assert drctl("unlock").returncode == 0, "a live drctl holds the lab's lock"
+    # the VIP on pg1 first, looked at by nsenter (milliseconds): status costs about a
+    # CPU-second here and one on the hosts, and asked at once it finds the VIP not yet
+    # taken; when the VIP does not come, status says why below
+    deadline = time.monotonic() + 30
+    while vip_holders() != ["pg1"] and time.monotonic() < deadline:
+        time.sleep(0.5)
     healthy_with("pg1")
 
 

@@ -338,27 +338,53 @@ def _bundle_plugin():
 
 def test_node_bundle_is_reproducible_and_importable(tmp_path):
     """The zip the drctl_node role installs: the same bytes for the same sources (so a
-    provision copies it only when the code changed), every module of both packages in it,
-    and the node CLI importable from it by a bare `python3 -I`."""
+    provision copies it only when the code changed: each build compiles in a fresh
+    interpreter), every module of both packages in it with its bytecode beside it, and the
+    node CLI importable from it by a bare `python3 -I`, from the bytecode, with the
+    installed path in tracebacks."""
     import subprocess
     import sys
     import zipfile
 
     plugin = _bundle_plugin()
-    data = plugin.build(ROOT / "drctl")
-    assert data == plugin.build(ROOT / "drctl")
     bundle = tmp_path / "drctl-node.zip"
+    data = plugin.build(ROOT / "drctl", installed_as=str(bundle))
+    assert data == plugin.build(ROOT / "drctl", installed_as=str(bundle))
     bundle.write_bytes(data)
     names = set(zipfile.ZipFile(bundle).namelist())
     for package in ("node", "rules"):
         for path in (ROOT / "drctl" / package).glob("*.py"):
-            assert f"drctl/{package}/{path.name}" in names
-    assert not any("__pycache__" in n or not n.endswith(".py") for n in names)
+            assert {f"drctl/{package}/{path.name}", f"drctl/{package}/{path.stem}.pyc"} <= names
+    assert not any("__pycache__" in n or not n.endswith((".py", ".pyc")) for n in names)
     code = (f"import sys; sys.path.insert(0, {str(bundle)!r}); import drctl.node.cli, "
-            "drctl.rules.decide; print(drctl.rules.decide.__file__)")
+            "drctl.rules.decide as d; print(d.__file__); print(d.failover.__code__"
+            ".co_filename)")
     out = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True,
-                         text=True, check=True).stdout
-    assert out.startswith(str(bundle))
+                         text=True, check=True).stdout.split()
+    assert out == [f"{bundle}/drctl/rules/decide.pyc", f"{bundle}/drctl/rules/decide.py"]
+
+
+def test_node_bundle_compiled_by_another_python_imports_from_its_sources(tmp_path):
+    """A control machine whose Python writes another bytecode version (its magic number):
+    the node's Python ignores those entries and compiles the sources, as without them."""
+    import subprocess
+    import sys
+    import zipfile
+
+    built = tmp_path / "built.zip"
+    built.write_bytes(_bundle_plugin().build(ROOT / "drctl"))
+    other = tmp_path / "other.zip"
+    with zipfile.ZipFile(built) as src, zipfile.ZipFile(other, "w") as dst:
+        for info in src.infolist():
+            content = src.read(info)
+            if info.filename.endswith(".pyc"):
+                content = b"\x00\x00\r\n" + content[4:]  # not this Python's magic
+            dst.writestr(info, content)
+    code = (f"import sys; sys.path.insert(0, {str(other)!r}); import drctl.node.cli, "
+            "drctl.rules.decide as d; print(d.__file__)")
+    out = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == f"{other}/drctl/rules/decide.py"
 
 
 @pytest.mark.parametrize("live,expected", [("ANY 1 (pg1, pg2)", True), ("", False)])
