@@ -92,7 +92,8 @@ lint: $(VENV)/.installed
 	  roles/demo_app/files
 	$(BIN)/mypy
 	$(BIN)/mypy --strict -p drctl.rules -p drctl.node
-	$(BIN)/mypy --strict plugins/modules/drctl_pg_node_state.py drctl_lab/checker.py
+	$(BIN)/mypy --strict plugins/modules/drctl_pg_node_state.py drctl_lab/checker.py \
+	  drctl_lab/campaign.py
 	$(BIN)/yamllint -s .
 	ANSIBLE_HOME=$(CURDIR)/.ansible $(BIN)/ansible-lint --profile production $(LINT_PATHS)
 
