@@ -18,7 +18,7 @@ SYSTEM_PACKAGES := docker.io debootstrap openssh-client iptables postgresql-clie
 TEST_PACKAGES := chromium chromium-driver rsync
 LINT_PATHS := playbooks roles inventories/example molecule bench/peer
 
-.PHONY: all setup setup-test system demo demo-auto demo-dr check test lint unit integration molecule bench clean lab-down collection ee-context
+.PHONY: all setup setup-test system demo demo-auto demo-dr campaign check test lint unit integration molecule bench clean lab-down collection ee-context
 
 all: test
 
@@ -87,13 +87,23 @@ demo-dr: setup
 	$(DRCTL) drill --scenario site-failback-cycle --allow-data-loss --yes
 	$(DRCTL) status
 
+# The fault campaign (issue #34): seeded faults on the one-site lab with automatic
+# failover armed, judged by the set-workload checker; not part of `make test`.
+# DURATION in seconds of faults (default 600); SEED reproduces a schedule (default: drawn).
+DURATION ?= 600
+SEED ?=
+campaign: setup
+	$(DRCTL) lab up
+	$(DRCTL) provision
+	$(BIN)/python -m drctl_lab.run_campaign --duration $(DURATION) $(if $(SEED),--seed $(SEED))
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check drctl drctl_lab tests bench molecule plugins bin/argspecs bin/role-readmes bin/test-phases \
 	  roles/demo_app/files
 	$(BIN)/mypy
 	$(BIN)/mypy --strict -p drctl.rules -p drctl.node
 	$(BIN)/mypy --strict plugins/modules/drctl_pg_node_state.py drctl_lab/checker.py \
-	  drctl_lab/campaign.py
+	  drctl_lab/campaign.py drctl_lab/faults.py drctl_lab/campaign_html.py
 	$(BIN)/yamllint -s .
 	ANSIBLE_HOME=$(CURDIR)/.ansible $(BIN)/ansible-lint --profile production $(LINT_PATHS)
 

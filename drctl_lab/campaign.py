@@ -1,20 +1,30 @@
-"""The fault campaign's clients (issue #34; docs/design-campaign.md): each inserts unique
-ids through the cluster's VIP and records every attempt as the checker needs it
-(drctl_lab.checker.Attempt), the timeline of the server that acknowledged it included.
+"""The fault campaign (issue #34; docs/design-campaign.md): `make campaign DURATION=S
+SEED=N` runs `python -m drctl_lab.campaign` on the provisioned lab with automatic
+failover armed.
 
-The campaign's schedule of faults and its `make campaign` entry come next; the writer
-and the checker are what they will be judged by.
+Its clients (RecordingWriter) insert unique ids through the cluster's VIP and record
+every attempt as the checker needs it (drctl_lab.checker.Attempt), the timeline of the
+server that acknowledged it included. Meanwhile the seed's schedule of faults
+(drctl_lab.faults) is applied and healed; an operator (this program) fails back a node
+left fenced or stopped once its fault healed. At the end every fault is healed, the
+cluster is given time to become healthy, the final primary's ids are read and the
+checker judges: the JSON and an HTML timeline go to .drctl/campaigns/, and the exit code
+is 0 only when nothing was lost without consent, nothing unexpected appeared, no two
+timelines acknowledged writes at once and the cluster came back healthy.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from drctl_lab.checker import Attempt, timeline_of
+from drctl_lab.checker import Attempt, Consent, Verdict, timeline_of
+from drctl_lab.faults import Fault, by_kind
 
 # The insert returns the WAL file the server writes: its first 8 hex digits are the
 # timeline, which every promotion changes (a second primary shows as a second timeline).
@@ -86,3 +96,101 @@ class RecordingWriter:
         if not self.attempts:
             return None
         return self.attempts[0].id, self.attempts[-1].id
+
+
+# ------------------------------------------------------------------ judging helpers
+
+
+def consents_from_events(events: Iterable[Mapping[str, Any]]) -> list[Consent]:
+    """The standing consents automatic promotions used (asynchronous replication with
+    drctl_auto_accept_async_loss): each validation that passed and named a loss window,
+    followed by a promotion on the same host. The consent covers commits acknowledged
+    from the watcher's last sighting for the window's length (the rules core's
+    statement), no more."""
+    out: list[Consent] = []
+    pending: dict[str, Mapping[str, Any]] = {}
+    for e in events:
+        host = str(e.get("host"))
+        if e.get("step") == "auto-validate":
+            if e.get("result") == "passed" and isinstance(e.get("loss_window"), Mapping):
+                pending[host] = e["loss_window"]
+            else:
+                pending.pop(host, None)
+        elif e.get("step") == "promoted" and host in pending:
+            w = pending.pop(host)
+            out.append(Consent(at=float(w["from"]) + float(w["seconds"]),
+                               window_s=float(w["seconds"]),
+                               who=f"automatic promotion of {host} (standing consent)"))
+    return out
+
+
+def gaps(attempts: Sequence[Attempt], min_s: float = 0.5) -> list[tuple[float, float]]:
+    """The stretches without an acknowledged write longer than MIN_S: (last ack before,
+    next ack after), on the clients' clock."""
+    acks = sorted(a.ended for a in attempts if a.acked)
+    return [(a, b) for a, b in itertools.pairwise(acks) if b - a > min_s]
+
+
+def outage_per_fault(faults: Sequence[Mapping[str, Any]], attempts: Sequence[Attempt]
+                     ) -> list[float]:
+    """For each applied fault (its 'applied' and 'healed' times on the clients' clock),
+    the longest stretch without an acknowledged write that began while it was in force
+    (or within 5 s of its end); 0 when writes went on."""
+    found = gaps(attempts)
+    out = []
+    for f in faults:
+        start, end = float(f["applied"]), float(f.get("healed") or f["applied"]) + 5.0
+        out.append(round(max((b - a for a, b in found if start - 0.5 <= a <= end),
+                             default=0.0), 3))
+    return out
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    if not values:
+        return {"median": 0.0, "max": 0.0}
+    return {"median": round(statistics.median(values), 3), "max": round(max(values), 3)}
+
+
+def summary(seed: int, duration_s: float, schedule: Sequence[Fault],
+            applied: Sequence[Mapping[str, Any]], verdict: Verdict,
+            attempts: Sequence[Attempt], consents: Sequence[Consent],
+            healthy: bool, final_primary: str | None, t0: float) -> dict[str, Any]:
+    """The campaign's JSON: the verdict, the seed and schedule, and per fault kind how
+    many were applied and the write outage they caused (median and maximum)."""
+    outage = outage_per_fault(applied, attempts)
+    per_kind: dict[str, list[float]] = {}
+    for f, o in zip(applied, outage, strict=True):
+        per_kind.setdefault(str(f["kind"]), []).append(o)
+    acked_by_timeline: dict[str, int] = {}
+    for a in attempts:
+        if a.acked:
+            key = str(a.timeline)
+            acked_by_timeline[key] = acked_by_timeline.get(key, 0) + 1
+    return {
+        **verdict.as_dict(), "ok": verdict.ok and healthy, "healthy_at_end": healthy,
+        "final_primary": final_primary, "seed": seed, "duration_s": duration_s,
+        "faults_by_kind": by_kind(schedule),
+        "outage_s_by_kind": {k: spread(v) for k, v in sorted(per_kind.items())},
+        "acknowledged_by_timeline": acked_by_timeline,
+        "consents": [{"at": round(c.at - t0, 3), "window_s": c.window_s, "who": c.who}
+                     for c in consents],
+        "schedule": [f.as_dict() for f in schedule],
+        "applied": [{**f, "applied": round(float(f["applied"]) - t0, 3),
+                     "healed": (round(float(f["healed"]) - t0, 3) if f.get("healed")
+                                else None), "outage_s": o}
+                    for f, o in zip(applied, outage, strict=True)],
+        "acks_per_second": acks_per_second(attempts, t0),
+    }
+
+
+def acks_per_second(attempts: Sequence[Attempt], t0: float) -> dict[str, list[int]]:
+    """Acknowledged writes per second since T0, one series per timeline (the timeline
+    drawing's rows)."""
+    end = max((a.ended for a in attempts), default=t0)
+    n = int(end - t0) + 1
+    series: dict[str, list[int]] = {}
+    for a in attempts:
+        if a.acked:
+            row = series.setdefault(str(a.timeline), [0] * n)
+            row[min(n - 1, max(0, int(a.ended - t0)))] += 1
+    return series

@@ -82,6 +82,15 @@ def decision(c: Config, s: Mapping[str, Any]) -> decide.Decision:
                                  local, live)
 
 
+def loss_window(loss: decide.DataLoss | None) -> dict[str, float] | None:
+    """The asynchronous window the data-loss statement names, for the event log: commits
+    acknowledged from FROM (the watcher's last sighting, seconds since the epoch) for
+    SECONDS may be on no other host. None when the statement names no window."""
+    if loss is None or loss.window_s is None or loss.window_from is None:
+        return None
+    return {"from": round(loss.window_from, 3), "seconds": round(loss.window_s, 3)}
+
+
 def cmd_validate(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
     node_id, visible, total = [*args, "?", "?", "?"][:3]
     d = decision(c, s)
@@ -90,6 +99,7 @@ def cmd_validate(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
         detail="; ".join(why) or (d.data_loss.sentence if d.data_loss else "")
         + f" (visible nodes {visible} of {total})", node_id=node_id,
         evidence=list(d.data_loss.evidence) if d.data_loss else [],
+        loss_window=loss_window(d.data_loss),
         gates=[{"name": g.name, "ok": g.ok, "detail": g.detail} for g in d.gates])
     return 0 if d.proceed else 1
 
@@ -150,6 +160,7 @@ def cmd_stand_in(c: Config, s: Mapping[str, Any], args: list[str]) -> int:
         by="drctl-guard (repmgrd cannot start while its upstream is not running)",
         detail="; ".join(why) or (d.data_loss.sentence if d.data_loss else ""),
         evidence=list(d.data_loss.evidence) if d.data_loss else [],
+        loss_window=loss_window(d.data_loss),
         gates=[{"name": g.name, "ok": g.ok, "detail": g.detail} for g in d.gates])
     if not d.proceed:
         return 1

@@ -57,6 +57,8 @@ class DataLoss:
     # asynchronous replication: commits acknowledged in this many seconds before the
     # watcher lost the primary may be on no other host (None: no such window was stated)
     window_s: float | None = None
+    # where that window begins: the watcher's last sighting, seconds since the epoch
+    window_from: float | None = None
 
     @property
     def safe(self) -> bool:
@@ -199,11 +201,11 @@ def assess_data_loss(cluster: ClusterFacts, candidate: NodeFacts, policy: Policy
     if ahead is None or missing <= 0:
         return DataLoss("none", f"{name} holds all the WAL {best.watcher} saw "
                         f"{best.primary} write (up to {best.seen_at}){window}", 0,
-                        tuple(evidence), best.lost_after_s or 0.0)
+                        tuple(evidence), best.lost_after_s or 0.0, best.at)
     return DataLoss("within-limit", f"{name} lacks {lsn.size(missing)} of WAL {ahead[2]} "
                     f"({ahead[1]}), within drctl_max_loss_bytes "
                     f"({lsn.size(policy.max_loss_bytes)}): commits in it are lost{window}",
-                    missing, tuple(evidence), best.lost_after_s or 0.0)
+                    missing, tuple(evidence), best.lost_after_s or 0.0, best.at)
 
 
 def _why_not_covering(s: Sighting, policy: Policy, cluster: ClusterFacts) -> str:

@@ -135,6 +135,7 @@ class Sighting:
     synchronous_commit: str = ""
     synchronous_standby_names: str = ""
     sync_states: Mapping[str, str] = field(default_factory=dict)  # application_name -> state
+    at: float | None = None  # the sighting's time, seconds since the epoch (watcher's clock)
 
     @property
     def still_seen(self) -> bool:
@@ -175,7 +176,7 @@ class WatcherFacts:
             synchronous_commit=str(p.get("synchronous_commit") or ""),
             synchronous_standby_names=str(p.get("synchronous_standby_names") or ""),
             sync_states={str(k): str((v or {}).get("sync_state"))
-                         for k, v in (p.get("standbys") or {}).items()}))
+                         for k, v in (p.get("standbys") or {}).items()}, at=at))
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,16 @@ from __future__ import annotations
 import time
 from itertools import count
 
-from drctl_lab.campaign import RecordingWriter
-from drctl_lab.checker import check
+from drctl_lab.campaign import (
+    RecordingWriter,
+    consents_from_events,
+    gaps,
+    outage_per_fault,
+    summary,
+)
+from drctl_lab.campaign_html import render
+from drctl_lab.checker import Attempt, check
+from drctl_lab.faults import Fault
 
 
 class FakeServer:
@@ -99,3 +107,85 @@ def test_the_writer_thread_stops_and_closes_its_connection():
     n = len(w.attempts)
     assert n >= 5 and server.closed == 1 and len(server.rows) == n
     assert check(w.attempts, present=server.rows).ok
+
+
+# ------------------------------------------------------------------ judging a campaign
+
+
+def test_a_promotions_consent_is_the_window_its_validation_named() -> None:
+    """Only a validation that passed, named a window and was followed by a promotion on
+    the same host consents; a refusal in between withdraws it."""
+    events = [
+        {"host": "pg2", "step": "auto-validate", "result": "passed",
+         "loss_window": {"from": 100.0, "seconds": 1.5}},
+        {"host": "pg2", "step": "promoted", "result": "ok"},
+        {"host": "pg1", "step": "auto-validate", "result": "passed",
+         "loss_window": {"from": 200.0, "seconds": 2.0}},
+        {"host": "pg1", "step": "auto-validate", "result": "refused"},
+        {"host": "pg1", "step": "promoted", "result": "ok"},
+        {"host": "pg2", "step": "auto-validate", "result": "passed", "loss_window": None},
+        {"host": "pg2", "step": "promoted", "result": "ok"},
+    ]
+    consents = consents_from_events(events)
+    assert [(c.at, c.window_s) for c in consents] == [(101.5, 1.5)]
+    assert "pg2" in consents[0].who and "standing consent" in consents[0].who
+    acked = [Attempt(1, 100.0, 100.5, True, 1), Attempt(2, 101.0, 101.6, True, 1)]
+    verdict = check(acked, [], consents)
+    assert verdict.lost_with_consent == (1,) and verdict.lost == (2,)
+
+
+def test_the_outage_of_a_fault_is_the_longest_gap_in_acknowledgements_it_began() -> None:
+    attempts = [Attempt(i, t - 0.01, t, True, 1) for i, t in enumerate(
+        [0.0, 0.1, 0.2, 5.2, 9.5, 20.0, 20.1, 40.0])]
+    attempts.append(Attempt(99, 6.0, 8.0, False))
+    applied = [{"kind": "power", "applied": 0.1, "healed": 4.0},
+               {"kind": "kill-repmgrd", "applied": 12.0, "healed": 12.0},
+               {"kind": "isolate", "applied": 30.0, "healed": 50.0}]
+    assert gaps(attempts) == [(0.2, 5.2), (5.2, 9.5), (9.5, 20.0), (20.1, 40.0)]
+    # power: the gaps from 0.2 and 5.2 began while it lasted or within 5 s of its end,
+    # the longer counts; kill-repmgrd: the gap from 9.5 began before it (not its doing);
+    # isolate: none began in 29.5-55 s
+    assert outage_per_fault(applied, attempts) == [5.0, 0.0, 0.0]
+
+
+def test_the_summary_counts_faults_outages_and_acknowledgements_per_timeline() -> None:
+    sched = [Fault(1.0, "power", ("pg1",), 3.0), Fault(9.0, "switchover", (), 0.0)]
+    t0 = 1000.0
+    attempts = [Attempt(1, t0, t0 + 0.5, True, 1), Attempt(2, t0 + 0.6, t0 + 6.0, True, 2),
+                Attempt(3, t0 + 6.1, t0 + 6.2, False)]
+    applied = [{"kind": "power", "hosts": ["pg1"], "applied": t0 + 1.0, "healed": t0 + 4.0,
+                "index": 0},
+               {"kind": "switchover", "hosts": [], "applied": t0 + 9.0, "healed": t0 + 9.5,
+                "index": 1}]
+    verdict = check(attempts, [1, 2], ())
+    report = summary(5, 12.0, sched, applied, verdict, attempts, (), True, "pg2", t0)
+    assert report["ok"] and report["seed"] == 5 and report["final_primary"] == "pg2"
+    assert report["faults_by_kind"] == {"power": 1, "switchover": 1}
+    assert report["outage_s_by_kind"] == {"power": {"median": 5.5, "max": 5.5},
+                                          "switchover": {"median": 0.0, "max": 0.0}}
+    assert report["acknowledged_by_timeline"] == {"1": 1, "2": 1}
+    assert report["acks_per_second"] == {"1": [1, 0, 0, 0, 0, 0, 0], "2": [0, 0, 0, 0, 0, 0, 1]}
+    assert report["applied"][0]["applied"] == 1.0 and report["applied"][0]["outage_s"] == 5.5
+    # not healthy at the end: not ok, whatever the writes say
+    assert not summary(5, 12.0, sched, applied, verdict, attempts, (), False, None, t0)["ok"]
+
+
+def test_the_html_timeline_is_self_contained_and_escapes_what_it_shows() -> None:
+    t0 = 0.0
+    attempts = [Attempt(1, 0.0, 0.5, True, 1), Attempt(2, 3.0, 3.5, True, 2)]
+    applied = [{"kind": "power", "hosts": ["pg1"], "applied": 1.0, "healed": 2.0,
+                "index": 0}]
+    verdict = check(attempts, [2], ())
+    report = summary(3, 10.0, [Fault(1.0, "power", ("pg1",), 1.0)], applied, verdict,
+                     attempts, (), True, "pg2", t0)
+    report["events"] = [{"at": 1.0, "what": "powered off <pg1>"},
+                        {"at": 5.0, "what": "operator: failback of pg1: exit 0",
+                         "kind": "failback"}]
+    report["started"] = "2026-12-06T20:00:00Z"
+    page = render(report)
+    assert "FAILED" in page and "1 acknowledged writes lost without consent" in page
+    assert "<svg" in page and "timeline 1" in page and "timeline 2" in page
+    assert "powered off &lt;pg1&gt;" in page and "<pg1>" not in page
+    assert "SEED=3" in page
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "<script" not in page

@@ -73,6 +73,9 @@ def test_validate_probes_until_the_tolerance_then_decides_on_fresh_facts(
     gate = next(g for g in validate["logged"]["gates"]
                 if g["name"] == "the primary is silent and ignores probes")
     assert gate["ok"] and "unseen for 4.3 s" in gate["detail"]
+    # the asynchronous window the promotion accepted, where its statement puts it: from
+    # the watcher's last sighting (4.3 s ago), for 0.5 s until it lost the primary
+    assert validate["logged"]["loss_window"] == {"from": NOW - 4.3, "seconds": 0.5}
 
 
 def test_validate_refuses_a_primary_that_answers_a_probe(validate: dict[str, Any]) -> None:

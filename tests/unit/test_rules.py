@@ -104,9 +104,12 @@ def test_holding_everything_the_watcher_saw_passes() -> None:
     assert d.proceed, d.failed
     assert d.data_loss and d.data_loss.verdict == "none"
     assert d.target == "pg2"
-    # the window nobody can see is named, not called zero
+    # the window nobody can see is named, not called zero, and where it begins is kept
+    # (the watcher's last sighting, 20 s ago): the fault campaign's checker takes a
+    # promotion's consent from it
     assert "asynchronous replication: a commit acknowledged in the last 1.0 s" in \
         d.data_loss.sentence
+    assert d.data_loss.window_s == 1.0 and d.data_loss.window_from == NOW - 20.0
 
 
 def test_any_missing_byte_refuses_by_default() -> None:
