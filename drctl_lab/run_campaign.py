@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from drctl.drill import CLIENT_SETTINGS
 from drctl_lab import hosts
 from drctl_lab.campaign import RecordingWriter, consents_from_events, summary
 from drctl_lab.checker import check
@@ -35,6 +36,13 @@ from drctl_lab.lab import PREFIX
 
 TABLE = "app.campaign_writes"
 EVENT_LOG = "/var/log/drctl/auto.jsonl"  # the repmgr role's repmgr_event_log
+
+
+def connect(**kw: Any) -> Any:
+    """A connection through the VIP with the client settings the README gives an
+    application (a frozen or vanished server noticed within about 3 s), as drctl's
+    drill's writer uses."""
+    return hosts.vip_connect(**CLIENT_SETTINGS, **kw)
 
 
 def _say(message: str) -> None:
@@ -170,8 +178,8 @@ class Campaign:
         base = self.first_id()
         _say(f"seed {self.seed}: {len(self.schedule)} faults over {self.duration_s:.0f} s "
              f"({', '.join(f'{k} {n}' for k, n in by_kind(self.schedule).items())})")
-        writers = [RecordingWriter(self.hosts.vip_connect, TABLE, base + i * 1_000_000_000,
-                                   clock=time.time) for i in range(self.n_writers)]
+        writers = [RecordingWriter(connect, TABLE, base + i * 1_000_000_000, clock=time.time)
+                   for i in range(self.n_writers)]
         queue: list[tuple[float, int, str, int]] = []
         for i, f in enumerate(self.schedule):
             heapq.heappush(queue, (f.at, 0, "apply", i))
