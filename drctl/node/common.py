@@ -41,6 +41,10 @@ class Config:
     bin_dir: str = ""
     fence_file: str = "/etc/drctl/fenced"
     hold_file: str = "/run/drctl/vip-hold"
+    # written by keepalived's check when this node found itself cut off from the network;
+    # while it exists the check refuses the VIP, until the guard confirms this node is
+    # still the newest primary (or it is a standby)
+    doubt_file: str = "/run/drctl/vip-doubt"
     vrrp_state_file: str = "/run/drctl/vrrp-state"
     lag_file: str = "/run/drctl/lag.json"
     auto_settings: str = "/etc/drctl/auto.json"

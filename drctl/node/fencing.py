@@ -370,21 +370,47 @@ def cmd_confirm_primary(c: Config, a: argparse.Namespace) -> None:
 
 def guard_running_primary(c: Config, ask: Asker | None = None) -> decide.StartVerdict:
     """A running primary asks the rule every start asks (decide.startup, as a node that
-    has run as the primary since this boot), on its peers' answers of this moment: a peer
-    on a newer timeline (a failover happened while it was cut off) fences it now.
+    has run as the primary since this boot), on its peers' answers of this moment, and
+    the watchers' records when a peer is silent: a peer on a newer timeline, or a watcher
+    that saw another node write on one (a failover happened while it was cut off), fences
+    it now.
     Other verdicts change nothing on a running server: a twin primary on the same
     timeline is reported by drctl status, where an operator decides which one keeps its
     writes. Marks the node as having run as the primary since boot (e.g. promoted)."""
     ask = ask or OneShot(c)
     my_tl = parse_position(ask.local(sql.CURRENT_POSITION))[1]
-    verdict = decide.startup(fenced=None, standby=False, my_timeline=my_tl,
-                             peers=ask_peers(c, ask), lifted=False, primary_this_boot=True)
+    peers = ask_peers(c, ask)
+    doubt = os.path.exists(c.doubt_file)
+    # A peer that does not answer may have been promoted while this node was cut off from
+    # it, and may still be cut off from it: the watchers' records (the witness holds
+    # them) say whether another node wrote on a newer timeline. Asked only then, or in
+    # doubt: when every peer answers, a promotion among them shows in their answers.
+    witnesses: list[WatcherFacts] = []
+    max_age = Policy.watch_max_age_s
+    if doubt or any(p.role is None for p in peers):
+        witnesses, max_age = witness_answers(c)
+    # In doubt (keepalived's check found this node cut off from the network, and keeps
+    # the VIP away until this is settled), having run as the primary since boot proves
+    # nothing: a peer or a watcher must confirm it, as at a start.
+    verdict = decide.startup(fenced=None, standby=False, my_timeline=my_tl, peers=peers,
+                             lifted=False, primary_this_boot=not doubt, me=c.name,
+                             witnesses=witnesses, watch_max_age_s=max_age)
     if verdict.action == "fence":
         fence(c, verdict.reason)
         print(f"drctl-guard: fenced this node: {verdict.reason}", flush=True)
-    elif not os.path.exists(c.primary_boot_file):
+        return verdict
+    if not os.path.exists(c.primary_boot_file):
         _mark(c.primary_boot_file)
+    if doubt and verdict.action == "start":
+        clear_doubt(c, f"still the newest primary: {verdict.reason}")
     return verdict
+
+
+def clear_doubt(c: Config, why: str) -> None:
+    """Remove keepalived's doubt marker (the VIP may come back here), saying why."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(c.doubt_file)
+        print(f"drctl-guard: the VIP may return to this node: {why}", flush=True)
 
 
 def cmd_guard(c: Config, a: argparse.Namespace) -> None:
@@ -408,6 +434,8 @@ def look(c: Config, looks: Looks, stand_in: standin.StandIn | None = None) -> No
     try:
         in_recovery = looks.local(sql.IN_RECOVERY)
         if in_recovery == "t":
+            if os.path.exists(c.doubt_file):  # a standby's VIP check fails anyway
+                clear_doubt(c, "it is a standby")
             sample_lag(c, looks)
         if stand_in is not None:
             done = stand_in.look(standby=in_recovery == "t")

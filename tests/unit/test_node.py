@@ -605,6 +605,7 @@ def booting_primary(tmp_path: Path, fake_bin: Path) -> Path:
            "start_held_file": str(tmp_path / "run" / "start-held.json"),
            "start_lift_file": str(tmp_path / "run" / "start-lifted"),
            "primary_boot_file": str(tmp_path / "run" / "primary-this-boot"),
+           "doubt_file": str(tmp_path / "run" / "vip-doubt"),
            "start_confirm_wait_s": 0, "auto_settings": str(tmp_path / "auto.json"),
            "peers": [{"name": "pg2", "address": "10.0.0.12"},
                      {"name": "pg3", "address": "10.0.0.13"}]}
@@ -771,6 +772,85 @@ def test_a_running_primary_is_fenced_by_the_rule_every_start_asks(
         assert (running_primary / "run" / "primary-this-boot").exists()
 
 
+
+def test_a_primary_back_from_a_partition_asks_the_watchers_when_a_peer_is_silent(
+        running_primary: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the fault campaign: pg1 isolated, pg2 promoted (timeline 4), then pg2 cut
+    off as pg1 came back. No peer answers pg1, so only the watcher's record (pg2 seen
+    writing on timeline 4) can say that it was replaced: it is fenced on it. A record of
+    this node on its own timeline fences nothing, and with every peer answering the
+    witness is not asked at all."""
+    def record(host: str, tl: int) -> WatcherFacts:
+        return WatcherFacts.from_json("backup1", {
+            "now": 1000.0, "checked_at": 999.0, "primary": {
+                "host": host, "timeline": tl, "lsn": "0/6000000", "at": 990.0,
+                "lost_at": None}})
+
+    asked: list[int] = []
+    records = [record("pg2", 4)]
+
+    def witness(c: common.Config) -> tuple[list[WatcherFacts], float]:
+        asked.append(1)
+        return records, 30.0
+
+    monkeypatch.setattr(fencing, "witness_answers", witness)
+    c = common.Config.load(str(running_primary / "node.json"))
+    records[:] = [record("pg1", 3)]
+    assert fencing.guard_running_primary(c).action == "start" and asked == [1]
+    assert not (running_primary / "fenced").exists()
+    records[:] = [record("pg2", 4)]
+    verdict = fencing.guard_running_primary(c)
+    assert verdict.action == "fence" and asked == [1, 1]
+    assert "the watcher on backup1 saw pg2 write on timeline 4" in json.loads(
+        (running_primary / "fenced").read_text())["reason"]
+    (running_primary / "fenced").unlink()
+    peer_says(running_primary, "10.0.0.12", "standby|3")
+    peer_says(running_primary, "10.0.0.13", "standby|3")
+    assert fencing.guard_running_primary(c).action == "start" and asked == [1, 1]
+
+
+def _watcher_saw(host: str, tl: int, checked_ago: float = 1.0) -> WatcherFacts:
+    return WatcherFacts.from_json("backup1", {
+        "now": 1000.0, "checked_at": 1000.0 - checked_ago, "primary": {
+            "host": host, "timeline": tl, "lsn": "0/6000000", "at": 990.0, "lost_at": None}})
+
+
+@pytest.mark.parametrize("answers,records,cleared", [
+    ({"10.0.0.12": "standby|3"}, [], True),  # a peer confirms: the VIP may return
+    ({}, [("pg1", 3)], True),  # nobody answers, the watcher saw no promotion since
+    ({}, [], False),  # nobody answers, no watcher: unknown, the VIP stays away
+    ({}, [("pg1", 3, 120.0)], False),  # the watcher's record is stale
+])
+def test_a_primary_in_doubt_gets_the_vip_back_only_once_confirmed(
+        running_primary: Path, monkeypatch: pytest.MonkeyPatch,
+        answers: dict[str, str], records: list[tuple], cleared: bool) -> None:
+    """keepalived's check found pg1 cut off from the network and wrote the doubt marker
+    (the VIP stays away while it exists). Having run as the primary since boot proves
+    nothing then: a peer or a live watcher must confirm that no promotion happened."""
+    (running_primary / "run").mkdir(exist_ok=True)
+    (running_primary / "run" / "primary-this-boot").write_text("{}")
+    doubt = running_primary / "run" / "vip-doubt"
+    doubt.write_text("")
+    for address, text in answers.items():
+        peer_says(running_primary, address, text)
+    monkeypatch.setattr(fencing, "witness_answers", lambda c: (
+        [_watcher_saw(*r) for r in records], 30.0))
+    c = common.Config.load(str(running_primary / "node.json"))
+    verdict = fencing.guard_running_primary(c)
+    assert verdict.action == ("start" if cleared else "hold"), verdict
+    assert doubt.exists() is not cleared
+    assert not (running_primary / "fenced").exists()
+
+
+def test_a_primary_in_doubt_that_was_replaced_is_fenced(
+        running_primary: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (running_primary / "run").mkdir(exist_ok=True)
+    (running_primary / "run" / "vip-doubt").write_text("")
+    monkeypatch.setattr(fencing, "witness_answers", lambda c: ([_watcher_saw("pg2", 4)], 30.0))
+    c = common.Config.load(str(running_primary / "node.json"))
+    assert fencing.guard_running_primary(c).action == "fence"
+    assert (running_primary / "fenced").exists()
+
 SESSION_PSQL = """\
 import os, sys
 host = "local"
@@ -784,7 +864,10 @@ with open(os.path.join(NODE, "psql-starts"), "a") as fh:
 
 def answer(statement):
     if host == "local":
-        return "f" if statement == "select pg_is_in_recovery()" else "0/5000000|3"
+        if statement == "select pg_is_in_recovery()":
+            standby = os.path.exists(os.path.join(NODE, "in-recovery"))
+            return "t" if standby else "f"
+        return "0/5000000|3"
     try:
         with open(os.path.join(NODE, "answers", host)) as fh:
             return fh.read().strip()
@@ -843,6 +926,24 @@ def test_the_guard_keeps_one_session_per_server_and_fences_on_a_newer_timeline(
         assert starts.count("10.0.0.13") == 2 and starts.count("local") == 1
     finally:
         looks.close()
+
+
+def test_the_guard_clears_a_standbys_doubt(guarded_primary: Path) -> None:
+    """A standby cut off from the network got the doubt marker from keepalived's check;
+    it is no primary to confirm, and a promotion later decides for itself: the guard
+    removes the marker at its next look."""
+    c = common.Config.load(str(guarded_primary / "node.json"))
+    (guarded_primary / "in-recovery").write_text("")
+    (guarded_primary / "run").mkdir(exist_ok=True)
+    (guarded_primary / "run" / "vip-doubt").write_text("")
+    peer_says(guarded_primary, "10.0.0.12", "primary|3|0/5000000")
+    looks = fencing.Looks(c)
+    try:
+        fencing.look(c, looks)
+    finally:
+        looks.close()
+    assert not (guarded_primary / "run" / "vip-doubt").exists()
+    assert not (guarded_primary / "fenced").exists()
 
 
 def test_the_guard_asks_the_same_questions_over_a_session_as_over_new_connections(
