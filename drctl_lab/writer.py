@@ -8,6 +8,8 @@ acknowledged ids the new primary does not have: the writes lost (the RPO).
 
 from __future__ import annotations
 
+import functools
+
 from drctl.workload import SqlWriter
 from drctl_lab.hosts import psql, vip_connect
 
@@ -25,8 +27,15 @@ class Writer(SqlWriter):
     """SqlWriter through the lab's VIP, as a context manager: started on entry (the table
     created first), stopped on exit."""
 
-    def __init__(self, start_id: int, interval: float = 0.01):
-        super().__init__(vip_connect, table=TABLE, rate=1.0 / interval, start_id=start_id)
+    def __init__(self, start_id: int, interval: float = 0.01, as_advised: bool = False):
+        """AS_ADVISED: connect with the client settings the README gives applications
+        (drctl.drill.CLIENT_SETTINGS: a server gone silent is given up within seconds)."""
+        connect = vip_connect
+        if as_advised:
+            from drctl.drill import CLIENT_SETTINGS
+
+            connect = functools.partial(vip_connect, **CLIENT_SETTINGS)
+        super().__init__(connect, table=TABLE, rate=1.0 / interval, start_id=start_id)
 
     def __enter__(self) -> Writer:
         self.prepare()

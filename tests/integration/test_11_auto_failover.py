@@ -28,7 +28,7 @@ from drctl_lab.hosts import (
     vip_holders,
     wait_for,
 )
-from drctl_lab.writer import Writer
+from drctl_lab.writer import TABLE, Writer
 from tests.integration.conftest import (
     ROOT,
     drctl,
@@ -560,3 +560,55 @@ def test_a_lone_primary_that_reboots_starts_when_the_witness_saw_no_promotion():
     assert "the watcher on backup1 saw no promotion" in said, said
     power_on("pg2")
     armed_with("pg1")  # the standby boots, follows pg1, and automatic failover re-arms
+
+
+def test_a_primary_back_from_a_partition_while_its_replacement_is_cut_off_stays_out():
+    """Found by the fault campaign (seed 2): pg1 is cut off from the network and repmgrd
+    promotes pg2; then pg2 is cut off just as pg1 comes back. No peer answers pg1, so only
+    the watcher's record (through the witness) can tell it that it was replaced. pg1 must
+    not take the VIP back nor acknowledge a write on its old timeline: it is fenced, and
+    every write acknowledged through the VIP after its return is on pg2. (Before the fix
+    pg1 took the VIP within a second and served until pg2 came back.) The watcher has
+    seen pg2 write before pg2 is cut off, as in the campaign."""
+    rearm_unless_left_armed()
+    cut = "iptables -I INPUT -i eth0 -j DROP && iptables -I OUTPUT -o eth0 -j DROP"
+    mend = "iptables -D INPUT -i eth0 -j DROP; iptables -D OUTPUT -o eth0 -j DROP; true"
+    with Writer(start_id=9_000_000, as_advised=True) as w:
+        w.wait_for_acks(50)
+        sh("pg1", cut)
+        try:
+            wait_for("repmgrd to promote pg2", lambda: in_recovery("pg2") == "f", timeout=90,
+                     interval=0.5)
+            # the watcher sees the promotion (its record names pg2) before pg2 is cut off;
+            # a promotion it never saw is what a promotion announced at the witness will
+            # cover (docs/design-campaign.md)
+            wait_for("the watcher to see pg2 write", lambda: json.loads(sh(
+                "backup1", "/usr/local/libexec/drctl/drctl-node watch --show"))
+                .get("primary", {}).get("host") == "pg2", timeout=30, interval=0.5)
+            sh("pg2", cut)
+            sh("pg1", mend)
+            returned = time.monotonic()
+            try:
+                holds_for("pg1 without the VIP", lambda: "pg1" not in vip_holders(), 8,
+                          interval=0.3)
+                wait_for("pg1's guard to fence it", lambda: sh(
+                    "pg1", "test -e /etc/drctl/fenced && echo fenced", check=False) == "fenced",
+                    timeout=30)
+                assert "pg1" not in vip_holders()
+            finally:
+                sh("pg2", mend)
+        finally:
+            sh("pg1", mend)
+        wait_for("the VIP on pg2", lambda: vip_holders() == ["pg2"], timeout=30)
+        w.wait_for_acks(20)
+        w.stop()
+    late = sorted(i for t, i in w.acked if t > returned)
+    assert late, "writes were acknowledged after pg1's return"
+    have = {int(x) for x in psql("pg2", f"select id from {TABLE} where id between "
+                                        f"{late[0]} and {late[-1]}", db="app").split()}
+    assert set(late) <= have, f"acknowledged after pg1's return, not on pg2: " \
+        f"{sorted(set(late) - have)[:10]}"
+    said = sh("pg1", "journalctl -u drctl-guard --no-pager | grep 'fenced this node'",
+              check=False)
+    assert "the watcher on backup1 saw pg2 write on timeline" in said, said
+    assert_fenced_and_harmless("pg1")
