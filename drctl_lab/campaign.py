@@ -21,6 +21,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from drctl_lab.checker import Attempt, Consent, Verdict, timeline_of
@@ -194,3 +195,21 @@ def acks_per_second(attempts: Sequence[Attempt], t0: float) -> dict[str, list[in
             row = series.setdefault(str(a.timeline), [0] * n)
             row[min(n - 1, max(0, int(a.ended - t0)))] += 1
     return series
+
+
+def made_since(copies: Iterable[Mapping[str, Any]], started: float) -> list[dict[str, Any]]:
+    """The kept copies of diverged data (`drctl diverged list`'s `copies`) that failback
+    set aside at or after STARTED (seconds since the epoch): the campaign's own, which it
+    records and then drops (an hour of faults would fill the lab's disks). A copy whose
+    time is unknown is not the campaign's to drop."""
+    out = []
+    for c in copies:
+        try:
+            at = datetime.fromisoformat(str(c.get("at"))).timestamp()
+        except ValueError:
+            continue
+        if at >= started:
+            out.append({k: c.get(k) for k in ("host", "name", "at", "bytes", "commits",
+                                               "first_commit_at", "last_commit_at",
+                                               "sentence")})
+    return out

@@ -29,7 +29,7 @@ import yaml
 
 from drctl.drill import CLIENT_SETTINGS
 from drctl_lab import hosts
-from drctl_lab.campaign import RecordingWriter, consents_from_events, summary
+from drctl_lab.campaign import RecordingWriter, consents_from_events, made_since, summary
 from drctl_lab.checker import check
 from drctl_lab.faults import Fault, Lab, _why, apply, by_kind, draw, heal
 from drctl_lab.lab import PREFIX
@@ -218,9 +218,21 @@ class Campaign:
         verdict = check(attempts, present, consents)
         report = summary(self.seed, self.duration_s, self.schedule, self.applied, verdict,
                          attempts, consents, healthy, primary, t0)
+        report["diverged"] = self.drop_own_copies(t0)
         report["events"] = [{**e, "at": round(e["at"] - t0, 3)} for e in self.events]
         report["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0))
         return report
+
+    def drop_own_copies(self, started: float) -> list[dict[str, Any]]:
+        """What each copy failback set aside during the campaign held (for the report),
+        then drop those copies: the campaign caused them and an hour of faults would
+        fill the lab's disks."""
+        listing = _drctl(["diverged", "list"])[1]
+        own = made_since(listing.get("copies") or [], started)
+        for c in own:
+            code = _drctl(["diverged", "drop", str(c["host"]), str(c["name"]), "--yes"])[0]
+            c["dropped"] = code == 0
+        return own
 
     def _apply(self, i: int, f: Fault) -> None:
         started = time.time()

@@ -5,12 +5,14 @@ the connection. A fake connection stands in for psycopg's (the lab proves the re
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from itertools import count
 
 from drctl_lab.campaign import (
     RecordingWriter,
     consents_from_events,
     gaps,
+    made_since,
     outage_per_fault,
     summary,
 )
@@ -189,3 +191,18 @@ def test_the_html_timeline_is_self_contained_and_escapes_what_it_shows() -> None
     assert "SEED=3" in page
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "<script" not in page
+
+
+def test_the_campaign_drops_only_the_copies_it_caused() -> None:
+    copies = [
+        {"host": "pg1", "name": "main.diverged-20261206T204514Z",
+         "at": "2026-12-06T20:45:14+00:00", "bytes": 5, "commits": 10, "xids": [1]},
+        {"host": "pg2", "name": "main.diverged-20261206T190000Z",
+         "at": "2026-12-06T19:00:00+00:00"},  # an operator's, from before the campaign
+        {"host": "pg2", "name": "main.diverged-x", "at": None},  # when: unknown
+    ]
+    started = datetime(2026, 12, 6, 20, 44, tzinfo=UTC).timestamp()
+    own = made_since(copies, started)
+    assert [(c["host"], c["name"], c["commits"]) for c in own] == [
+        ("pg1", "main.diverged-20261206T204514Z", 10)]
+    assert "xids" not in own[0]
