@@ -571,8 +571,9 @@ def test_a_primary_back_from_a_partition_while_its_replacement_is_cut_off_stays_
     pg1 took the VIP within a second and served until pg2 came back.) The watcher has
     seen pg2 write before pg2 is cut off, as in the campaign."""
     rearm_unless_left_armed()
-    cut = "iptables -I INPUT -i eth0 -j DROP && iptables -I OUTPUT -o eth0 -j DROP"
-    mend = "iptables -D INPUT -i eth0 -j DROP; iptables -D OUTPUT -o eth0 -j DROP; true"
+    from drctl_lab.faults import ISOLATE as cut
+    from drctl_lab.faults import UNISOLATE as mend
+
     with Writer(start_id=9_000_000, as_advised=True) as w:
         w.wait_for_acks(50)
         sh("pg1", cut)
