@@ -5,9 +5,11 @@ names (drctl.paths, drctl_lab.lab) say where; nothing here is product code."""
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,35 @@ def sh(host: str, command: str, check: bool = True, timeout: float = 120) -> str
 
 def psql(host: str, sql: str, db: str = "postgres", check: bool = True) -> str:
     return sh(host, f"runuser -u postgres -- psql -XAtq -d {db} -c \"{sql}\"", check=check)
+
+
+def drctl_cli(args: list[str] | tuple[str, ...], timeout: float = 900,
+              cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the real CLI as a script would: this interpreter's drctl, no terminal on stdin,
+    stdout and stderr captured as text."""
+    return subprocess.run([sys.executable, "-m", "drctl", *args], cwd=cwd,
+                          capture_output=True, stdin=subprocess.DEVNULL, text=True,
+                          timeout=timeout, check=False)
+
+
+def json_answer(proc: subprocess.CompletedProcess) -> dict[str, Any]:
+    """The JSON document a `--format json` call printed (a list rides in "document");
+    when the call failed, what it said on stderr rides along as "_stderr". Raises
+    ValueError when it printed no JSON."""
+    data = json.loads(proc.stdout)
+    if not isinstance(data, dict):
+        data = {"document": data}
+    if proc.returncode != 0:
+        data = {"_stderr": proc.stderr[-3000:], **data}
+    return data
+
+
+def healthy(code: int, st: Mapping[str, Any], primary: str | None = None) -> bool:
+    """Status's answer is healthy: a writable primary (PRIMARY, when named) that is the
+    only VIP holder."""
+    writer = st.get("primary")
+    return (code == 0 and writer is not None and (primary is None or writer == primary)
+            and st.get("vip_holders") == [writer])
 
 
 def wait_for(what: str, predicate: Callable[[], object], timeout: float = 30,

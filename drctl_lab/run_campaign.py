@@ -22,7 +22,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -50,27 +50,15 @@ def _say(message: str) -> None:
 
 
 def _drctl(args: Sequence[str], timeout: float = 900) -> tuple[int, dict[str, Any]]:
-    proc = subprocess.run([sys.executable, "-m", "drctl", *args, "--format", "json"],
-                          capture_output=True, stdin=subprocess.DEVNULL, text=True,
-                          timeout=timeout, check=False)
+    proc = hosts.drctl_cli([*args, "--format", "json"], timeout=timeout)
     try:
-        data = json.loads(proc.stdout)
+        return proc.returncode, hosts.json_answer(proc)
     except ValueError:
-        data = {}
-    if not isinstance(data, dict):
-        data = {"document": data}
-    if proc.returncode != 0:
-        data.setdefault("_stderr", proc.stderr[-2000:])
-    return proc.returncode, data
+        return proc.returncode, {"_stderr": proc.stderr[-3000:]}
 
 
 def _status() -> tuple[int, dict[str, Any]]:
     return _drctl(["status"], timeout=120)
-
-
-def _healthy(code: int, st: Mapping[str, Any]) -> bool:
-    return code == 0 and st.get("primary") is not None and \
-        st.get("vip_holders") == [st.get("primary")]
 
 
 class Campaign:
@@ -107,7 +95,7 @@ class Campaign:
 
     def arm(self) -> None:
         code, st = _status()
-        if not _healthy(code, st):
+        if not hosts.healthy(code, st):
             raise SystemExit(f"the lab is not healthy (`drctl status` exit {code}: "
                              f"{'; '.join(st.get('problems') or [])}): provision it first")
         code, auto = _drctl(["auto", "status"])
@@ -134,7 +122,7 @@ class Campaign:
         """The operator's look: healthy, or a node left fenced or stopped (no fault on
         it any more) is failed back. True when healthy."""
         code, st = _status()
-        if _healthy(code, st):
+        if hosts.healthy(code, st):
             return True
         busy = {h for f in self.active.values() for h in f.hosts}
         for n in st.get("nodes") or []:

@@ -18,7 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from drctl_lab.hosts import INVENTORY, lab_address, vip_holders, wait_for
+from drctl_lab.hosts import (
+    INVENTORY,
+    drctl_cli,
+    healthy,
+    json_answer,
+    lab_address,
+    vip_holders,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 # The lab as `drctl provision` leaves it, kept as a snapshot: every module that needs a
@@ -49,9 +57,7 @@ def drctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     as text."""
     before, start = os.times(), time.monotonic()
     try:
-        return subprocess.run([sys.executable, "-m", "drctl", *args], cwd=ROOT,
-                              capture_output=True, stdin=subprocess.DEVNULL, text=True,
-                              timeout=timeout, check=False)
+        return drctl_cli(args, timeout=timeout, cwd=ROOT)
     finally:
         after = os.times()
         cpu = (after.children_user - before.children_user
@@ -82,10 +88,7 @@ def drctl_json(*args: str, timeout: float = 900) -> tuple[int, dict]:
     along as "_stderr" (first in a failed assertion's message: why it failed)."""
     proc = drctl(*args, "--format", "json", timeout=timeout)
     try:
-        data = json.loads(proc.stdout)
-        if proc.returncode != 0 and isinstance(data, dict):
-            data = {"_stderr": proc.stderr[-3000:], **data}
-        return proc.returncode, data
+        return proc.returncode, json_answer(proc)
     except ValueError as exc:
         raise AssertionError(f"no JSON on stdout (rc {proc.returncode}):\n{proc.stdout}\n"
                              f"{proc.stderr}") from exc
@@ -110,14 +113,9 @@ def holds_for(what: str, predicate: Callable[[], object], seconds: float,
         time.sleep(interval)
 
 
-def _healthy(code: int, st: dict, primary: str) -> bool:
-    """Status's answer is healthy with PRIMARY writable and the only VIP holder."""
-    return code == 0 and st["primary"] == primary and st["vip_holders"] == [primary]
-
-
 def healthy_now(primary: str) -> bool:
     """Status, asked once, is healthy with PRIMARY writable and the only VIP holder."""
-    return _healthy(*drctl_json("status"), primary)
+    return healthy(*drctl_json("status"), primary)
 
 
 def healthy_with(primary: str, timeout: float = 60) -> None:
@@ -127,7 +125,7 @@ def healthy_with(primary: str, timeout: float = 60) -> None:
     def check():
         code, st = drctl_json("status")
         last.update(code=code, status=st)
-        return _healthy(code, st, primary)
+        return healthy(code, st, primary)
     try:
         wait_for(f"a healthy cluster with primary {primary}", check, timeout=timeout,
                  interval=1)

@@ -149,3 +149,30 @@ def test_every_package_a_role_installs_is_fetched_into_the_lab_image():
     included = _packages(lab.RECIPE.read_text(), "--include=", " ").pop().split(",")
     missing = {p: name for p, name in wanted.items() if p not in fetched | set(included)}
     assert not missing, missing
+
+
+def test_healthy_means_one_writable_primary_that_alone_holds_the_vip() -> None:
+    from drctl_lab.hosts import healthy
+
+    good = {"primary": "pg1", "vip_holders": ["pg1"]}
+    assert healthy(0, good) and healthy(0, good, "pg1")
+    assert not healthy(0, good, "pg2")
+    assert not healthy(2, good)
+    assert not healthy(0, {"primary": None, "vip_holders": []})
+    assert not healthy(0, {"primary": "pg1", "vip_holders": ["pg1", "pg2"]})
+    assert not healthy(0, {"primary": "pg1", "vip_holders": []})
+
+
+def test_a_json_answer_keeps_what_a_failed_call_said() -> None:
+    import subprocess
+
+    from drctl_lab.hosts import json_answer
+
+    ok = subprocess.CompletedProcess([], 0, stdout='{"a": 1}', stderr="noise")
+    assert json_answer(ok) == {"a": 1}
+    failed = subprocess.CompletedProcess([], 3, stdout='{"a": 1}', stderr="why")
+    assert json_answer(failed) == {"_stderr": "why", "a": 1}
+    listing = subprocess.CompletedProcess([], 0, stdout="[1, 2]", stderr="")
+    assert json_answer(listing) == {"document": [1, 2]}
+    with pytest.raises(ValueError):
+        json_answer(subprocess.CompletedProcess([], 1, stdout="", stderr="boom"))
