@@ -88,12 +88,9 @@ class StandIn:
             self.ran_at = now
         down = None if up is not None and up >= RUNNING_FOR_S else now - self.ran_at
         peers = tuple(str(p) for p in s.get("location_peers") or ())
-        # the rule on what costs nothing to know first (no other standby, some primary
-        # lost): where it says no, it would with the witness's answer too, which is then
-        # not asked
-        ready = decide.stand_in(local, standby=standby, repmgrd_down_s=down,
-                                location_peers=(), lost="?")
-        if not ready.ok:
+        # the half of the rule that costs nothing to know first: where it says no, the
+        # whole rule would too, and the witness is not asked
+        if not decide.stand_in_due(local, standby=standby, repmgrd_down_s=down).ok:
             return None
         if self.asked_at is not None and now - self.asked_at < ASK_AGAIN_S:
             return None

@@ -704,36 +704,49 @@ def auto_promotion(cluster: ClusterFacts, candidate: str, policy: Policy,
 STAND_IN_AFTER_S = 60.0
 
 
-def stand_in(local: LocalAuto, *, standby: bool, repmgrd_down_s: float | None,
-             location_peers: Sequence[str], lost: str | None) -> Gate:
-    """Does drctl's guard hold this standby's election itself? repmgrd does not start on a
-    standby while its upstream is not running ("upstream node must be running before
-    repmgrd can start"): after a power cut of the whole location, a primary that never
-    comes back would be replaced by nobody. The guard stands in where repmgrd has not
-    run for STAND_IN_AFTER_S, on a standby that is the only one of its location besides
-    the primary the watchers saw last (LOST; between two standbys, repmgrd's election
-    chooses, and two stand-ins could both promote). Whether to promote is then
-    auto_promotion's, the validation repmgrd's election runs: this says only who asks.
-    REPMGRD_DOWN_S: seconds since repmgrd last ran here (None: it runs)."""
+def stand_in_due(local: LocalAuto, *, standby: bool, repmgrd_down_s: float | None) -> Gate:
+    """stand_in's half that needs no one else's word: this node is a standby that the
+    election's validation would not refuse on its own facts (fenced, paused, another
+    location than the primary's), and repmgrd has not run here for STAND_IN_AFTER_S.
+    Where it says no, stand_in says no whatever the watchers saw: the guard asks them
+    only once it says yes. REPMGRD_DOWN_S: seconds since repmgrd last ran here (None: it
+    runs)."""
     name = "repmgrd cannot hold this standby's election"
-    others = sorted(p for p in location_peers if p != lost)
-    # what the election's validation would refuse on this node's own facts (fenced,
-    # paused, another location than the primary's) it is not asked
     refused = [g.detail for g in _local_gates(local) if not g.ok]
     why = ("not a standby" if not standby else
            refused[0] if refused else
            "repmgrd runs" if repmgrd_down_s is None else
            f"repmgrd has not run for {repmgrd_down_s:.0f} s only, under "
            f"{STAND_IN_AFTER_S:g} s (a primary that boots late is not replaced)"
-           if repmgrd_down_s < STAND_IN_AFTER_S else
-           "no watcher saw a primary: nothing to stand in for" if lost is None else
+           if repmgrd_down_s < STAND_IN_AFTER_S else "")
+    if why or repmgrd_down_s is None:
+        return Gate(name, False, why)
+    return Gate(name, True, f"repmgrd has not run for {repmgrd_down_s:.0f} s")
+
+
+def stand_in(local: LocalAuto, *, standby: bool, repmgrd_down_s: float | None,
+             location_peers: Sequence[str], lost: str | None) -> Gate:
+    """Does drctl's guard hold this standby's election itself? repmgrd does not start on a
+    standby while its upstream is not running ("upstream node must be running before
+    repmgrd can start"): after a power cut of the whole location, a primary that never
+    comes back would be replaced by nobody. The guard stands in where repmgrd has not
+    run for STAND_IN_AFTER_S (stand_in_due), on a standby that is the only one of its
+    location besides the primary the watchers saw last (LOST; between two standbys,
+    repmgrd's election chooses, and two stand-ins could both promote). Whether to promote
+    is then auto_promotion's, the validation repmgrd's election runs: this says only who
+    asks."""
+    due = stand_in_due(local, standby=standby, repmgrd_down_s=repmgrd_down_s)
+    if not due.ok:
+        return due
+    others = sorted(p for p in location_peers if p != lost)
+    why = ("no watcher saw a primary: nothing to stand in for" if lost is None else
            f"{', '.join(others)} {'is' if len(others) == 1 else 'are'} also a standby "
            f"of this location: repmgrd's election chooses between standbys (`drctl "
            f"failover` does it by hand)" if others else "")
     if why:
-        return Gate(name, False, why)
-    return Gate(name, True, f"repmgrd has not run for {repmgrd_down_s:.0f} s: the guard "
-                            f"asks the election's rules whether {lost} is gone")
+        return Gate(due.name, False, why)
+    return Gate(due.name, True, f"repmgrd has not run for {repmgrd_down_s:.0f} s: the guard "
+                                f"asks the election's rules whether {lost} is gone")
 
 
 ASYNC_WINDOW_REFUSED = (

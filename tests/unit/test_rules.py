@@ -817,3 +817,25 @@ def test_the_guard_stands_in_for_the_locations_only_standby() -> None:
     # the lost primary is no other standby; a standby of the other location is not a peer
     assert decide.stand_in(local(), standby=True, repmgrd_down_s=90.0, location_peers=(),
                            lost="pg1").ok
+
+
+@pytest.mark.parametrize(("kw", "due"), [
+    ({}, True),
+    ({"standby": False}, False),
+    ({"repmgrd_down_s": None}, False),
+    ({"repmgrd_down_s": 59.0}, False),
+    ({"local": {"fenced": True}}, False),
+])
+def test_the_stand_ins_own_half_decides_alone_what_it_can(kw: dict[str, Any], due: bool
+                                                           ) -> None:
+    """The guard asks the witness only where stand_in_due says yes: where it says no, the
+    whole rule says the same, whatever the watchers saw."""
+    args: dict[str, Any] = {"standby": True, "repmgrd_down_s": 62.0}
+    args.update({k: v for k, v in kw.items() if k != "local"})
+    half = decide.stand_in_due(local(**kw.get("local", {})), **args)
+    assert half.ok is due
+    for lost, peers in (("pg1", ("pg1",)), (None, ()), ("pg1", ("pg1", "pg3"))):
+        whole = decide.stand_in(local(**kw.get("local", {})), **args,
+                                location_peers=peers, lost=lost)
+        if not due:
+            assert not whole.ok and whole.detail == half.detail
