@@ -15,7 +15,9 @@ Check mode skips it, as it skips the command module, unless the task says
 `check_mode: false`.
 
 The program's input is handed to the shell as its script (stdin), so no terminal is
-allocated: stdout and stderr stay apart, and a JSON answer arrives as printed.
+allocated: stdout and stderr stay apart, and a JSON answer arrives as printed. Over
+mitogen's connection (drctl's provision), the line it appends to every command's stderr
+("Shared connection to HOST closed.") is removed: it is not the program's.
 
 Options:
   argv    the program and its arguments (a list; required)
@@ -24,6 +26,7 @@ Options:
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Any
 
@@ -45,9 +48,15 @@ def _text(raw: Any) -> str:
     return str(raw or "")
 
 
+# What mitogen's connection adds to the end of every command's stderr, in the words
+# OpenSSH prints when a shared session ends: not the program's.
+_CONNECTION_NOTE = re.compile(r"(?:^|\r?\n)Shared connection to \S+ closed\.\r?\n?$")
+
+
 def shaped(argv: list[Any], rc: int, stdout: Any, stderr: Any) -> dict[str, Any]:
     """The command module's result for a program that ended with RC."""
-    out, err = _text(stdout).rstrip("\r\n"), _text(stderr).rstrip("\r\n")
+    out = _text(stdout).rstrip("\r\n")
+    err = _CONNECTION_NOTE.sub("", _text(stderr)).rstrip("\r\n")
     result: dict[str, Any] = {
         "cmd": [str(a) for a in argv], "rc": rc, "changed": True,
         "stdout": out, "stderr": err,

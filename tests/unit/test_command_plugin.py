@@ -92,3 +92,13 @@ def test_check_mode_skips_it_as_it_skips_the_command_module() -> None:
     with pytest.raises(AnsibleActionSkip):
         act.run(task_vars={})
     assert act.seen == []
+
+
+def test_the_connections_own_note_is_not_the_programs_stderr() -> None:
+    """mitogen's connection (drctl runs provision on it) appends OpenSSH's words to the
+    end of every command's stderr; the program's own lines stay."""
+    shaped = plugin().shaped
+    note = "Shared connection to 172.29.57.11 closed.\n"
+    assert shaped(["x"], 0, "", note)["stderr"] == ""
+    assert shaped(["x"], 1, "", "real error\n" + note)["stderr_lines"] == ["real error"]
+    assert shaped(["x"], 1, "", "real error\n")["stderr"] == "real error"
