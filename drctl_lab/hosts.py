@@ -42,14 +42,12 @@ def drctl_cli(args: list[str] | tuple[str, ...], timeout: float = 900,
                           timeout=timeout, check=False)
 
 
-def json_answer(proc: subprocess.CompletedProcess) -> dict[str, Any]:
-    """The JSON document a `--format json` call printed (a list rides in "document");
-    when the call failed, what it said on stderr rides along as "_stderr". Raises
-    ValueError when it printed no JSON."""
+def json_answer(proc: subprocess.CompletedProcess) -> Any:
+    """The JSON document a `--format json` call printed, as printed (a list stays a list);
+    when the call failed and printed an object, what it said on stderr rides along in it
+    as "_stderr". Raises ValueError when it printed no JSON."""
     data = json.loads(proc.stdout)
-    if not isinstance(data, dict):
-        data = {"document": data}
-    if proc.returncode != 0:
+    if proc.returncode != 0 and isinstance(data, dict):
         data = {"_stderr": proc.stderr[-3000:], **data}
     return data
 

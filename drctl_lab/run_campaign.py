@@ -52,9 +52,10 @@ def _say(message: str) -> None:
 def _drctl(args: Sequence[str], timeout: float = 900) -> tuple[int, dict[str, Any]]:
     proc = hosts.drctl_cli([*args, "--format", "json"], timeout=timeout)
     try:
-        return proc.returncode, hosts.json_answer(proc)
+        data = hosts.json_answer(proc)
     except ValueError:
         return proc.returncode, {"_stderr": proc.stderr[-3000:]}
+    return proc.returncode, data if isinstance(data, dict) else {"document": data}
 
 
 def _status() -> tuple[int, dict[str, Any]]:

@@ -173,6 +173,8 @@ def test_a_json_answer_keeps_what_a_failed_call_said() -> None:
     failed = subprocess.CompletedProcess([], 3, stdout='{"a": 1}', stderr="why")
     assert json_answer(failed) == {"_stderr": "why", "a": 1}
     listing = subprocess.CompletedProcess([], 0, stdout="[1, 2]", stderr="")
-    assert json_answer(listing) == {"document": [1, 2]}
+    assert json_answer(listing) == [1, 2]  # as printed: `drctl ping` prints a list
+    failed_listing = subprocess.CompletedProcess([], 1, stdout="[1]", stderr="why")
+    assert json_answer(failed_listing) == [1]
     with pytest.raises(ValueError):
         json_answer(subprocess.CompletedProcess([], 1, stdout="", stderr="boom"))
