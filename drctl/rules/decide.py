@@ -745,8 +745,8 @@ def stand_in(local: LocalAuto, *, standby: bool, repmgrd_down_s: float | None,
            f"failover` does it by hand)" if others else "")
     if why:
         return Gate(due.name, False, why)
-    return Gate(due.name, True, f"repmgrd has not run for {repmgrd_down_s:.0f} s: the guard "
-                                f"asks the election's rules whether {lost} is gone")
+    return Gate(due.name, True, f"{due.detail}: the guard asks the election's rules whether "
+                                f"{lost} is gone")
 
 
 ASYNC_WINDOW_REFUSED = (
