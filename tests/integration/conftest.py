@@ -57,7 +57,12 @@ def drctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     as text."""
     before, start = os.times(), time.monotonic()
     try:
-        return drctl_cli(args, timeout=timeout, cwd=ROOT)
+        proc = drctl_cli(args, timeout=timeout, cwd=ROOT)
+        if proc.returncode != 0:
+            # whole, in the test's captured output (shown when it fails): an assertion's
+            # message shortens a report to a few hundred characters, often before the why
+            print(f"drctl {' '.join(args)} exited {proc.returncode}; stderr:\n{proc.stderr}")
+        return proc
     finally:
         after = os.times()
         cpu = (after.children_user - before.children_user
