@@ -25,6 +25,7 @@ from drctl.paths import ssh_control_dir
 
 PROBE = "/usr/local/libexec/drctl/drctl-probe"
 NODE_COMMAND = "/usr/local/libexec/drctl/drctl-node"
+NO_ANSWER = "no answer within"  # how run() says that the command outlived its timeout
 
 
 @dataclass
@@ -101,7 +102,7 @@ def run(inv: Inventory, host: str, remote: list[str], timeout: float = 8,
                               timeout=timeout, check=False, input=stdin,
                               stdin=None if stdin is not None else subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        return 255, "", f"no answer within {timeout:.0f} s"
+        return 255, "", f"{NO_ANSWER} {timeout:.0f} s"
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -183,6 +184,17 @@ def probe(inv: Inventory, host: str, command: list[str] | None = None,
     if why:
         return ProbeResult(host, False, None, why)
     rc, out, err = run(inv, host, command or [PROBE], timeout=timeout)
+    if rc == 255 and not err.startswith(NO_ANSWER):
+        # SSH itself failed, and quickly: a shared connection that broke (its master gives
+        # up on a server silent for ServerAlive's 3 s, as on a loaded machine) or an sshd
+        # that turned the connection away. The host answered on its port a moment ago:
+        # ask once more on a new connection, unless it is now gone. (A silent host is not
+        # asked twice: it has had its timeout.)
+        forget_connection(inv, host)
+        why = dead(inv, host)
+        if why:
+            return ProbeResult(host, False, None, why)
+        rc, out, err = run(inv, host, command or [PROBE], timeout=timeout)
     if rc == 0:
         try:
             return ProbeResult(host, True, json.loads(out))

@@ -1,5 +1,6 @@
 """drctl.sshprobe.port_answers on loopback: a listener, a closed port, a host that never
-answers (a listener whose backlog is full: Linux drops the SYNs, as for a powered-off host)."""
+answers (a listener whose backlog is full: Linux drops the SYNs, as for a powered-off host);
+drctl.sshprobe.probe's second try after SSH itself failed."""
 
 from __future__ import annotations
 
@@ -82,3 +83,66 @@ def test_an_answer_that_arrived_while_this_process_was_not_running_counts(
     monkeypatch.setattr(sshprobe.select, "select", starved)
     assert port_answers("127.0.0.1", listener.getsockname()[1], timeout=0.2, stagger=10)
     assert calls[-1] == 0  # the last look, after the deadline, did not wait
+
+
+class _Calls:
+    """sshprobe.run, dead and forget_connection replaced: RUNS are run's answers in turn,
+    DEAD dead()'s (None: the port answers)."""
+
+    def __init__(self, runs: list[tuple[int, str, str]], dead: list[str | None]) -> None:
+        self.runs, self.dead, self.log = list(runs), list(dead), []
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from drctl import sshprobe
+
+        monkeypatch.setattr(sshprobe, "run", lambda inv, host, cmd, timeout=8:
+                            (self.log.append("run"), self.runs.pop(0))[1])
+        monkeypatch.setattr(sshprobe, "dead", lambda inv, host:
+                            (self.log.append("dead"), self.dead.pop(0))[1])
+        monkeypatch.setattr(sshprobe, "forget_connection", lambda inv, host:
+                            self.log.append("forget"))
+
+
+def test_a_broken_shared_connection_is_asked_again_on_a_new_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from drctl.sshprobe import probe
+
+    calls = _Calls([(255, "", "Timeout, server 10.0.0.1 not responding."),
+                    (0, '{"host": "pg1"}', "")], [None, None])
+    calls.install(monkeypatch)
+    result = probe(None, "pg1")  # type: ignore[arg-type]
+    assert result.ok and result.data == {"host": "pg1"}
+    assert calls.log == ["dead", "run", "forget", "dead", "run"]
+
+
+def test_a_host_gone_since_the_first_look_is_not_asked_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from drctl.sshprobe import probe
+
+    calls = _Calls([(255, "", "Connection reset by peer")],
+                   [None, "unreachable: nothing answers on 10.0.0.1:22"])
+    calls.install(monkeypatch)
+    result = probe(None, "pg1")  # type: ignore[arg-type]
+    assert not result.ok and result.error.startswith("unreachable: nothing answers")
+    assert calls.log == ["dead", "run", "forget", "dead"]
+
+
+def test_a_silent_host_costs_one_timeout_not_two(monkeypatch: pytest.MonkeyPatch) -> None:
+    from drctl.sshprobe import probe
+
+    calls = _Calls([(255, "", "no answer within 6 s")], [None])
+    calls.install(monkeypatch)
+    result = probe(None, "pg1")  # type: ignore[arg-type]
+    assert not result.ok and "no answer within 6 s" in result.error
+    assert calls.log == ["dead", "run"]
+
+
+def test_a_second_failure_is_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from drctl.sshprobe import probe
+
+    calls = _Calls([(255, "", "broken pipe"), (255, "", "Permission denied (publickey).")],
+                   [None, None])
+    calls.install(monkeypatch)
+    result = probe(None, "pg1")  # type: ignore[arg-type]
+    assert not result.ok and "Permission denied" in result.error
+    assert calls.log.count("run") == 2
