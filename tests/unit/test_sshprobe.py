@@ -86,17 +86,26 @@ def test_an_answer_that_arrived_while_this_process_was_not_running_counts(
 
 
 class _Calls:
-    """sshprobe.run, dead and forget_connection replaced: RUNS are run's answers in turn,
-    DEAD dead()'s (None: the port answers)."""
+    """sshprobe.run, dead and forget_connection replaced, on a clock of their own: RUNS are
+    run's answers in turn, each after the seconds it names; DEAD dead()'s (None: the port
+    answers). LOG: what was called, run with the timeout it was given."""
 
-    def __init__(self, runs: list[tuple[int, str, str]], dead: list[str | None]) -> None:
+    def __init__(self, runs: list[tuple[float, int, str, str]], dead: list[str | None]
+                 ) -> None:
         self.runs, self.dead, self.log = list(runs), list(dead), []
+        self.now = 100.0
+
+    def run(self, inv, host, cmd, timeout=8):
+        took, *answer = self.runs.pop(0)
+        self.now += min(took, timeout)
+        self.log.append(f"run {timeout:g}")
+        return tuple(answer)
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         from drctl import sshprobe
 
-        monkeypatch.setattr(sshprobe, "run", lambda inv, host, cmd, timeout=8:
-                            (self.log.append("run"), self.runs.pop(0))[1])
+        monkeypatch.setattr(sshprobe, "run", self.run)
+        monkeypatch.setattr(sshprobe.time, "monotonic", lambda: self.now)
         monkeypatch.setattr(sshprobe, "dead", lambda inv, host:
                             (self.log.append("dead"), self.dead.pop(0))[1])
         monkeypatch.setattr(sshprobe, "forget_connection", lambda inv, host:
@@ -107,42 +116,55 @@ def test_a_broken_shared_connection_is_asked_again_on_a_new_one(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from drctl.sshprobe import probe
 
-    calls = _Calls([(255, "", "Timeout, server 10.0.0.1 not responding."),
-                    (0, '{"host": "pg1"}', "")], [None, None])
+    calls = _Calls([(3, 255, "", "Timeout, server 10.0.0.1 not responding."),
+                    (0.4, 0, '{"host": "pg1"}', "")], [None, None])
     calls.install(monkeypatch)
     result = probe(None, "pg1")  # type: ignore[arg-type]
     assert result.ok and result.data == {"host": "pg1"}
-    assert calls.log == ["dead", "run", "forget", "dead", "run"]
+    # the second try has what is left of the probe's 6 s
+    assert calls.log == ["dead", "run 6", "forget", "dead", "run 3"]
 
 
 def test_a_host_gone_since_the_first_look_is_not_asked_again(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from drctl.sshprobe import probe
 
-    calls = _Calls([(255, "", "Connection reset by peer")],
+    calls = _Calls([(0.1, 255, "", "Connection reset by peer")],
                    [None, "unreachable: nothing answers on 10.0.0.1:22"])
     calls.install(monkeypatch)
     result = probe(None, "pg1")  # type: ignore[arg-type]
     assert not result.ok and result.error.startswith("unreachable: nothing answers")
-    assert calls.log == ["dead", "run", "forget", "dead"]
+    assert calls.log == ["dead", "run 6", "forget", "dead"]
 
 
 def test_a_silent_host_costs_one_timeout_not_two(monkeypatch: pytest.MonkeyPatch) -> None:
     from drctl.sshprobe import probe
 
-    calls = _Calls([(255, "", "no answer within 6 s")], [None])
+    calls = _Calls([(6, 255, "", "no answer within 6 s")], [None])
     calls.install(monkeypatch)
     result = probe(None, "pg1")  # type: ignore[arg-type]
     assert not result.ok and "no answer within 6 s" in result.error
-    assert calls.log == ["dead", "run"]
+    assert calls.log == ["dead", "run 6"]
+
+
+def test_a_failure_at_the_end_of_the_timeout_is_not_asked_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from drctl.sshprobe import probe
+
+    calls = _Calls([(5.5, 255, "", "Timeout, server 10.0.0.1 not responding.")], [None])
+    calls.install(monkeypatch)
+    result = probe(None, "pg1")  # type: ignore[arg-type]
+    assert not result.ok and "not responding" in result.error
+    assert calls.log == ["dead", "run 6"]
 
 
 def test_a_second_failure_is_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
     from drctl.sshprobe import probe
 
-    calls = _Calls([(255, "", "broken pipe"), (255, "", "Permission denied (publickey).")],
+    calls = _Calls([(0.2, 255, "", "broken pipe"),
+                    (0.2, 255, "", "Permission denied (publickey).")],
                    [None, None])
     calls.install(monkeypatch)
     result = probe(None, "pg1")  # type: ignore[arg-type]
     assert not result.ok and "Permission denied" in result.error
-    assert calls.log.count("run") == 2
+    assert calls.log == ["dead", "run 6", "forget", "dead", "run 5.8"]
