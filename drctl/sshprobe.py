@@ -183,18 +183,21 @@ def probe(inv: Inventory, host: str, command: list[str] | None = None,
     why = dead(inv, host)
     if why:
         return ProbeResult(host, False, None, why)
+    started = time.monotonic()
     rc, out, err = run(inv, host, command or [PROBE], timeout=timeout)
-    if rc == 255 and not err.startswith(NO_ANSWER):
-        # SSH itself failed, and quickly: a shared connection that broke (its master gives
-        # up on a server silent for ServerAlive's 3 s, as on a loaded machine) or an sshd
-        # that turned the connection away. The host answered on its port a moment ago:
-        # ask once more on a new connection, unless it is now gone. (A silent host is not
-        # asked twice: it has had its timeout.)
+    left = timeout - (time.monotonic() - started)
+    if rc == 255 and not err.startswith(NO_ANSWER) and left >= 1:
+        # SSH itself failed before the timeout: a shared connection that broke (its master
+        # gives up on a server silent for ServerAlive's 3 s: an sshd starved on a loaded
+        # machine) or an sshd that turned the connection away. The host answered on its
+        # port a moment ago: ask once more on a new connection, unless it is now gone, in
+        # what is left of the timeout (a frozen host costs no more than a silent one).
         forget_connection(inv, host)
         why = dead(inv, host)
         if why:
             return ProbeResult(host, False, None, why)
-        rc, out, err = run(inv, host, command or [PROBE], timeout=timeout)
+        rc, out, err = run(inv, host, command or [PROBE],
+                           timeout=max(1.0, timeout - (time.monotonic() - started)))
     if rc == 0:
         try:
             return ProbeResult(host, True, json.loads(out))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 
@@ -105,7 +106,7 @@ class _Calls:
         from drctl import sshprobe
 
         monkeypatch.setattr(sshprobe, "run", self.run)
-        monkeypatch.setattr(sshprobe.time, "monotonic", lambda: self.now)
+        monkeypatch.setattr(sshprobe, "time", SimpleNamespace(monotonic=lambda: self.now))
         monkeypatch.setattr(sshprobe, "dead", lambda inv, host:
                             (self.log.append("dead"), self.dead.pop(0))[1])
         monkeypatch.setattr(sshprobe, "forget_connection", lambda inv, host:
