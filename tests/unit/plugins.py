@@ -18,3 +18,17 @@ def action_plugin(name: str) -> Any:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def action_module(name: str, args: dict[str, Any], check_mode: bool = False) -> Any:
+    """plugins/action/NAME.py's ActionModule for one task with ARGS, as Ansible would make
+    it for that task, with the parts it reads: the task (its args, check mode), a
+    connection whose shell has a temporary directory, the play context, and a templar
+    that leaves values as they are."""
+    from types import SimpleNamespace
+
+    task = SimpleNamespace(args=args, async_val=0, check_mode=check_mode, action=name)
+    return action_plugin(name).ActionModule(
+        task, SimpleNamespace(_shell=SimpleNamespace(tmpdir="/tmp")),
+        SimpleNamespace(check_mode=check_mode), None, SimpleNamespace(template=lambda v: v),
+        None)

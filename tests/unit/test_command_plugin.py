@@ -4,12 +4,11 @@ host's shell over the task's connection: each word quoted, the result shaped as 
 from __future__ import annotations
 
 import subprocess
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from tests.unit.plugins import action_plugin
+from tests.unit.plugins import action_module, action_plugin
 
 
 def plugin() -> Any:
@@ -23,12 +22,7 @@ def run_locally(body: bytes) -> dict[str, Any]:
 
 
 def action(args: dict[str, Any], check_mode: bool = False) -> Any:
-    mod = plugin()
-    task = SimpleNamespace(args=args, async_val=0, check_mode=check_mode,
-                           action="drctl_command")
-    act = mod.ActionModule(task, SimpleNamespace(_shell=SimpleNamespace(tmpdir="/tmp")),
-                           SimpleNamespace(check_mode=check_mode), None,
-                           SimpleNamespace(template=lambda v: v), None)
+    act = action_module("drctl_command", args, check_mode)
     seen: list[dict[str, Any]] = []
 
     def low_level(cmd: str, sudoable: bool = True, in_data: bytes | None = None,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,15 +13,11 @@ import yaml
 
 from drctl import dns
 from drctl.inventory import Host, Inventory
-from tests.unit.plugins import action_plugin
+from tests.unit.plugins import action_module
 
 ROOT = Path(__file__).resolve().parents[2]
 SITES = {"pg1": "dc1", "pg2": "dc1", "pg3": "dc2", "app1": "dc1", "app2": "dc2"}
 APP_VIPS = {"dc1": "10.0.1.101/24", "dc2": "10.0.2.101/24"}
-
-
-def plugin() -> Any:
-    return action_plugin("drctl_service_name")
 
 
 def hook(tmp_path: Path) -> tuple[str, Path]:
@@ -49,11 +44,7 @@ def play_step(tmp_path: Path, writable: list[str], vip_holders: list[str]
     args = {"writable": writable, "vip_holders": vip_holders,
             "options": {"drctl_dns_name": "app.example.test", "drctl_dns_zone": "example.test",
                         "drctl_dns_hook": script}}
-    action = plugin().ActionModule(
-        SimpleNamespace(args=args, async_val=0, check_mode=False, action="drctl_service_name"),
-        SimpleNamespace(_shell=SimpleNamespace(tmpdir="/tmp")),
-        SimpleNamespace(check_mode=False), None, SimpleNamespace(template=lambda v: v), None)
-    result = action.run(task_vars={"hostvars": hostvars(),
+    result = action_module("drctl_service_name", args).run(task_vars={"hostvars": hostvars(),
                                    "groups": {"app": ["app1", "app2"]}})
     return result, (out.read_text().split() if out.exists() else [])
 
