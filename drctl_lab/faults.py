@@ -36,6 +36,11 @@ KINDS: tuple[Kind, ...] = (
     Kind("power-two", "any", 2, (5, 45), 1, "two hosts lose power one after the other"),
     Kind("isolate", "any", 1, (3, 40), 2,
          "every packet in and out of the host dropped (a partition of one)"),
+    Kind("drop-out", "any", 1, (3, 30), 1,
+         "every packet the host sends dropped: it hears the others, nobody hears it"),
+    Kind("drop-in", "any", 1, (3, 30), 1,
+         "every packet sent to the host dropped: it is heard (its VRRP adverts too), it "
+         "hears nobody"),
     Kind("freeze", "any", 1, (2, 30), 1, "every process of the host stopped (docker pause)"),
     Kind("kill-postgres", "db", 1, (5, 40), 2,
          "SIGKILL of the postmaster; an administrator starts it again when it heals "
@@ -46,6 +51,9 @@ KINDS: tuple[Kind, ...] = (
          "SIGKILL of the watcher on the backup host (systemd restarts it)"),
     Kind("switchover", "none", 0, (0, 0), 1,
          "an operator's planned switchover (`drctl switchover --yes`)"),
+    Kind("backup", "none", 0, (0, 0), 1,
+         "an operator's incremental backup (`drctl backup`, from the standby when one is "
+         "healthy)"),
 )
 
 BY_NAME = {k.name: k for k in KINDS}
@@ -129,6 +137,11 @@ class Lab:
 
 ISOLATE = "iptables -I INPUT -i eth0 -j DROP && iptables -I OUTPUT -o eth0 -j DROP"
 UNISOLATE = "iptables -D INPUT -i eth0 -j DROP; iptables -D OUTPUT -o eth0 -j DROP; true"
+# one way only: (apply, heal) by kind
+ONE_WAY = {"drop-out": ("iptables -I OUTPUT -o eth0 -j DROP",
+                        "iptables -D OUTPUT -o eth0 -j DROP; true"),
+           "drop-in": ("iptables -I INPUT -i eth0 -j DROP",
+                       "iptables -D INPUT -i eth0 -j DROP; true")}
 
 
 def apply(lab: Lab, fault: Fault) -> str:
@@ -140,6 +153,10 @@ def apply(lab: Lab, fault: Fault) -> str:
     if k == "isolate":
         lab.sh(hosts[0], ISOLATE)
         return f"isolated {hosts[0]}"
+    if k in ONE_WAY:
+        lab.sh(hosts[0], ONE_WAY[k][0])
+        return (f"dropped what {hosts[0]} sends" if k == "drop-out" else
+                f"dropped what is sent to {hosts[0]}")
     if k == "freeze":
         lab.docker(["pause", lab.container_prefix + hosts[0]])
         return f"froze {hosts[0]}"
@@ -155,6 +172,12 @@ def apply(lab: Lab, fault: Fault) -> str:
         code, out = lab.drctl(["switchover", "--yes"])
         return f"switchover: exit {code}" + (f" ({_why(out)})" if code else
                                               f" (to {out.get('to') or out.get('target')})")
+    if k == "backup":
+        code, out = lab.drctl(["backup"])
+        raw = out.get("backup")
+        b: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        return f"backup: exit {code}" + (f" ({_why(out)})" if code else
+                                          f" ({b.get('label')} from the {out.get('source')})")
     raise ValueError(f"unknown fault kind {k!r}")
 
 
@@ -170,6 +193,9 @@ def heal(lab: Lab, fault: Fault) -> str:
     if k == "isolate":
         lab.sh(hosts[0], UNISOLATE)
         return f"reconnected {hosts[0]}"
+    if k in ONE_WAY:
+        lab.sh(hosts[0], ONE_WAY[k][1])
+        return f"reconnected {hosts[0]} both ways"
     if k == "freeze":
         lab.docker(["unpause", lab.container_prefix + hosts[0]])
         return f"thawed {hosts[0]}"

@@ -82,6 +82,11 @@ def test_each_fault_is_applied_and_healed_on_its_hosts() -> None:
     assert heal(lab, Fault(1, "kill-repmgrd", ("pg2",), 0)) == ""
     assert apply(lab, Fault(1, "switchover", (), 0)) == \
         "switchover: exit 4 (pg2 is not streaming)"
+    assert apply(lab, Fault(1, "drop-out", ("pg1",), 5)) == "dropped what pg1 sends"
+    assert heal(lab, Fault(1, "drop-out", ("pg1",), 5)) == "reconnected pg1 both ways"
+    assert apply(lab, Fault(1, "drop-in", ("backup1",), 5)) == \
+        "dropped what is sent to backup1"
+    heal(lab, Fault(1, "drop-in", ("backup1",), 5))
     assert r.calls == [
         ("off", ["pg1", "backup1"]), ("on", "pg1"), ("on", "backup1"),
         ("sh", ("pg2", faults.ISOLATE)), ("sh", ("pg2", faults.UNISOLATE)),
@@ -90,7 +95,29 @@ def test_each_fault_is_applied_and_healed_on_its_hosts() -> None:
         ("sh", ("pg1", "systemctl start postgresql@15-main >/dev/null 2>&1; "
                        "systemctl is-active postgresql@15-main; true")),
         ("sh", ("pg2", "systemctl kill --signal=SIGKILL drctl-repmgrd")),
-        ("drctl", ["switchover", "--yes"])]
+        ("drctl", ["switchover", "--yes"]),
+        ("sh", ("pg1", "iptables -I OUTPUT -o eth0 -j DROP")),
+        ("sh", ("pg1", "iptables -D OUTPUT -o eth0 -j DROP; true")),
+        ("sh", ("backup1", "iptables -I INPUT -i eth0 -j DROP")),
+        ("sh", ("backup1", "iptables -D INPUT -i eth0 -j DROP; true"))]
+
+
+def test_an_operators_backup_says_what_it_took_or_why_not() -> None:
+    calls: list[list[str]] = []
+    answers = iter([(0, {"source": "standby", "backup": {"label": "20261207-033000F_I"}}),
+                    (6, {"error": "the repository host backup1 does not answer"})])
+
+    def drctl(args: Sequence[str]) -> tuple[int, dict[str, Any]]:
+        calls.append(list(args))
+        return next(answers)
+
+    lab = Lab(sh=lambda h, c: "", power_off=lambda hs: None, power_on=lambda h: None,
+              docker=lambda a: None, drctl=drctl)
+    assert apply(lab, Fault(1, "backup", (), 0)) == \
+        "backup: exit 0 (20261207-033000F_I from the standby)"
+    assert apply(lab, Fault(2, "backup", (), 0)) == \
+        "backup: exit 6 (the repository host backup1 does not answer)"
+    assert calls == [["backup"], ["backup"]]
 
 
 def test_an_unknown_kind_is_an_error() -> None:
