@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -258,20 +259,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     from drctl.paths import state_dir
-    from drctl_lab.campaign_html import render
 
     report = Campaign(seed, args.duration, args.writers).run()
-    out_dir = state_dir() / "campaigns"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"{report['started'].replace(':', '')}-seed{seed}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    stem.with_suffix(".html").write_text(render(report))
-    print(json.dumps({k: report[k] for k in (
-        "ok", "seed", "attempted", "acknowledged", "lost", "lost_with_consent", "unexpected",
-        "recovered", "overlap_s", "healthy_at_end", "faults_by_kind", "outage_s_by_kind",
-        "problems")}, indent=2))
+    stem = write_report(report, state_dir() / "campaigns")
+    print(json.dumps(headline(report), indent=2))
     _say(f"report: {stem.with_suffix('.json')} and {stem.with_suffix('.html')}")
     return 0 if report["ok"] else 1
+
+
+def headline(report: dict[str, Any]) -> dict[str, Any]:
+    """What a campaign's report says first: the verdict and its figures."""
+    return {k: report[k] for k in (
+        "ok", "seed", "attempted", "acknowledged", "lost", "lost_with_consent", "unexpected",
+        "recovered", "overlap_s", "healthy_at_end", "faults_by_kind", "outage_s_by_kind",
+        "problems")}
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> Path:
+    """The report's JSON and HTML timeline in OUT_DIR, named by its start and seed: their
+    common path without the suffix."""
+    from drctl_lab.campaign_html import render
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / f"{report['started'].replace(':', '')}-seed{report['seed']}"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    stem.with_suffix(".html").write_text(render(report))
+    return stem
 
 
 if __name__ == "__main__":
