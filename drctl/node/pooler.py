@@ -437,7 +437,7 @@ def pause(c: PoolerConfig, by: str, timeout: float | None = None,
     # the record comes first: if this process dies while PgBouncer pauses, the guard
     # knows who paused it and since when
     common.write_json_atomic(c.paused_file, {"by": by, "epoch": started,
-                                             "at": _now_iso(started)})
+                                             "at": _now_iso(started), "timeout_s": timeout})
     # the waiter starts before the PAUSE: starting a unit takes a while, and clients
     # should not wait for it
     waiter = start_waiter(c, before, until_new_primary_s, by) if before is not None else None
@@ -495,6 +495,23 @@ def resume(c: PoolerConfig, by: str, now: float | None = None,
     return result
 
 
+# a record is written before its PAUSE reaches the console (so that a pause whose
+# command dies is known): for the pause's timeout and this much more, a record whose
+# pooler is not paused yet is a pause on its way, not one taken back
+PAUSE_ON_ITS_WAY_S = 2.0
+
+
+def pause_on_its_way(c: PoolerConfig, record: dict[str, Any], now: float) -> bool:
+    """Whether RECORD names a pause that may not have reached PgBouncer yet: younger than
+    its timeout (the configured one for a record that does not say) and a moment."""
+    try:
+        age = now - float(record["epoch"])
+        limit = float(record.get("timeout_s") or c.pause_timeout_s) + PAUSE_ON_ITS_WAY_S
+    except (KeyError, TypeError, ValueError):
+        return False
+    return 0 <= age < limit
+
+
 def guard(c: PoolerConfig, now: float | None = None, ask: Ask | None = None
           ) -> dict[str, Any]:
     """Resume a pooler paused longer than the limit (or paused with no record of who
@@ -507,7 +524,8 @@ def guard(c: PoolerConfig, now: float | None = None, ask: Ask | None = None
     except AdminError:
         return {"ok": True, "host": c.name, "action": "none", "state": "down"}
     if db.get("paused") != "1":
-        if db and os.path.exists(c.paused_file):
+        record = common.read_json(c.paused_file) if db else None
+        if record is not None and not pause_on_its_way(c, record, now):
             os.remove(c.paused_file)  # a pause that was taken back without its record
         return {"ok": True, "host": c.name, "action": "none",
                 "state": "running" if db else "down"}

@@ -160,8 +160,38 @@ def test_a_record_left_by_a_pause_taken_back_elsewhere_is_cleared(tmp_path, boun
     c = config(tmp_path)
     pooler.pause(c, "switchover 1a2b", now=1000.0)
     bouncer.paused = False  # resumed on the console by hand
-    assert pooler.guard(c, now=1001.0)["action"] == "none"
+    # within the pause's 5 s and a moment, it could still be a pause on its way
+    assert pooler.guard(c, now=1006.9)["action"] == "none"
+    assert Path(c.paused_file).exists()
+    assert pooler.guard(c, now=1007.1)["action"] == "none"
     assert not Path(c.paused_file).exists()
+
+
+def test_the_guard_leaves_the_record_of_a_pause_on_its_way(tmp_path, bouncer):
+    """pause() writes its record, then sends PAUSE: a guard that looks in between sees a
+    running pooler and a record. The record stays, so that the pause, once there, is known
+    by whom (CI stop 56's test_16 saw `paused_by` None: the guard had removed it, and
+    would then have resumed the pause at once as one nobody recorded)."""
+    c = config(tmp_path)
+    real_admin = pooler.admin
+
+    def guard_looks_first(cfg, command, timeout=None, ask=None):
+        if command.startswith("PAUSE"):
+            assert pooler.guard(cfg, now=1000.4)["action"] == "none"
+        return real_admin(cfg, command, timeout=timeout, ask=ask)
+
+    pooler.admin = guard_looks_first  # type: ignore[assignment]
+    try:
+        assert pooler.pause(c, "switchover 1a2b", now=1000.0)["ok"]
+    finally:
+        pooler.admin = real_admin  # type: ignore[assignment]
+    seen = pooler.state(c, now=1001.0)
+    assert seen["state"] == "paused" and seen["paused_by"] == "switchover 1a2b"
+    assert pooler.guard(c, now=1001.0)["action"] == "none" and bouncer.paused
+    # a record that names its own timeout is kept that long
+    assert pooler.pause_on_its_way(c, {"epoch": 1000.0, "timeout_s": 30}, now=1031.0)
+    assert not pooler.pause_on_its_way(c, {"epoch": 1000.0, "timeout_s": 30}, now=1032.5)
+    assert not pooler.pause_on_its_way(c, {"by": "no time"}, now=1000.0)
 
 
 def test_a_pooler_that_does_not_answer_is_down_and_says_why(tmp_path, bouncer):
