@@ -91,3 +91,43 @@ def test_molecule_runs_last_in_lane_a_and_each_phase_says_its_cpu_share():
     assert tp.busy_percent((10, 100), (60, 200)) == 50
     assert tp.busy_percent(None, (60, 200)) is None
     assert "CPU" in tp.table(runner.rows, 1.0)
+
+
+def test_a_failed_phase_is_summed_up_by_its_error_lines_then_its_summary():
+    tp = phases_module()
+    log = "\n".join([
+        "....E", "==== ERRORS ====", "___ ERROR at setup of test_three_nodes ___",
+        "    def provisioned_lab(lab):", ">       assert code == 0, result['failures']",
+        "E       AssertionError: [{'host': 'backup2', 'task': 'Create the stanza (once)', "
+        "'msg': 'unable to acquire lock'}]" + "x" * 500,
+        "E       assert 2 == 0", "", "tests/integration/conftest.py:190: AssertionError",
+        "E       a later failure's line", "==== short test summary info ====",
+        "ERROR tests/integration/test_14_sites.py::test_three_nodes - AssertionError: [{'host'",
+        "1 passed, 1 error in 205.40s"])
+    digest = tp.failure_digest(log)
+    assert digest[0].startswith("E       AssertionError: [{'host': 'backup2'")
+    assert len(digest[0]) == 400 and digest[0].endswith("...")
+    assert digest[1] == "E       assert 2 == 0"
+    assert digest[2].startswith("ERROR tests/integration/test_14_sites.py::test_three_nodes")
+    assert len(digest) == 3
+
+
+def test_a_failed_phase_that_is_not_pytest_is_summed_up_by_its_last_lines():
+    tp = phases_module()
+    log = "\n".join(f"line {i}" for i in range(40)) + "\nmake: *** [Makefile:90: lint] Error 1"
+    digest = tp.failure_digest(log, limit=5)
+    assert digest == ["line 36", "line 37", "line 38", "line 39",
+                      "make: *** [Makefile:90: lint] Error 1"]
+
+
+def test_the_runner_keeps_the_first_failing_phase_and_its_log(tmp_path, monkeypatch):
+    tp = phases_module()
+    monkeypatch.setattr(tp, "LOGS", tmp_path)
+    runner = tp.Runner(keep_going=True, stream=False)
+    monkeypatch.setattr(runner, "say", lambda text: None)
+    assert runner.run_phase("a", tp.Phase("fine", ["true"])) == 0
+    assert runner.run_phase("b", tp.Phase("broken", ["sh", "-c", "echo 'E   why'; exit 3"])) == 3
+    assert runner.run_phase("a", tp.Phase("later", ["false"])) == 1
+    what, log = runner.failed_log
+    assert what == "[b] broken (exit 3)" and log == tmp_path / "b.broken.log"
+    assert tp.failure_digest(log.read_text()) == ["E   why"]
