@@ -20,6 +20,20 @@ from drctl.rules import decide
 from drctl.rules.policy import Policy
 
 STATES = ("armed", "paused", "disabled", "impossible")
+# A standby's guard writes its lag sample every couple of seconds; an older one (a guard
+# stopped, or a node promoted since: its last sample as a standby stays in /run) says
+# nothing about now.
+LAG_SAMPLE_FRESH_S = 10.0
+
+
+def fresh_lag_sample(n: dict[str, Any]) -> dict[str, Any] | None:
+    """A standby's own lag sample, when it was taken within LAG_SAMPLE_FRESH_S; else
+    None (a primary's is the one it left as a standby)."""
+    sample = (n.get("_auto") or {}).get("lag_sample")
+    if n.get("role") != "standby" or not isinstance(sample, dict):
+        return None
+    age = sample.get("age_s")
+    return sample if isinstance(age, (int, float)) and 0 <= age <= LAG_SAMPLE_FRESH_S else None
 
 
 def last_promotion(nodes: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -55,7 +69,7 @@ def summarize(nodes: list[dict[str, Any]], primary: str | None) -> dict[str, Any
         result["nodes"][n["host"]] = {
             "repmgrd": a.get("repmgrd"), "paused": bool(a.get("paused")),
             "location": a.get("location"), "witness_visible": a.get("witness_visible"),
-            "lag_sample": a.get("lag_sample")}
+            "lag_sample": fresh_lag_sample(n)}
     paused = [n for n in configured if n["_auto"].get("paused")]
     if paused:
         result["state"] = "paused"
@@ -82,9 +96,10 @@ def summarize(nodes: list[dict[str, Any]], primary: str | None) -> dict[str, Any
                     {})
     for n in standbys:
         a = n["_auto"]
-        lag = n.get("lag_bytes")
-        if lag is None and a.get("lag_sample"):
-            lag = a["lag_sample"].get("lag_bytes")
+        lag = n.get("lag_bytes")  # the primary's view, at this probe
+        sample = fresh_lag_sample(n)
+        if lag is None and sample:
+            lag = sample.get("lag_bytes")
         local = decide.LocalAuto(
             fenced=bool(n.get("fenced")), paused=False, location=str(a.get("location")),
             primary_location=str(a.get("primary_location")),

@@ -122,3 +122,20 @@ def test_auto_without_a_backup_host_is_refused(make_inventory, tmp_path, monkeyp
 def test_a_down_node_without_repmgr_data_does_not_break_the_summary():
     nodes = [node("pg1", "down", _auto=None), node("pg2", "standby", _auto=probe())]
     assert auto.summarize(nodes, None)["state"] == "impossible"
+
+
+def test_a_lag_sample_counts_only_on_a_standby_and_while_fresh():
+    old = {"lag_bytes": 0, "age_s": auto.LAG_SAMPLE_FRESH_S + 30}
+    # the primary's sample is the one it left as a standby before a switchover
+    s = auto.summarize(pair(primary_auto=probe(lag_sample={"lag_bytes": 0, "age_s": 1.0})),
+                       "pg1")
+    assert s["nodes"]["pg1"]["lag_sample"] is None
+    assert s["nodes"]["pg2"]["lag_sample"] == {"lag_bytes": 0, "age_s": 1.0}
+    # the primary does not list the standby: an old sample of 0 bytes is not its lag now
+    stale = auto.summarize(pair(standby_auto=probe(lag_sample=old), lag_bytes=None), "pg1")
+    assert stale["nodes"]["pg2"]["lag_sample"] is None
+    fresh = auto.summarize(pair(standby_auto=probe(lag_sample={"lag_bytes": 5000,
+                                                               "age_s": 2.0}),
+                                lag_bytes=None), "pg1")
+    assert fresh["state"] == "impossible"
+    assert any("above the limit 1000" in r for r in fresh["reasons"]), fresh["reasons"]
