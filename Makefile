@@ -78,7 +78,7 @@ demo-auto: setup
 # follows it, dc1 comes back and the primary (and the name) go home. Rebuilds the lab's
 # containers when it had one site.
 demo-dr: setup
-	@echo "make demo-dr: a two-site lab (11 containers with the WAN router, the DNS server and the object store),"
+	@echo "make demo-dr: a two-site lab (12 containers with the WAN router, the DNS server, the object store and the cloud host),"
 	@echo "provisioned, then dc1 powered off under load and brought home: about 12 minutes on 2 cores."
 	$(DRCTL) lab up --sites 2
 	$(DRCTL) ping

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from drctl.inventory import Inventory
 
 # Operations that go on without the cluster's lock when the ledger host cannot be reached.
-WITHOUT_LEDGER_IF_UNREACHABLE = frozenset({"failover"})
+WITHOUT_LEDGER_IF_UNREACHABLE = frozenset({"failover", "rebuild"})
 # cluster -> the lock this process holds (an operation inside another, as a drill's
 # switchover, runs under its lock)
 _HELD: dict[str, dict] = {}

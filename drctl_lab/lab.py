@@ -68,8 +68,11 @@ HOSTS = SITE_HOSTS["dc1"]
 WAN_SIDE = "wan"
 # The cloud repository's object store lives there too: a copy of the backups and the WAL
 # that neither site's loss takes with it (pgbackrest_s3_repos, role object_store).
+# And a host at the cloud location, where the cluster can be rebuilt from the object
+# store alone when neither site survives (group cloud, `drctl rebuild`).
 WAN_HOSTS: tuple[tuple[str, int, str], ...] = (("dns1", 53, "dns"),
-                                               ("s3", 80, "object_store"))
+                                               ("s3", 80, "object_store"),
+                                               ("cloud1", 60, "cloud"))
 # The lab's object store: its bucket and its port (SeaweedFS's S3 gateway, TLS)
 LAB_S3_BUCKET = "drctl-lab"
 LAB_S3_PORT = 9000

@@ -57,6 +57,8 @@ EXAMPLES: dict[str, list[str]] = {
     "backups": ["drctl backups", "drctl backups --repo 2 --format json"],
     "restore": ["drctl restore --latest", "drctl restore --target-time 2026-12-04T09:30:00Z",
                 "drctl restore --name restore --drop"],
+    "rebuild": ["drctl rebuild --on cloud1 --repo 3 --plan",
+                "drctl rebuild --on cloud1 --repo 3 --allow-data-loss"],
     "verify-backup": ["drctl verify-backup --sql 'select count(*) > 0 from app.users' "
                       "--database app"],
     "drill": ["drctl drill --scenario switchover --yes",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -9,10 +10,14 @@ import click
 from drctl.cli.base import (
     cli,
     common,
+    interaction,
+    operation_options,
     playbook_ui,
+    run_and_render,
 )
 from drctl.cli_types import IsoTime, Lsn, SafeName
 from drctl.errors import DrctlError
+from drctl.exitcodes import ExitCode
 
 
 @cli.command()
@@ -100,3 +105,39 @@ def verify_backup(inventory: Path, fmt: str, sql: str, database: str,
             views.render_verify(exc.report, fmt)
         raise
     views.render_verify(report, fmt)
+
+
+@cli.command()
+@common
+@operation_options
+@click.option("--on", "on", required=True, metavar="HOST",
+              help="The host to rebuild the cluster on: one of group cloud, outside the sites.")
+@click.option("--repo", type=click.IntRange(min=1), required=True, metavar="N",
+              help="The object-store repository to restore from (its number, e.g. 3).")
+@click.option("--target-time", metavar="TIME", type=IsoTime(),
+              help="Stop the replay at this time (ISO 8601; UTC if no zone is given) "
+                   "instead of the end of the archived WAL.")
+@click.option("--allow-data-loss", is_flag=True,
+              help="Consent to losing what the object store lacks (the WAL being written "
+                   "when the sites were lost; how much is never known): required.")
+@click.option("--despite-primary", metavar="HOST",
+              help="A node that still answers as a primary, left running (told first): "
+                   "without it, such a node refuses the rebuild.")
+@click.option("--replace", is_flag=True,
+              help="Replace a cluster an earlier rebuild left on the host (it is lost).")
+def rebuild(inventory: Path, fmt: str, yes: bool, show_plan: bool, on: str, repo: int,
+            target_time: str | None, allow_data_loss: bool, despite_primary: str | None,
+            replace: bool) -> None:
+    """No site survives: build a new primary on a cloud host from an object store alone,
+    and state its recovery point (the last commit replayed) and recovery time."""
+    from drctl import views
+    from drctl.operations import rebuild as op
+
+    prepared = op.prepare(inventory, on, repo, target_time, allow_data_loss,
+                          despite_primary, replace)
+    if show_plan:
+        views.show_plan(prepared.plan, fmt)
+        if not prepared.plan.ok:
+            sys.exit(int(ExitCode.REFUSED))
+        return
+    run_and_render(interaction(yes, fmt), prepared.run, views.render_rebuild, fmt)

@@ -476,6 +476,59 @@ def failback(cluster: ClusterFacts, node: str | None = None) -> Decision:
     return Decision("failback", node, gates)
 
 
+def rebuild(cluster: ClusterFacts, target: str, allow_data_loss: bool = False,
+            despite_primary: str | None = None) -> Decision:
+    """A new primary built on TARGET (a host outside the cluster) from an object store's
+    backups and WAL alone: the last resort when no site of the cluster survives.
+
+    It must not make a second primary: a node that answers as one refuses it
+    (DESPITE_PRIMARY names the one the operator was told of and consents to leave
+    running). A node whose role cannot be established (SSH or its probe fails) is counted
+    as gone, and the consent's sentence names it with why: a partition looks the same.
+    What the store lacks is never known here (asynchronous archiving: the segment being
+    written when the primary went is in no repository), so the rebuild always needs the
+    operator's consent, stated with the newest write a watcher saw."""
+    live = [n.host for n in cluster.primaries]
+    others = [h for h in live if h != despite_primary]
+    gone = [n for n in cluster.nodes if not n.reachable]
+    gates = [
+        Gate("target is outside the cluster", cluster.node(target) is None,
+             f"{target} is a node of the cluster: a rebuild makes a new primary elsewhere"
+             if cluster.node(target) else f"{target} is not a node of the cluster"),
+        Gate("no primary answers", not others,
+             f"{', '.join(others)} still accepts writes: a rebuild would make a second "
+             "primary (fail over or switch over instead; --despite-primary HOST leaves one "
+             "running)" if others else
+             f"{despite_primary} accepts writes and is left running, as the operator said"
+             if despite_primary in live else
+             f"no node accepts writes ({len(gone)} of {len(cluster.nodes)} do not answer)"),
+    ]
+    if despite_primary and despite_primary not in live:
+        gates.append(Gate("the primary left running is one", False,
+                          f"{despite_primary} does not answer as a primary"))
+    seen = [w.sighting for w in cluster.watchers if w.sighting]
+    newest = max(seen, key=lambda s: (s.timeline, s.position)) if seen else None
+    evidence = tuple(f"{n.host}: {n.error or 'no answer'}" for n in gone)
+    if newest:
+        evidence += (f"{newest.watcher} saw {newest.primary} write up to "
+                     f"{lsn.fmt(newest.position)} on timeline {newest.timeline} at "
+                     f"{newest.seen_at}",)
+    sentence = ("the object store holds the WAL archived before the sites were lost, not "
+                "the segment being written then: commits acknowledged after its last "
+                "archived segment are lost, and how many is not known here"
+                + (f" ({evidence[-1]})" if newest else
+                   " (no watcher answers to say when the primary last wrote)"))
+    if gone:
+        sentence += (f"; {', '.join(n.host for n in gone)} do not answer, which a partition "
+                     "looks like too: a primary among them would go on taking writes")
+    detail = sentence + ("; accepted with --allow-data-loss" if allow_data_loss
+                         else "; --allow-data-loss rebuilds anyway")
+    gates.append(Gate("no acknowledged commit lost", allow_data_loss, detail,
+                      overridable=True))
+    return Decision("rebuild", target, tuple(gates), f"{target} was named",
+                    DataLoss("unknown", sentence, None, evidence), allow_data_loss)
+
+
 @dataclass(frozen=True)
 class SetAside:
     """What failback does with a returning node's data before pg_rewind changes it."""

@@ -4,7 +4,13 @@ playbook (provision's and ping's recaps), journal."""
 
 from drctl.views.automatic import render_auto_change, render_auto_status
 from drctl.views.backup import render_backup, render_backups, render_restore, render_verify
-from drctl.views.ha import render_drill, render_name, render_result, show_plan
+from drctl.views.ha import (
+    render_drill,
+    render_name,
+    render_rebuild,
+    render_result,
+    show_plan,
+)
 from drctl.views.journal import render_journal
 from drctl.views.playbook import is_playbook_result, render_playbook
 from drctl.views.status import render_status
@@ -19,6 +25,7 @@ __all__ = [
     "render_journal",
     "render_name",
     "render_playbook",
+    "render_rebuild",
     "render_restore",
     "render_result",
     "render_status",

@@ -140,3 +140,34 @@ def render_drill(report: dict[str, Any], fmt: str) -> None:
         con.print(f"[green]PASSED[/green]: {judged or 'nothing acknowledged was lost'}"
                   if report["ok"] else f"[red]FAILED[/red]: "
                   f"{report['error'] or judged or 'acknowledged writes lost'}")
+
+
+def render_rebuild(report: dict[str, Any], fmt: str) -> None:
+    """`drctl rebuild`: where the cluster now runs, its recovery point and time."""
+    if fmt == "json":
+        emit_json(report)
+        return
+    if report.get("result") == "refused":
+        return  # the error names every failed gate
+    con = console()
+    rebuilt = report.get("rebuilt") or {}
+    rpo = report.get("rpo") or {}
+    loss = report.get("data_loss") or {}
+    if loss.get("sentence"):
+        con.print(f"[red]data loss accepted[/red]: {loss['sentence']}")
+    if report.get("result") != "ok":
+        con.print(f"[red]rebuild on {report.get('target')} failed[/red] after "
+                  f"{report.get('rto_s')} s: no primary was made there (why: below)")
+        return
+    con.print(f"rebuilt cluster on {rebuilt.get('host', report.get('target'))} "
+              f"({rebuilt.get('address', '?')}) from repo{rebuilt.get('repo', '?')}: primary "
+              f"on timeline {rebuilt.get('timeline', '?')}, LSN {rebuilt.get('lsn', '?')}")
+    behind = rpo.get("behind_last_seen_s")
+    con.print(f"recovery point: the last commit replayed was at "
+              f"{rpo.get('last_replayed_commit') or 'none (no transaction in the WAL replayed)'}"
+              + (f", {behind} s before the newest write a watcher saw" if behind is not None
+                 else "; no watcher said when the primary last wrote"))
+    con.print(f"recovery time: {report.get('rto_s')} s from the answer to a primary that "
+              "takes writes")
+    for note in report.get("notes") or []:
+        con.print(f"  note: {note}")

@@ -7,9 +7,10 @@ decisions are written. It fails, naming every failed gate, when the operation mu
 go on; otherwise it returns the decision (target, data-loss verdict, notes).
 
 Options:
-  operation        failover, switchover or failback; or auto-pause: must automatic
-                   failover be paused before the operation (returns needed and why;
-                   never fails)
+  operation        failover, switchover or failback; rebuild (a new primary on target,
+                   a host outside the cluster, from an object store); or auto-pause:
+                   must automatic failover be paused before the operation (returns
+                   needed and why; never fails)
   nodes            the PostgreSQL hosts (inventory names)
   watchers         the hosts that run a watcher
   probe_var        the variable each node's probe was registered in
@@ -19,6 +20,7 @@ Options:
                    node to rejoin
   site             failover: the site to fail over to (its standby holding the most WAL)
   allow_data_loss  the operator's consent to lose what the candidate lacks
+  despite_primary  rebuild: the primary the operator was told of and leaves running
   policy           the drctl_* options of drctl.rules.policy.Policy
 """
 
@@ -40,7 +42,7 @@ from drctl import options
 from drctl.rules.facts import ClusterFacts, NodeFacts, WatcherFacts
 from drctl.rules.policy import Policy
 
-OPERATIONS = ("failover", "switchover", "failback", "auto-pause")
+OPERATIONS = ("failover", "switchover", "failback", "rebuild", "auto-pause")
 
 
 def _parsed(result: Any) -> tuple[bool, dict[str, Any] | None, str]:
@@ -111,6 +113,9 @@ class ActionModule(ActionBase):
                                 args.get("site") or None)
         elif operation == "switchover":
             d = decide.switchover(facts, policy, target)
+        elif operation == "rebuild":
+            d = decide.rebuild(facts, str(target or ""), bool(args.get("allow_data_loss")),
+                               args.get("despite_primary") or None)
         else:
             d = decide.failback(facts, target)
         result.update(changed=False, decision=d.as_dict(), target=d.target,

@@ -575,3 +575,50 @@ def test_the_site_drill_loses_dc1_serves_from_dc2_and_comes_home():
     assert any("the name resolves to" in x for x in labels), labels
     assert report["app"]["registrations_missing"] == []
     healthy_with("pg1", timeout=120)
+
+
+DC2_HOSTS = ("pg3", "backup2", "app2")
+
+
+def test_with_both_sites_lost_the_cluster_is_rebuilt_in_the_cloud_from_the_object_store():
+    """The third kind of disaster recovery (issue #33): neither site survives. A full
+    backup went into the object store (repo3) and a row was committed and archived after
+    it. While pg1 still answers as a primary, `drctl rebuild` refuses (it would make a
+    second one). Every host of dc1 and dc2 then loses power; without consent the rebuild
+    is refused, naming what is unknown; with it, cloud1 (on the WAN side, provisioned with
+    PostgreSQL and pgBackRest pointed at the object store only) restores repo3's backup,
+    replays its WAL and promotes itself: both rows are there, it takes a write, and the
+    report states the recovery point and time."""
+    before = write_marker("cloud_rebuild")
+    code, b = drctl_json("backup", "--repo", "3", "--type", "full", timeout=600)
+    assert code == ExitCode.OK, b
+    after = write_marker("cloud_rebuild")
+    timeline = int(psql("pg1", "select timeline_id from pg_control_checkpoint()"))
+    segment = psql("pg1", "select pg_walfile_name(pg_switch_wal())")
+    wait_for(f"{segment} in repo3", lambda: (drctl_json("backups", "--repo", "3")[1].get(
+        "archive", {}).get("last_segment") or "") >= segment, timeout=120, interval=2)
+    rebuild = ("rebuild", "--on", "cloud1", "--repo", "3", "--yes")
+    code, refused = drctl_json(*rebuild, "--allow-data-loss", timeout=300)
+    assert code == ExitCode.REFUSED and refused["result"] == "refused", refused
+    assert any(g["gate"] == "no primary answers" and not g["ok"] and "pg1" in g["detail"]
+               for g in refused["gates"]), refused
+    assert sh("cloud1", "systemctl is-active postgresql@15-main", check=False) != "active"
+    power_off(*DC1_HOSTS, *DC2_HOSTS)
+    code, refused = drctl_json(*rebuild, timeout=300)
+    assert code == ExitCode.REFUSED, refused
+    [failed] = [g for g in refused["gates"] if not g["ok"]]
+    assert failed["gate"] == "no acknowledged commit lost", refused
+    assert "how many is not known" in failed["detail"]
+    code, report = drctl_json(*rebuild, "--allow-data-loss", timeout=900)
+    assert code == ExitCode.OK, report
+    rebuilt = report["rebuilt"]
+    assert (rebuilt["host"], rebuilt["repo"]) == ("cloud1", 3), rebuilt
+    assert rebuilt["timeline"] > timeline, rebuilt
+    assert psql("cloud1", "select pg_is_in_recovery()") == "f"
+    assert psql("cloud1", f"select count(*) from app.cloud_rebuild where x in ({before}, "
+                          f"{after})", db="app") == "2"
+    psql("cloud1", "insert into app.cloud_rebuild values (1)", db="app")
+    assert report["rpo"]["last_replayed_commit"], report["rpo"]
+    print(f"rebuild on cloud1 from repo3: recovery time {report['rto_s']} s; last commit "
+          f"replayed {report['rpo']['last_replayed_commit']}, "
+          f"{report['rpo']['behind_last_seen_s']} s before the newest write a watcher saw")

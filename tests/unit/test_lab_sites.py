@@ -11,6 +11,8 @@ from drctl.errors import DrctlError
 from drctl.exitcodes import ExitCode
 from drctl_lab import lab
 
+# the hosts a second site adds: dc2's, then the WAN side's
+NEW_HOSTS = ("pg3", "backup2", "app2", "dns1", "s3", "cloud1")
 DC1 = [("pg1", "172.29.53.11", "pg_primary"), ("pg2", "172.29.53.12", "pg_standby"),
        ("backup1", "172.29.53.13", "backup"), ("app1", "172.29.53.14", "app"),
        ("app3", "172.29.53.15", "app")]
@@ -52,7 +54,8 @@ def test_two_sites_add_pg3_backup2_and_app2_in_dc2():
                                       ("backup2", "172.29.69.13", "backup", "dc2"),
                                       ("app2", "172.29.69.14", "app", "dc2"),
                                       ("dns1", "172.29.85.53", "dns", "wan"),
-                                      ("s3", "172.29.85.80", "object_store", "wan")]
+                                      ("s3", "172.29.85.80", "object_store", "wan"),
+                                      ("cloud1", "172.29.85.60", "cloud", "wan")]
     assert lab.site_network("dc2") == lab.NETWORK + "-dc2"
     # the WAN side (the DNS server of the service's name) is on a network of its own
     assert lab.site_network("wan") == lab.NETWORK + "-wan"
@@ -265,6 +268,7 @@ def test_two_site_inventory(tmp_path):
         "dc2": {"hosts": {"pg3": {}, "backup2": {}, "app2": {}}},
         "dns": {"hosts": {"dns1": {"ansible_host": "172.29.85.53"}}},
         "object_store": {"hosts": {"s3": {"ansible_host": "172.29.85.80"}}},
+        "cloud": {"hosts": {"cloud1": {"ansible_host": "172.29.85.60"}}},
     }}}
     assert files["hosts.yml"].startswith(one["hosts.yml"].split("all:")[0])
     assert yaml.safe_load(files["group_vars/dc2/main.yml"]) == {
@@ -359,7 +363,7 @@ def test_a_dc2_host_runs_on_dc2s_network_and_resolves_every_other_host(monkeypat
     assert sorted(a for a in args if a.startswith("--add-host")) == sorted(
         [*(f"--add-host={n}:{a}" for n, a, _ in DC1), "--add-host=backup2:172.29.69.13",
          "--add-host=app2:172.29.69.14", "--add-host=dns1:172.29.85.53",
-         "--add-host=s3:172.29.85.80"])
+         "--add-host=s3:172.29.85.80", "--add-host=cloud1:172.29.85.60"])
 
 
 def test_a_dc1_host_of_one_site_runs_as_before(monkeypatch):
@@ -389,7 +393,7 @@ def test_a_container_that_does_not_resolve_a_new_host_is_made_again(monkeypatch)
     # with every name there, it is reused
     old["HostConfig"]["ExtraHosts"] += ["pg3:172.29.69.11", "backup2:172.29.69.13",
                                         "app2:172.29.69.14", "dns1:172.29.85.53",
-                                        "s3:172.29.85.80"]
+                                        "s3:172.29.85.80", "cloud1:172.29.85.60"]
     calls.clear()
     assert lab.ensure_container(pg1, "tag", False, said.append) == "reused"
     assert calls == []
@@ -528,20 +532,20 @@ def test_a_partial_restore_makes_the_hosts_it_does_not_hold_bare(monkeypatch, tm
                         lambda h, image, copy_up=(): started.append((h.name, image)))
     result = lab.restore("provisioned", lambda m: None, partial=True)
     assert result["hosts"] == [n for n, *_ in DC1]
-    assert result["bare"] == ["pg3", "backup2", "app2", "dns1", "s3"]
+    assert result["bare"] == list(NEW_HOSTS)
     removals = [c[2:] for c in calls if c[:2] == ("rm", "-f")]
     # one container a call (docker 20.10's deadlock when two leave a network at once)
     assert all(len(names) == 1 for names in removals), removals
     removed = [name for names in removals for name in names]
-    assert {lab.PREFIX + n for n in ("pg3", "backup2", "app2", "dns1", "s3")} <= set(removed)
+    assert {lab.PREFIX + n for n in NEW_HOSTS} <= set(removed)
     assert {lab.PREFIX + n for n, *_ in DC1} <= set(removed)
     # every host's container created anew (side by side: in no particular order), dc2's
     # from the bare image, dc1's from the snapshot
     images = dict(started)
-    assert len(started) == len(images) == len(DC1) + 5
-    assert all(images[n] == "drctl-lab:tag" for n in ("pg3", "backup2", "app2", "dns1", "s3"))
+    assert len(started) == len(images) == len(DC1) + 6
+    assert all(images[n] == "drctl-lab:tag" for n in NEW_HOSTS)
     assert all(images[n] != "drctl-lab:tag" for n, *_ in DC1)
-    assert set(routed) == {n for n, *_ in DC1} | {"pg3", "backup2", "app2", "dns1", "s3"}
+    assert set(routed) == {n for n, *_ in DC1} | set(NEW_HOSTS)
 
 
 def test_power_cuts_and_removals_leave_the_network_one_container_at_a_time(monkeypatch):

@@ -89,7 +89,8 @@ def inv() -> Inventory:
 
 @pytest.mark.parametrize("playbook, var", [("failback.yml", "node"),
                                            ("switchover.yml", "target"),
-                                           ("failover.yml", "target")])
+                                           ("failover.yml", "target"),
+                                           ("rebuild.yml", "rebuild_on")])
 def test_the_playbooks_pass_only_the_operators_words_as_the_target(playbook, var):
     """No choice in Jinja before the rules core is asked: the target argument is the
     operator's extra var or empty, and what follows acts on the plugin's answer."""

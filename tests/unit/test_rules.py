@@ -839,3 +839,42 @@ def test_the_stand_ins_own_half_decides_alone_what_it_can(kw: dict[str, Any], du
                                 location_peers=peers, lost=lost)
         if not due:
             assert not whole.ok and whole.detail == half.detail
+
+
+# ------------------------------------------------------------------ rebuild
+
+
+def test_a_rebuild_with_every_node_gone_needs_consent_and_says_what_is_unknown() -> None:
+    c = cluster({"pg1": None, "pg2": None}, {"backup1": watch("0/7000000")})
+    d = decide.rebuild(c, "cloud1")
+    assert not d.proceed and [g.name for g in d.failed] == ["no acknowledged commit lost"]
+    assert d.failed[0].overridable
+    assert d.data_loss is not None and d.data_loss.verdict == "unknown"
+    assert "backup1 saw pg1 write up to 0/7000000" in d.data_loss.sentence
+    assert "pg1, pg2 do not answer" in d.data_loss.sentence
+    accepted = decide.rebuild(c, "cloud1", allow_data_loss=True)
+    assert accepted.proceed and accepted.data_loss_accepted
+    assert "accepted with --allow-data-loss" in accepted.gates[-1].detail
+
+
+def test_a_rebuild_without_a_watcher_says_nobody_knows_when_the_primary_last_wrote() -> None:
+    d = decide.rebuild(cluster({"pg1": None}), "cloud1", allow_data_loss=True)
+    assert d.proceed
+    assert "no watcher answers" in d.data_loss.sentence
+
+
+def test_a_primary_that_answers_refuses_a_rebuild_even_with_consent_to_lose_data() -> None:
+    c = cluster({"pg1": primary_probe(), "pg2": None})
+    d = decide.rebuild(c, "cloud1", allow_data_loss=True)
+    assert [g.name for g in d.failed] == ["no primary answers"]
+    assert "pg1 still accepts writes" in d.failed[0].detail
+    # the operator, told which one, may leave it running; naming another is refused
+    assert decide.rebuild(c, "cloud1", True, despite_primary="pg1").proceed
+    wrong = decide.rebuild(c, "cloud1", True, despite_primary="pg2")
+    assert {g.name for g in wrong.failed} == {"no primary answers",
+                                              "the primary left running is one"}
+
+
+def test_a_rebuild_onto_a_node_of_the_cluster_is_refused() -> None:
+    d = decide.rebuild(cluster({"pg1": None, "pg2": standby_probe()}), "pg2", True)
+    assert [g.name for g in d.failed] == ["target is outside the cluster"]

@@ -1,0 +1,113 @@
+"""The cluster rebuilt from the object store (`drctl rebuild`), both sites lost under load.
+
+  python bench/rebuild.py [--runs 3] [--snapshot NAME] [--rate 20] [--seconds 90]
+
+Each run: the lab back to snapshot NAME (a provisioned two-site lab), a full backup into
+repo3, then a writer committing one row at a time through dc1's VIP (RATE a second, each
+acknowledged row's value and time kept) for SECONDS (90); every host of dc1 and dc2 loses power
+at once while it writes; `drctl rebuild --on cloud1 --repo 3 --allow-data-loss --yes`.
+Prints, per run and as median and spread: the recovery time (drctl's `rto_s`, from the
+answer to a primary that takes writes, and the command's wall clock), the acknowledged
+writes missing on cloud1 (the loss asynchronous archiving makes possible), and the
+recovery point in time (the newest acknowledged write's time minus the commit time of the
+last transaction replayed, which drctl reports). Needs `drctl lab up --sites 2`,
+`drctl provision` and `drctl lab snapshot NAME`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+
+import psycopg
+from _common import ROOT
+
+from drctl_lab.hosts import power_off, psql, vip_connect
+from drctl_lab.lab import PREFIX, SITE_HOSTS, restore
+
+DRCTL = [sys.executable, "-m", "drctl"]
+SITES = [h for site in ("dc1", "dc2") for h, _o, _g in SITE_HOSTS[site]]
+
+
+def writer(stop: threading.Event, rate: float, acked: list[tuple[int, float]]) -> None:
+    """Commit one row at a time through the VIP until STOP (or the connection dies)."""
+    try:
+        with vip_connect() as conn:
+            conn.execute("create table if not exists app.rebuild_bench (x bigint)")
+            conn.commit()
+            n = 0
+            while not stop.is_set():
+                n += 1
+                conn.execute("insert into app.rebuild_bench values (%s)", (n,))
+                conn.commit()
+                acked.append((n, time.time()))
+                time.sleep(1 / rate)
+    except psycopg.Error:
+        pass  # the power cut: what was acknowledged is in ACKED
+
+
+def one_run(snapshot: str, rate: float, seconds: float) -> dict[str, float]:
+    restore(snapshot, lambda _m: None)
+    subprocess.run([*DRCTL, "backup", "--repo", "3", "--type", "full"], cwd=ROOT,
+                   check=True, capture_output=True)
+    acked: list[tuple[int, float]] = []
+    stop = threading.Event()
+    w = threading.Thread(target=writer, args=(stop, rate, acked))
+    w.start()
+    time.sleep(seconds)
+    power_off(*SITES)
+    stop.set()
+    w.join(timeout=30)
+    start = time.perf_counter()
+    proc = subprocess.run([*DRCTL, "rebuild", "--on", "cloud1", "--repo", "3",
+                           "--allow-data-loss", "--yes", "--format", "json"], cwd=ROOT,
+                          capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"drctl rebuild exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    report = json.loads(proc.stdout)
+    # the table itself is lost when no segment was archived after its creation
+    rows = psql("cloud1", "select x from app.rebuild_bench", db="app", check=False)
+    have = {int(x) for x in rows.split() if x.isdigit()}
+    lost = [n for n, _t in acked if n not in have]
+    last = report["rpo"]["last_replayed_commit"]
+    commit = datetime.fromisoformat(last.replace("Z", "+00:00")).timestamp() if last else 0.0
+    rpo_s = max(0.0, acked[-1][1] - commit) if acked and last else float("nan")
+    return {"rto_s": float(report["rto_s"]), "wall_s": wall, "acked": float(len(acked)),
+            "lost": float(len(lost)), "rpo_s": rpo_s}
+
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--snapshot", default="provisioned-2sites")
+    ap.add_argument("--rate", type=float, default=20.0)
+    ap.add_argument("--seconds", type=float, default=90.0,
+                    help="how long the writer writes before the power cut")
+    args = ap.parse_args()
+    runs = []
+    for i in range(args.runs):
+        r = one_run(args.snapshot, args.rate, args.seconds)
+        runs.append(r)
+        print(f"run {i + 1}: recovery time {r['rto_s']:.2f} s (command {r['wall_s']:.2f} s); "
+              f"{int(r['lost'])} of {int(r['acked'])} acknowledged writes lost; recovery "
+              f"point {r['rpo_s']:.2f} s before the newest acknowledged write", flush=True)
+    for key, name in (("rto_s", "recovery time (drctl's rto_s)"),
+                      ("wall_s", "drctl rebuild, wall clock"),
+                      ("lost", "acknowledged writes lost"),
+                      ("rpo_s", "recovery point behind the newest acknowledged write")):
+        values = [r[key] for r in runs]
+        print(f"{name}: median {statistics.median(values):.2f}, min {min(values):.2f}, "
+              f"max {max(values):.2f} (n={len(values)})", flush=True)
+    print(f"(lab {PREFIX.rstrip('-')})")
+
+
+if __name__ == "__main__":
+    main()
