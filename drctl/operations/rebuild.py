@@ -157,6 +157,9 @@ def prepare(inventory: Path, on: str, repo: int, target_time: str | None = None,
     plan = ha.Plan("rebuild", inv.name, STEPS, ha.gates_from(d), extravars, target=on,
                    notes=notes, data_loss=data_loss)
     stake = f" {loss.sentence}." if loss else ""
+    if replace:
+        stake += (f" A cluster an earlier rebuild left on {on} is replaced: whatever it "
+                  "took since is lost.")
     question = (f"Rebuild cluster '{inv.name}' on {on} from repo{repo} ({r.name}), "
                 f"{'to ' + target_time if target_time else 'to the end of its WAL'}?{stake}")
     return Rebuild(inv, plan, "rebuild.yml", question, facts=facts)

@@ -69,3 +69,15 @@ def test_the_recovery_point_is_the_last_commit_and_its_distance_to_the_last_writ
                      "behind_last_seen_s": 2.5}
     assert op.recovery_point(None, at)["behind_last_seen_s"] is None
     assert op.recovery_point("2026-12-07T06:00:07Z", None)["behind_last_seen_s"] is None
+
+
+def test_replacing_an_earlier_rebuild_says_what_it_loses(make_inventory, monkeypatch):
+    gone = ClusterFacts((NodeFacts("pg1", False, "unknown", error="no route to host"),), ())
+    monkeypatch.setattr(ha, "gather", lambda inv, **kw: ({}, gone))
+    plain = op.prepare(inventory(make_inventory), "cloud1", 2, allow_data_loss=True)
+    assert "earlier rebuild" not in plain.question
+    replacing = op.prepare(inventory(make_inventory), "cloud1", 2, allow_data_loss=True,
+                           replace=True)
+    assert "earlier rebuild left on cloud1 is replaced: whatever it took since is lost" \
+        in replacing.question
+    assert replacing.plan.extravars["rebuild_replace"] is True
