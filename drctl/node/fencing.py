@@ -396,8 +396,10 @@ def guard_running_primary(c: Config, ask: Asker | None = None) -> decide.StartVe
                              lifted=False, primary_this_boot=not doubt, me=c.name,
                              witnesses=witnesses, watch_max_age_s=max_age)
     if verdict.action == "fence":
-        fence(c, verdict.reason)
+        # said first: fence() marks the node at once but then waits for PostgreSQL to
+        # stop (seconds on a loaded machine), and the journal must say why meanwhile
         print(f"drctl-guard: fenced this node: {verdict.reason}", flush=True)
+        fence(c, verdict.reason)
         return verdict
     if not os.path.exists(c.primary_boot_file):
         _mark(c.primary_boot_file)

@@ -609,7 +609,12 @@ def test_a_primary_back_from_a_partition_while_its_replacement_is_cut_off_stays_
                                         f"{late[0]} and {late[-1]}", db="app").split()}
     assert set(late) <= have, f"acknowledged after pg1's return, not on pg2: " \
         f"{sorted(set(late) - have)[:10]}"
-    said = sh("pg1", "journalctl -u drctl-guard --no-pager | grep 'fenced this node'",
-              check=False)
-    assert "the watcher on backup1 saw pg2 write on timeline" in said, said
+    # why, as the fence mark and the guard's journal say it (journald writes a service's
+    # lines a moment after it prints them)
+    why = "the watcher on backup1 saw pg2 write on timeline"
+    mark = json.loads(sh("pg1", "cat /etc/drctl/fenced"))
+    assert why in mark["reason"], mark
+    wait_for("the guard's journal to say why it fenced pg1", lambda: why in sh(
+        "pg1", "journalctl -u drctl-guard --no-pager | grep 'fenced this node'",
+        check=False), timeout=30)
     assert_fenced_and_harmless("pg1")
