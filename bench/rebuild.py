@@ -3,9 +3,10 @@
   python bench/rebuild.py [--runs 3] [--snapshot NAME] [--rate 20] [--seconds 90]
 
 Each run: the lab back to snapshot NAME (a provisioned two-site lab), a full backup into
-repo3, then a writer committing one row at a time through dc1's VIP (RATE a second, each
-acknowledged row's value and time kept) for SECONDS (90); every host of dc1 and dc2 loses power
-at once while it writes; `drctl rebuild --on cloud1 --repo 3 --allow-data-loss --yes`.
+repo3, then the lab's writer (drctl_lab.writer) committing through dc1's VIP (RATE a
+second, each acknowledged id and its time kept) for SECONDS (90); every host of dc1 and
+dc2 loses power at once while it writes; then
+`drctl rebuild --on cloud1 --repo 3 --allow-data-loss --yes`.
 Prints, per run and as median and spread: the recovery time (drctl's `rto_s`, from the
 answer to a primary that takes writes, and the command's wall clock), the acknowledged
 writes missing on cloud1 (the loss asynchronous archiving makes possible), and the
@@ -21,49 +22,28 @@ import json
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime
 
-import psycopg
 from _common import ROOT
 
-from drctl_lab.hosts import power_off, psql, vip_connect
+from drctl_lab.hosts import power_off, psql
 from drctl_lab.lab import PREFIX, SITE_HOSTS, restore
+from drctl_lab.writer import TABLE, Writer
 
 DRCTL = [sys.executable, "-m", "drctl"]
 SITES = [h for site in ("dc1", "dc2") for h, _o, _g in SITE_HOSTS[site]]
-
-
-def writer(stop: threading.Event, rate: float, acked: list[tuple[int, float]]) -> None:
-    """Commit one row at a time through the VIP until STOP (or the connection dies)."""
-    try:
-        with vip_connect() as conn:
-            conn.execute("create table if not exists app.rebuild_bench (x bigint)")
-            conn.commit()
-            n = 0
-            while not stop.is_set():
-                n += 1
-                conn.execute("insert into app.rebuild_bench values (%s)", (n,))
-                conn.commit()
-                acked.append((n, time.time()))
-                time.sleep(1 / rate)
-    except psycopg.Error:
-        pass  # the power cut: what was acknowledged is in ACKED
 
 
 def one_run(snapshot: str, rate: float, seconds: float) -> dict[str, float]:
     restore(snapshot, lambda _m: None)
     subprocess.run([*DRCTL, "backup", "--repo", "3", "--type", "full"], cwd=ROOT,
                    check=True, capture_output=True)
-    acked: list[tuple[int, float]] = []
-    stop = threading.Event()
-    w = threading.Thread(target=writer, args=(stop, rate, acked))
-    w.start()
-    time.sleep(seconds)
-    power_off(*SITES)
-    stop.set()
-    w.join(timeout=30)
+    with Writer(start_id=int(time.time() * 1000) * 1000, interval=1 / rate) as w:
+        time.sleep(seconds)
+        power_off(*SITES)
+    # the newest acknowledgement on the wall clock (the writer keeps monotonic times)
+    newest_ack = time.time() - (time.monotonic() - w.acked[-1][0]) if w.acked else None
     start = time.perf_counter()
     proc = subprocess.run([*DRCTL, "rebuild", "--on", "cloud1", "--repo", "3",
                            "--allow-data-loss", "--yes", "--format", "json"], cwd=ROOT,
@@ -73,15 +53,13 @@ def one_run(snapshot: str, rate: float, seconds: float) -> dict[str, float]:
         raise SystemExit(f"drctl rebuild exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     report = json.loads(proc.stdout)
     # the table itself is lost when no segment was archived after its creation
-    rows = psql("cloud1", "select x from app.rebuild_bench", db="app", check=False)
-    have = {int(x) for x in rows.split() if x.isdigit()}
-    lost = [n for n, _t in acked if n not in have]
+    kept = psql("cloud1", f"select to_regclass('{TABLE}') is not null", db="app") == "t"
+    lost = w.missing_on("cloud1") if kept else [i for _t, i in w.acked]
     last = report["rpo"]["last_replayed_commit"]
     commit = datetime.fromisoformat(last.replace("Z", "+00:00")).timestamp() if last else 0.0
-    rpo_s = max(0.0, acked[-1][1] - commit) if acked and last else float("nan")
-    return {"rto_s": float(report["rto_s"]), "wall_s": wall, "acked": float(len(acked)),
+    rpo_s = max(0.0, newest_ack - commit) if newest_ack and last else float("nan")
+    return {"rto_s": float(report["rto_s"]), "wall_s": wall, "acked": float(len(w.acked)),
             "lost": float(len(lost)), "rpo_s": rpo_s}
-
 
 
 def main() -> None:

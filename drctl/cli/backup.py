@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -10,14 +9,12 @@ import click
 from drctl.cli.base import (
     cli,
     common,
-    interaction,
     operation_options,
     playbook_ui,
-    run_and_render,
+    run_prepared,
 )
 from drctl.cli_types import IsoTime, Lsn, SafeName
 from drctl.errors import DrctlError
-from drctl.exitcodes import ExitCode
 
 
 @cli.command()
@@ -133,11 +130,6 @@ def rebuild(inventory: Path, fmt: str, yes: bool, show_plan: bool, on: str, repo
     from drctl import views
     from drctl.operations import rebuild as op
 
-    prepared = op.prepare(inventory, on, repo, target_time, allow_data_loss,
-                          despite_primary, replace)
-    if show_plan:
-        views.show_plan(prepared.plan, fmt)
-        if not prepared.plan.ok:
-            sys.exit(int(ExitCode.REFUSED))
-        return
-    run_and_render(interaction(yes, fmt), prepared.run, views.render_rebuild, fmt)
+    run_prepared(op.prepare(inventory, on, repo, target_time, allow_data_loss,
+                            despite_primary, replace), fmt, yes, show_plan,
+                 render=views.render_rebuild)

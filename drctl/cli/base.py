@@ -112,9 +112,11 @@ def interaction(yes: bool, fmt: str) -> Any:
 
 
 def run_prepared(prepared: Any, fmt: str, yes: bool, show_plan: bool,
-                 run: Callable[[Any], dict[str, Any]] | None = None) -> None:
+                 run: Callable[[Any], dict[str, Any]] | None = None,
+                 render: Callable[[dict[str, Any], str], None] | None = None) -> None:
     """--plan, or run the prepared operation and render what it returns (also when it
-    ended badly: the report rides on the error)."""
+    ended badly: the report rides on the error) with RENDER (default: an operation's
+    result, views.render_result)."""
     from drctl import views
 
     if show_plan:
@@ -122,7 +124,8 @@ def run_prepared(prepared: Any, fmt: str, yes: bool, show_plan: bool,
         if not prepared.plan.ok:
             sys.exit(int(ExitCode.REFUSED))
         return
-    run_and_render(interaction(yes, fmt), run or prepared.run, views.render_result, fmt)
+    run_and_render(interaction(yes, fmt), run or prepared.run,
+                   render or views.render_result, fmt)
 
 
 def run_and_render(ui: Any, run: Callable[[Any], dict[str, Any]],

@@ -81,3 +81,29 @@ def test_replacing_an_earlier_rebuild_says_what_it_loses(make_inventory, monkeyp
     assert "earlier rebuild left on cloud1 is replaced: whatever it took since is lost" \
         in replacing.question
     assert replacing.plan.extravars["rebuild_replace"] is True
+
+
+def test_the_command_plans_refuses_and_names_a_wrong_host_in_one_line(make_inventory,
+                                                                      monkeypatch):
+    from click.testing import CliRunner
+
+    from drctl import cli as cli_mod
+
+    path = str(inventory(make_inventory))
+    gone = ClusterFacts((NodeFacts("pg1", False, "unknown", error="no route to host"),), ())
+    monkeypatch.setattr(ha, "gather", lambda inv, **kw: ({}, gone))
+    runner = CliRunner()
+    plan = runner.invoke(cli_mod.cli, ["rebuild", "-i", path, "--on", "cloud1", "--repo", "2",
+                                       "--plan"])
+    assert plan.exit_code == ExitCode.REFUSED, plan.output
+    assert "FAIL  no acknowledged commit lost" in plan.output
+    refused = runner.invoke(cli_mod.cli, ["rebuild", "-i", path, "--on", "cloud1", "--repo",
+                                          "2", "--yes", "--format", "json"])
+    assert refused.exit_code == ExitCode.REFUSED, refused.output
+    assert '"result": "refused"' in refused.output
+    wrong = runner.invoke(cli_mod.cli, ["rebuild", "-i", path, "--on", "nosuch", "--repo", "2",
+                                        "--yes"])
+    assert wrong.exit_code == ExitCode.USAGE and "Traceback" not in wrong.output
+    assert "nosuch is not a host of group cloud" in wrong.output
+    nan = runner.invoke(cli_mod.cli, ["rebuild", "-i", path, "--on", "cloud1", "--repo", "NaN"])
+    assert nan.exit_code == 2 and "Traceback" not in nan.output
