@@ -58,6 +58,14 @@ class Config:
     start_lift_file: str = "/run/drctl/start-lifted"
     primary_boot_file: str = "/run/drctl/primary-this-boot"
     start_confirm_wait_s: float = 15  # how long fence-check asks the peers before holding
+    # The pgBackRest repositories (numbers in this node's pgbackrest.conf) whose archive
+    # fence-check and the guard ask for the newest timeline (the object stores: they
+    # outlive both sites), the stanza, how often a running primary asks, and how long
+    # one answer may take.
+    archive_repos: tuple[int, ...] = ()
+    stanza: str = ""
+    archive_check_interval_s: float = 30
+    archive_check_timeout_s: float = 5
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -88,6 +96,7 @@ class Config:
         known = {k for k in cls.__dataclass_fields__ if k != "extra"}
         values = {k: v for k, v in raw.items() if k in known}
         values["peers"] = tuple(raw.get("peers") or ())
+        values["archive_repos"] = tuple(int(n) for n in raw.get("archive_repos") or ())
         return cls(**values, extra={k: v for k, v in raw.items() if k not in known})
 
 

@@ -11,9 +11,10 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from typing import Any
 
-from drctl.node import probe, repmgr_hooks, standin
+from drctl.node import archive, probe, repmgr_hooks, standin
 from drctl.node.common import (
     Config,
     PsqlSession,
@@ -137,6 +138,7 @@ class Looks:
 
     def __init__(self, c: Config) -> None:
         self.c = c
+        self._archive_asked_at: float | None = None
         self._local = PsqlSession(["runuser", "-u", "postgres", "--", c.psql, "-XAtq",
                                    "-p", str(c.pg_port), "-d", "postgres"], timeout=10)
         self._peers: dict[str, PsqlSession] = {}
@@ -153,6 +155,17 @@ class Looks:
                 [self.c.psql, "-XAtq", _peer_conninfo(self.c, peer)],
                 timeout=self.PEER_TIMEOUT_S, env={**os.environ, "PGPASSFILE": self.c.passfile})
         return session.execute(statement)
+
+    def archive_due(self) -> bool:
+        """Whether the repositories' archives are to be asked at this look: every
+        archive_check_interval_s (a pgBackRest process each, where a look costs a query),
+        the first look included. Marks them asked."""
+        now = time.monotonic()
+        if (self._archive_asked_at is not None
+                and now - self._archive_asked_at < self.c.archive_check_interval_s):
+            return False
+        self._archive_asked_at = now
+        return True
 
     def close(self) -> None:
         self._local.close()
@@ -237,6 +250,7 @@ def start_verdict(c: Config) -> tuple[decide.StartVerdict, int | None,
     my_tl: int | None = None
     peers: list[decide.PeerAnswer] = []
     witnesses: list[WatcherFacts] = []
+    archives: list[decide.ArchiveAnswer] = []
     max_age = Policy.watch_max_age_s
     if fenced is None and not standby:
         try:
@@ -245,10 +259,12 @@ def start_verdict(c: Config) -> tuple[decide.StartVerdict, int | None,
             my_tl = None
         peers = ask_peers(c)
         witnesses, max_age = witness_answers(c)
+        archives = archive.answers(c)
     verdict = decide.startup(fenced=fenced, standby=standby, my_timeline=my_tl,
                              peers=peers, lifted=os.path.exists(c.start_lift_file),
                              primary_this_boot=os.path.exists(c.primary_boot_file),
-                             me=c.name, witnesses=witnesses, watch_max_age_s=max_age)
+                             me=c.name, witnesses=witnesses, watch_max_age_s=max_age,
+                             archives=archives)
     return verdict, my_tl, peers
 
 
@@ -348,6 +364,13 @@ def retry_held_start(c: Config) -> str | None:
     return f"start after hold ({verdict.action}: {verdict.reason}): exit {rc} {err[-200:]}"
 
 
+def cmd_archive_timelines(c: Config, a: argparse.Namespace) -> None:
+    """What fence-check and the guard would hear from the object stores now (why a node
+    was fenced on an archive's word, or whether it would be)."""
+    emit(ok=True, host=c.name, repos=list(c.archive_repos), stanza=c.stanza,
+         archives=[asdict(x) for x in archive.answers(c)])
+
+
 def cmd_confirm_primary(c: Config, a: argparse.Namespace) -> None:
     """An operator's consent: start this held node as the primary once, although no peer
     confirmed it. Never overrides a peer on a newer timeline (that still fences)."""
@@ -373,7 +396,8 @@ def guard_running_primary(c: Config, ask: Asker | None = None) -> decide.StartVe
     has run as the primary since this boot), on its peers' answers of this moment, and
     the watchers' records when a peer is silent: a peer on a newer timeline, or a watcher
     that saw another node write on one (a failover happened while it was cut off), fences
-    it now.
+    it now, and so does an object store's archive that holds a newer timeline (asked
+    every archive_check_interval_s: the cluster was rebuilt from it meanwhile).
     Other verdicts change nothing on a running server: a twin primary on the same
     timeline is reported by drctl status, where an operator decides which one keeps its
     writes. Marks the node as having run as the primary since boot (e.g. promoted)."""
@@ -389,12 +413,18 @@ def guard_running_primary(c: Config, ask: Asker | None = None) -> decide.StartVe
     max_age = Policy.watch_max_age_s
     if doubt or any(p.role is None for p in peers):
         witnesses, max_age = witness_answers(c)
+    # The archives (the object stores) know of a rebuild from them that no peer or
+    # watcher may be left to report, e.g. after a partition that looked like the loss of
+    # both sites: asked every archive_check_interval_s by the guard, at every one-shot ask.
+    archives = archive.answers(c) if c.archive_repos and (
+        not isinstance(ask, Looks) or ask.archive_due()) else []
     # In doubt (keepalived's check found this node cut off from the network, and keeps
     # the VIP away until this is settled), having run as the primary since boot proves
     # nothing: a peer or a watcher must confirm it, as at a start.
     verdict = decide.startup(fenced=None, standby=False, my_timeline=my_tl, peers=peers,
                              lifted=False, primary_this_boot=not doubt, me=c.name,
-                             witnesses=witnesses, watch_max_age_s=max_age)
+                             witnesses=witnesses, watch_max_age_s=max_age,
+                             archives=archives)
     if verdict.action == "fence":
         # said first: fence() marks the node at once but then waits for PostgreSQL to
         # stop (seconds on a loaded machine), and the journal must say why meanwhile

@@ -23,9 +23,10 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from drctl.node import handover, liveness, probe, watch
+from drctl.node import archive, handover, liveness, probe, watch
 from drctl.node.common import Config, now_iso, psql, read_json, run
 from drctl.rules import decide, sql
 from drctl.rules.facts import ClusterFacts, Liveness, NodeFacts, WatcherFacts
@@ -60,12 +61,18 @@ def probe_primary(c: Config, host: str, seconds: float) -> Liveness:
 
 
 def decision(c: Config, s: Mapping[str, Any]) -> decide.Decision:
-    """Probe the primary the watchers saw last for as long as the rules say, then gather
-    the facts (this node's WAL, the watchers' record, fence/pause/location) and decide."""
+    """Probe the primary the watchers saw last for as long as the rules say (the object
+    stores' archives asked meanwhile), then gather the facts (this node's WAL, the
+    watchers' record, fence/pause/location) and decide."""
     policy = Policy.from_options(s.get("policy") or {})
     planned, _ = witness_records(c, s)
     host, seconds = decide.liveness_probe(ClusterFacts((), tuple(planned)), policy)
-    live = probe_primary(c, host, seconds) if host else None
+    # the object stores' archives are asked while the liveness probe runs (it takes its
+    # seconds anyway): no promotion waits for them
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        asked = pool.submit(archive.answers, c)
+        live = probe_primary(c, host, seconds) if host else None
+        archives = asked.result()
     try:
         pg: dict[str, Any] | None = probe.postgres_state(c, as_user=None)
         error = ""
@@ -79,7 +86,7 @@ def decision(c: Config, s: Mapping[str, Any]) -> decide.Decision:
                              primary_location=str(s.get("primary_location")),
                              witness_error=witness_error)
     return decide.auto_promotion(ClusterFacts((me,), tuple(watchers)), c.name, policy,
-                                 local, live)
+                                 local, live, archives)
 
 
 def loss_window(loss: decide.DataLoss | None) -> dict[str, float] | None:

@@ -28,6 +28,8 @@ Each prints one JSON object, so a step costs one Ansible task and its result is 
                           a peer knows a newer timeline; otherwise hold (stay down). A
                           start removes a postmaster.pid that no postmaster holds
   confirm-primary         an operator's consent: start a held node as the primary once
+  archive-timelines       the newest timeline each object store's archive holds, as
+                          fence-check, the guard and automatic failover ask it
   guard [--once]          loop: fence this node if it is a writable primary while a peer
                           is a writable primary on a newer timeline (a healed partition);
                           on a standby, record its lag behind the primary (lag file);
@@ -101,6 +103,7 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--wait", type=float, help="seconds to ask the peers before holding")
     s = sub.add_parser("confirm-primary")
     s.add_argument("--by", default="operator")
+    sub.add_parser("archive-timelines")
     s = sub.add_parser("guard")
     s.add_argument("--once", action="store_true")
     s.add_argument("--interval", type=float, default=2)
@@ -148,6 +151,7 @@ COMMANDS: dict[str, Callable[[Config, argparse.Namespace], None]] = {
     "unfence": fencing.cmd_unfence,
     "fence-check": fencing.cmd_fence_check,
     "confirm-primary": fencing.cmd_confirm_primary,
+    "archive-timelines": fencing.cmd_archive_timelines,
     "guard": fencing.cmd_guard,
     "divergence": rejoin.cmd_divergence,
     "set-aside": rejoin.cmd_set_aside,

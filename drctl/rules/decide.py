@@ -724,11 +724,37 @@ def _liveness_gate(cluster: ClusterFacts, policy: Policy, live: Liveness | None)
                             f"{live.attempts} connections in the last {live.probed_s:.1f} s")
 
 
+def no_unseen_promotion(cluster: ClusterFacts, archives: Sequence[ArchiveAnswer]) -> Gate:
+    """An archive (the object store, which outlives both sites) that holds a timeline
+    newer than the newest primary any watcher saw: a promotion happened that no watcher
+    saw, the cluster rebuilt from the store while the watchers' sites were gone (`drctl
+    rebuild`). The watchers' record, from which automatic failover judges what a
+    candidate lacks, is then of a cluster that was replaced: promoting one of its standbys
+    would make a second primary beside the rebuilt one. Passes when no archive was asked
+    or answered (the archive only ever refuses; the other gates decide), and when no
+    watcher saw a primary (the data-loss gate refuses that already)."""
+    name = "no promotion the watchers did not see"
+    seen = [w.sighting.timeline for w in cluster.watchers if w.sighting is not None]
+    newer = [a for a in archives if seen and a.timeline is not None and a.timeline > max(seen)]
+    if newer:
+        a = newer[0]
+        return Gate(name, False, (
+            f"repository {a.repo}'s archive holds timeline {a.timeline}, newer than the "
+            f"newest primary the watchers saw (timeline {max(seen)}): the cluster was "
+            "promoted or rebuilt elsewhere (`drctl rebuild`?) while they were away; "
+            "promoting here would make a second primary"))
+    asked = ", ".join(f"{a.repo} timeline {a.timeline}" if a.timeline is not None else
+                      f"{a.repo} did not answer ({a.error})" for a in archives)
+    return Gate(name, True, asked or "no archive asked")
+
+
 def auto_promotion(cluster: ClusterFacts, candidate: str, policy: Policy,
-                   local: LocalAuto, liveness: Liveness | None) -> Decision:
+                   local: LocalAuto, liveness: Liveness | None,
+                   archives: Sequence[ArchiveAnswer] = ()) -> Decision:
     """repmgrd's validation: may this standby promote itself now? No override exists.
     LIVENESS: the probe of the primary liveness_probe() named, made just before these
-    facts were gathered."""
+    facts were gathered; ARCHIVES: the newest timeline each object store's archive holds,
+    asked meanwhile (no_unseen_promotion)."""
     t = cluster.node(candidate)
     gates = _local_gates(local)
     loss = None
@@ -744,6 +770,7 @@ def auto_promotion(cluster: ClusterFacts, candidate: str, policy: Policy,
         # witness's and the watcher's checks all time out): it must also ignore a burst
         # of new connections, made now
         gates.append(_liveness_gate(cluster, policy, liveness))
+        gates.append(no_unseen_promotion(cluster, archives))
         loss = assess_data_loss(cluster, t, policy)
         gates.append(_auto_loss_gate(loss, policy))
     return Decision("auto-promotion", candidate, tuple(gates), data_loss=loss)
@@ -879,6 +906,19 @@ class PeerAnswer:
 
 
 @dataclass(frozen=True)
+class ArchiveAnswer:
+    """What one repository's WAL archive said when asked for the newest timeline it holds
+    (the highest-numbered timeline history file: every promotion archives one, drctl's,
+    the failover manager's, or a rebuild's from the object store). timeline None: the
+    archive did not answer (error says why) or holds no history (timeline 1 only, then 1).
+    """
+
+    repo: str
+    timeline: int | None
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class StartVerdict:
     """May PostgreSQL start here? action: start, fence (a newer primary exists: never
     start), hold (not confirmed: stay down and ask again), refuse (fenced already)."""
@@ -894,7 +934,8 @@ class StartVerdict:
 def startup(*, fenced: str | None, standby: bool, my_timeline: int | None,
             peers: list[PeerAnswer], lifted: bool, primary_this_boot: bool,
             me: str = "", witnesses: Sequence[WatcherFacts] = (),
-            watch_max_age_s: float = Policy.watch_max_age_s) -> StartVerdict:
+            watch_max_age_s: float = Policy.watch_max_age_s,
+            archives: Sequence[ArchiveAnswer] = ()) -> StartVerdict:
     """Whether a node may start PostgreSQL, decided before every start.
 
     A standby always may. A node that would start as a primary must still be the newest
@@ -907,13 +948,20 @@ def startup(*, fenced: str | None, standby: bool, my_timeline: int | None,
     last saw it: every promotion, drctl's or the failover manager's, goes past the
     watcher's host, which holds the lock and the witness). Until then it holds: silence
     from the peers, and from the watchers, is not a confirmation.
+    A repository's archive that holds a newer timeline's history fences it too: the
+    cluster was rebuilt from the object store (or a node promoted) while this node was
+    away, where neither the peers nor the watchers may be left to say so. The archive
+    only ever fences: its silence, or an older timeline there, confirms nothing (an
+    object store that is down must not stop a primary's restart; the peers and the
+    watchers decide that).
 
     fenced: the fence marker's text (None: not fenced); standby: standby.signal exists;
     my_timeline: the timeline of its last checkpoint (None: pg_controldata unreadable);
     lifted: an operator's one-shot consent; primary_this_boot: it ran writable since boot;
     me: this node's name; witnesses: the watchers' records as the witness holds them now
     (empty: none was asked or none answered); watch_max_age_s: the policy's limit past
-    which a watcher that has not looked is stale (drctl_watch_max_age_s).
+    which a watcher that has not looked is stale (drctl_watch_max_age_s); archives: the
+    newest timeline each asked repository's archive holds (empty: none was asked).
     """
     if fenced is not None:
         return StartVerdict("refuse", f"this node is fenced ({fenced}); it rejoins with "
@@ -932,6 +980,13 @@ def startup(*, fenced: str | None, standby: bool, my_timeline: int | None,
         return StartVerdict("fence", (
             f"{p.name} is a {p.role} on timeline {p.timeline}, newer than this node's "
             f"{my_timeline}: a failover happened while this node was away"))
+    archived = [a for a in archives if a.timeline is not None and a.timeline > my_timeline]
+    if archived:
+        a = archived[0]
+        return StartVerdict("fence", (
+            f"repository {a.repo}'s archive holds timeline {a.timeline}, newer than this "
+            f"node's {my_timeline}: another node was promoted, or the cluster rebuilt from "
+            "the archive, while this node was away"))
     seen = [w.sighting for w in witnesses if w.sighting is not None]
     replaced = [s for s in seen if s.primary != me and s.timeline > my_timeline]
     if replaced:

@@ -588,7 +588,8 @@ def test_with_both_sites_lost_the_cluster_is_rebuilt_in_the_cloud_from_the_objec
     is refused, naming what is unknown; with it, cloud1 (on the WAN side, provisioned with
     PostgreSQL and pgBackRest pointed at the object store only) restores repo3's backup,
     replays its WAL and promotes itself: both rows are there, it takes a write, and the
-    report states the recovery point and time."""
+    report states the recovery point and time. When dc1 comes back, its old primary fences
+    itself on the rebuild's timeline in the store."""
     before = write_marker("cloud_rebuild")
     code, b = drctl_json("backup", "--repo", "3", "--type", "full", timeout=600)
     assert code == ExitCode.OK, b
@@ -622,3 +623,17 @@ def test_with_both_sites_lost_the_cluster_is_rebuilt_in_the_cloud_from_the_objec
     print(f"rebuild on cloud1 from repo3: recovery time {report['rto_s']} s; last commit "
           f"replayed {report['rpo']['last_replayed_commit']}, "
           f"{report['rpo']['behind_last_seen_s']} s before the newest write a watcher saw")
+    # dc1's power returns (or the partition that looked like the loss of both sites
+    # heals): pg1 would start as the primary its standby confirms, but the object store
+    # holds the rebuild's newer timeline, and pg1 fences itself on it: the old site never
+    # takes a write beside the rebuilt primary
+    for host in ("pg2", "pg1"):  # its standby first, up to confirm it
+        power_on(host)
+    wait_for("pg1 to fence itself (repo3 holds the rebuild's timeline)",
+             lambda: "repo3" in sh("pg1", "cat /etc/drctl/fenced", check=False),
+             timeout=120, interval=2)
+    reason = json.loads(sh("pg1", "cat /etc/drctl/fenced"))["reason"]
+    assert f"timeline {rebuilt['timeline']}, newer than this node's" in reason, reason
+    assert sh("pg1", "systemctl is-active postgresql@15-main", check=False) != "active"
+    assert vip_holders() == []
+    assert psql("cloud1", "select count(*) from app.cloud_rebuild where x = 1", db="app") == "1"

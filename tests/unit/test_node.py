@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from drctl.node import cli, common, fencing, handover, rejoin, steps, watch
+from drctl.node import archive, cli, common, fencing, handover, rejoin, steps, watch
 from drctl.rules.facts import NodeFacts, WatcherFacts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -771,6 +771,94 @@ def test_a_running_primary_is_fenced_by_the_rule_every_start_asks(
     else:
         assert (running_primary / "run" / "primary-this-boot").exists()
 
+
+
+def with_archive(node: Path, fake_bin: Path, listing: str, rc: int = 0) -> None:
+    """The node's object store as repo3: pgbackrest's repo-ls prints LISTING (and exits
+    RC); every call is logged with its arguments."""
+    cfg = json.loads((node / "node.json").read_text())
+    cfg.update(archive_repos=[3], stanza="lab", archive_check_interval_s=30)
+    (node / "node.json").write_text(json.dumps(cfg))
+    (node / "listing").write_text(listing)
+    fake(fake_bin, "runuser", 'shift 3; exec "$@"\n')
+    fake(fake_bin, "pgbackrest", f'echo "$@" >> "{node}/pgbackrest.log"\n'
+                                 f'cat "{node}/listing"; exit {rc}\n')
+
+
+@pytest.mark.parametrize("listing, newest", [
+    ("", 1),
+    ("15-1/00000002.history\n15-1/0000000A.history\n15-1/00000003.history\n", 10),
+    ("16-2/00000004.history\n", 4),
+    ("15-1/000000020000000000000005-abc.gz\n", 1),  # a segment is no history file
+])
+def test_the_archives_newest_timeline_is_its_highest_history_file(listing: str,
+                                                                   newest: int) -> None:
+    assert archive.newest_archived_timeline(listing) == newest
+
+
+def test_a_booting_primary_is_fenced_by_a_newer_timeline_in_the_object_store(
+        booting_primary: Path, fake_bin: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Both sites were lost and the cluster rebuilt from the object store (timeline 4
+    there): pg1 comes back with its standby, which would confirm it, and is fenced on
+    the store's word. The store is asked with the stanza's archive path, as postgres."""
+    peer_says(booting_primary, "10.0.0.12", "standby|3")
+    with_archive(booting_primary, fake_bin, "15-1/00000003.history\n15-1/00000004.history\n")
+    code, err = fence_check(booting_primary, capsys)
+    assert code == 1 and "fence" in err
+    reason = json.loads((booting_primary / "fenced").read_text())["reason"]
+    assert "repository repo3's archive holds timeline 4" in reason
+    call = (booting_primary / "pgbackrest.log").read_text()
+    assert "--repo=3" in call and "repo-ls" in call and "archive/lab" in call
+
+
+def test_archive_timelines_says_what_each_object_store_holds(
+        booting_primary: Path, fake_bin: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with_archive(booting_primary, fake_bin, "15-1/00000004.history\n")
+    cli.main(["--config", str(booting_primary / "node.json"), "archive-timelines"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["archives"] == [{"repo": "repo3", "timeline": 4, "error": ""}]
+    assert out["repos"] == [3] and out["stanza"] == "lab"
+
+
+@pytest.mark.parametrize("listing, rc", [
+    ("15-1/00000003.history\n", 0),  # its own timeline: nothing newer
+    ("", 0),
+    ("", 82),  # the store does not answer: no vote either way
+])
+def test_an_object_store_without_a_newer_timeline_changes_nothing(
+        booting_primary: Path, fake_bin: Path, capsys: pytest.CaptureFixture[str],
+        listing: str, rc: int) -> None:
+    peer_says(booting_primary, "10.0.0.12", "standby|3")
+    with_archive(booting_primary, fake_bin, listing, rc)
+    code, err = fence_check(booting_primary, capsys)
+    assert code == 0 and "pg2 (standby, timeline 3) confirms" in err, err
+    assert not (booting_primary / "fenced").exists()
+
+
+def test_a_running_primary_asks_the_object_store_every_interval_and_is_fenced_by_it(
+        guarded_primary: Path, fake_bin: Path) -> None:
+    """A partition that looked like the loss of both sites: the cluster was rebuilt from
+    the store while pg1 kept running. The guard's looks ask the store once per interval
+    (the first look included), and the look after the rebuild's timeline appears there
+    fences pg1."""
+    peer_says(guarded_primary, "10.0.0.12", "standby|3")
+    peer_says(guarded_primary, "10.0.0.13", "standby|3")
+    with_archive(guarded_primary, fake_bin, "15-1/00000003.history\n")
+    c = common.Config.load(str(guarded_primary / "node.json"))
+    looks = fencing.Looks(c)
+    try:
+        assert fencing.guard_running_primary(c, looks).action == "start"
+        assert fencing.guard_running_primary(c, looks).action == "start"
+        assert len((guarded_primary / "pgbackrest.log").read_text().splitlines()) == 1
+        (guarded_primary / "listing").write_text("15-1/00000004.history\n")
+        assert fencing.guard_running_primary(c, looks).action == "start"  # not due yet
+        looks._archive_asked_at = time.monotonic() - 31
+        verdict = fencing.guard_running_primary(c, looks)
+    finally:
+        looks.close()
+    assert verdict.action == "fence"
+    assert "repo3's archive holds timeline 4" in json.loads(
+        (guarded_primary / "fenced").read_text())["reason"]
 
 
 def test_a_primary_back_from_a_partition_asks_the_watchers_when_a_peer_is_silent(

@@ -364,6 +364,22 @@ def test_auto_promotion_refuses_while_a_watcher_still_sees_the_primary() -> None
     assert [g.name for g in d.failed] == ["no acknowledged commit lost"]
 
 
+def test_auto_promotion_refuses_when_the_archive_holds_a_timeline_no_watcher_saw() -> None:
+    """Both sites were lost and the cluster rebuilt from the object store (timeline 2
+    there); dc1 returns, its primary fences itself, and repmgrd on its standby would
+    replace it from the watcher's record of timeline 1: a second primary beside the
+    rebuilt one. Refused, naming the repository and both timelines; an archive on the
+    watchers' timeline, or one that did not answer, changes nothing."""
+    c = cluster({"pg2": standby_probe("0/5000000")}, {"backup1": watch("0/5000000")})
+    A = decide.ArchiveAnswer
+    d = decide.auto_promotion(c, "pg2", AUTO, local(), SILENT, [A("repo3", 2)])
+    assert [g.name for g in d.failed] == ["no promotion the watchers did not see"]
+    assert "repo3's archive holds timeline 2" in d.failed[0].detail
+    assert "(timeline 1)" in d.failed[0].detail
+    for archives in ([A("repo3", 1)], [A("repo3", None, "no answer within 5 s")], []):
+        assert decide.auto_promotion(c, "pg2", AUTO, local(), SILENT, archives).proceed
+
+
 @pytest.mark.parametrize(("kw", "words"), [
     ({"fenced": True}, "fenced"), ({"paused": True}, "paused"),
     ({"location": "dc2"}, "only `drctl failover` promotes it"),
@@ -577,6 +593,36 @@ def test_a_held_start_says_who_did_not_answer_and_may_be_lifted() -> None:
     assert v.action == "hold" and v.liftable
     assert "pg2" in v.reason and "pg3 (timeline unknown)" in v.reason
     assert not start(peers=[P("pg2", "primary", 3)]).liftable
+
+
+A = decide.ArchiveAnswer
+
+
+@pytest.mark.parametrize("facts, action", [
+    # the cluster was rebuilt from the object store while this node was away: fenced,
+    # whatever its peers confirm, a lift or a start since boot
+    ({"archives": [A("repo3", 4)], "peers": [P("pg2", "standby", 3)]}, "fence"),
+    ({"archives": [A("repo3", 4)], "lifted": True}, "fence"),
+    ({"archives": [A("repo3", 4)], "primary_this_boot": True}, "fence"),
+    ({"archives": [A("repo3", None, "no answer within 5 s"), A("repo4", 5)]}, "fence"),
+    # the archive only ever fences: its own timeline or an older one confirms nothing,
+    # and an archive that does not answer changes nothing
+    ({"archives": [A("repo3", 3)]}, "hold"),
+    ({"archives": [A("repo3", 2)], "peers": [P("pg2", "standby", 3)]}, "start"),
+    ({"archives": [A("repo3", None, "connection refused")],
+      "peers": [P("pg2", "standby", 3)]}, "start"),
+    ({"archives": [A("repo3", None, "connection refused")]}, "hold"),
+    # a standby starts whatever the archive holds
+    ({"archives": [A("repo3", 9)], "standby": True}, "start"),
+])
+def test_startup_with_the_archives_newest_timeline(facts: dict[str, Any], action: str) -> None:
+    assert start(**facts).action == action
+
+
+def test_a_fence_by_the_archive_names_the_repository_and_both_timelines() -> None:
+    v = start(archives=[A("repo3", 4)])
+    assert "repository repo3's archive holds timeline 4" in v.reason
+    assert "newer than this node's 3" in v.reason and "rebuilt" in v.reason
 
 
 def test_a_fence_names_the_newer_node_and_its_timeline() -> None:
