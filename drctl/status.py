@@ -21,8 +21,9 @@ from typing import Any
 from drctl import auto_state as auto_mod
 from drctl import dns, sshprobe
 from drctl import inventory as inv_mod
+from drctl.rules import decide, service
+from drctl.rules import facts as rules_facts
 from drctl.rules import repos as repos_rule
-from drctl.rules import service
 from drctl.rules.facts import app_name
 
 BACKUP_TOOL = "/usr/local/libexec/drctl/drctl-backup"
@@ -432,6 +433,12 @@ def collect(inventory: Path | inv_mod.Inventory,
         n["site"] = inv.site(n["host"])
     warn = int(inv.option("drctl_slot_warn_bytes"))
     primary, problems = evaluate(nodes, warn)
+    gone = decide.superseded(rules_facts.ClusterFacts(tuple(
+        rules_facts.NodeFacts.from_probe(h, results[h].data,
+                                         results[h].ok and results[h].data is not None,
+                                         results[h].error) for h in hosts)))
+    if gone:
+        problems.insert(0, gone)
     sites, s_problems = site_view(nodes, inv.sites)
     problems += s_problems
     for verdict in app_verdicts:

@@ -2,7 +2,7 @@
 timeline each holds (its highest timeline history file: every promotion archives one,
 drctl's, the failover manager's, and a rebuild's from the store). Fence-check, the guard
 of a running primary and automatic failover's validation ask them; the rules core
-(decide.startup, decide.no_unseen_promotion) decides what the answers mean."""
+(decide.startup, decide.no_unseen_promotion, decide.superseded) decides what the answers mean."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import os
 import re
 
 from drctl.node.common import Config, run
-from drctl.rules import decide
+from drctl.rules.facts import ArchiveAnswer
 
 # A timeline history file in a repository's archive, as `pgbackrest repo-ls --recurse`
 # lists it under archive/<stanza>: "<archive id>/<timeline, 8 hex digits>.history".
@@ -25,13 +25,13 @@ def newest_archived_timeline(listing: str) -> int:
     return max(found, default=1)
 
 
-def answers(c: Config) -> list[decide.ArchiveAnswer]:
+def answers(c: Config) -> list[ArchiveAnswer]:
     """The newest timeline each of c.archive_repos holds in its archive, asked now
     (`pgbackrest repo-ls`, as postgres, its log files left alone, killed after
     archive_check_timeout_s); [] when none is configured. A repository that does not
     answer says why (an archive that cannot be asked confirms nothing and fences
     nothing)."""
-    found: list[decide.ArchiveAnswer] = []
+    found: list[ArchiveAnswer] = []
     limit = f"{c.archive_check_timeout_s:g}"
     # as postgres, whose files pgBackRest's are (repmgrd's hooks run as postgres already)
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
@@ -42,9 +42,9 @@ def answers(c: Config) -> list[decide.ArchiveAnswer]:
                             r"--filter=\.history$", f"archive/{c.stanza}"],
                            timeout=c.archive_check_timeout_s + 5)
         if rc == 0:
-            found.append(decide.ArchiveAnswer(f"repo{n}", newest_archived_timeline(out)))
+            found.append(ArchiveAnswer(f"repo{n}", newest_archived_timeline(out)))
         else:
             why = (f"no answer within {limit} s" if rc == 124 else
                    (err.strip().splitlines() or [f"pgbackrest exited {rc}"])[-1][:200])
-            found.append(decide.ArchiveAnswer(f"repo{n}", None, why))
+            found.append(ArchiveAnswer(f"repo{n}", None, why))
     return found

@@ -30,7 +30,7 @@ from drctl.node.common import (
 )
 from drctl.node.handover import parse_position, wal_position
 from drctl.rules import decide, sql
-from drctl.rules.facts import WatcherFacts
+from drctl.rules.facts import ArchiveAnswer, WatcherFacts
 from drctl.rules.policy import Policy
 
 # ------------------------------------------------------------------ fencing
@@ -86,7 +86,7 @@ def cmd_auto_pause(c: Config, a: argparse.Namespace) -> None:
     under "auto_pause"."""
     answer = auto_pause(c, a.reason, a.by, a.timeout)
     if a.probe:
-        emit(**probe.collect(c), auto_pause=answer)
+        emit(**probe.collect(c), archives=probe.archives(c), auto_pause=answer)
         return
     if not answer["ok"]:
         fail(answer["error"], marker_existed=answer["marker_existed"])
@@ -250,7 +250,7 @@ def start_verdict(c: Config) -> tuple[decide.StartVerdict, int | None,
     my_tl: int | None = None
     peers: list[decide.PeerAnswer] = []
     witnesses: list[WatcherFacts] = []
-    archives: list[decide.ArchiveAnswer] = []
+    archives: list[ArchiveAnswer] = []
     max_age = Policy.watch_max_age_s
     if fenced is None and not standby:
         try:

@@ -105,6 +105,25 @@ def collect(c: Config) -> dict[str, Any]:
     return out
 
 
+# The probe's bound on asking the object stores' archives: drctl status gives a probe
+# 6 s in all, and a store that does not answer must not make the node look unreachable.
+ARCHIVE_PROBE_TIMEOUT_S = 2.0
+
+
+def archives(c: Config) -> list[dict[str, Any]]:
+    """The newest timeline each object store's archive holds ([] where none is set up),
+    for status and a failover's gates (decide.superseded, decide.no_unseen_promotion)."""
+    if not c.archive_repos:
+        return []
+    from dataclasses import asdict, replace
+
+    from drctl.node import archive
+
+    bounded = replace(c, archive_check_timeout_s=min(c.archive_check_timeout_s,
+                                                     ARCHIVE_PROBE_TIMEOUT_S))
+    return [asdict(a) for a in archive.answers(bounded)]
+
+
 def main(c: Config) -> int:
-    emit(**collect(c))
+    emit(**collect(c), archives=archives(c))
     return 0

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from drctl.rules import lsn
 from drctl.rules.facts import (
+    ArchiveAnswer,
     ClusterFacts,
     Liveness,
     NodeFacts,
@@ -373,6 +374,7 @@ def failover(cluster: ClusterFacts, policy: Policy, target: str | None = None,
     ]
     gates += primary_still_seen(cluster, target, policy,
                                 "restore the network or use `drctl switchover`")
+    gates.append(no_unseen_promotion(cluster, archives_asked(cluster)))
     loss = None
     accepted = False
     if t and t.role == "standby":
@@ -724,25 +726,51 @@ def _liveness_gate(cluster: ClusterFacts, policy: Policy, live: Liveness | None)
                             f"{live.attempts} connections in the last {live.probed_s:.1f} s")
 
 
+def archives_asked(cluster: ClusterFacts) -> list[ArchiveAnswer]:
+    """What every node that answered heard from the object stores' archives with its
+    probe (each node asks the same stores: a store one node reaches and another does not
+    is still heard)."""
+    return [a for n in cluster.nodes for a in n.archives]
+
+
+def superseded(cluster: ClusterFacts) -> str:
+    """Status's word when an object store's archive holds a timeline newer than every
+    node of this cluster that answers with one: the cluster was rebuilt from the store
+    (or a node promoted) somewhere these nodes do not see, and they are superseded. ""
+    when not (no archive asked, none newer, or no node knows its timeline)."""
+    known = [n.timeline for n in cluster.nodes if n.timeline is not None]
+    newer = [a for a in archives_asked(cluster)
+             if known and a.timeline is not None and a.timeline > max(known)]
+    if not newer:
+        return ""
+    a = max(newer, key=lambda x: x.timeline or 0)
+    return (f"SUPERSEDED: repository {a.repo}'s archive holds timeline {a.timeline}, newer "
+            f"than every node of this cluster (the newest is on timeline {max(known)}): the "
+            "cluster was rebuilt from the store (`drctl rebuild`) or promoted elsewhere. "
+            "A node here that would start as a primary fences itself, and no failover "
+            "promotes one of them")
+
+
 def no_unseen_promotion(cluster: ClusterFacts, archives: Sequence[ArchiveAnswer]) -> Gate:
     """An archive (the object store, which outlives both sites) that holds a timeline
-    newer than the newest primary any watcher saw: a promotion happened that no watcher
-    saw, the cluster rebuilt from the store while the watchers' sites were gone (`drctl
-    rebuild`). The watchers' record, from which automatic failover judges what a
-    candidate lacks, is then of a cluster that was replaced: promoting one of its standbys
-    would make a second primary beside the rebuilt one. Passes when no archive was asked
-    or answered (the archive only ever refuses; the other gates decide), and when no
-    watcher saw a primary (the data-loss gate refuses that already)."""
-    name = "no promotion the watchers did not see"
-    seen = [w.sighting.timeline for w in cluster.watchers if w.sighting is not None]
-    newer = [a for a in archives if seen and a.timeline is not None and a.timeline > max(seen)]
+    newer than any this cluster knows, the newest primary a watcher saw and every node's
+    own: a promotion happened that none of them saw, the cluster rebuilt from the store
+    while their sites were gone (`drctl rebuild`). Their facts are then of a cluster that
+    was replaced, and promoting one of its standbys would make a second primary beside
+    the rebuilt one: refused, with no override (it is no question of data loss). Passes
+    when no archive was asked or answered (the archive only ever refuses; the other
+    gates decide), and when nothing here knows a timeline to compare with."""
+    name = "no newer timeline in the archive"
+    known = [w.sighting.timeline for w in cluster.watchers if w.sighting is not None]
+    known += [n.timeline for n in cluster.nodes if n.timeline is not None]
+    newer = [a for a in archives if known and a.timeline is not None and a.timeline > max(known)]
     if newer:
-        a = newer[0]
+        a = max(newer, key=lambda x: x.timeline or 0)
         return Gate(name, False, (
-            f"repository {a.repo}'s archive holds timeline {a.timeline}, newer than the "
-            f"newest primary the watchers saw (timeline {max(seen)}): the cluster was "
-            "promoted or rebuilt elsewhere (`drctl rebuild`?) while they were away; "
-            "promoting here would make a second primary"))
+            f"repository {a.repo}'s archive holds timeline {a.timeline}, newer than any "
+            f"this cluster's nodes and watchers know (timeline {max(known)}): the cluster "
+            "was rebuilt from the store (`drctl rebuild`) or promoted elsewhere while they "
+            "were away; promoting here would make a second primary"))
     asked = ", ".join(f"{a.repo} timeline {a.timeline}" if a.timeline is not None else
                       f"{a.repo} did not answer ({a.error})" for a in archives)
     return Gate(name, True, asked or "no archive asked")
@@ -903,19 +931,6 @@ class PeerAnswer:
     name: str
     role: str | None
     timeline: int | None = None
-
-
-@dataclass(frozen=True)
-class ArchiveAnswer:
-    """What one repository's WAL archive said when asked for the newest timeline it holds
-    (the highest-numbered timeline history file: every promotion archives one, drctl's,
-    the failover manager's, or a rebuild's from the object store). timeline None: the
-    archive did not answer (error says why) or holds no history (timeline 1 only, then 1).
-    """
-
-    repo: str
-    timeline: int | None
-    error: str = ""
 
 
 @dataclass(frozen=True)

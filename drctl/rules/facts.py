@@ -58,6 +58,25 @@ class Replica:
 
 
 @dataclass(frozen=True)
+class ArchiveAnswer:
+    """What one repository's WAL archive said when asked for the newest timeline it holds
+    (the highest-numbered timeline history file: every promotion archives one, drctl's,
+    the failover manager's, or a rebuild's from the object store). timeline None: the
+    archive did not answer (error says why) or holds no history (timeline 1 only, then 1).
+    """
+
+    repo: str
+    timeline: int | None
+    error: str = ""
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ArchiveAnswer:
+        tl = d.get("timeline")
+        return cls(str(d.get("repo") or "?"), tl if isinstance(tl, int) else None,
+                   str(d.get("error") or ""))
+
+
+@dataclass(frozen=True)
 class NodeFacts:
     host: str
     reachable: bool
@@ -76,6 +95,9 @@ class NodeFacts:
     # automatic failover on this node: "off" (never enabled here), "paused" (the pause
     # marker is there), "on" (enabled, not paused); None: not known (it did not answer)
     auto: str | None = None
+    # the newest timeline each object store's archive holds, as this node asked it with
+    # its probe (drctl.node.archive); empty: none configured, or not asked
+    archives: tuple[ArchiveAnswer, ...] = ()
 
     @property
     def streaming(self) -> bool:
@@ -87,6 +109,8 @@ class NodeFacts:
         if not reachable:
             return cls(host, False, "unknown", error=error)
         d = data or {}
+        archives = tuple(ArchiveAnswer.from_json(a) for a in d.get("archives") or ()
+                         if isinstance(a, Mapping))
         raw_auto = d.get("auto")
         auto = ("off" if not isinstance(raw_auto, Mapping) else
                 "paused" if raw_auto.get("paused") else "on")
@@ -94,7 +118,8 @@ class NodeFacts:
         if not isinstance(pg, Mapping):
             return cls(host, True, "down", fenced=bool(d.get("fenced")),
                        holds_vip=bool(d.get("holds_vip")),
-                       error=error or str(d.get("postgres_error") or ""), auto=auto)
+                       error=error or str(d.get("postgres_error") or ""), auto=auto,
+                       archives=archives)
         standby = bool(pg.get("in_recovery"))
         raw_receiver = pg.get("receiver")
         receiver: Mapping[str, Any] = raw_receiver if isinstance(raw_receiver, Mapping) else {}
@@ -117,7 +142,7 @@ class NodeFacts:
             last_msg_age_s=_float(receiver.get("last_msg_age_s")),
             prepared_xacts=_int(pg.get("prepared_xacts")),
             rewind_possible=None if checks == (None, None) else any(bool(c) for c in checks),
-            replicas=replicas, error=error, auto=auto)
+            replicas=replicas, error=error, auto=auto, archives=archives)
 
 
 @dataclass(frozen=True)

@@ -589,7 +589,8 @@ def test_with_both_sites_lost_the_cluster_is_rebuilt_in_the_cloud_from_the_objec
     PostgreSQL and pgBackRest pointed at the object store only) restores repo3's backup,
     replays its WAL and promotes itself: both rows are there, it takes a write, and the
     report states the recovery point and time. When dc1 comes back, its old primary fences
-    itself on the rebuild's timeline in the store."""
+    itself on the rebuild's timeline in the store, status calls the old cluster
+    superseded, and no failover promotes its standby."""
     before = write_marker("cloud_rebuild")
     code, b = drctl_json("backup", "--repo", "3", "--type", "full", timeout=600)
     assert code == ExitCode.OK, b
@@ -636,4 +637,14 @@ def test_with_both_sites_lost_the_cluster_is_rebuilt_in_the_cloud_from_the_objec
     assert f"timeline {rebuilt['timeline']}, newer than this node's" in reason, reason
     assert sh("pg1", "systemctl is-active postgresql@15-main", check=False) != "active"
     assert vip_holders() == []
+    # status says the old cluster is superseded, and no failover promotes its standby
+    # beside the rebuilt primary, not even with consent to lose data
+    code, st = drctl_json("status")
+    assert st["problems"][0].startswith("SUPERSEDED: repository repo3's archive holds "
+                                        f"timeline {rebuilt['timeline']}"), st["problems"]
+    code, refused = drctl_json("failover", "--allow-data-loss", "--yes", timeout=300)
+    assert code == ExitCode.REFUSED, refused
+    assert [g["gate"] for g in refused["gates"] if not g["ok"]] == [
+        "no newer timeline in the archive"], refused
+    assert psql("pg2", "select pg_is_in_recovery()") == "t"
     assert psql("cloud1", "select count(*) from app.cloud_rebuild where x = 1", db="app") == "1"

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -818,6 +819,26 @@ def test_archive_timelines_says_what_each_object_store_holds(
     out = json.loads(capsys.readouterr().out)
     assert out["archives"] == [{"repo": "repo3", "timeline": 4, "error": ""}]
     assert out["repos"] == [3] and out["stanza"] == "lab"
+
+
+def test_the_probe_asks_the_object_store_within_its_own_bound(
+        booting_primary: Path, fake_bin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """drctl status gives a probe 6 s: the store is asked with at most 2 s of them."""
+    from drctl.node import probe
+
+    with_archive(booting_primary, fake_bin, "15-1/00000002.history\n")
+    c = common.Config.load(str(booting_primary / "node.json"))
+    limits: list[str] = []
+    real = archive.run
+
+    def run(argv: list[str], timeout: float = 60, env: Any = None) -> tuple[int, str, str]:
+        limits.append(argv[argv.index("timeout") + 1])
+        return real(argv, timeout=timeout, env=env)
+
+    monkeypatch.setattr(archive, "run", run)
+    assert probe.archives(c) == [{"repo": "repo3", "timeline": 2, "error": ""}]
+    assert limits == ["2"]
+    assert probe.archives(replace(c, archive_repos=())) == []
 
 
 @pytest.mark.parametrize("listing, rc", [

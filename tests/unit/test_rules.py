@@ -373,11 +373,58 @@ def test_auto_promotion_refuses_when_the_archive_holds_a_timeline_no_watcher_saw
     c = cluster({"pg2": standby_probe("0/5000000")}, {"backup1": watch("0/5000000")})
     A = decide.ArchiveAnswer
     d = decide.auto_promotion(c, "pg2", AUTO, local(), SILENT, [A("repo3", 2)])
-    assert [g.name for g in d.failed] == ["no promotion the watchers did not see"]
+    assert [g.name for g in d.failed] == ["no newer timeline in the archive"]
     assert "repo3's archive holds timeline 2" in d.failed[0].detail
     assert "(timeline 1)" in d.failed[0].detail
     for archives in ([A("repo3", 1)], [A("repo3", None, "no answer within 5 s")], []):
         assert decide.auto_promotion(c, "pg2", AUTO, local(), SILENT, archives).proceed
+
+
+def test_failover_refuses_beside_a_cluster_rebuilt_from_the_object_store() -> None:
+    """dc1 returns after the cluster was rebuilt from the store (timeline 2 there): pg1
+    fenced, pg2 a standby holding everything the watcher saw pg1 write. Without the
+    store's word `drctl failover` would promote it beside the rebuilt primary; each
+    node's probe carries what the store said, and the gate refuses, even with
+    --allow-data-loss (it is not a question of data loss). Status says the cluster is
+    superseded."""
+    rebuilt = [{"repo": "repo3", "timeline": 2, "error": ""}]
+    nodes = {"pg1": {"fenced": True, "holds_vip": False, "postgres": None,
+                     "archives": rebuilt},
+             "pg2": {**standby_probe("0/5000000"), "archives": rebuilt}}
+    c = cluster(nodes, {"backup1": watch("0/5000000")})
+    for allow in (False, True):
+        d = failover(c, allow_data_loss=allow)
+        assert [g.name for g in d.failed] == ["no newer timeline in the archive"], d.failed
+        assert "repo3's archive holds timeline 2" in d.failed[0].detail
+        assert not d.failed[0].overridable
+    assert decide.superseded(c).startswith("SUPERSEDED: repository repo3's archive holds "
+                                           "timeline 2, newer than every node")
+    # the store on the cluster's own timeline, or not answering: nothing changes
+    for said in ([{"repo": "repo3", "timeline": 1, "error": ""}],
+                 [{"repo": "repo3", "timeline": None, "error": "no answer within 2 s"}], []):
+        nodes["pg2"]["archives"] = nodes["pg1"]["archives"] = said
+        c = cluster(nodes, {"backup1": watch("0/5000000")})
+        assert failover(c).proceed and decide.superseded(c) == ""
+
+
+def test_failover_without_a_watcher_compares_the_archive_with_the_nodes_timelines() -> None:
+    """The sites' power returns but not the backup host: no watcher answers. The loss is
+    unknown (consent would cover that), but the archive's newer timeline still refuses
+    the promotion: compared with what the nodes themselves know."""
+    said = [{"repo": "repo3", "timeline": 2, "error": ""}]
+    c = cluster({"pg1": {"fenced": True, "postgres": None, "archives": said},
+                 "pg2": {**standby_probe("0/5000000"), "archives": said}})
+    d = failover(c, allow_data_loss=True)
+    assert [g.name for g in d.failed] == ["no newer timeline in the archive"], d.failed
+    assert "(timeline 1)" in d.failed[0].detail
+
+
+def test_superseded_needs_a_node_that_knows_its_timeline() -> None:
+    nodes = {"pg1": {"fenced": True, "postgres": None,
+                     "archives": [{"repo": "repo3", "timeline": 2}]}}
+    assert decide.superseded(cluster(nodes)) == ""
+    assert NodeFacts.from_probe("pg1", nodes["pg1"]).archives == (
+        decide.ArchiveAnswer("repo3", 2, ""),)
 
 
 @pytest.mark.parametrize(("kw", "words"), [
