@@ -12,6 +12,7 @@ lsn/lag_bytes/vip are a contract other commands and scripts rely on.
 
 from __future__ import annotations
 
+import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from typing import Any
 from drctl import auto_state as auto_mod
 from drctl import dns, sshprobe
 from drctl import inventory as inv_mod
-from drctl.rules import decide, service
+from drctl.rules import decide, service, sql
 from drctl.rules import facts as rules_facts
 from drctl.rules import repos as repos_rule
 from drctl.rules.facts import app_name
@@ -392,6 +393,40 @@ def site_view(nodes: list[dict[str, Any]], sites: dict[str, dict[str, Any]]
     return view, problems
 
 
+def cloud_command(inv: inv_mod.Inventory) -> list[str]:
+    """What status runs on a host of the cloud location: its PostgreSQL's state as JSON
+    (sql.CLOUD_STATE) when the service runs, else {"running": false}."""
+    version = int(inv.option("drctl_pg_version"))
+    port = int(inv.option("drctl_pg_port"))
+    unit = f"postgresql@{version}-main"
+    psql = f"/usr/lib/postgresql/{version}/bin/psql"
+    query = " ".join(sql.CLOUD_STATE.split())
+    return ["sh", "-c", f"if systemctl -q is-active {unit}; then exec runuser -u postgres "
+                        f"-- {psql} -XAtq -p {port} -d postgres -c {shlex.quote(query)}; "
+                        "else echo '{\"running\": false}'; fi"]
+
+
+def cloud_view(inv: inv_mod.Inventory) -> list[dict[str, Any]]:
+    """Each host of group cloud as it answers now: whether its PostgreSQL runs (a
+    placeholder does not; a cluster rebuilt there does), as a primary or a standby, on
+    which timeline. [] where the inventory has no cloud location."""
+    hosts = [h.name for h in inv.group("cloud")]
+    command = cloud_command(inv)
+    results = sshprobe.probe_each(inv, [(h, command) for h in hosts])
+    view = []
+    for h, r in zip(hosts, results, strict=True):
+        d = r.data if r.ok and isinstance(r.data, dict) else {}
+        running = bool(d.get("running"))
+        view.append({
+            "host": h, "site": "cloud", "reachable": r.ok and bool(d),
+            "running": running,
+            "role": None if not d else
+            ("standby" if d.get("in_recovery") else "primary") if running else "stopped",
+            "in_recovery": d.get("in_recovery"), "timeline": d.get("timeline"),
+            "lsn": d.get("lsn"), "error": r.error or ""})
+    return view
+
+
 def collect(inventory: Path | inv_mod.Inventory,
             raw: dict[str, sshprobe.ProbeResult] | None = None,
             files: bool = False, commands: dict[str, list[str]] | None = None,
@@ -411,7 +446,9 @@ def collect(inventory: Path | inv_mod.Inventory,
     repo = every_repo[0].host if every_repo else None  # repo1's host
     apps = [h.name for h in inv.group("app")] if files else []
     copies = apps + [h.name for h in inv.group("backup")] if files else []
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        # the cloud location's hosts: drctl status asks, a failover does not
+        cloud_future = pool.submit(cloud_view, inv) if files and inv.group("cloud") else None
         copies_future = pool.submit(
             sshprobe.probe_all, inv, copies,
             {**dict.fromkeys(copies, FILES_STATE), **dict.fromkeys(apps, APP_STATE)}
@@ -420,6 +457,7 @@ def collect(inventory: Path | inv_mod.Inventory,
             (r.host, repos_rule.info_command(r, BACKUP_TOOL)) for r in every_repo])
         results = sshprobe.probe_all(inv, hosts, commands, command_timeout)
         repo_results = repos_future.result()
+        cloud = cloud_future.result() if cloud_future else []
         service_results = copies_future.result() if copies_future else {}
     files_results = {h: _files_part(r) if h in apps else r for h, r in service_results.items()}
     # judged only where they were asked (drctl status): a failover's facts leave them out
@@ -507,6 +545,11 @@ def collect(inventory: Path | inv_mod.Inventory,
         "auto": auto,
         "duration_s": round(time.monotonic() - start, 3),
     }
+    if files:
+        report["cloud"] = cloud
+        problems += decide.cloud_problems(primary, {
+            c["host"]: c if c["reachable"] else None for c in cloud})
+        report["healthy"] = not problems
     if files:  # where the service's name points: drctl status asks, a failover does not
         report["service"], n_problems = dns.view(inv, report)
         problems += n_problems  # the same list the report holds

@@ -751,6 +751,24 @@ def superseded(cluster: ClusterFacts) -> str:
             "promotes one of them")
 
 
+def cloud_problems(primary: str | None,
+                   cloud: Mapping[str, Mapping[str, Any] | None]) -> list[str]:
+    """Status's problems with the hosts of the cloud location (CLOUD: each one's state as
+    it answered: running, in_recovery, timeline; None when it did not answer). A cluster
+    rebuilt there is the only writable primary there may be: one beside the cluster's
+    own PRIMARY is a split brain (a rebuild beside a primary that was still running, or
+    an old site's node started by hand)."""
+    writable = [h for h, s in cloud.items()
+                if s and s.get("running") and s.get("in_recovery") is False]
+    if primary and writable:
+        return [f"SPLIT BRAIN: {primary} and {', '.join(writable)} (rebuilt at the cloud "
+                "location from the object store) all accept writes"]
+    if len(writable) > 1:
+        return ["SPLIT BRAIN: " + " and ".join(writable) + " (rebuilt at the cloud location) "
+                "all accept writes"]
+    return []
+
+
 def no_unseen_promotion(cluster: ClusterFacts, archives: Sequence[ArchiveAnswer]) -> Gate:
     """An archive (the object store, which outlives both sites) that holds a timeline
     newer than any this cluster knows, the newest primary a watcher saw and every node's

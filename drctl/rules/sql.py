@@ -11,6 +11,18 @@ import re
 # The timeline a primary writes on: the first 8 hex digits of its current WAL file.
 TIMELINE = "('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
 
+# A host of the cloud location (group cloud), as status asks it: its PostgreSQL when it
+# runs (a placeholder never does; a cluster rebuilt there by `drctl rebuild` does).
+CLOUD_STATE = f"""
+select json_build_object(
+  'running', true,
+  'in_recovery', pg_is_in_recovery(),
+  'timeline', case when pg_is_in_recovery()
+                   then (select timeline_id from pg_control_checkpoint()) else {TIMELINE} end,
+  'lsn', case when pg_is_in_recovery() then pg_last_wal_replay_lsn()
+              else pg_current_wal_lsn() end::text
+)"""
+
 # Settings and counters every node answers, primary or standby.
 QUERY_COMMON = """
 select json_build_object(

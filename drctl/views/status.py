@@ -41,6 +41,15 @@ def render_status(report: dict[str, Any], fmt: str) -> None:
                       f"[/{colour}]", str(n["timeline"] or ""), n["lsn"] or "", lag, stream, tls,
                       slots, keep, "[bold]VIP[/bold]" if n["vip"] else "")
     con.print(table)
+    cloud = report.get("cloud") or []
+    if cloud:
+        con.print("cloud location: " + "; ".join(
+            f"{c['host']} " + (
+                f"[red]does not answer[/red] ({c['error'] or 'no state'})" if not c["reachable"]
+                else "[dim]standing by (nothing runs: `drctl rebuild` builds the cluster "
+                     "here)[/dim]" if not c["running"]
+                else f"[green]{c['role']}[/green] on timeline {c['timeline']} at {c['lsn']} "
+                     "(rebuilt from the object store)") for c in cloud))
     b = report.get("backup")
     if b:
         arch = b.get("archiving") or {}

@@ -642,6 +642,8 @@ def test_with_both_sites_lost_the_cluster_is_rebuilt_in_the_cloud_from_the_objec
     code, st = drctl_json("status")
     assert st["problems"][0].startswith("SUPERSEDED: repository repo3's archive holds "
                                         f"timeline {rebuilt['timeline']}"), st["problems"]
+    assert [(c["host"], c["role"], c["timeline"]) for c in st["cloud"]] == [
+        ("cloud1", "primary", rebuilt["timeline"])], st["cloud"]
     code, refused = drctl_json("failover", "--allow-data-loss", "--yes", timeout=300)
     assert code == ExitCode.REFUSED, refused
     assert [g["gate"] for g in refused["gates"] if not g["ok"]] == [

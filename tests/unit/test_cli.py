@@ -1,5 +1,6 @@
 """The CLI driven through click's CliRunner: exit codes and messages, abort paths included."""
 
+import copy
 import json
 import subprocess
 import sys
@@ -249,6 +250,49 @@ def test_status_shows_each_site_with_its_vip_and_flags_two_holders_in_one_site(
     assert "VIPs dc1 10.0.0.100, dc2 10.0.16.100" in out
     assert "dc2" in out.split("pg3")[1].splitlines()[0]
     assert "yes from pg1" in out.split("pg3")[1].splitlines()[0]
+
+
+def test_status_shows_the_cloud_location_and_a_second_writer_there(
+        make_inventory: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Status asks each host of group cloud for its PostgreSQL (a shell command over SSH,
+    no drctl program there): standing by, or the cluster rebuilt there; a rebuilt primary
+    beside the cluster's own is a split brain."""
+    from drctl import inventory as inv_mod
+    from drctl import sshprobe, status, views
+    from drctl.rules import decide
+    from tests.unit.conftest import GOOD_HOSTS
+
+    hosts = copy.deepcopy(GOOD_HOSTS)
+    hosts["all"]["children"]["cloud"] = {"hosts": {"cloud1": {"ansible_host": "10.9.9.60"}}}
+    inv = inv_mod.load(make_inventory(hosts=hosts))
+    asked: list[tuple[str, list[str]]] = []
+    answer: dict[str, Any] = {"running": False}
+
+    def probe_each(inv: Any, jobs: list[tuple[str, list[str]]]) -> list[Any]:
+        asked.extend(jobs)
+        return [sshprobe.ProbeResult(h, True, dict(answer)) for h, _ in jobs]
+
+    monkeypatch.setattr(sshprobe, "probe_each", probe_each)
+    [c] = status.cloud_view(inv)
+    assert asked[0][0] == "cloud1" and asked[0][1][:2] == ["sh", "-c"]
+    assert "postgresql@15-main" in asked[0][1][2] and "pg_is_in_recovery()" in asked[0][1][2]
+    assert (c["running"], c["role"], c["reachable"]) == (False, "stopped", True)
+    assert decide.cloud_problems("pg1", {"cloud1": c}) == []
+    answer.update(running=True, in_recovery=False, timeline=2, lsn="0/9000000")
+    [c] = status.cloud_view(inv)
+    assert (c["role"], c["timeline"]) == ("primary", 2)
+    assert decide.cloud_problems(None, {"cloud1": c}) == []
+    assert decide.cloud_problems("pg1", {"cloud1": c}) == [
+        "SPLIT BRAIN: pg1 and cloud1 (rebuilt at the cloud location from the object store) "
+        "all accept writes"]
+    assert decide.cloud_problems("pg1", {"cloud1": None}) == []  # did not answer
+    report = {"cluster": "lab", "vip": "10.0.0.100", "sites": {}, "nodes": [],
+              "healthy": False, "problems": ["no primary: no node accepts writes"],
+              "primary": None, "vip_holders": [], "duration_s": 0.1, "cloud": [c]}
+    views.render_status(report, "table")
+    out = capsys.readouterr().out
+    assert "cloud location: cloud1 primary on timeline 2 at 0/9000000 (rebuilt from the" in out
 
 
 def test_every_command_has_examples_that_parse():
