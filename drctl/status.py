@@ -545,12 +545,11 @@ def collect(inventory: Path | inv_mod.Inventory,
         "auto": auto,
         "duration_s": round(time.monotonic() - start, 3),
     }
-    if files:
+    if files:  # the cloud location, and where the service's name points: drctl status
+        # asks, a failover does not
         report["cloud"] = cloud
         problems += decide.cloud_problems(primary, {
             c["host"]: c if c["reachable"] else None for c in cloud})
-        report["healthy"] = not problems
-    if files:  # where the service's name points: drctl status asks, a failover does not
         report["service"], n_problems = dns.view(inv, report)
         problems += n_problems  # the same list the report holds
         report["healthy"] = not problems

@@ -25,14 +25,15 @@ def newest_archived_timeline(listing: str) -> int:
     return max(found, default=1)
 
 
-def answers(c: Config) -> list[ArchiveAnswer]:
+def answers(c: Config, timeout: float | None = None) -> list[ArchiveAnswer]:
     """The newest timeline each of c.archive_repos holds in its archive, asked now
-    (`pgbackrest repo-ls`, as postgres, its log files left alone, killed after
-    archive_check_timeout_s); [] when none is configured. A repository that does not
-    answer says why (an archive that cannot be asked confirms nothing and fences
-    nothing)."""
+    (`pgbackrest repo-ls`, as postgres, its log files left alone, killed after TIMEOUT,
+    by default archive_check_timeout_s); [] when none is configured. A repository that
+    does not answer says why (an archive that cannot be asked confirms nothing and
+    fences nothing)."""
     found: list[ArchiveAnswer] = []
-    limit = f"{c.archive_check_timeout_s:g}"
+    seconds = c.archive_check_timeout_s if timeout is None else timeout
+    limit = f"{seconds:g}"
     # as postgres, whose files pgBackRest's are (repmgrd's hooks run as postgres already)
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     for n in c.archive_repos:
@@ -40,7 +41,7 @@ def answers(c: Config) -> list[ArchiveAnswer]:
                             f"--repo={n}", "--log-level-file=off", "--log-level-console=off",
                             "--log-level-stderr=error", "repo-ls", "--recurse",
                             r"--filter=\.history$", f"archive/{c.stanza}"],
-                           timeout=c.archive_check_timeout_s + 5)
+                           timeout=seconds + 5)
         if rc == 0:
             found.append(ArchiveAnswer(f"repo{n}", newest_archived_timeline(out)))
         else:

@@ -115,13 +115,12 @@ def archives(c: Config) -> list[dict[str, Any]]:
     for status and a failover's gates (decide.superseded, decide.no_unseen_promotion)."""
     if not c.archive_repos:
         return []
-    from dataclasses import asdict, replace
+    from dataclasses import asdict
 
     from drctl.node import archive
 
-    bounded = replace(c, archive_check_timeout_s=min(c.archive_check_timeout_s,
-                                                     ARCHIVE_PROBE_TIMEOUT_S))
-    return [asdict(a) for a in archive.answers(bounded)]
+    return [asdict(a) for a in archive.answers(
+        c, min(c.archive_check_timeout_s, ARCHIVE_PROBE_TIMEOUT_S))]
 
 
 def main(c: Config) -> int:

@@ -733,19 +733,30 @@ def archives_asked(cluster: ClusterFacts) -> list[ArchiveAnswer]:
     return [a for n in cluster.nodes for a in n.archives]
 
 
+def newer_in_archive(archives: Sequence[ArchiveAnswer], known: Sequence[int]
+                     ) -> tuple[ArchiveAnswer, int] | None:
+    """The archive answer with the newest timeline past every timeline in KNOWN, and the
+    newest of KNOWN; None when none is newer, or nothing is known to compare with."""
+    if not known:
+        return None
+    newer = [a for a in archives if a.timeline is not None and a.timeline > max(known)]
+    if not newer:
+        return None
+    return max(newer, key=lambda x: x.timeline or 0), max(known)
+
+
 def superseded(cluster: ClusterFacts) -> str:
     """Status's word when an object store's archive holds a timeline newer than every
     node of this cluster that answers with one: the cluster was rebuilt from the store
     (or a node promoted) somewhere these nodes do not see, and they are superseded. ""
     when not (no archive asked, none newer, or no node knows its timeline)."""
-    known = [n.timeline for n in cluster.nodes if n.timeline is not None]
-    newer = [a for a in archives_asked(cluster)
-             if known and a.timeline is not None and a.timeline > max(known)]
-    if not newer:
+    found = newer_in_archive(archives_asked(cluster),
+                             [n.timeline for n in cluster.nodes if n.timeline is not None])
+    if found is None:
         return ""
-    a = max(newer, key=lambda x: x.timeline or 0)
+    a, known = found
     return (f"SUPERSEDED: repository {a.repo}'s archive holds timeline {a.timeline}, newer "
-            f"than every node of this cluster (the newest is on timeline {max(known)}): the "
+            f"than every node of this cluster (the newest is on timeline {known}): the "
             "cluster was rebuilt from the store (`drctl rebuild`) or promoted elsewhere. "
             "A node here that would start as a primary fences itself, and no failover "
             "promotes one of them")
@@ -779,14 +790,14 @@ def no_unseen_promotion(cluster: ClusterFacts, archives: Sequence[ArchiveAnswer]
     when no archive was asked or answered (the archive only ever refuses; the other
     gates decide), and when nothing here knows a timeline to compare with."""
     name = "no newer timeline in the archive"
-    known = [w.sighting.timeline for w in cluster.watchers if w.sighting is not None]
-    known += [n.timeline for n in cluster.nodes if n.timeline is not None]
-    newer = [a for a in archives if known and a.timeline is not None and a.timeline > max(known)]
-    if newer:
-        a = max(newer, key=lambda x: x.timeline or 0)
+    found = newer_in_archive(archives, [
+        *(w.sighting.timeline for w in cluster.watchers if w.sighting is not None),
+        *(n.timeline for n in cluster.nodes if n.timeline is not None)])
+    if found is not None:
+        a, known = found
         return Gate(name, False, (
             f"repository {a.repo}'s archive holds timeline {a.timeline}, newer than any "
-            f"this cluster's nodes and watchers know (timeline {max(known)}): the cluster "
+            f"this cluster's nodes and watchers know (timeline {known}): the cluster "
             "was rebuilt from the store (`drctl rebuild`) or promoted elsewhere while they "
             "were away; promoting here would make a second primary"))
     asked = ", ".join(f"{a.repo} timeline {a.timeline}" if a.timeline is not None else
