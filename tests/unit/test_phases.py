@@ -53,8 +53,7 @@ def test_the_yardstick_is_the_first_provision_from_bare_hosts(tmp_path, monkeypa
     assert tp.provision_seconds(tmp_path / "none") is None
     monkeypatch.setattr(tp, "ROOT", tmp_path)
     monkeypatch.setattr(tp, "LANE_B_TREE", tmp_path / "none")
-    monkeypatch.setattr(tp, "LANE_C_TREE", tmp_path / "none")
-    assert tp.yardsticks() == {"a": 270.0, "serial": 270.0, "b": 270.0, "c": 270.0}
+    assert tp.yardsticks() == {"a": 270.0, "serial": 270.0, "b": 270.0}
 
 
 def test_every_integration_module_has_a_budget():
@@ -63,64 +62,27 @@ def test_every_integration_module_has_a_budget():
     assert modules - set(tp.BUDGETS) == set(), "add the new module's line to BUDGETS"
 
 
-def test_each_lab_lane_runs_its_listed_modules_in_order_every_module_once():
-    """Lane b's lab is one site, lane c's two sites from the start: a one-site module in
-    lane c (or a two-site one in lane b) would find the wrong lab, so each lane runs the
-    modules its list names, in that order, and lane a every other one."""
+def test_lane_b_runs_its_modules_in_the_listed_order_the_two_site_one_last():
+    """test_14 turns lane b's lab into two sites; a one-site module after it would find
+    the wrong lab, so the order is LANE_B's, not the file names'."""
     tp = phases_module()
     lanes = tp.plan(skip_molecule=True, serial=False)
     b = [p.name for p in lanes["b"]]
-    c = [p.name for p in lanes["c"]]
     assert b == ["lab up --fresh", *tp.LANE_B, "test_99_lab_down"]
-    assert c == ["lab up --fresh", *tp.LANE_C, "test_99_lab_down"]
-    assert lanes["c"][0].cmd[-2:] == ["--sites", "2"]
-    assert "--sites" not in lanes["b"][0].cmd
+    assert tp.LANE_B[-1] == "test_14_sites"  # every one-site module of lane b before it
     a = [p.name for p in lanes["a"]]
-    assert not set(a) & (set(tp.LANE_B) | set(tp.LANE_C))
+    assert not set(a) & set(tp.LANE_B)
     modules = {m.stem for m in (ROOT / "tests" / "integration").glob("test_*.py")}
-    assert set(tp.LANE_B) | set(tp.LANE_C) <= modules
-    assert not set(tp.LANE_B) & set(tp.LANE_C)
-    assert set(a[1:]) | set(b[1:]) | set(c[1:]) == modules  # once each (lab down in all)
-    # the modules that ask for two sites are lane c's, and no other
-    two_site = {m.stem for m in (ROOT / "tests" / "integration").glob("test_*.py")
-                if "lab_sites(2)" in m.read_text()}
-    assert two_site == set(tp.LANE_C)
+    assert set(tp.LANE_B) <= modules
+    assert set(a[1:]) | set(b[1:]) == modules  # every module runs once (lab down in both)
 
 
-def test_the_lanes_labs_have_names_subnets_and_trees_of_their_own(monkeypatch):
-    """Three labs side by side: no two share a name, a tree, or any subnet (dc1, dc2 or
-    the WAN side), and none takes molecule's."""
-    import ipaddress
-
-    from drctl_lab import lab as labmod
-
-    tp = phases_module()
-    for var in ("DRCTL_LAB_SUBNET", "DRCTL_LAB_SUBNET_B", "DRCTL_LAB_SUBNET_C",
-                "DRCTL_LAB_DC2_SUBNET", "DRCTL_LAB_WAN_SUBNET", "DRCTL_LAB_NAME"):
-        monkeypatch.delenv(var, raising=False)
-    envs = {"a": {}, "b": tp.lane_env("b"), "c": tp.lane_env("c")}
-    assert len({e.get("DRCTL_LAB_NAME", "drctl-lab") for e in envs.values()}) == 3
-    assert len({e.get("DRCTL_HOME", "") for e in envs.values()}) == 3
-    nets = []
-    for env in envs.values():
-        monkeypatch.delenv("DRCTL_LAB_SUBNET", raising=False)
-        if "DRCTL_LAB_SUBNET" in env:
-            monkeypatch.setenv("DRCTL_LAB_SUBNET", env["DRCTL_LAB_SUBNET"])
-        nets += [labmod.subnet(), labmod.dc2_subnet(), labmod.wan_subnet()]
-    nets.append(tp.MOLECULE_SUBNET)
-    for i, one in enumerate(nets):
-        for other in nets[i + 1:]:
-            assert not one.overlaps(other), (one, other)
-    assert tp.next_subnet(ipaddress.IPv4Network("172.29.54.0/24")) == \
-        ipaddress.IPv4Network("172.29.56.0/24")
-
-
-def test_molecule_runs_last_in_lane_c_and_each_phase_says_its_cpu_share():
-    """molecule waits for lane c's lab to be down instead of running beside three labs."""
+def test_molecule_runs_last_in_lane_a_and_each_phase_says_its_cpu_share():
+    """The cores are busy all through a run: molecule waits for lane a's lab to be down
+    instead of running beside both labs."""
     tp = phases_module()
     lanes = tp.plan(skip_molecule=False, serial=False)
-    assert [p.name for p in lanes["c"]][-2:] == ["test_99_lab_down", "molecule"]
-    assert "molecule" not in [p.name for p in lanes["a"] + lanes["b"]]
+    assert [p.name for p in lanes["a"]][-2:] == ["test_99_lab_down", "molecule"]
     assert [p.name for p in lanes["check"]] == ["lint", "unit"]
     runner = tp.Runner(keep_going=True, stream=True)
     runner.run_lane("a", [tp.Phase("quick", ["true"])])
@@ -129,19 +91,6 @@ def test_molecule_runs_last_in_lane_c_and_each_phase_says_its_cpu_share():
     assert tp.busy_percent((10, 100), (60, 200)) == 50
     assert tp.busy_percent(None, (60, 200)) is None
     assert "CPU" in tp.table(runner.rows, 1.0)
-
-
-def test_a_lane_waiting_on_a_failed_lane_is_released(monkeypatch):
-    """Lane c waits for lane b's lab (the warm image), lane b for lane a's (the bare one):
-    a lane that fails before its lab is up must not leave the next waiting for ever."""
-    tp = phases_module()
-    runner = tp.Runner(keep_going=False, stream=True)
-    runner.run_lane("a", [tp.Phase("lab up --fresh", ["false"])])
-    assert runner.image_ready.is_set()
-    runner.run_lane("b", [tp.Phase("lab up --fresh", ["true"])])
-    assert runner.warm_ready.is_set()
-    runner.run_lane("c", [tp.Phase("lab up --fresh", ["true"])])
-    assert [r.lane for r in runner.rows] == ["a"]  # b and c stopped: a lane failed
 
 
 def test_a_failed_phase_is_summed_up_by_its_error_lines_then_its_summary():
