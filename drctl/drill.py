@@ -26,6 +26,15 @@ Scenarios:
                   (lab: docker kill; elsewhere: its keepalived and application are killed);
                   no command is run: keepalived moves the VIP to another app host of the
                   site, and the service answers again through the same address
+  cloud-restore   (two sites and a cloud location) every host of every site loses power
+                  (lab: docker kill; elsewhere: PostgreSQL and keepalived of every node are
+                  killed), then `drctl rebuild --on CLOUD_HOST --repo N --allow-data-loss`
+                  from the first object-store repository (its latest backup and archived
+                  WAL); the writes are then looked for on the rebuilt primary: those
+                  acknowledged after the last commit it replayed are what the store
+                  lacked (consented to), any acknowledged before it is a failure. The
+                  drill leaves the cluster rebuilt there and every site's node fenced by
+                  the store's newer timeline: the lab comes back with a fresh provision
 
 The application load goes to the service's address: the site's application VIP where it
 has one (drctl_app_vip), else its first app host.
@@ -52,10 +61,14 @@ from drctl.rules import decide
 from drctl.rules import sql as rules_sql
 
 SCENARIOS = ("switchover", "failover", "failback-cycle", "auto-failover", "site-failover",
-             "site-failback-cycle", "app-host-loss")
+             "site-failback-cycle", "app-host-loss", "cloud-restore")
 # The scenarios that lose a whole site; they promote an asynchronous remote standby, so
 # they need the operator's consent to lose what had not reached it.
 SITE_SCENARIOS = ("site-failover", "site-failback-cycle")
+# The scenarios that need the operator's consent to lose acknowledged commits: the site
+# scenarios, and the rebuild from an object store (which lacks the segment being written
+# when the sites were lost).
+CONSENT_SCENARIOS = (*SITE_SCENARIOS, "cloud-restore")
 
 
 def _value(args: list[str], option: str) -> str | None:
@@ -88,9 +101,18 @@ def _failback(inventory: Path, args: list[str], ui: Interaction) -> dict[str, An
                         switch_back)
 
 
+def _rebuild(inventory: Path, args: list[str], ui: Interaction) -> dict[str, Any]:
+    from drctl.operations import rebuild
+
+    return rebuild.prepare(inventory, str(_value(args, "--on")), int(_value(args, "--repo")
+                                                                     or 0),
+                           allow_data_loss="--allow-data-loss" in args).run(ui)
+
+
 # The operations a drill runs, called in this process with the drill's arguments.
 OPERATIONS: dict[str, Callable[[Path, list[str], Interaction], dict[str, Any]]] = {
-    "switchover": _switchover, "failover": _failover, "failback": _failback}
+    "switchover": _switchover, "failover": _failover, "failback": _failback,
+    "rebuild": _rebuild}
 BIN_S = 0.1
 
 
@@ -101,7 +123,9 @@ def _secrets(inv: inv_mod.Inventory) -> dict[str, Any]:
     return vault.decrypt(inv.path)
 
 
-def _connector(inv: inv_mod.Inventory):
+def _connector(inv: inv_mod.Inventory, only: str | None = None):
+    """A connection factory for the app's database through every site's VIP (the home
+    site's first), or straight to host ONLY (a rebuilt primary, which no VIP follows)."""
     import psycopg
 
     from drctl.paths import project_dir
@@ -114,7 +138,7 @@ def _connector(inv: inv_mod.Inventory):
 
     # every site's VIP, the home site's first: libpq tries them in turn and keeps the
     # writable one (target_session_attrs), so the workload follows a site failover
-    hosts = ",".join(dict.fromkeys(
+    hosts = inv.hosts[only].address if only else ",".join(dict.fromkeys(
         [str(inv.vip.ip)] + [str(ipaddress.ip_interface(s["vip"]).ip)
                              for s in inv.sites.values() if s.get("vip")]))
 
@@ -197,8 +221,8 @@ def pooler_host(inv: inv_mod.Inventory, site: str, scenario: str,
                 avoid: str | None) -> str | None:
     """The app host whose pooler the drill's second writer goes through: one of SITE that
     the scenario keeps powered (not AVOID, the app host it powers off); None without
-    poolers, and in a site scenario (every app host of the site loses power)."""
-    if scenario in SITE_SCENARIOS or not inv.option("drctl_pooler"):
+    poolers, and in a site or cloud scenario (every app host of the site loses power)."""
+    if scenario in CONSENT_SCENARIOS or not inv.option("drctl_pooler"):
         return None
     hosts = (inv.app_sites.get(site) or {}).get("hosts") or []
     return next((h for h in hosts if h != avoid), None)
@@ -388,6 +412,61 @@ def site_plan(inv: inv_mod.Inventory, primary: str) -> dict[str, Any]:
             "from_apps": hosts_of(home, "app"), "to_apps": hosts_of(remote, "app")}
 
 
+def cloud_plan(inv: inv_mod.Inventory) -> dict[str, Any]:
+    """For the cloud-restore drill: the host the cluster is rebuilt on (the first of group
+    cloud), the object-store repository it is rebuilt from (the first), and every host of
+    every site of the PostgreSQL nodes (lost; the WAN side's and the cloud's stay)."""
+    from drctl.operations.backup import repositories
+
+    cloud = [h.name for h in inv.group("cloud")]
+    stores = [r for r in repositories(inv) if r.type == "s3"]
+    if not cloud or not stores:
+        raise DrctlError("the cloud-restore drill needs a host of group cloud and an "
+                         "object-store repository (pgbackrest_s3_repos)", ExitCode.USAGE,
+                         hint="in the lab: `drctl lab up --sites 2`, then provision "
+                              "(README: rebuilding from the object store)")
+    sites = list(inv.sites)
+    nodes = [n for site in sites for n in inv.sites[site]["nodes"]]
+    return {"on": cloud[0], "repo": stores[0].number, "repo_name": stores[0].name,
+            "sites": sites, "lost_nodes": nodes,
+            "lost_hosts": nodes + [h for h in inv.hosts if h not in nodes
+                                   and inv.site(h) in sites]}
+
+
+def _epoch(iso: str | None) -> float | None:
+    """Seconds since the epoch of an ISO 8601 time (PostgreSQL's, or with a Z); None for
+    none."""
+    if not iso:
+        return None
+    return datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp()
+
+
+def _rebuild_summary(cloud: dict[str, Any], rebuilt: dict[str, Any] | None,
+                     cut: float | None, ops: list[dict[str, Any]], writer, t0: float,
+                     started_at: datetime, probe, registered_missing: list[str]
+                     ) -> dict[str, Any]:
+    """The cloud-restore drill's own figures: where, from which repository, the recovery
+    point (the last commit replayed, and how long before the newest write acknowledged
+    before the cut it lies) and the recovery time (from the power cut until the rebuilt
+    primary took writes: the end of the rebuild, whose last step waits for that)."""
+    got = rebuilt or {}
+    done = next((o for o in reversed(ops) if o["command"].startswith("drctl rebuild")), None)
+    last = _epoch(got.get("rpo", {}).get("last_replayed_commit"))
+    before_cut = [t for t, _ in writer.acked if cut is None or t - t0 <= cut]
+    newest = started_at.timestamp() + (max(before_cut) - t0) if before_cut else None
+    registered = len(probe.registered) if probe else 0
+    return {"on": cloud["on"], "repo": cloud["repo"], "repo_name": cloud["repo_name"],
+            "timeline": (got.get("rebuilt") or {}).get("timeline"),
+            "last_replayed_commit": got.get("rpo", {}).get("last_replayed_commit"),
+            "rpo_behind_newest_ack_s": round(max(0.0, newest - last), 3)
+            if newest is not None and last is not None else None,
+            "rebuild_rto_s": got.get("rto_s"),
+            "recovery_s": round(done["start_s"] + done["duration_s"] - cut, 3)
+            if done and cut is not None and done["exit_code"] == 0 else None,
+            "users_registered": registered,
+            "users_present": registered - len(registered_missing)}
+
+
 def rpo_seconds(acked: list[tuple[float, int]], lost: list[int], cut: float | None) -> float:
     """The RPO in time: from the newest acknowledged write that survived to the newest
     acknowledged before the cut (0 when nothing acknowledged was lost)."""
@@ -422,6 +501,7 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
     primary = before["primary"]
     standby = next(n["host"] for n in before["nodes"] if n["role"] == "standby")
     sites = site_plan(inv, primary) if scenario in SITE_SCENARIOS else None
+    cloud = cloud_plan(inv) if scenario == "cloud-restore" else None
     home = inv.site(primary)
     holder = _app_vip_holder(inv, home) if scenario == "app-host-loss" else None
     start_url = service_url(inv, home)
@@ -472,7 +552,7 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
     ui = Interaction(yes=True)
     stated: dict[str, Any] | None = None
 
-    def op(args: list[str]) -> None:
+    def op(args: list[str]) -> dict[str, Any]:
         nonlocal stated
         mark("drctl " + " ".join(args) + " starts")
         t = time.monotonic()
@@ -500,8 +580,11 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
             raise DrctlError(f"drill: drctl {' '.join(args)} exited {code}: "
                              f"{report.get('error') or ''}", ExitCode(code)
                              if code in {int(c) for c in ExitCode} else ExitCode.FAILED)
+        return report
 
     failure: DrctlError | None = None
+    rebuilt: dict[str, Any] | None = None
+    redirected = False  # cloud-restore: the writer now writes to the rebuilt primary
     try:
         time.sleep(3)
         mark("steady state measured")
@@ -545,6 +628,35 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
                 if probe and start_url and not resolver:
                     probe.move(start_url)
                     mark(f"the app's users move back to {start_url}")
+        elif cloud:
+            targets = cloud["lost_hosts"] if lab else cloud["lost_nodes"]
+            for host in targets:
+                _power_off(inv, host, lab)
+            cut = time.monotonic() - t0
+            mark(f"every site loses power ({', '.join(cloud['sites'])}): "
+                 f"{', '.join(targets)}")
+            rebuilt = op(["rebuild", "--on", cloud["on"], "--repo", str(cloud["repo"]),
+                          "--allow-data-loss"])
+            # no VIP or name follows a rebuilt primary yet: its clients are pointed at it,
+            # as the rebuild's report says, and the writes are looked for there
+            there = _connector(inv, cloud["on"])
+            try:
+                with there(connect_timeout=10) as conn:  # the writer's table, where the
+                    conn.execute(f"create table if not exists {writer.table} "  # store
+                                 "(id bigint primary key, at timestamptz default now())")
+            except Exception as exc:  # held none of it
+                raise DrctlError(f"drill: the rebuilt primary on {cloud['on']} does not take "
+                                 f"the drill's connection: {type(exc).__name__}: "
+                                 f"{str(exc)[:300]}", ExitCode.FAILED) from None
+            connect = writer.connect = there
+            redirected = True
+            mark(f"the writer is pointed at {cloud['on']} (the rebuild's note)")
+            try:  # its attempt at the dark sites' VIPs ends first
+                writer.wait_for_acks(1, timeout=60)
+            except AssertionError as exc:
+                raise DrctlError(f"drill: {cloud['on']} acknowledged no write of the "
+                                 f"drill's writer: {exc}", ExitCode.FAILED) from None
+            mark(f"{cloud['on']} acknowledges the writer's writes")
         elif scenario == "app-host-loss" and holder and start_url:
             mark(_app_host_off(inv, holder, lab))
             cut = time.monotonic() - t0
@@ -582,14 +694,20 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
         events.append({"t": round(move["t"] - t0, 3),
                        "label": f"the name resolves to {move['address'] or 'nothing'}"})
     after = st_mod.collect(inv)
-    lost = writer.missing(connect)
+    # a cloud-restore whose rebuild failed has no primary to look in: nothing acknowledged
+    # is known to have survived (unknown is not zero), and the drill has failed already
+    nowhere = cloud is not None and not redirected
+    lost = [i for _t, i in writer.acked] if nowhere else writer.missing(connect)
     acked_times = [t - t0 for t, _ in writer.acked]
-    registered_missing: list[str] = []
-    if probe and probe.registered:
+    registered_missing: list[str] = list(probe.registered) if probe and nowhere else []
+    if probe and probe.registered and not nowhere:
         with connect() as conn:
+            # no table: the application made it at its first registration, which the
+            # database looked in never received (a rebuild from what the store held)
             have = {r[0] for r in conn.execute(
                 "select username from app.users where username = any(%s)",
-                (probe.registered,)).fetchall()}
+                (probe.registered,)).fetchall()} if conn.execute(
+                    "select to_regclass('app.users') is not null").fetchone()[0] else set()
         registered_missing = sorted(set(probe.registered) - have)
     app_results = probe.results if probe else []
     failed = [r for r in app_results if not r["ok"]]
@@ -605,9 +723,30 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
         key = "app_ok" if r["ok"] else "app_errors"
         series[key][min(bins - 1, int((r["t"] - t0) / BIN_S))] += 1
     rpo = rpo_seconds([(t - t0, i) for t, i in writer.acked], lost, cut)
-    judged = decide.drill_loss(stated, len(lost), rpo)
-    # registrations are acknowledged writes too: lost ones count as the writer's do
-    judged_users = decide.drill_loss(stated, len(registered_missing), rpo)
+    summary = _rebuild_summary(cloud, rebuilt, cut, ops, writer, t0, started_at, probe,
+                               registered_missing) if cloud else None
+    if summary and summary["rpo_behind_newest_ack_s"] is not None:
+        # the rebuild's own recovery point: the last commit it replayed, which a drill
+        # whose writes all came after it would otherwise date by its first write
+        rpo = summary["rpo_behind_newest_ack_s"]
+    if cloud:
+        # the rebuild's recovery point splits the writes: what the store held must all be
+        # there, what it lacked is the loss consented to
+        def wall(t: float) -> float:
+            return started_at.timestamp() + (t - t0)
+        last = _epoch((rebuilt or {}).get("rpo", {}).get("last_replayed_commit"))
+        judged = decide.restore_loss(stated, last, [(wall(t), i) for t, i in writer.acked],
+                                     lost)
+        made = probe.registrations() if probe else []
+        number = {user: n for n, (_t, user) in enumerate(made)}
+        judged_users = decide.restore_loss(stated, last,
+                                           [(wall(t), number[u]) for t, u in made],
+                                           [number[u] for u in registered_missing
+                                            if u in number])
+    else:
+        judged = decide.drill_loss(stated, len(lost), rpo)
+        # registrations are acknowledged writes too: lost ones count as the writer's do
+        judged_users = decide.drill_loss(stated, len(registered_missing), rpo)
     judged_pooled = decide.drill_loss(stated, len(pooled_lost), rpo)
     report: dict[str, Any] = {
         "scenario": scenario,
@@ -628,6 +767,7 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
                       + ("" if not pooled_lost else
                          f"; through the pooler: {judged_pooled.sentence}")},
         "sites": _sites(inv, before, after, sites),
+        "rebuild": summary,
         "error": str(failure) if failure else None,
         "sql": {"rate": rate, "acknowledged": len(writer.acked), "errors": len(writer.errors),
                 "max_wait_s": round(writer.max_wait_s, 3),

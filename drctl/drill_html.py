@@ -23,6 +23,25 @@ def pooled_line(pooled: dict[str, Any] | None) -> str:
             f"{pooled['max_wait_s']} s, {pooled['lost']} lost (via {pooled['host']})")
 
 
+def rebuild_line(rebuilt: dict[str, Any] | None) -> str | None:
+    """The cloud-restore drill's rebuild in one line: where, from what, its recovery
+    point and time, the users found there (None for the other scenarios)."""
+    if not rebuilt:
+        return None
+    behind = rebuilt.get("rpo_behind_newest_ack_s")
+    took = rebuilt.get("recovery_s")
+    return (f"{rebuilt['on']} from repo{rebuilt['repo']} ({rebuilt['repo_name']}), timeline "
+            f"{rebuilt.get('timeline')}: last commit replayed "
+            f"{rebuilt.get('last_replayed_commit') or 'none'}"
+            + (f", {behind} s before the newest write acknowledged before the cut"
+               if behind is not None else "")
+            + (f"; taking writes {took} s after the power cut (the rebuild itself "
+               f"{rebuilt.get('rebuild_rto_s')} s)" if took is not None else
+               "; it did not take writes")
+            + f"; users present {rebuilt['users_present']} of {rebuilt['users_registered']}"
+              " registered")
+
+
 def label_width(text: str) -> float:
     return len(text) * CHAR_W
 
@@ -134,6 +153,8 @@ def render(report: dict[str, Any]) -> str:
         *((f"site {name}", drill_site_line(site))
           for name, site in (report.get("sites") or {}).items()
           if len(report.get("sites") or {}) > 1),
+        *((("rebuilt at the cloud location", rebuild_line(report["rebuild"])),)
+          if report.get("rebuild") else ()),
         ("through the pooler: acknowledged / failed attempts / longest wait",
          pooled_line(report.get("pooled"))),
         ("app requests / failed", f"{app['requests']} / {app['failed']}"),

@@ -157,6 +157,11 @@ class AppProbe:
         self._stop.set()
         self._thread.join(timeout=60)
 
+    def registrations(self) -> list[tuple[float, str]]:
+        """(when its registration was acknowledged, on the monotonic clock; user) of every
+        account registered: registrations are acknowledged writes too."""
+        return [(t, user) for t, user, _password in self._accounts]
+
     def move(self, base_url: str) -> None:
         """From the next request on, use another address (users sent elsewhere by DNS)."""
         self.base = base_url.rstrip("/")

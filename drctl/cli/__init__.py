@@ -62,7 +62,8 @@ EXAMPLES: dict[str, list[str]] = {
     "verify-backup": ["drctl verify-backup --sql 'select count(*) > 0 from app.users' "
                       "--database app"],
     "drill": ["drctl drill --scenario switchover --yes",
-              "drctl drill --scenario failback-cycle --duration 30 --yes"],
+              "drctl drill --scenario failback-cycle --duration 30 --yes",
+              "drctl drill --scenario cloud-restore --allow-data-loss --yes"],
     "journal": ["drctl journal --last 20", "drctl journal --op OP_ID --format json"],
     "unlock": ["drctl unlock", "drctl unlock --force"],
     "exit-codes": ["drctl exit-codes --format json"],

@@ -22,7 +22,8 @@ from drctl.exitcodes import ExitCode
 @common
 @click.option("--scenario", type=click.Choice(["switchover", "failover", "failback-cycle",
                                                  "auto-failover", "site-failover",
-                                                 "site-failback-cycle", "app-host-loss"]),
+                                                 "site-failback-cycle", "app-host-loss",
+                                                 "cloud-restore"]),
               default="switchover", show_default=True, help="What happens during the drill.")
 @click.option("--duration", type=FiniteFloatRange(5, 3600), default=20, show_default=True,
               help="Seconds the workload runs at least (longer if the operation takes longer).")
@@ -35,9 +36,10 @@ from drctl.exitcodes import ExitCode
               help="Directory for the JSON and HTML reports (default: the state directory's "
                    "drills/).")
 @click.option("--allow-data-loss", is_flag=True,
-              help="The site scenarios promote an asynchronous remote standby: consent to "
-                   "lose the acknowledged commits that had not reached it (counted in the "
-                   "report). Required for them.")
+              help="The site scenarios promote an asynchronous remote standby, and "
+                   "cloud-restore rebuilds from an object store: consent to lose the "
+                   "acknowledged commits that had not reached it (counted in the report). "
+                   "Required for them.")
 @click.option("--yes", "-y", is_flag=True,
               help="Do not ask for confirmation (required without a terminal).")
 def drill(inventory: Path, fmt: str, scenario: str, duration: float, rate: float,

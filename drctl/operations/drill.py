@@ -28,6 +28,10 @@ WHAT: dict[str, str] = {
                            "switch the primary home",
     "app-host-loss": "POWER OFF the app host that holds the primary site's application VIP "
                      "and let keepalived move the VIP to another app host",
+    "cloud-restore": "POWER OFF every host of every site and rebuild the cluster at the "
+                     "cloud location from the object store, LOSING whatever acknowledged "
+                     "commits the store had not received (the report counts them); the "
+                     "sites' nodes then fence themselves and need a fresh provision",
 }
 
 
@@ -40,6 +44,14 @@ def drill(inventory: Path, *, scenario: str, duration: float, rate: float, app_r
     from drctl import inventory as inv_mod
 
     inv = inv_mod.load(inventory)
+    if scenario == "cloud-restore" and not allow_data_loss:
+        raise DrctlError(
+            "the cloud-restore drill rebuilds the cluster from the object store, which "
+            "lacks the WAL segment being written when the sites went dark: the commits "
+            "acknowledged since the last archived segment are lost, and nobody can tell "
+            "beforehand how many", ExitCode.REFUSED,
+            hint="run it with --allow-data-loss to consent (the report counts the "
+                 "acknowledged writes lost against the last commit the rebuild replayed)")
     if scenario in drill_mod.SITE_SCENARIOS and not allow_data_loss:
         raise DrctlError(
             f"the {scenario} drill promotes the remote site's standby, which replicates "
@@ -50,10 +62,11 @@ def drill(inventory: Path, *, scenario: str, duration: float, rate: float, app_r
     what = WHAT[scenario]
     ui.confirm(f"Drill on cluster '{inv.name}': {what}, under a write load?")
     # the whole drill holds the cluster's lock: its switchover, failover and failback run
-    # under it, and no one else acts on the cluster in between. A site drill powers off
-    # the ledger host's site, so there each operation holds the ledger's lock for itself
-    # (a failover goes on without it, as it would after a real site loss).
+    # under it, and no one else acts on the cluster in between. A site drill (and the
+    # cloud-restore drill) powers off the ledger host's site, so there each operation
+    # holds the ledger's lock for itself (a failover or a rebuild goes on without it, as
+    # it would after a real site loss).
     with cluster_lock(inv.name, f"drill-{scenario}", inv, nestable=True,
-                      ledger_per_operation=scenario in drill_mod.SITE_SCENARIOS):
+                      ledger_per_operation=scenario in drill_mod.CONSENT_SCENARIOS):
         return drill_mod.run(inv.path, scenario=scenario, duration=duration, rate=rate,
                              app_rate=app_rate, out_dir=out_dir, say=say or (lambda m: None))

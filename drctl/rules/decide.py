@@ -675,6 +675,44 @@ def drill_loss(stated: Mapping[str, Any] | None, lost: int, rpo_s: float) -> Dri
                               ", an amount nobody could establish") + ")")
 
 
+def restore_loss(stated: Mapping[str, Any] | None, last_replayed: float | None,
+                 acked: Sequence[tuple[float, int]], missing: Sequence[int]) -> DrillLoss:
+    """Did a cluster restored from an archive (drctl rebuild) lose only what the archive
+    lacked? LAST_REPLAYED: the commit time of the last transaction the restore replayed
+    (seconds since the epoch; None: none was replayed, or the restore did not say);
+    ACKED: every write the client saw acknowledged, (when, id), on the same clock;
+    MISSING: the ids absent afterwards.
+
+    A write acknowledged at or before the last replayed commit had committed before it,
+    so it was in the archive the restore replayed: one missing means the restore lost what
+    the store held, whatever the operator consented to. Writes acknowledged after it are
+    what the store lacked (the segment being written when the sites were lost): within
+    when the operator consented to the rebuild's loss (never known beforehand), which
+    STATED says (the rebuild's data-loss statement: accepted)."""
+    gone = set(missing)
+    if last_replayed is None:
+        if not gone:
+            return DrillLoss(True, "no acknowledged write was lost")
+        return DrillLoss(bool(stated and stated.get("accepted")),
+                         f"{len(gone)} acknowledged writes lost; the restore named no last "
+                         "replayed commit to tell what the store held from what it lacked")
+    held = [i for t, i in acked if t <= last_replayed and i in gone]
+    lacked = len(gone) - len(held)
+    if held:
+        return DrillLoss(False, f"{len(held)} acknowledged write{'s' if len(held) != 1 else ''}"
+                                " committed before the last replayed commit MISSING: the "
+                                f"restore lost what the store held ({lacked} more acknowledged"
+                                " after it)")
+    if not gone:
+        return DrillLoss(True, "no acknowledged write was lost")
+    if not (stated and stated.get("accepted")):
+        return DrillLoss(False, f"{lacked} acknowledged writes lost, all after the last "
+                                "replayed commit, and nobody consented")
+    return DrillLoss(True, f"{lacked} acknowledged write{'s' if lacked != 1 else ''} lost, "
+                           "every one acknowledged after the last commit the store held "
+                           "(consented to: what the store lacked)")
+
+
 # The shortest liveness probe: on a link dropping a third of its packets, some of the
 # probe's connections (one every LIVENESS_PROBE_EVERY_S) still get an answer within it.
 LIVENESS_PROBE_MIN_S = 1.0

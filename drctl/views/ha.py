@@ -131,6 +131,10 @@ def render_drill(report: dict[str, Any], fmt: str) -> None:
         for name, site in (report.get("sites") or {}).items():
             if len(report["sites"]) > 1:
                 table.add_row(f"site {name}", drill_site_line(site))
+        if report.get("rebuild"):
+            from drctl.drill_html import rebuild_line
+
+            table.add_row("rebuilt at the cloud location", str(rebuild_line(report["rebuild"])))
         con = console()
         con.print(table)
         for o in report["operations"]:

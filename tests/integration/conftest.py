@@ -150,6 +150,7 @@ def provision_inputs() -> str:
     files += [INVENTORY, INVENTORY.parent / "group_vars" / "all" / "main.yml",
               INVENTORY.parent / "group_vars" / "all" / "vault.yml",
               INVENTORY.parent / "group_vars" / "dc2" / "main.yml",
+              INVENTORY.parent / "group_vars" / "cloud" / "main.yml",
               ROOT / ".drctl" / "ca" / "lab" / "ca.crt"]
     for path in files:
         if path.exists():

@@ -130,12 +130,49 @@ def test_a_site_drill_without_consent_to_lose_data_is_refused_before_anything(
     from drctl.operations.ha import Interaction
 
     monkeypatch.setattr(drill, "run", lambda *a, **kw: pytest.fail("the drill ran"))
-    for scenario in drill.SITE_SCENARIOS:
+    assert set(drill.SITE_SCENARIOS) < set(drill.CONSENT_SCENARIOS)
+    for scenario in drill.CONSENT_SCENARIOS:
         with pytest.raises(DrctlError) as err:
             op.drill(make_inventory(), scenario=scenario, duration=5, rate=1, app_rate=0,
                      out_dir=None, ui=Interaction(yes=True))
         assert err.value.exit_code == ExitCode.REFUSED
-        assert "asynchronously" in str(err.value) and "--allow-data-loss" in err.value.hint
+        assert ("object store" if scenario == "cloud-restore" else "asynchronously") in \
+            str(err.value) and "--allow-data-loss" in err.value.hint
+
+
+def test_the_cloud_drill_loses_every_site_and_rebuilds_from_the_first_object_store(
+        make_inventory):
+    """Every host of every site of the PostgreSQL nodes goes dark; the cloud host, the
+    object store and the WAN side's DNS stay. Without a cloud host or an object store,
+    a usage error before anything."""
+    import pytest
+
+    from drctl import inventory
+    from drctl.drill import cloud_plan
+    from drctl.errors import DrctlError
+    from drctl.exitcodes import ExitCode
+    from tests.unit.conftest import GOOD_VARS
+    from tests.unit.test_inventory import two_sites
+
+    hosts = two_sites()
+    hosts["all"]["children"]["cloud"] = {"hosts": {"cloud1": {"ansible_host": "10.9.32.60",
+                                                              "drctl_location": "cloud"}}}
+    hosts["all"]["children"]["dns"] = {"hosts": {"dns1": {"ansible_host": "10.9.32.53",
+                                                          "drctl_location": "wan"}}}
+    s3 = {"name": "cloud", "endpoint": "s3", "port": 9000, "bucket": "b", "key": "k",
+          "secret": "s"}
+    inv = inventory.load(make_inventory(hosts=hosts,
+                                        all_vars={**GOOD_VARS, "pgbackrest_s3_repos": [s3]}))
+    plan = cloud_plan(inv)
+    assert (plan["on"], plan["sites"], plan["lost_nodes"]) == ("cloud1", ["dc1", "dc2"],
+                                                               ["pg1", "pg2", "pg3"])
+    assert plan["repo"] == len([r for r in hosts["all"]["children"]["backup"]["hosts"]]) + 1
+    assert set(plan["lost_hosts"]) == {"pg1", "pg2", "pg3", "app1", "backup1"} | {
+        h for h in inv.hosts if inv.site(h) == "dc2"}
+    assert "cloud1" not in plan["lost_hosts"] and "dns1" not in plan["lost_hosts"]
+    with pytest.raises(DrctlError) as err:
+        cloud_plan(inventory.load(make_inventory()))
+    assert err.value.exit_code == ExitCode.USAGE and "object-store" in str(err.value)
 
 
 def test_rpo_in_time_is_from_the_newest_write_kept_to_the_newest_acknowledged():
@@ -181,11 +218,17 @@ def test_the_drills_operations_read_their_command_lines(monkeypatch):
     monkeypatch.setattr(failback, "prepare", lambda inv, node, switch_back:
                         seen.append(("failback", node, switch_back)) or Prepared())
     monkeypatch.setattr(failback, "run", lambda prepared, ui, switch_back: {})
+    from drctl.operations import rebuild
+
+    monkeypatch.setattr(rebuild, "prepare", lambda inv, on, repo, allow_data_loss:
+                        seen.append(("rebuild", on, repo, allow_data_loss)) or Prepared())
     for line in (["failover", "--site", "dc2", "--allow-data-loss"], ["failover", "--to", "pg2"],
-                 ["switchover", "--to", "pg1"], ["failback", "--node", "pg1", "--switch-back"]):
+                 ["switchover", "--to", "pg1"], ["failback", "--node", "pg1", "--switch-back"],
+                 ["rebuild", "--on", "cloud1", "--repo", "3", "--allow-data-loss"]):
         drill.OPERATIONS[line[0]](None, line[1:], None)
     assert seen == [("failover", None, True, "dc2"), ("failover", "pg2", False, None),
-                    ("switchover", "pg1"), ("failback", "pg1", True)]
+                    ("switchover", "pg1"), ("failback", "pg1", True),
+                    ("rebuild", "cloud1", 3, True)]
 
 
 def test_a_consented_loss_is_judged_against_what_the_rules_stated():
@@ -218,6 +261,33 @@ def test_a_consented_loss_is_judged_against_what_the_rules_stated():
     loss = drill_loss({"verdict": "loss", "accepted": True, "missing_bytes": 1_200_000}, 5,
                       0.3)
     assert loss.within and "at least 1.2 MB missing" in loss.sentence
+
+
+def test_a_restore_may_lose_only_what_the_store_lacked():
+    """cloud-restore: the writes acknowledged after the last commit the rebuild replayed
+    are what the object store lacked (consented to); one acknowledged at or before it was
+    in the store, and missing means the restore lost it."""
+    from drctl.rules.decide import restore_loss
+
+    consented = {"verdict": "unknown", "accepted": True}
+    acked = [(100.0, 1), (101.0, 2), (102.0, 3), (103.0, 4)]
+    ok = restore_loss(consented, 101.5, acked, [3, 4])
+    assert ok.within and "2 acknowledged writes lost" in ok.sentence \
+        and "after the last commit the store held" in ok.sentence
+    held = restore_loss(consented, 101.5, acked, [2, 3, 4])
+    assert not held.within and "1 acknowledged write committed before the last replayed " \
+        "commit MISSING" in held.sentence and "(2 more" in held.sentence
+    # a write acknowledged at the very commit time replayed was held too
+    assert not restore_loss(consented, 101.0, acked, [2]).within
+    # without the operator's consent, even the store's lack exceeds
+    assert not restore_loss({**consented, "accepted": False}, 101.5, acked, [4]).within
+    assert not restore_loss(None, 101.5, acked, [4]).within
+    # nothing lost is within; without a last replayed commit a loss is within only by
+    # consent, and says that nobody could tell
+    assert restore_loss(None, None, acked, []).within
+    unknown = restore_loss(consented, None, acked, [1])
+    assert unknown.within and "named no last replayed commit" in unknown.sentence
+    assert not restore_loss(None, None, acked, [1]).within
 
 
 def test_the_report_shows_the_statement_beside_the_loss():
@@ -272,3 +342,21 @@ def test_a_lab_power_cut_waits_for_docker_to_handle_the_exit(monkeypatch):
         assert said == f"docker kill {host} (power loss)"
     assert calls == [["docker", "kill", "drctl-lab-pg1"], ["docker", "wait", "drctl-lab-pg1"],
                      ["docker", "kill", "drctl-lab-pg2"], ["docker", "wait", "drctl-lab-pg2"]]
+
+
+def test_the_cloud_drills_report_says_where_from_what_and_when():
+    from drctl.drill_html import rebuild_line
+
+    rebuilt = {"on": "cloud1", "repo": 3, "repo_name": "cloud", "timeline": 3,
+               "last_replayed_commit": "2026-12-07T13:00:00.5+00:00",
+               "rpo_behind_newest_ack_s": 31.6, "rebuild_rto_s": 19.5, "recovery_s": 21.2,
+               "users_registered": 12, "users_present": 9}
+    line = rebuild_line(rebuilt)
+    assert line and "cloud1 from repo3 (cloud), timeline 3" in line
+    assert "31.6 s before the newest write acknowledged before the cut" in line
+    assert "taking writes 21.2 s after the power cut (the rebuild itself 19.5 s)" in line
+    assert "users present 9 of 12" in line
+    assert "did not take writes" in str(rebuild_line({**rebuilt, "recovery_s": None}))
+    assert rebuild_line(None) is None
+    html = render(report(scenario="cloud-restore", rebuild=rebuilt))
+    assert "rebuilt at the cloud location" in html and "users present 9 of 12" in html

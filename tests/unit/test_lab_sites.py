@@ -239,7 +239,11 @@ def test_two_site_inventory(tmp_path):
     key = tmp_path / "k"
     one = lab.render_inventory(lab.lab_hosts(1), key)
     files = lab.render_inventory(lab.lab_hosts(2), key)
-    assert set(files) == {"hosts.yml", "group_vars/all/main.yml", "group_vars/dc2/main.yml"}
+    assert set(files) == {"hosts.yml", "group_vars/all/main.yml", "group_vars/dc2/main.yml",
+                          "group_vars/cloud/main.yml"}
+    # the cloud location's clients come from the WAN side too (a rebuilt primary's pg_hba)
+    assert yaml.safe_load(files["group_vars/cloud/main.yml"]) == {"drctl_app_networks": [
+        "172.29.53.0/24", "172.29.69.0/24", "172.29.85.0/24"]}
     # the cluster-wide options describe dc1, the home site, as with one site, except that
     # the applications of both sites may reach the primary wherever it is
     # the applications of both sites may reach the primary wherever it is, and the
