@@ -83,7 +83,11 @@ def drill_run(snapshot: str, rate: float) -> dict[str, float]:
     return {"rto_s": float(rebuilt["recovery_s"]), "wall_s": float(rebuilt["rebuild_rto_s"]),
             "outage_s": float(r["sql"]["write_outage_s"]),
             "acked": float(r["sql"]["acknowledged"]), "lost": float(r["sql"]["lost"]),
-            "rpo_s": float(rebuilt["rpo_behind_newest_ack_s"]), "ok": float(r["ok"])}
+            # nan: no commit after the backup was in the store (the drill's writes came
+            # after its last archived segment), so none was replayed
+            "rpo_s": float(rebuilt["rpo_behind_newest_ack_s"]
+                           if rebuilt["rpo_behind_newest_ack_s"] is not None else "nan"),
+            "ok": float(r["ok"])}
 
 
 def main() -> None:
@@ -104,14 +108,19 @@ def main() -> None:
             print(f"run {i + 1}: {'passed' if r['ok'] else 'FAILED'}; taking writes "
                   f"{r['rto_s']:.2f} s after the power cut (the rebuild {r['wall_s']:.2f} s), "
                   f"the client's write outage {r['outage_s']:.2f} s; {int(r['lost'])} of "
-                  f"{int(r['acked'])} acknowledged writes lost; recovery point "
-                  f"{r['rpo_s']:.2f} s before the newest acknowledged write", flush=True)
+                  f"{int(r['acked'])} acknowledged writes lost; "
+                  + (f"recovery point {r['rpo_s']:.2f} s before the newest acknowledged "
+                     "write" if r["rpo_s"] == r["rpo_s"] else "no commit after the backup "
+                     "was replayed"), flush=True)
         for key, name in (("rto_s", "power cut to the rebuilt primary taking writes"),
                           ("wall_s", "drctl rebuild (its rto_s)"),
                           ("outage_s", "the drill's write outage (client side)"),
                           ("lost", "acknowledged writes lost"),
                           ("rpo_s", "recovery point behind the newest acknowledged write")):
-            values = [r[key] for r in drills]
+            values = [r[key] for r in drills if r[key] == r[key]]  # not nan
+            if not values:
+                print(f"{name}: none", flush=True)
+                continue
             print(f"{name}: median {statistics.median(values):.2f}, min {min(values):.2f}, "
                   f"max {max(values):.2f} (n={len(values)})", flush=True)
         print(f"(lab {PREFIX.rstrip('-')})")
