@@ -30,9 +30,10 @@ def rebuild_line(rebuilt: dict[str, Any] | None) -> str | None:
         return None
     behind = rebuilt.get("rpo_behind_newest_ack_s")
     took = rebuilt.get("recovery_s")
+    replayed = rebuilt.get("last_replayed_commit") or \
+        "none after the backup (the recovery point is the backup's end)"
     return (f"{rebuilt['on']} from repo{rebuilt['repo']} ({rebuilt['repo_name']}), timeline "
-            f"{rebuilt.get('timeline')}: last commit replayed "
-            f"{rebuilt.get('last_replayed_commit') or 'none'}"
+            f"{rebuilt.get('timeline')}: last commit replayed {replayed}"
             + (f", {behind} s before the newest write acknowledged before the cut"
                if behind is not None else "")
             + (f"; taking writes {took} s after the power cut (the rebuild itself "
@@ -146,7 +147,7 @@ def render(report: dict[str, Any]) -> str:
          f"{sql['write_outage_s']} s"),
         ("acknowledged writes / failed attempts", f"{sql['acknowledged']} / {sql['errors']}"),
         ("acknowledged writes lost (RPO)", sql["lost"]),
-        ("what the rules stated at consent (the failover's data-loss verdict)",
+        ("what the rules stated at consent (the operation's data-loss verdict)",
          f"{stated.get('verdict')}: {stated.get('sentence')}" if stated else "no verdict"),
         ("RPO in time (newest acknowledged before the cut, less the newest kept)",
          f"{report.get('rpo_s', 0.0)} s"),

@@ -628,7 +628,7 @@ def auto_pause(cluster: ClusterFacts) -> tuple[bool, str]:
 @dataclass(frozen=True)
 class DrillLoss:
     """A drill's acknowledged writes lost, judged against what the rules stated when the
-    operator consented (the failover's data-loss verdict)."""
+    operator consented (the failover's data-loss verdict; see restore_loss for a rebuild)."""
 
     within: bool
     sentence: str

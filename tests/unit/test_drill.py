@@ -357,6 +357,11 @@ def test_the_cloud_drills_report_says_where_from_what_and_when():
     assert "taking writes 21.2 s after the power cut (the rebuild itself 19.5 s)" in line
     assert "users present 9 of 12" in line
     assert "did not take writes" in str(rebuild_line({**rebuilt, "recovery_s": None}))
+    # nothing after the backup was in the store: the recovery point is the backup's end
+    assert "last commit replayed none after the backup (the recovery point is the " \
+        "backup's end)" in str(rebuild_line({**rebuilt, "last_replayed_commit": None,
+                                             "rpo_behind_newest_ack_s": None}))
     assert rebuild_line(None) is None
     html = render(report(scenario="cloud-restore", rebuild=rebuilt))
     assert "rebuilt at the cloud location" in html and "users present 9 of 12" in html
+    assert "the operation&#x27;s data-loss verdict" in html
