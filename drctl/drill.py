@@ -640,11 +640,9 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
             # no VIP or name follows a rebuilt primary yet: its clients are pointed at it,
             # as the rebuild's report says, and the writes are looked for there
             there = _connector(inv, cloud["on"])
-            try:
-                with there(connect_timeout=10) as conn:  # the writer's table, where the
-                    conn.execute(f"create table if not exists {writer.table} "  # store
-                                 "(id bigint primary key, at timestamptz default now())")
-            except Exception as exc:  # held none of it
+            try:  # the writer's table, where the store held none of it
+                writer.prepare(there)
+            except Exception as exc:
                 raise DrctlError(f"drill: the rebuilt primary on {cloud['on']} does not take "
                                  f"the drill's connection: {type(exc).__name__}: "
                                  f"{str(exc)[:300]}", ExitCode.FAILED) from None
@@ -734,7 +732,7 @@ def run(inventory: Path, *, scenario: str, duration: float, rate: float, app_rat
         # there, what it lacked is the loss consented to
         def wall(t: float) -> float:
             return started_at.timestamp() + (t - t0)
-        last = _epoch((rebuilt or {}).get("rpo", {}).get("last_replayed_commit"))
+        last = _epoch(summary["last_replayed_commit"]) if summary else None
         judged = decide.restore_loss(stated, last, [(wall(t), i) for t, i in writer.acked],
                                      lost)
         made = probe.registrations() if probe else []

@@ -35,8 +35,9 @@ class SqlWriter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="sql-writer")
 
-    def prepare(self) -> None:
-        with self.connect() as conn:
+    def prepare(self, connect=None) -> None:
+        """Create the writer's table where it writes (CONNECT: where it will write next)."""
+        with (connect or self.connect)() as conn:
             conn.execute(f"create table if not exists {self.table} "
                          "(id bigint primary key, at timestamptz default now())")
             conn.commit()
