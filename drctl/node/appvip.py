@@ -37,6 +37,16 @@ class AppVipConfig:
     # host's pooler is paused, when /health would wait for the pause's end
     alive_url: str = ""
     alive_body: str = '"alive"'
+    # keepalived's tracked file and what `drctl-node app-vip-track` looks at to keep it
+    # (drctl.node.viptrack): the liveness page, its body, every check_interval_s
+    check_url: str = ""
+    check_body: str = '"alive"'
+    check_interval_s: float = 1.0
+    check_timeout_s: float = 4.0
+    check_rise: int = 1
+    check_fall: int = 1
+    track_file: str = "/run/drctl/app-vip-track"
+    verdict_file: str = "/run/drctl/app-vip-track.json"
 
     @classmethod
     def load(cls, path: str) -> AppVipConfig:
@@ -93,12 +103,15 @@ def vrrp_state(path: str) -> dict[str, str | None] | None:
     return {"state": parts[0], "since": parts[1] if len(parts) > 1 else None}
 
 
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the local app only
+
+
 def app_alive(url: str, body: str, timeout: float) -> dict[str, Any]:
     """Whether the application served its liveness page (HTTP 200 with BODY in it, as
-    keepalived's check wants it; no database), in app_answers' terms."""
+    keepalived's tracked file wants it; no database), in app_answers' terms."""
     start = time.monotonic()
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with _DIRECT.open(url, timeout=timeout) as resp:
             status, text = resp.status, resp.read(65536).decode(errors="replace")
     except OSError as exc:
         return {"answers": False, "error": str(exc)[:200],

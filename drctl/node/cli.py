@@ -15,6 +15,9 @@
                                               (an app host's PgBouncer: drctl.node.pooler)
   drctl-node [--backup-config PATH] backup backup|info|restore|drop|verify ...
                                               (a repository host: drctl.node.backup)
+  drctl-node [--vip-track-config PATH] vip-track
+  drctl-node [--app-vip-config PATH] app-vip-track
+                                              (keepalived's tracked file: drctl.node.viptrack)
 
 The wrappers the drctl_node role installs (drctl-node, drctl-probe, drctl-auto, and
 drctl-backup on the repository hosts) call main() with the configuration paths the
@@ -39,6 +42,7 @@ def _options(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--backup-config", default=common.DEFAULT_BACKUP_CONFIG)
     p.add_argument("--app-vip-config", default=common.DEFAULT_APP_VIP_CONFIG)
     p.add_argument("--pooler-config", default=common.DEFAULT_POOLER_CONFIG)
+    p.add_argument("--vip-track-config", default=common.DEFAULT_VIP_TRACK_CONFIG)
     return p
 
 
@@ -46,7 +50,8 @@ def _options(add_help: bool = True) -> argparse.ArgumentParser:
 # that `app state`, `files sync`, `pooler ...` and `backup ...` (status asks them every
 # time, timers every few seconds) do not compile the steps, the guard and the rules core
 # from the zip (about 0.1 CPU-s a call, more than most of them cost otherwise).
-LIGHT_COMMANDS = frozenset({"watch", "files", "app", "pooler", "metrics", "backup", "auto"})
+LIGHT_COMMANDS = frozenset({"watch", "files", "app", "pooler", "metrics", "backup", "auto",
+                            "vip-track", "app-vip-track"})
 
 
 def parser(with_steps: bool = True) -> argparse.ArgumentParser:
@@ -93,6 +98,10 @@ def parser(with_steps: bool = True) -> argparse.ArgumentParser:
     s.add_argument("--token", default="", help="arm, listen: the switchover's channel")
     s.add_argument("--primary-address", default="",
                    help="arm, listen: the old primary, where the hand-over speaks")
+    sub.add_parser("vip-track", help="keep keepalived's tracked file: may this node hold "
+                   "the VIP (its service)")
+    sub.add_parser("app-vip-track", help="keep keepalived's tracked file on an app host: "
+                   "may it hold the application VIP (its service)")
     s = sub.add_parser("auto")
     s.add_argument("args", nargs=argparse.REMAINDER)
     s = sub.add_parser("backup", help="the repository host's backups (drctl-backup)",
@@ -143,6 +152,14 @@ def main(argv: list[str] | None = None) -> int:
             return metrics.every(a.every, lambda: metrics.main_pooler(
                 a.pooler_config, a.out, cluster=a.cluster), metrics.code_file(__file__))
         return metrics.main_pooler(a.pooler_config, a.out, cluster=a.cluster)
+    if a.cmd == "vip-track":  # as keepalived's script user: its own configuration
+        from drctl.node import viptrack
+
+        return viptrack.main(a.vip_track_config)
+    if a.cmd == "app-vip-track":  # app hosts
+        from drctl.node import viptrack
+
+        return viptrack.main_app(a.app_vip_config)
     if a.cmd == "backup":  # repository hosts: no node.json there either
         from drctl.node import backup
 

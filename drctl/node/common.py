@@ -21,6 +21,7 @@ DEFAULT_FILES_CONFIG = "/etc/drctl/files.json"  # the app files copy (drctl.node
 DEFAULT_APP_VIP_CONFIG = "/etc/drctl/app-vip.json"  # an app host's VIP (drctl.node.appvip)
 DEFAULT_BACKUP_CONFIG = "/etc/drctl/backup.json"  # a repository host's (drctl.node.backup)
 DEFAULT_POOLER_CONFIG = "/etc/drctl/pooler.json"  # an app host's PgBouncer (drctl.node.pooler)
+DEFAULT_VIP_TRACK_CONFIG = "/etc/drctl/vip-track.json"  # keepalived's file (drctl.node.viptrack)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from drctl.rules.vip import VipVerdict
+
 
 @dataclass(frozen=True)
 class AppHost:
@@ -153,3 +155,13 @@ def name_problems(name: str, resolved: Sequence[str], serving: str | None,
                 f"({', '.join(sites)}), not to {want}, the address of the serving site "
                 f"{serving}: `drctl dns publish` moves it"]
     return []
+
+
+def app_vip_verdict(answers: bool, error: str = "") -> VipVerdict:
+    """Whether an app host may hold its site's application VIP now: only while its
+    application itself serves its liveness page (the database is the database VIP's
+    concern, the same for every app host of a site)."""
+    if answers:
+        return VipVerdict(True, "the application answers")
+    return VipVerdict(False, "the application does not answer"
+                      + (f": {error}" if error else ""))

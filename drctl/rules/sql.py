@@ -186,3 +186,14 @@ def failover_proof(node: str) -> str:
         "select timeline || E'\\n' || coalesce((select pg_read_file('pg_wal/' || "
         "upper(lpad(to_hex(timeline), 8, '0')) || '.history')), '') "
         "from drctl_failover_log order by at desc limit 1")
+
+
+def writable_after_wait(wait_ms: int) -> str:
+    """The VIP's check (drctl-node vip-track): on a node in recovery, wait inside the
+    server, 20 ms apart, up to WAIT_MS for it to leave recovery (a promotion, whoever makes
+    it, is seen within tens of milliseconds), then answer pg_is_in_recovery() itself: 'f'
+    is a writable primary."""
+    wait = int(wait_ms)
+    return ("do $$ begin while pg_is_in_recovery() and clock_timestamp() < "
+            f"statement_timestamp() + interval '{wait} ms' loop perform pg_sleep(0.02); "
+            f"end loop; end $$; {IN_RECOVERY}")
