@@ -131,3 +131,26 @@ def test_the_runner_keeps_the_first_failing_phase_and_its_log(tmp_path, monkeypa
     what, log = runner.failed_log
     assert what == "[b] broken (exit 3)" and log == tmp_path / "b.broken.log"
     assert tp.failure_digest(log.read_text()) == ["E   why"]
+
+
+def test_lane_bs_copy_skips_a_file_that_went_between_the_listing_and_the_copy(tmp_path,
+                                                                            monkeypatch):
+    """The check lane's lint runs beside the copy: mypy's cache journal listed as an
+    untracked file and removed before its copy is no failure (run 69's first attempt)."""
+    import subprocess
+
+    tp = phases_module()
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "kept.txt").write_text("kept")
+    listing = b"kept.txt\0.mypy_cache/3.11/cache.9.db-wal\0"
+    monkeypatch.setattr(tp, "ROOT", tree)
+    monkeypatch.setattr(tp, "LANE_B_TREE", tmp_path / "lane-b")
+    monkeypatch.setattr(tp, "BIN", tmp_path / "venv" / "bin")
+    monkeypatch.setattr(tp.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a, 0, stdout=listing, stderr=b""))
+    real_is_file = Path.is_file
+    monkeypatch.setattr(Path, "is_file", lambda p: p.name.endswith("-wal") or real_is_file(p))
+    tp.copy_tree_for_lane_b()
+    assert (tmp_path / "lane-b" / "kept.txt").read_text() == "kept"
+    assert not (tmp_path / "lane-b" / ".mypy_cache" / "3.11" / "cache.9.db-wal").exists()
