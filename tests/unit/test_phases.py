@@ -136,7 +136,8 @@ def test_the_runner_keeps_the_first_failing_phase_and_its_log(tmp_path, monkeypa
 def test_lane_bs_copy_skips_a_file_that_went_between_the_listing_and_the_copy(tmp_path,
                                                                             monkeypatch):
     """The check lane's lint runs beside the copy: mypy's cache journal listed as an
-    untracked file and removed before its copy is no failure (run 69's first attempt)."""
+    untracked file and removed before its copy is no failure (a fresh-clone run on
+    2026-12-07 stopped there)."""
     import subprocess
 
     tp = phases_module()
