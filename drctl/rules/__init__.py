@@ -10,4 +10,8 @@ action plugin) and on the nodes (automatic failover's validation under repmgrd).
   policy    the limits the rules apply (from the inventory's drctl_* options)
   decide    the gates of failover, switchover, failback and automatic promotion, the
             data-loss decision and the choice of candidate
+  vip       who may hold a site's database VIP (the verdict drctl-vip-track writes for
+            keepalived)
+  service   who may hold a site's application VIP, and whether a site serves
+  repos     the pgBackRest repositories, numbered as everywhere
 """
