@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if a.every > 0:
             return metrics.every(a.every, lambda: metrics.main_pooler(
-                a.pooler_config, a.out, cluster=a.cluster), metrics.code_file(__file__))
+                a.pooler_config, a.out, cluster=a.cluster), common.code_file(__file__))
         return metrics.main_pooler(a.pooler_config, a.out, cluster=a.cluster)
     if a.cmd == "vip-track":  # as keepalived's script user: its own configuration
         from drctl.node import viptrack
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                                 backup_cache=a.backup_cache, backup_every_s=a.backup_every)
 
         if a.every > 0:
-            return metrics.every(a.every, write, metrics.code_file(__file__))
+            return metrics.every(a.every, write, common.code_file(__file__))
         return write()
     if a.cmd == "auto":
         from drctl.node import repmgr_hooks as auto

@@ -294,3 +294,21 @@ class PsqlSession:
                 if pipe is not None:
                     with contextlib.suppress(OSError):
                         pipe.close()
+
+
+def code_file(module_file: str) -> str | None:
+    """The file the node programs were loaded from: their zip archive (the drctl_node
+    role installs one), or None for a package directory (a developer's tree)."""
+    path = module_file
+    while path and path != os.path.dirname(path):
+        if os.path.isfile(path) and path.endswith(".zip"):
+            return path
+        path = os.path.dirname(path)
+    return None
+
+
+def mtime(path: str | None) -> float | None:
+    try:
+        return os.stat(path).st_mtime if path else None
+    except OSError:
+        return None

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from drctl.node.common import Config, run
+from drctl.node.common import Config, mtime, run
 
 PREFIX = "drctl_"
 
@@ -286,24 +286,6 @@ def main(c: Config, out: str, cluster: str = "", stanza: str = "",
     return 0
 
 
-def code_file(module_file: str) -> str | None:
-    """The file the node programs were loaded from: their zip archive (the drctl_node
-    role installs one), or None for a package directory (a developer's tree)."""
-    path = module_file
-    while path and path != os.path.dirname(path):
-        if os.path.isfile(path) and path.endswith(".zip"):
-            return path
-        path = os.path.dirname(path)
-    return None
-
-
-def _mtime(path: str | None) -> float | None:
-    try:
-        return os.stat(path).st_mtime if path else None
-    except OSError:
-        return None
-
-
 def every(seconds: float, write: Callable[[], object], code: str | None,
           sleep: Callable[[float], None] = time.sleep,
           clock: Callable[[], float] = time.monotonic) -> int:
@@ -312,7 +294,7 @@ def every(seconds: float, write: Callable[[], object], code: str | None,
     round that fails is said on stderr (the journal) and the next one tries again. Returns
     0 once CODE, the programs' archive, has changed since the start, so that systemd
     starts the new code (Restart=always)."""
-    loaded = _mtime(code)
+    loaded = mtime(code)
     beat = clock()
     while True:
         try:
@@ -320,7 +302,7 @@ def every(seconds: float, write: Callable[[], object], code: str | None,
         except Exception as exc:  # the next round tries again; the journal says why
             print(f"drctl-node metrics: this round failed: {type(exc).__name__}: {exc}",
                   file=sys.stderr, flush=True)
-        if code is not None and _mtime(code) != loaded:
+        if code is not None and mtime(code) != loaded:
             print(f"drctl-node metrics: {code} changed: ending for the new code",
                   file=sys.stderr, flush=True)
             return 0

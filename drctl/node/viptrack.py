@@ -286,24 +286,6 @@ def pg_tracker(c: TrackConfig) -> tuple[Tracker, PgLook]:
     return Tracker(look, c.track_file, c.verdict_file, c.rise, c.fall), look
 
 
-def _mtime(path: str | None) -> float | None:
-    try:
-        return os.stat(path).st_mtime if path else None
-    except OSError:
-        return None
-
-
-def code_file(module_file: str) -> str | None:
-    """The node programs' zip archive this module was loaded from (None: a package
-    directory, a developer's tree)."""
-    path = module_file
-    while path and path != os.path.dirname(path):
-        if os.path.isfile(path) and path.endswith(".zip"):
-            return path
-        path = os.path.dirname(path)
-    return None
-
-
 def run(tracker: Tracker, closer: PgLook | AppLook, interval_s: float,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -311,8 +293,8 @@ def run(tracker: Tracker, closer: PgLook | AppLook, interval_s: float,
     """Look every interval, for ever. Ends, writing 0, on SIGTERM or any failure; replaces
     itself (its file untouched) when the programs' archive changed or on SIGHUP."""
     watchdog = Watchdog()
-    code = code_file(__file__)
-    loaded = _mtime(code)
+    code = common.code_file(__file__)
+    loaded = common.mtime(code)
 
     reload = [False]
 
@@ -329,7 +311,7 @@ def run(tracker: Tracker, closer: PgLook | AppLook, interval_s: float,
         while True:
             tracker.look(wall())
             watchdog.kick()
-            new_code = code is not None and _mtime(code) != loaded
+            new_code = code is not None and common.mtime(code) != loaded
             if new_code or reload[0]:
                 tracker.say("drctl-node vip-track: going on with "
                             + (f"the new code ({code} changed)" if new_code

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from drctl.node import cli, metrics
+from drctl.node import cli, common, metrics
 from tests.unit.test_node import fake, fake_bin, node_config  # noqa: F401  (fixtures)
 
 SAMPLE = re.compile(r'^(drctl_[a-z_]+)\{((?:[a-z_]+="[^"]*",?)*)\} (-?[0-9.e+]+|NaN)$')
@@ -190,9 +190,9 @@ def test_every_writes_on_a_fixed_beat_survives_a_failed_round_and_ends_for_new_c
 def test_the_code_file_is_the_archive_the_programs_were_loaded_from(tmp_path: Path) -> None:
     archive = tmp_path / "drctl-node.zip"
     archive.write_bytes(b"PK")
-    assert metrics.code_file(f"{archive}/drctl/node/cli.py") == str(archive)
+    assert common.code_file(f"{archive}/drctl/node/cli.py") == str(archive)
     # a developer's tree: no archive, nothing to watch
-    assert metrics.code_file(str(Path(metrics.__file__))) is None
+    assert common.code_file(str(Path(metrics.__file__))) is None
 
 
 def test_the_cli_loops_only_when_asked(node_config: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
