@@ -149,8 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         from drctl.node import metrics
 
         if a.every > 0:
-            return metrics.every(a.every, lambda: metrics.main_pooler(
-                a.pooler_config, a.out, cluster=a.cluster), common.code_file(__file__))
+            kept = common.KeptSessions()
+            try:
+                return metrics.every(a.every, lambda: metrics.main_pooler(
+                    a.pooler_config, a.out, cluster=a.cluster, kept=kept),
+                    common.code_file(__file__))
+            finally:
+                kept.close()
         return metrics.main_pooler(a.pooler_config, a.out, cluster=a.cluster)
     if a.cmd == "vip-track":  # as keepalived's script user: its own configuration
         from drctl.node import viptrack

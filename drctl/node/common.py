@@ -10,7 +10,7 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -220,6 +220,10 @@ def holds_address(interface: str, address: str) -> bool:
                            for ln in out.splitlines())
 
 
+class PsqlTimeout(RuntimeError):
+    """A kept psql session's statement got no answer in time (the session is closed)."""
+
+
 class PsqlSession:
     """One long-lived psql reading statements from its standard input: a statement every
     second costs no new process, no runuser session and no login (drctl-node watch copies
@@ -261,7 +265,7 @@ class PsqlSession:
             ready = select.select(watched, [], [], left)[0] if left > 0 else []
             if not ready:
                 self.close()
-                raise RuntimeError(f"psql gave no answer within {self.timeout:g} s")
+                raise PsqlTimeout(f"psql gave no answer within {self.timeout:g} s")
             if err_fd in ready:  # notices and errors: drained, the newest kept for a failure
                 noise = os.read(err_fd, 65536)
                 self.errors = (self.errors + noise)[-4000:]
@@ -294,6 +298,46 @@ class PsqlSession:
                 if pipe is not None:
                     with contextlib.suppress(OSError):
                         pipe.close()
+
+
+class KeptSessions:
+    """PsqlSessions a service keeps between its rounds, by name: the same arguments get
+    the session already open; new ones (a reconfigured host, a new password) close the
+    old session and open another. SESSION makes one from psql's arguments, its timeout
+    and its environment."""
+
+    def __init__(self, session: Callable[..., Any] = PsqlSession) -> None:
+        self.session = session
+        self.kept: dict[str, tuple[tuple[Any, ...], Any]] = {}
+
+    def ask(self, name: str, argv: list[str], timeout: float,
+            env: Mapping[str, str] | None = None) -> Callable[[str], str]:
+        """The kept session's execute, for ARGV (opened now when it is not kept). A
+        statement that fails is asked once more on a new session: a kept session dies
+        with the server it was connected to (a restarted pooler), the question does not.
+        One that got no answer in time is not asked again (it would wait as long)."""
+        key = (tuple(argv), timeout, tuple(sorted((env or {}).items())))
+        held = self.kept.get(name)
+        if held is None or held[0] != key:
+            if held is not None:
+                held[1].close()
+            held = (key, self.session(argv, timeout=timeout, env=env))
+            self.kept[name] = held
+        session = held[1]
+
+        def execute(sql: str) -> str:
+            try:
+                return str(session.execute(sql))
+            except PsqlTimeout:
+                raise
+            except RuntimeError:  # the session is closed: execute opens a new one
+                return str(session.execute(sql))
+        return execute
+
+    def close(self) -> None:
+        for _, session in self.kept.values():
+            session.close()
+        self.kept.clear()
 
 
 def code_file(module_file: str) -> str | None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -96,15 +97,19 @@ def serving(health_url: str, timeout: float = 5) -> tuple[bool, str]:
                    f"({body.get('error') or body.get('database') or 'read-only'})")
 
 
-def rsync_command(c: FilesConfig, peer: Peer, run_id: str, stamp_only: bool = False
-                  ) -> list[str]:
+def rsync_command(c: FilesConfig, peer: Peer, run_id: str, stamp_only: bool = False,
+                  control_path: str = "") -> list[str]:
     """The rsync that copies the directory to PEER (rrsync there names the directory);
     with STAMP_ONLY, the one that then sends the stamp alone (after the files it dates,
-    and without setting the previous stamp aside)."""
+    and without setting the previous stamp aside). CONTROL_PATH: the run's ssh connection
+    to PEER is shared by both (one login a run instead of two: on the peer, every login is
+    a new sshd and its key exchange); it ends a few seconds after its last use."""
     ssh = (f"ssh -i {c.ssh_key} -o BatchMode=yes -o IdentitiesOnly=yes "
            f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={c.known_hosts} "
            f"-o ConnectTimeout={c.connect_timeout_s} -o ServerAliveInterval=5 "
            "-o ServerAliveCountMax=3")
+    if control_path:
+        ssh += f" -o ControlMaster=auto -o ControlPath={control_path} -o ControlPersist=2"
     # the receiver's user owns what it writes; the group (the application's, on an app
     # host) reads and replaces it: no owner, group or directory times are carried over
     # (the directory itself belongs to the application), new files get --chmod's mode
@@ -158,19 +163,29 @@ def sync(c: FilesConfig, now: float | None = None) -> dict[str, Any]:
         return record
     record["stamp"] = write_stamp(c, started)
     run_id = datetime.fromtimestamp(started, UTC).strftime("%Y%m%dT%H%M%SZ")
-    for peer in c.peers:
-        t0 = time.monotonic()
-        rc, out, err = common.run(rsync_command(c, peer, run_id), timeout=c.timeout_s)
-        if rc == 0:
-            rc, _, err = common.run(rsync_command(c, peer, run_id, stamp_only=True),
-                                    timeout=c.timeout_s)
-        entry = {"peer": peer.name, "ok": rc == 0, "rc": rc,
-                 "seconds": round(time.monotonic() - t0, 2), "files": _transferred(out)}
-        if rc != 0:
-            entry["error"] = why_failed(rc, err)
-            record["ok"] = False
-        record["peers"].append(entry)
+    # the run's ssh connections' sockets, private to this run (root's, mode 0700)
+    with tempfile.TemporaryDirectory(prefix="drctl-files-ssh-") as sockets:
+        for peer in c.peers:
+            record["peers"].append(_send(c, peer, run_id, os.path.join(sockets, "%C")))
+    record["ok"] = all(p["ok"] for p in record["peers"])
     return record
+
+
+def _send(c: FilesConfig, peer: Peer, run_id: str, control_path: str) -> dict[str, Any]:
+    """The files to PEER, then the stamp that dates them; PEER's entry of the record."""
+    t0 = time.monotonic()
+    rc, out, err = common.run(rsync_command(c, peer, run_id, control_path=control_path),
+                              timeout=c.timeout_s)
+    if rc == 0:
+        rc, _, err = common.run(rsync_command(c, peer, run_id, stamp_only=True,
+                                              control_path=control_path),
+                                timeout=c.timeout_s)
+    entry: dict[str, Any] = {"peer": peer.name, "ok": rc == 0, "rc": rc,
+                             "seconds": round(time.monotonic() - t0, 2),
+                             "files": _transferred(out)}
+    if rc != 0:
+        entry["error"] = why_failed(rc, err)
+    return entry
 
 
 def state(c: FilesConfig, now: float | None = None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from drctl.node.common import Config, mtime, run
+from drctl.node.common import Config, KeptSessions, mtime, run
 
 PREFIX = "drctl_"
 
@@ -260,15 +260,21 @@ def cached_backup_facts(c: Config, stanza: str, cache: str, max_age_s: float,
     return facts
 
 
-def main_pooler(config_path: str, out: str, cluster: str = "") -> int:
-    """An app host: the pooler's series only (no PostgreSQL, no node.json here)."""
+def main_pooler(config_path: str, out: str, cluster: str = "",
+                kept: KeptSessions | None = None) -> int:
+    """An app host: the pooler's series only (no PostgreSQL, no node.json here). KEPT: the
+    service's psql sessions, kept from one round to the next (three psqls a round cost
+    more than the round's questions)."""
     from drctl.node import pooler
 
     now = time.time()
     c = pooler.PoolerConfig.load(config_path)
-    state = pooler.state(c, now)
+    ask = (kept.ask("admin", pooler.admin_argv(c), c.admin_timeout_s)
+           if kept is not None else None)
+    state = pooler.state(c, now, ask=ask)
     # a paused pooler would hold the question until it resumes
-    asked = pooler.served_by_standby(c) if state.get("state") == "running" else None
+    asked = (pooler.served_by_standby(c, kept=kept) if state.get("state") == "running"
+             else None)
     _write(out, render_pooler(state, asked, cluster, now))
     return 0
 

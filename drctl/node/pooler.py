@@ -144,9 +144,12 @@ def _now_iso(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
 
 
-def state(c: PoolerConfig, now: float | None = None) -> dict[str, Any]:
+def state(c: PoolerConfig, now: float | None = None, ask: Ask | None = None
+          ) -> dict[str, Any]:
     """What `drctl status` shows of this pooler: running or paused (and since when, by
-    whom), the server it connects to, clients waiting, server connections open."""
+    whom), the server it connects to, clients waiting, server connections open. ASK: a
+    kept session on the admin console (the metrics service's), instead of psqls of its
+    own."""
     now = time.time() if now is None else now
     record = common.read_json(c.paused_file)
     out: dict[str, Any] = {"host": c.name, "database": c.database, "state": "down",
@@ -154,8 +157,8 @@ def state(c: PoolerConfig, now: float | None = None) -> dict[str, Any]:
                            "paused_s": None, "paused_by": None,
                            "last_resume": common.read_json(c.resumed_file)}
     try:
-        db = _database(c)
-        pool = _row(admin(c, "SHOW POOLS"), "database", c.database)
+        db = _database(c, ask=ask)
+        pool = _row(admin(c, "SHOW POOLS", ask=ask), "database", c.database)
     except AdminError as exc:
         out["error"] = str(exc)
         return out
@@ -207,17 +210,27 @@ def server_timeline(c: PoolerConfig, timeout: float = 2) -> int | None:
     return int(out[:8], 16)
 
 
-def served_by_standby(c: PoolerConfig, timeout: float = 3) -> bool | None:
+def served_by_standby(c: PoolerConfig, timeout: float = 3,
+                      kept: common.KeptSessions | None = None) -> bool | None:
     """Through the pooler itself, as the application connects: does a transaction land on
     a node in recovery (a server connection left on a demoted node)? None: it could not
-    be asked (no password, no answer, the pooler paused)."""
+    be asked (no password, no answer, the pooler paused). KEPT: ask over a client session
+    kept there (the metrics service's: with transaction pooling, each transaction of a
+    kept client takes a server connection from the pool as a new client's would)."""
     password = auth_password(c.auth_file, c.server_user)
     if password is None:
         return None
     dsn = (f"host={c.socket_dir} port={c.port} dbname={c.database} user={c.server_user} "
            "connect_timeout=2 application_name=drctl-metrics")
-    rc, out, _ = common.run([c.psql, "-XAtq", dsn, "-c", "select pg_is_in_recovery()"],
-                            timeout=timeout, env={**os.environ, "PGPASSWORD": password})
+    env = {**os.environ, "PGPASSWORD": password}
+    question = "select pg_is_in_recovery()"
+    if kept is not None:
+        try:
+            out = kept.ask("client", [c.psql, "-XAtq", dsn], timeout, env)(question)
+        except RuntimeError:
+            return None
+        return {"t": True, "f": False}.get(out)
+    rc, out, _ = common.run([c.psql, "-XAtq", dsn, "-c", question], timeout=timeout, env=env)
     return {"t": True, "f": False}.get(out) if rc == 0 else None
 
 

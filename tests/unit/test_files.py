@@ -7,6 +7,7 @@ import contextlib
 import http.server
 import json
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -74,6 +75,34 @@ def test_the_copy_is_confined_checked_and_sets_aside_what_it_replaces(tmp_path):
     assert "--suffix=.~20261203T120000Z~" in cmd
     assert "--bwlimit=500" in cmd
     assert "--omit-dir-times" in cmd and "--perms" not in cmd  # the directory is not ours
+    assert "ControlMaster" not in ssh
+
+
+def test_a_runs_files_and_stamp_share_one_ssh_connection_per_peer(tmp_path, health,
+                                                                  monkeypatch):
+    """One login on each peer a run, not two: both rsyncs name the same control socket,
+    in a directory of the run's own that is gone when the run ends."""
+    url, _ = health
+    src = tmp_path / "app1"
+    src.mkdir()
+    calls: list[list[str]] = []
+
+    def run(args: list[str], timeout: float = 60, env=None):
+        calls.append(args)
+        return 0, "Number of regular files transferred: 0\n", ""
+
+    monkeypatch.setattr(common, "run", run)
+    c = files.FilesConfig(directory=str(src), name="app1", health_url=url,
+                          peers=(files.Peer("app2", "10.0.1.14"),
+                                 files.Peer("backup1", "10.0.0.13")))
+    assert files.sync(c, now=1_800_000_000.0)["ok"]
+    sockets = [re.search(r"-o ControlPath=(\S+)", a[a.index("-e") + 1]) for a in calls]
+    assert len(calls) == 4 and all(sockets)
+    paths = {m[1] for m in sockets if m}
+    assert len(paths) == 1  # %C: one socket per peer, told apart by ssh itself
+    run_dir = Path(paths.pop()).parent
+    assert run_dir.name.startswith("drctl-files-ssh-") and not run_dir.exists()
+    assert all("ControlMaster=auto" in a[a.index("-e") + 1] for a in calls)
 
 
 def test_a_failed_copy_says_why_not_rsyncs_summary():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -75,13 +76,15 @@ class FakeSession:
     """The guard's kept psql session on the fake console (common.PsqlSession's interface):
     each statement is the command line the console would run; a failure raises."""
 
-    def __init__(self, bouncer: FakeBouncer, argv: list[str], timeout: float) -> None:
-        self.bouncer, self.argv, self.timeout = bouncer, argv, timeout
+    def __init__(self, bouncer: FakeBouncer, argv: list[str], timeout: float,
+                 env: dict[str, str] | None = None) -> None:
+        self.bouncer, self.argv, self.timeout, self.env = bouncer, argv, timeout, env
         self.closed = False
         bouncer.sessions.append(self)
 
     def execute(self, sql: str) -> str:
-        rc, out, err = self.bouncer.run([*self.argv, "-c", sql], timeout=self.timeout)
+        rc, out, err = self.bouncer.run([*self.argv, "-c", sql], timeout=self.timeout,
+                                        env=self.env)
         if rc != 0:
             raise RuntimeError(err or f"psql exit {rc}")
         return out
@@ -501,6 +504,62 @@ def test_the_metrics_of_a_pooler_running_paused_and_down(tmp_path, bouncer, caps
     m = scraped()
     assert m == {"drctl_metrics_timestamp_seconds": m["drctl_metrics_timestamp_seconds"],
                  "drctl_pooler_up": 0}
+
+
+def unlabelled(text: str) -> str:
+    """Prometheus' text without the labels: `name value` lines."""
+    return "\n".join(re.sub(r"\{[^}]*\}", "", line) for line in text.splitlines())
+
+
+def test_the_metrics_service_keeps_its_two_sessions_from_round_to_round(tmp_path, bouncer,
+                                                                       capsys):
+    """Every 15 s, the same questions over the same two psqls (the console's and a client's
+    of the pooler), not three new psqls a round; a session that fails is asked again on a
+    new one, once."""
+    from drctl.node import metrics
+
+    path = pooler_json(tmp_path)
+    kept = common.KeptSessions(
+        session=lambda argv, timeout, env=None: FakeSession(bouncer, argv, timeout, env))
+    for _ in range(3):
+        assert metrics.main_pooler(str(path), "-", cluster="lab", kept=kept) == 0
+    out = capsys.readouterr().out
+    assert "drctl_pooler_up{" in out and 'drctl_pooler_served_by_standby{' in out
+    assert len(bouncer.sessions) == 2 and not any(x.closed for x in bouncer.sessions)
+    assert bouncer.commands.count("SHOW DATABASES") == 3
+    assert bouncer.commands.count("through the pooler: select pg_is_in_recovery()") == 3
+    # the pooler restarted under the kept sessions: the next round's question fails once
+    # and is asked again on a new session
+    admin = bouncer.sessions[0]
+    failing = iter([RuntimeError("server closed the connection unexpectedly")])
+
+    def once(sql: str, real=admin.execute) -> str:
+        for exc in failing:
+            raise exc
+        return real(sql)
+    admin.execute = once  # type: ignore[method-assign]
+    assert metrics.main_pooler(str(path), "-", cluster="lab", kept=kept) == 0
+    assert "drctl_pooler_up 1" in unlabelled(capsys.readouterr().out)
+    assert len(bouncer.sessions) == 2
+    # a question that got no answer in time (no server behind the pooler) is not asked
+    # again: it would wait as long
+    client = bouncer.sessions[1]
+    timeouts: list[str] = []
+
+    def hangs(sql: str) -> str:
+        timeouts.append(sql)
+        raise common.PsqlTimeout("psql gave no answer within 3 s")
+    client.execute = hangs  # type: ignore[method-assign]
+    assert metrics.main_pooler(str(path), "-", cluster="lab", kept=kept) == 0
+    out = unlabelled(capsys.readouterr().out)
+    assert len(timeouts) == 1 and "drctl_pooler_served_by_standby" not in out
+    assert "drctl_pooler_up 1" in out
+    # other arguments (a new password in the auth file, another port): a new session, the
+    # old one closed; and all closed when the service ends
+    kept.ask("client", ["/usr/bin/psql", "-XAtq", "port=6433"], 3, {"PGPASSWORD": "new"})
+    assert bouncer.sessions[1].closed and len(bouncer.sessions) == 3
+    kept.close()
+    assert all(x.closed for x in bouncer.sessions)
 
 
 def test_a_pause_of_unknown_age_has_no_age_series():
