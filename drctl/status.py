@@ -66,6 +66,7 @@ def _node(host: str, address: str, res: sshprobe.ProbeResult) -> dict[str, Any]:
         "vrrp_state": vrrp.get("state"),
         "vrrp_since": vrrp.get("since"),
         "vip": bool(d.get("holds_vip")),
+        "vip_check": d.get("vip_check"),
         "fenced": bool(d.get("fenced")),
         "start_held": d.get("start_held"),
         "set_aside": d.get("set_aside") or [],
@@ -81,6 +82,14 @@ def _node(host: str, address: str, res: sshprobe.ProbeResult) -> dict[str, Any]:
                       "oldest_ready_s": (pg or {}).get("archive_oldest_ready_s"),
                       **((pg or {}).get("archiver") or {})},
     }
+
+
+def _why_not_held(primary: dict[str, Any] | None) -> str:
+    """What the primary's own VIP check says, when it keeps the primary from the VIP."""
+    check = (primary or {}).get("vip_check") or {}
+    if not primary or check.get("eligible") is not False:
+        return ""
+    return f" (the VIP check on {primary['host']} refuses it: {check.get('reason')})"
 
 
 def backup_state(repo: str | None, res: sshprobe.ProbeResult | None,
@@ -244,7 +253,7 @@ def evaluate(nodes: list[dict[str, Any]], slot_warn_bytes: int) -> tuple[str | N
     holders = [n["host"] for n in nodes if n["vip"]]
     if len(holders) != 1:
         problems.append(f"{len(holders)} nodes hold the VIP ({', '.join(holders) or 'none'}); "
-                        "exactly one must")
+                        "exactly one must" + (_why_not_held(primary) if not holders else ""))
     elif primary and holders[0] != primary["host"]:
         problems.append(f"the VIP is on {holders[0]}, not on the primary {primary['host']}")
     elif not primary:

@@ -47,6 +47,9 @@ class Config:
     # still the newest primary (or it is a standby)
     doubt_file: str = "/run/drctl/vip-doubt"
     vrrp_state_file: str = "/run/drctl/vrrp-state"
+    # the VIP check's own configuration (roles/keepalived_vip), which names the file where
+    # the check keeps its last verdict and reason
+    vip_track_config: str = "/etc/drctl/vip-track.json"
     lag_file: str = "/run/drctl/lag.json"
     auto_settings: str = "/etc/drctl/auto.json"
     auto_paused: str = "/etc/drctl/auto-paused"

@@ -98,11 +98,25 @@ def collect(c: Config) -> dict[str, Any]:
         pass
     out["vrrp"] = state
     out["holds_vip"] = holds_address(c.vip_interface, c.vip)
+    out["vip_check"] = vip_check(c.vip_track_config)
     # data directories failback set aside (copied, never deleted): an operator reviews them
     out["set_aside"] = sorted(os.path.basename(p) for p in glob.glob(f"{c.datadir}.diverged-*"))
     out["auto"] = auto_state(c)
     out["probe_ms"] = round((time.monotonic() - start) * 1000)
     return out
+
+
+def vip_check(config_path: str) -> dict[str, Any] | None:
+    """The VIP check's last verdict on this node (drctl-vip-track keeps it): whether this
+    node may hold the VIP, why, and since when (epoch seconds); None where no check runs
+    or it has not decided yet."""
+    config = read_json(config_path)
+    path = config.get("verdict_file") if isinstance(config, dict) else None
+    verdict = read_json(path) if isinstance(path, str) else None
+    if not isinstance(verdict, dict) or not isinstance(verdict.get("eligible"), bool):
+        return None
+    return {"eligible": verdict["eligible"], "reason": str(verdict.get("reason") or ""),
+            "since": verdict.get("since")}
 
 
 # The probe's bound on asking the object stores' archives: drctl status gives a probe

@@ -35,6 +35,9 @@ def render_status(report: dict[str, Any], fmt: str) -> None:
         tls = "" if n["replication_ssl"] is None else ("yes" if n["replication_ssl"] else "no")
         slots = ", ".join(f"{s['slot_name']}{'*' if s['active'] else ''}" for s in n["slots"])
         keep = f"{n['keepalived'] or '?'} {n['vrrp_state'] or ''}".strip()
+        check = n.get("vip_check") or {}
+        if check.get("eligible") is False and n["role"] == "primary":
+            keep += f" [red](check: {check.get('reason')})[/red]"
         table.add_row(n["host"], *((n["site"],) if many else ()),
                       f"[{colour}]{n['role']}{' FENCED' if n['fenced'] else ''}"
                       f"{' HELD' if n.get('start_held') else ''}"

@@ -215,6 +215,26 @@ def test_status_says_a_held_node_waits_for_a_peer_and_how_to_lift_it() -> None:
     assert any("pg1: PostgreSQL is starting" in p for p in problems), problems
 
 
+def test_status_says_why_the_primarys_own_vip_check_keeps_it_from_the_vip() -> None:
+    from drctl import status
+
+    pg = {"in_recovery": False, "timeline": 1, "lsn": "0/3000000", "replication": []}
+    refused = {"eligible": False, "reason": "the isolation check's address does not answer",
+               "since": 1796675000.5}
+    primary = status._node("pg1", "10.0.0.11", _probe(
+        "pg1", postgres=pg, postgres_service="active", holds_vip=False, vip_check=refused))
+    assert primary["vip_check"] == refused
+    _, problems = status.evaluate([primary], 1 << 30)
+    assert any(p.startswith("0 nodes hold the VIP") and "the VIP check on pg1 refuses it: "
+               "the isolation check's address does not answer" in p for p in problems), problems
+    # a check that lets it hold the VIP explains nothing: the problem is elsewhere
+    primary = status._node("pg1", "10.0.0.11", _probe(
+        "pg1", postgres=pg, postgres_service="active", holds_vip=False,
+        vip_check={**refused, "eligible": True, "reason": "writable primary"}))
+    _, problems = status.evaluate([primary], 1 << 30)
+    assert any(p.startswith("0 nodes hold the VIP") and "refuses" not in p for p in problems)
+
+
 def test_status_shows_each_site_with_its_vip_and_flags_two_holders_in_one_site(
         capsys: pytest.CaptureFixture[str]) -> None:
     from drctl import status, views

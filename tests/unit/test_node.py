@@ -79,8 +79,27 @@ esac
     assert cli.main(["--config", str(node_config), "probe"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["host"] == "pg2" and out["holds_vip"] is False and out["fenced"] is False
+    assert out["vip_check"] is None  # no VIP check configured here (the default path)
     f = NodeFacts.from_probe("pg2", out)
     assert f.role == "standby" and f.timeline == 2 and f.position == 0x3000100
+
+
+def test_the_probe_carries_the_vip_checks_last_verdict(tmp_path: Path) -> None:
+    """What drctl-vip-track decided last, read from the file its configuration names: the
+    answer to "why does nobody hold the VIP"."""
+    from drctl.node import probe
+
+    config, verdict = tmp_path / "vip-track.json", tmp_path / "run" / "vip-track.json"
+    assert probe.vip_check(str(config)) is None  # no check on this host
+    config.write_text(json.dumps({"verdict_file": str(verdict)}))
+    assert probe.vip_check(str(config)) is None  # the check has not decided yet
+    verdict.parent.mkdir()
+    verdict.write_text(json.dumps({"eligible": False, "reason": "this node is fenced",
+                                   "since": 1796675000.5, "facts": {"fenced": True}}))
+    assert probe.vip_check(str(config)) == {"eligible": False, "reason": "this node is fenced",
+                                            "since": 1796675000.5}
+    verdict.write_text("half a rec")  # being written: no verdict rather than a wrong one
+    assert probe.vip_check(str(config)) is None
 
 
 def test_probe_of_a_stopped_server_says_down(node_config: Path, fake_bin: Path,
