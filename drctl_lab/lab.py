@@ -356,8 +356,41 @@ def _engine_answers() -> bool:
     return proc.returncode == 0
 
 
+# Every lab container's systemd, journald, logind and dbus hold inotify instances (5-8 a
+# container, measured), all counted against root on this machine, whose kernel allows 128
+# by default: about 20 containers. The next container's systemd then stalls at boot,
+# every job waiting and none running ("systemd says 'initializing'"): seen with a
+# two-site lab and a one-site lab side by side (18 containers) plus one more lab.
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+LAB_INOTIFY_INSTANCES = 1024
+
+
+def ensure_inotify_instances(say: Say, path: Path = INOTIFY_INSTANCES,
+                             wanted: int = LAB_INOTIFY_INSTANCES) -> None:
+    """Raise the kernel's limit of inotify instances per user to WANTED when it is lower
+    (until the next reboot), saying so; an error naming the setting when it cannot."""
+    try:
+        current = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return  # not Linux's procfs: nothing known to raise
+    if current >= wanted:
+        return
+    try:
+        path.write_text(f"{wanted}\n")
+    except OSError as exc:
+        raise DrctlError(
+            f"fs.inotify.max_user_instances is {current}: about {current // 6} lab containers "
+            f"can boot, and the lab needs more ({exc.strerror or exc})", ExitCode.ENVIRONMENT,
+            hint=f"as root: sysctl -w fs.inotify.max_user_instances={wanted}") from exc
+    say(f"raised fs.inotify.max_user_instances from {current} to {wanted} until the next "
+        "reboot: each lab container's systemd holds its own, and past the limit a "
+        "container stalls at boot")
+
+
 def ensure_engine(say: Say) -> None:
-    """docker CLI + engine + debootstrap present and the engine answering."""
+    """docker CLI + engine + debootstrap present and the engine answering, and the
+    kernel's inotify limit high enough for the lab's containers."""
+    ensure_inotify_instances(say)
     missing = [pkg for tool, pkg in (("dockerd", "docker.io"), ("debootstrap", "debootstrap"),
                                      ("ssh", "openssh-client"), ("iptables", "iptables"))
                if not shutil.which(tool)]
@@ -909,7 +942,10 @@ def _wait_booted(host: LabHost, timeout: float = 60) -> None:
                 return
         time.sleep(0.5)
     raise DrctlError(f"lab host {host.name} did not boot (systemd says '{state}')",
-                     ExitCode.ENVIRONMENT, hint=f"docker logs {host.container}")
+                     ExitCode.ENVIRONMENT,
+                     hint=f"docker logs {host.container}; `systemctl list-jobs` in it all "
+                          "waiting, none running: fs.inotify.max_user_instances is too low "
+                          "for the containers on this machine")
 
 
 def _boot_and_authorize(hosts: list[LabHost], pubkey: str) -> bool:

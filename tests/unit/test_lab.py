@@ -178,3 +178,37 @@ def test_a_json_answer_keeps_what_a_failed_call_said() -> None:
     assert json_answer(failed_listing) == [1]
     with pytest.raises(ValueError):
         json_answer(subprocess.CompletedProcess([], 1, stdout="", stderr="boom"))
+
+
+def test_the_inotify_limit_is_raised_for_the_labs_containers(tmp_path: Path) -> None:
+    """Each container's systemd holds inotify instances, all root's: past the kernel's
+    default of 128 the next container stalls at boot, so the lab raises the limit, says
+    so, and leaves a higher one alone."""
+    limit = tmp_path / "max_user_instances"
+    said: list[str] = []
+    limit.write_text("128\n")
+    lab.ensure_inotify_instances(said.append, path=limit, wanted=1024)
+    assert limit.read_text() == "1024\n"
+    assert said and "from 128 to 1024" in said[0]
+    limit.write_text("4096\n")
+    lab.ensure_inotify_instances(said.append, path=limit, wanted=1024)
+    assert limit.read_text() == "4096\n" and len(said) == 1
+    lab.ensure_inotify_instances(said.append, path=tmp_path / "absent", wanted=1024)
+    assert len(said) == 1  # no such setting here: nothing to raise
+
+
+def test_an_inotify_limit_that_cannot_be_raised_is_a_clear_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside the lab's usual root (a container without the right, a kernel that
+    refuses): the error names the setting and the command that raises it."""
+    limit = tmp_path / "max_user_instances"
+    limit.write_text("128\n")
+
+    def refused(self: Path, *args: object, **kwargs: object) -> int:
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(Path, "write_text", refused)
+    with pytest.raises(DrctlError) as err:
+        lab.ensure_inotify_instances(lambda s: None, path=limit, wanted=1024)
+    assert "fs.inotify.max_user_instances is 128" in str(err.value)
+    assert "Permission denied" in str(err.value)
+    assert "sysctl -w fs.inotify.max_user_instances=1024" in (err.value.hint or "")
