@@ -442,6 +442,7 @@ def test_a_planned_switchover_to_the_remote_site_and_back_loses_nothing():
                 h, "site_marks", m), timeout=30)
 
 
+@pytest.mark.leaves_cluster_as_found
 def test_site_failover_when_dc1_is_gone_then_dc1_fails_back_and_the_primary_comes_home():
     """All of dc1 loses power. drctl failover --site dc2 refuses while nobody can tell
     what pg3 lacks (dc1's watcher went with the site: unknown is not zero), then with the
@@ -533,6 +534,7 @@ def test_site_failover_when_dc1_is_gone_then_dc1_fails_back_and_the_primary_come
                 h, "site_marks", m), timeout=30)
 
 
+@pytest.mark.leaves_cluster_as_found
 def test_the_site_drill_loses_dc1_serves_from_dc2_and_comes_home():
     """`drctl drill --scenario site-failback-cycle`: refused without consent to lose data;
     with it, dc1 loses power under a write and app load, dc2 takes over, dc1 comes back
