@@ -60,16 +60,26 @@ def healthy(code: int, st: Mapping[str, Any], primary: str | None = None) -> boo
             and st.get("vip_holders") == [writer])
 
 
+# Told how long each wait_for took (what, seconds), when set: the tests' conftest keeps
+# them by module in test-artifacts/waits-LANE.json, to show where a run's time waits.
+on_wait: Callable[[str, float], None] | None = None
+
+
 def wait_for(what: str, predicate: Callable[[], object], timeout: float = 30,
              interval: float = 0.5):
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline = start + timeout
     last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+    try:
+        while time.monotonic() < deadline:
+            last = predicate()
+            if last:
+                return last
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+    finally:
+        if on_wait is not None:
+            on_wait(what, time.monotonic() - start)
 
 
 def power_off(*hosts: str) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from drctl_lab import hosts as hostsmod
 from drctl_lab.hosts import (
     INVENTORY,
     drctl_cli,
@@ -50,6 +51,18 @@ _LAB_NOW: dict[str, object] = {}
 # test-artifacts/cli-calls-LANE.json when the session ends (docs/testing.md).
 _CALLS: dict[str, dict[str, list[float]]] = {}
 _MODULE_NOW: list[str] = ["(session)"]
+# Every wait the tests make (wait_for, holds_for, a snapshot's restore), by module and
+# what it waited for: count and seconds, written to test-artifacts/waits-LANE.json.
+_WAITS: dict[str, dict[str, list[float]]] = {}
+
+
+def _record_wait(what: str, seconds: float) -> None:
+    row = _WAITS.setdefault(_MODULE_NOW[0], {}).setdefault(what, [0, 0.0])
+    row[0] += 1
+    row[1] += seconds
+
+
+hostsmod.on_wait = _record_wait
 
 
 def drctl(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -108,14 +121,17 @@ def holds_for(what: str, predicate: Callable[[], object], seconds: float,
     condition, and every moment of it is looked at.
     """
     start = time.monotonic()
-    while True:
-        value = predicate()
-        if not value:
-            raise AssertionError(f"{what} stopped holding {time.monotonic() - start:.1f} s "
-                                 f"into its {seconds} s window (got {value!r})")
-        if time.monotonic() - start >= seconds:
-            return
-        time.sleep(interval)
+    try:
+        while True:
+            value = predicate()
+            if not value:
+                raise AssertionError(f"{what} stopped holding {time.monotonic() - start:.1f} "
+                                     f"s into its {seconds} s window (got {value!r})")
+            if time.monotonic() - start >= seconds:
+                return
+            time.sleep(interval)
+    finally:
+        _record_wait(f"holds: {what}", time.monotonic() - start)
 
 
 def healthy_now(primary: str) -> bool:
@@ -248,7 +264,9 @@ def restore_snapshot(name: str | None = None) -> None:
     if _LAB_NOW.pop("untouched", None) == name:
         lab_say(f"the lab is snapshot {name!r} as it was just taken: no restore")
     else:
+        start = time.monotonic()
         labmod.restore(name, lab_say)
+        _record_wait(f"restore of snapshot {name!r}", time.monotonic() - start)
     lock = ROOT / ".drctl" / "locks" / "lab.lock"
     if lock.exists():
         assert drctl("unlock").returncode == 0, "a live drctl holds the lab's lock"
@@ -298,15 +316,24 @@ def pytest_runtest_setup(item):
 
 
 def pytest_sessionfinish(session):
-    """Write _CALLS, largest CPU first in each module."""
-    if not _CALLS:
-        return
+    """Write _CALLS (largest CPU first in each module) and _WAITS (longest first)."""
     lane = os.environ.get("DRCTL_LAB_NAME", "drctl-lab")
-    out = ROOT / "test-artifacts" / f"cli-calls-{lane}.json"
+    if _CALLS:
+        table = {module: {cmd: {"calls": int(n), "wall_s": round(w, 1), "cpu_s": round(c, 1)}
+                          for cmd, (n, w, c) in sorted(rows.items(), key=lambda kv: -kv[1][2])}
+                 for module, rows in _CALLS.items()}
+        _merge_artifact(f"cli-calls-{lane}.json", table)
+    if _WAITS:
+        _merge_artifact(f"waits-{lane}.json", {
+            module: {what: {"count": int(n), "seconds": round(sec, 1)}
+                     for what, (n, sec) in sorted(rows.items(), key=lambda kv: -kv[1][1])}
+            for module, rows in _WAITS.items()})
+
+
+def _merge_artifact(name: str, table: dict) -> None:
+    """test-artifacts/NAME, this session's modules written over an earlier session's."""
+    out = ROOT / "test-artifacts" / name
     out.parent.mkdir(exist_ok=True)
-    table = {module: {cmd: {"calls": int(n), "wall_s": round(w, 1), "cpu_s": round(c, 1)}
-                      for cmd, (n, w, c) in sorted(rows.items(), key=lambda kv: -kv[1][2])}
-             for module, rows in _CALLS.items()}
     previous = json.loads(out.read_text()) if out.exists() else {}
     out.write_text(json.dumps({**previous, **table}, indent=1) + "\n")
 
