@@ -120,6 +120,31 @@ def test_a_failed_phase_that_is_not_pytest_is_summed_up_by_its_last_lines():
                       "make: *** [Makefile:90: lint] Error 1"]
 
 
+def test_the_check_lane_starts_when_lane_a_has_provisioned_its_lab(tmp_path, monkeypatch):
+    """lint and unit wait for lane a's CHECK_AFTER (the labs' provisions from bare hosts
+    keep both cores busy until then), and for the end of a lane a that stopped before it."""
+    import threading
+
+    tp = phases_module()
+    monkeypatch.setattr(tp, "LOGS", tmp_path)
+    assert tp.CHECK_AFTER in [p.name for p in tp.plan(skip_molecule=True, serial=False)["a"]]
+    runner = tp.Runner(keep_going=True, stream=False)
+    monkeypatch.setattr(runner, "say", lambda text: None)
+    check = threading.Thread(target=runner.run_lane, args=("check", [tp.Phase("lint", ["true"])]))
+    check.start()
+    runner.run_lane("a", [tp.Phase("lab up --fresh", ["true"]), tp.Phase("test_01_lab", ["true"])])
+    check.join(timeout=10)
+    assert [r.phase for r in runner.rows] == ["lab up --fresh", "test_01_lab", "lint"]
+
+    runner = tp.Runner(keep_going=True, stream=False)
+    monkeypatch.setattr(runner, "say", lambda text: None)
+    check = threading.Thread(target=runner.run_lane, args=("check", [tp.Phase("lint", ["true"])]))
+    check.start()
+    runner.run_lane("a", [tp.Phase(tp.CHECK_AFTER, ["true"]), tp.Phase("later", ["sleep", "1"])])
+    check.join(timeout=10)
+    assert [r.phase for r in runner.rows][:2] == [tp.CHECK_AFTER, "lint"]
+
+
 def test_the_runner_keeps_the_first_failing_phase_and_its_log(tmp_path, monkeypatch):
     tp = phases_module()
     monkeypatch.setattr(tp, "LOGS", tmp_path)
