@@ -243,14 +243,56 @@ def _record_sites(count: int) -> None:
     _write_if_changed(path, f"{count}\n")
 
 
+# A one-site lab without its application tier (DRCTL_LAB_APP=0 when `lab up` runs): pg1,
+# pg2 and backup1, no app host and no application VIP. make test's lane b runs so until
+# test_14: test_11 never touches the application, and its hosts were about a third of the
+# lane's provision, restores and idle load. A lab of two sites always has the tier (`lab
+# up --sites 2` adds dc1's app hosts as new hosts, as it adds dc2's). What `lab up` chose
+# is recorded beside the sites, so every later verb sees the same hosts.
+APP_ENV = "DRCTL_LAB_APP"
+
+
+def _app_file() -> Path:
+    return lab_dir() / f"app-{NETWORK}"
+
+
+def _falsy(text: str) -> bool:
+    return text.strip().lower() in ("0", "no", "false")
+
+
+def wanted_app_tier(sites: int) -> bool:
+    """Whether `lab up` builds the application tier: always with two sites, else as
+    $DRCTL_LAB_APP says, else as the lab was last brought up, else yes."""
+    env = os.environ.get(APP_ENV, "").strip()
+    return sites > 1 or (not _falsy(env) if env else app_tier())
+
+
+def app_tier() -> bool:
+    """Whether the lab has its application tier, as `lab up` last recorded it (with none
+    recorded: as $DRCTL_LAB_APP asks, by default yes)."""
+    try:
+        text = _app_file().read_text().strip()
+    except OSError:
+        text = ""
+    return not _falsy(text or os.environ.get(APP_ENV, "") or "1")
+
+
+def _record_app_tier(wanted: bool) -> None:
+    path = _app_file()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _write_if_changed(path, f"{int(wanted)}\n")
+
+
 def lab_hosts(sites: int | None = None) -> list[LabHost]:
-    """The inventory hosts of the lab's first SITES sites (default: site_count())."""
+    """The inventory hosts of the lab's first SITES sites (default: site_count()), without
+    the app hosts in a one-site lab recorded without its application tier."""
     count = site_count() if sites is None else _check_sites(sites)
+    with_app = count > 1 or app_tier()
     hosts = []
     for site in SITES[:count]:
         net = site_subnet(site)
         hosts += [LabHost(n, str(net.network_address + o), g, site)
-                  for n, o, g in SITE_HOSTS[site]]
+                  for n, o, g in SITE_HOSTS[site] if with_app or g != "app"]
     if count > 1:
         net = wan_subnet()
         hosts += [LabHost(n, str(net.network_address + o), g, WAN_SIDE)
@@ -765,6 +807,17 @@ def _remove_sites_beyond(count: int, say: Say) -> bool:
     return bool(there or gone)
 
 
+def _remove_app_tier(say: Say) -> bool:
+    """Remove dc1's app hosts (a one-site lab brought up again without its application
+    tier); True if any was there."""
+    there = [PREFIX + n for n, _o, g in SITE_HOSTS["dc1"]
+             if g == "app" and _container_state(PREFIX + n) is not None]
+    if there:
+        remove_one_at_a_time(there)
+        say(f"removed {', '.join(there)} (the lab has no application tier now)")
+    return bool(there)
+
+
 def _require_wan() -> str:
     if site_count() < 2:
         raise DrctlError("the lab has one site: there is no WAN link to cut or restore",
@@ -1060,7 +1113,8 @@ def render_inventory(hosts: list[LabHost], key: Path) -> dict[str, str]:
         "drctl_cluster_name": "lab",
         "drctl_lab_containers": PREFIX,
         "drctl_vip": vip(),
-        "drctl_app_vip": site_app_vip("dc1"),
+        **({"drctl_app_vip": site_app_vip("dc1")}
+           if any(h.group == "app" and h.site == "dc1" for h in hosts) else {}),
         "drctl_vip_interface": "eth0",
         "drctl_app_networks": [str(site_subnet(site)) for site in sites],
         "drctl_isolation_check_address": str(subnet().network_address + 1),
@@ -1139,8 +1193,12 @@ def up(say: Say, fresh: bool = False, sites: int | None = None) -> UpResult:
     ensure_engine(say)
     tag, built = ensure_image(say)
     had = site_count()
+    had_app = app_tier()
     _record_sites(count)  # from here on lab_hosts() and every other verb see COUNT sites
+    _record_app_tier(wanted_app_tier(count))  # and the application tier or not
     removed = _remove_sites_beyond(count, say)
+    if had_app and not app_tier():
+        removed |= _remove_app_tier(say)
     for site in networks(count):
         ensure_network(say, site)
     hosts = lab_hosts()
@@ -1164,7 +1222,7 @@ def up(say: Say, fresh: bool = False, sites: int | None = None) -> UpResult:
     if fresh:
         _prune_untagged()
     inv_dir = lab_inventory_dir()
-    changed = (built or known_changed or removed or had != count
+    changed = (built or known_changed or removed or had != count or had_app != app_tier()
                or any(a != "reused" for a in actions.values()))
     files = render_inventory(hosts, key)
     for rel, content in files.items():
@@ -1195,7 +1253,7 @@ def down(say: Say, purge_image: bool = False) -> dict:
             docker("rmi", "-f", image_tag(), check=False)
     shutil.rmtree(lab_inventory_dir(), ignore_errors=True)
     for name in ("id_ed25519", "id_ed25519.pub", "known_hosts", "vault-pass",
-                 _sites_file().name):
+                 _sites_file().name, _app_file().name):
         (lab_dir() / name).unlink(missing_ok=True)
     return {"containers_removed": len(removed), "inventory_removed": True,
             "networks_removed": networks}

@@ -21,7 +21,7 @@ DC1 = [("pg1", "172.29.53.11", "pg_primary"), ("pg2", "172.29.53.12", "pg_standb
 @pytest.fixture(autouse=True)
 def _lab(tmp_path, monkeypatch):
     """A lab with its default subnet, no recorded shape, state in tmp_path."""
-    for var in ("DRCTL_LAB_SUBNET", "DRCTL_LAB_DC2_SUBNET", "DRCTL_LAB_SITES"):
+    for var in ("DRCTL_LAB_SUBNET", "DRCTL_LAB_DC2_SUBNET", "DRCTL_LAB_SITES", "DRCTL_LAB_APP"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(lab, "lab_dir", lambda: tmp_path / ".lab")
     monkeypatch.setattr(lab, "state_dir", lambda: tmp_path / ".drctl")
@@ -90,6 +90,35 @@ def test_up_chooses_option_then_environment_then_record_then_one(monkeypatch):
     monkeypatch.setenv("DRCTL_LAB_SITES", "1")
     assert lab.wanted_sites(None) == 1
     assert lab.wanted_sites(2) == 2
+
+
+def test_a_one_site_lab_without_its_application_tier_has_no_app_host_and_no_app_vip(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("DRCTL_LAB_APP", "0")
+    assert not lab.wanted_app_tier(1) and lab.wanted_app_tier(2)  # two sites always have it
+    lab._record_app_tier(False)
+    monkeypatch.delenv("DRCTL_LAB_APP")
+    assert not lab.wanted_app_tier(1), "the lab as it was brought up, with no option"
+    assert [h.name for h in lab.lab_hosts()] == ["pg1", "pg2", "backup1"]
+    files = lab.render_inventory(lab.lab_hosts(), tmp_path / "id_ed25519")
+    main = yaml.safe_load(files["group_vars/all/main.yml"])
+    assert "drctl_app_vip" not in main and main["drctl_vip"] == lab.vip()
+    assert "app" not in yaml.safe_load(files["hosts.yml"])["all"]["children"]
+    # `lab up --sites 2` adds dc1's app hosts with dc2's
+    _record(2)
+    names = [h.name for h in lab.lab_hosts()]
+    assert {"app1", "app3", "app2"} <= set(names)
+    files = lab.render_inventory(lab.lab_hosts(), tmp_path / "id_ed25519")
+    assert yaml.safe_load(files["group_vars/all/main.yml"])["drctl_app_vip"] == \
+        lab.site_app_vip("dc1")
+
+
+def test_the_application_tier_is_there_unless_asked_otherwise(monkeypatch):
+    assert lab.app_tier() and lab.wanted_app_tier(1)
+    monkeypatch.setenv("DRCTL_LAB_APP", "no")
+    assert not lab.app_tier()  # nothing recorded: the environment
+    lab._record_app_tier(True)
+    assert lab.app_tier()  # the lab as it was brought up
 
 
 @pytest.mark.parametrize("bad", [0, 3, "x"])

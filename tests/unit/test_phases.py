@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -77,13 +78,14 @@ def test_lane_b_runs_its_modules_in_the_listed_order_the_two_site_one_last():
     assert set(a[1:]) | set(b[1:]) == modules  # every module runs once (lab down in both)
 
 
-def test_molecule_runs_last_in_lane_a_and_each_phase_says_its_cpu_share():
-    """The cores are busy all through a run: molecule waits for lane a's lab to be down
-    instead of running beside both labs."""
+def test_molecule_runs_in_the_check_lane_and_each_phase_says_its_cpu_share():
+    """molecule (its own containers) runs after lint and unit, beside the labs' modules,
+    which leave part of the cores idle; lane a ends with its lab's removal."""
     tp = phases_module()
     lanes = tp.plan(skip_molecule=False, serial=False)
-    assert [p.name for p in lanes["a"]][-2:] == ["test_99_lab_down", "molecule"]
-    assert [p.name for p in lanes["check"]] == ["lint", "unit"]
+    assert [p.name for p in lanes["a"]][-1] == "test_99_lab_down"
+    assert [p.name for p in lanes["check"]] == ["lint", "unit", "molecule"]
+    assert "molecule" not in [p.name for p in lanes["a"] + lanes["b"]]
     runner = tp.Runner(keep_going=True, stream=True)
     runner.run_lane("a", [tp.Phase("quick", ["true"])])
     [row] = runner.rows
@@ -183,3 +185,18 @@ def test_lane_bs_copy_skips_a_file_that_went_between_the_listing_and_the_copy(tm
     tp.copy_tree_for_lane_b()
     assert (tmp_path / "lane-b" / "kept.txt").read_text() == "kept"
     assert not (tmp_path / "lane-b" / ".mypy_cache" / "3.11" / "cache.9.db-wal").exists()
+
+
+def test_lane_b_has_a_lab_of_its_own_warm_and_without_the_application_until_two_sites(
+        monkeypatch):
+    """Lane b's one-site modules run on a lab without app hosts (drctl_lab.lab.APP_ENV):
+    a module that names one belongs in lane a, or after test_14."""
+    for var in ("DRCTL_LAB_NAME", "DRCTL_LAB_SUBNET", "DRCTL_LAB_SUBNET_B"):
+        monkeypatch.delenv(var, raising=False)
+    tp = phases_module()
+    env = tp.lane_b_env()
+    assert env["DRCTL_LAB_NAME"] == "drctl-lab-b" and env["DRCTL_LAB_WARM"] == "1"
+    assert env["DRCTL_LAB_APP"] == "0"
+    for module in tp.LANE_B[:-1]:
+        text = (ROOT / "tests" / "integration" / f"{module}.py").read_text()
+        assert not re.search(r"\bapp[0-9]\b|app_vip", text), module
