@@ -3,11 +3,17 @@ link silently drops every packet for CUT seconds (long enough for pg3's walrecei
 give its connection up and try again), a row is written on the primary meanwhile, then
 the link comes back and the seconds until pg3 holds that row are counted.
 
-Each attempt pg3 makes to reach the primary while the link drops packets is bounded by
-pg_replication_connect_timeout (PostgreSQL tries again 5 s after a failed one). Measured
-2026-12-08: 4.9 s (4.9-5.0, 3 runs) with it, 4.9 s (4.7-5.0, 2 runs) with it removed from
-pg3's settings by hand: the same. test_14's own wait after its WAN cut took 32-33 s in
-runs 75 and 77: something else than the reconnection delays it there (not found yet).
+What bounds it is the kernel's SYN retransmissions, not PostgreSQL: the walreceiver
+connects with libpq's asynchronous API, which ignores connect_timeout (libpq's documented
+behaviour for PQconnectPoll; PostgreSQL 15 waits on that socket without a timeout), so an
+attempt begun during the cut waits for the next retransmitted SYN after the link is back,
+1, 3, 7, 15, 31 and 63 s after the attempt began (tcp_syn_retries 6). Seen in run 79's
+test_14 (pg3's log): the walreceiver gave up at 03:19:49 (wal_receiver_timeout), no
+attempt failed in the next 68 s, and it streamed again at 03:20:57, 63-64 s after the
+attempt that began 5 s after 03:19:49. The figure this bench prints therefore depends on
+where the link's return falls in that schedule: with --cut 45, 4.9 s (4.9-5.0, 3 runs,
+2026-12-08), and the same with connect_timeout in primary_conninfo or without it; test_14's
+longer cut waited 31-33 s (runs 75, 77, 79).
 
   python bench/wan_catchup.py [--runs 3] [--cut 45]
 
