@@ -122,9 +122,9 @@ def test_a_failed_phase_that_is_not_pytest_is_summed_up_by_its_last_lines():
                       "make: *** [Makefile:90: lint] Error 1"]
 
 
-def test_the_check_lane_starts_when_lane_a_has_provisioned_its_lab(tmp_path, monkeypatch):
-    """lint and unit wait for lane a's CHECK_AFTER (the labs' provisions from bare hosts
-    keep both cores busy until then), and for the end of a lane a that stopped before it."""
+def test_the_check_lane_starts_after_lane_a_s_check_after_phase(tmp_path, monkeypatch):
+    """The check lane waits for lane a's CHECK_AFTER (the cores are busy until then), and
+    for the end of a lane a that stopped before it."""
     import threading
 
     tp = phases_module()
